@@ -1,0 +1,27 @@
+//! sea-orm entities for every table of the Master Guide database design, plus the tables the API
+//! adds (`refresh_tokens`, `appointment_status_logs`). Status columns are typed enums (`enums`).
+
+pub mod enums;
+
+pub mod appointment_status_logs;
+pub mod appointments;
+pub mod audit_logs;
+pub mod circle_members;
+pub mod circles;
+pub mod comment_likes;
+pub mod comments;
+pub mod content_progress;
+pub mod course_contents;
+pub mod courses;
+pub mod domains;
+pub mod learning_records;
+pub mod messages;
+pub mod notifications;
+pub mod post_likes;
+pub mod posts;
+pub mod refresh_tokens;
+pub mod reviews;
+pub mod system_configs;
+pub mod user_identities;
+pub mod user_profiles;
+pub mod users;

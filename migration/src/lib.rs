@@ -1,0 +1,67 @@
+//! Schema migrations for every table of the Master Guide database design, on SQLite and PostgreSQL.
+//!
+//! The design's tables come first (000001..000008), then what the API adds, each in its own
+//! migration. PostgreSQL-only extras (GIN indexes over JSONB arrays) sit behind a backend check.
+
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+
+mod m20241201_000001_create_users;
+mod m20241201_000002_create_identities;
+mod m20241201_000003_create_courses;
+mod m20241201_000004_create_circles;
+mod m20241201_000005_create_appointments;
+mod m20241201_000006_create_messages;
+mod m20241201_000007_create_system_tables;
+mod m20241201_000008_create_stats_views;
+mod m20241201_000009_add_user_role;
+mod m20241201_000010_create_refresh_tokens;
+mod m20241201_000011_create_appointment_status_logs;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20241201_000001_create_users::Migration),
+            Box::new(m20241201_000002_create_identities::Migration),
+            Box::new(m20241201_000003_create_courses::Migration),
+            Box::new(m20241201_000004_create_circles::Migration),
+            Box::new(m20241201_000005_create_appointments::Migration),
+            Box::new(m20241201_000006_create_messages::Migration),
+            Box::new(m20241201_000007_create_system_tables::Migration),
+            Box::new(m20241201_000008_create_stats_views::Migration),
+            Box::new(m20241201_000009_add_user_role::Migration),
+            Box::new(m20241201_000010_create_refresh_tokens::Migration),
+            Box::new(m20241201_000011_create_appointment_status_logs::Migration),
+        ]
+    }
+}
+
+/// Every table the migrations create, in creation order (used by tests and `migrate status`).
+pub const TABLES: &[&str] = &[
+    "users",
+    "user_identities",
+    "user_profiles",
+    "courses",
+    "course_contents",
+    "learning_records",
+    "content_progress",
+    "circles",
+    "circle_members",
+    "posts",
+    "comments",
+    "post_likes",
+    "comment_likes",
+    "appointments",
+    "reviews",
+    "messages",
+    "notifications",
+    "domains",
+    "system_configs",
+    "audit_logs",
+    "refresh_tokens",
+    "appointment_status_logs",
+];

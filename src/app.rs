@@ -1,0 +1,116 @@
+//! The application: shared state, start-up (connect, migrate, bind) and graceful stop.
+//! `main` and the test harness start exactly the same thing.
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::db::{self, StatementCounter};
+use crate::graphql;
+use crate::http::{self, HttpState};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What every request handler and resolver shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub keys: TokenKeys,
+    pub config: Arc<Config>,
+    pub statements: Arc<StatementCounter>,
+    pub metrics: PrometheusHandle,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, runs pending migrations, builds the schema and binds the listener
+    /// (port 0 picks a free port, as the tests do).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (db, statements) = db::connect(&config.database).await?;
+        db::migrate(&db).await?;
+        let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
+        let state = AppState { db, keys, config: Arc::new(config), statements, metrics: crate::telemetry::metrics_handle()? };
+        let schema = graphql::build(state.clone(), &state.config.graphql);
+        let router = http::router(HttpState { app: state.clone(), schema });
+        let listener = TcpListener::bind(state.config.bind_addr)
+            .await
+            .with_context(|| format!("cannot bind {}", state.config.bind_addr))?;
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or Ctrl-C.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves; in-flight requests then get `SHUTDOWN_GRACE_SECS` to finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(true);
+        };
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let mut stopping = stopping_rx;
+        // Long-lived connections (WebSocket subscriptions) would hold a graceful stop open forever:
+        // after the grace period the server stops regardless.
+        let deadline = async move {
+            while !*stopping.borrow() {
+                if stopping.changed().await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(grace).await;
+            tracing::warn!("grace period over: closing remaining connections");
+        };
+        tokio::select! {
+            result = server => result.context("server error")?,
+            _ = deadline => {}
+        }
+        self.state.db.clone().close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,133 @@
+//! The one error type of the API. Every variant maps to a GraphQL error with a stable
+//! `extensions.code` that clients switch on; internal causes are logged, never shown.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+
+/// Stable codes in `extensions.code`.
+pub mod code {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const TIMEOUT: &str = "TIMEOUT";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// Deliberately not `Display`: async-graphql converts any `Display` type into an error without
+/// extensions, so `?` on an `AppError` must go through our `From` impl, which always sets the code.
+#[derive(Debug)]
+pub enum AppError {
+    Unauthenticated(String),
+    Forbidden(String),
+    NotFound { entity: &'static str },
+    /// Bad input on one field; `field` is the input path the client sent (e.g. `input.email`).
+    BadInput { field: String, message: String },
+    Conflict { field: Option<String>, message: String },
+    RateLimited { retry_after_secs: u64 },
+    QueryTooComplex(String),
+    Timeout,
+    Internal(anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput { field: field.into(), message: message.into() }
+    }
+
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Conflict { field: Some(field.into()), message: message.into() }
+    }
+
+    pub fn not_found(entity: &'static str) -> Self {
+        Self::NotFound { entity }
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::Unauthenticated("authentication required".into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    /// The message shown to clients; internal causes are never part of it.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated(message) | Self::Forbidden(message) | Self::QueryTooComplex(message) => message.clone(),
+            Self::NotFound { entity } => format!("{entity} not found"),
+            Self::BadInput { message, .. } | Self::Conflict { message, .. } => message.clone(),
+            Self::RateLimited { retry_after_secs } => format!("too many requests, retry in {retry_after_secs}s"),
+            Self::Timeout => "the request took too long and was stopped".into(),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => code::UNAUTHENTICATED,
+            Self::Forbidden(_) => code::FORBIDDEN,
+            Self::NotFound { .. } => code::NOT_FOUND,
+            Self::BadInput { .. } => code::BAD_USER_INPUT,
+            Self::Conflict { .. } => code::CONFLICT,
+            Self::RateLimited { .. } => code::RATE_LIMITED,
+            Self::QueryTooComplex(_) => code::QUERY_TOO_COMPLEX,
+            Self::Timeout => code::TIMEOUT,
+            Self::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    /// Turns a unique-constraint violation into a CONFLICT on `field`; anything else stays internal.
+    pub fn on_unique(field: &'static str, message: &'static str) -> impl FnOnce(DbErr) -> AppError {
+        move |error| match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                AppError::Conflict { field: Some(field.to_string()), message: message.to_string() }
+            }
+            _ => AppError::from(error),
+        }
+    }
+
+    pub fn to_graphql(&self) -> async_graphql::Error {
+        if let Self::Internal(cause) = self {
+            // The full chain goes to the log with the request's span; the client sees only the code.
+            tracing::error!(error = ?cause, "internal error");
+        }
+        async_graphql::Error::new(self.message()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                Self::BadInput { field, .. } => ext.set("field", field.as_str()),
+                Self::Conflict { field: Some(field), .. } => ext.set("field", field.as_str()),
+                Self::NotFound { entity } => ext.set("entity", *entity),
+                Self::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                _ => {}
+            }
+        })
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(error: DbErr) -> Self {
+        // Pool exhaustion and connection loss are still INTERNAL for the client, but get their own log line.
+        if let DbErr::Conn(RuntimeErr::SqlxError(_)) | DbErr::ConnectionAcquire(_) = &error {
+            tracing::warn!(error = %error, "database unavailable");
+        }
+        Self::Internal(anyhow::Error::new(error))
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Internal(error)
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(error: AppError) -> Self {
+        error.to_graphql()
+    }
+}

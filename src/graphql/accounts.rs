@@ -1,0 +1,153 @@
+//! Accounts over GraphQL: register, login, refreshToken, logout, me.
+
+use super::context::{loaders, state, viewer};
+use super::identities::Identity;
+use crate::domain::accounts::{self, Registration, Session};
+use crate::error::AppError;
+use async_graphql::{Context, InputObject, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::enums::{UserRole, UserStatus};
+use entity::users;
+
+/// A registered account. `email` and `phone` are visible to the user themself and to admins only.
+pub struct User {
+    model: users::Model,
+    /// Set when the account is handed to its own (just signed-in) owner.
+    owner: bool,
+}
+
+impl User {
+    pub fn new(model: users::Model) -> Self {
+        Self { model, owner: false }
+    }
+
+    fn own(model: users::Model) -> Self {
+        Self { model, owner: true }
+    }
+}
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+    /// Null unless the viewer is this user or an admin.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.visible_to(ctx).then_some(self.model.email.as_str())
+    }
+    /// Null unless the viewer is this user or an admin.
+    async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.visible_to(ctx).then(|| self.model.phone.as_deref()).flatten()
+    }
+    async fn status(&self) -> UserStatus {
+        self.model.status
+    }
+    async fn email_verified(&self) -> bool {
+        self.model.email_verified
+    }
+    /// USER or ADMIN.
+    async fn role(&self) -> UserRole {
+        self.model.role
+    }
+    /// The user's master and apprentice identities.
+    async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<Identity>> {
+        let found = loaders(ctx)?.identities_by_user.load_one(self.model.id).await.map_err(AppError::from)?;
+        Ok(found.unwrap_or_default().into_iter().map(Identity).collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+}
+
+impl User {
+    fn visible_to(&self, ctx: &Context<'_>) -> bool {
+        if self.owner {
+            return true;
+        }
+        match viewer(ctx) {
+            crate::auth::Viewer::User { id, role } => *id == self.model.id || *role == UserRole::Admin,
+            _ => false,
+        }
+    }
+}
+
+/// Tokens for a signed-in session.
+pub struct AuthPayload(Session);
+
+#[Object]
+impl AuthPayload {
+    /// Short-lived JWT; send as `Authorization: Bearer <accessToken>`.
+    async fn access_token(&self) -> &str {
+        &self.0.access_token
+    }
+    /// Opaque token for `refreshToken`; it works once (each use returns a new one).
+    async fn refresh_token(&self) -> &str {
+        &self.0.refresh_token
+    }
+    /// When the access token expires.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    async fn user(&self) -> User {
+        User::own(self.0.user.clone())
+    }
+}
+
+/// Input of `register`.
+#[derive(InputObject)]
+pub struct RegisterInput {
+    /// Normalized to lowercase; must be unique.
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    pub phone: Option<String>,
+}
+
+/// Input of `login`.
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Default)]
+pub struct AccountsQuery;
+
+#[Object]
+impl AccountsQuery {
+    /// The signed-in user; null when anonymous. An invalid or expired token is UNAUTHENTICATED.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = viewer(ctx).optional()? else { return Ok(None) };
+        Ok(accounts::find_user(&state(ctx)?.db, id).await?.map(User::new))
+    }
+}
+
+#[derive(Default)]
+pub struct AccountsMutation;
+
+#[Object]
+impl AccountsMutation {
+    /// Creates an account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let state = state(ctx)?;
+        let registration = Registration { email: input.email, password: input.password, phone: input.phone };
+        Ok(AuthPayload(accounts::register(&state.db, &state.keys, registration).await?))
+    }
+
+    /// Signs in with email and password. A wrong password and an unknown email give the same error.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let state = state(ctx)?;
+        Ok(AuthPayload(accounts::login(&state.db, &state.keys, &input.email, input.password).await?))
+    }
+
+    /// Exchanges a refresh token for a new token pair; the presented token stops working.
+    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+        let state = state(ctx)?;
+        Ok(AuthPayload(accounts::refresh(&state.db, &state.keys, &refresh_token).await?))
+    }
+
+    /// Ends the session the refresh token belongs to. False when the token was unknown.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+        Ok(accounts::logout(&state(ctx)?.db, &refresh_token).await?)
+    }
+}

@@ -1,0 +1,67 @@
+//! The GraphQL schema: one query/mutation object per area merged at the root, request limits, and
+//! the observability extension. Resolvers are thin: they parse arguments and call `domain/`.
+
+pub mod accounts;
+pub mod extension;
+pub mod identities;
+pub mod loaders;
+
+use crate::app::AppState;
+use crate::config::GraphqlLimits;
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(accounts::AccountsQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(accounts::AccountsMutation);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+}
+
+/// The schema the server runs, with the configured limits and the shared state as context data.
+pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
+    let mut schema = builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits.max_depth.max(32))
+        .limit_directives(8)
+        .extension(extension::Guard::new(limits.max_aliases))
+        .data(loaders::new(state.db.clone()))
+        .data(state);
+    if !limits.introspection {
+        schema = schema.disable_introspection();
+    }
+    schema.finish()
+}
+
+/// The SDL the code defines (`master-guide schema`, and the snapshot test against schema.graphql).
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// The shared state and the viewer, as every resolver reads them from the context.
+pub(crate) mod context {
+    use crate::app::AppState;
+    use crate::auth::Viewer;
+    use crate::error::{AppError, AppResult};
+    use async_graphql::Context;
+
+    static ANONYMOUS: Viewer = Viewer::Anonymous;
+
+    pub fn state<'a>(ctx: &Context<'a>) -> AppResult<&'a AppState> {
+        ctx.data::<AppState>().map_err(|_| AppError::Internal(anyhow::anyhow!("AppState missing from schema data")))
+    }
+
+    pub fn viewer<'a>(ctx: &Context<'a>) -> &'a Viewer {
+        ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS)
+    }
+
+    pub fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a super::loaders::Loaders> {
+        ctx.data::<super::loaders::Loaders>()
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("loaders missing from schema data")))
+    }
+}

@@ -1,0 +1,17 @@
+//! Master Guide API: the GraphQL server of the Master Guide mentoring community.
+//!
+//! Layout: `config` (typed settings), `app` (state, start, stop), `http` (routes), `graphql`
+//! (schema, thin resolvers), `domain` (rules and transactions), `auth`, `db`, `error`, `telemetry`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod telemetry;
+
+pub use app::{AppState, Application};
+pub use config::Config;

@@ -1,0 +1,120 @@
+//! The `master-guide` command: serve (default), migrate, seed, schema, grant-admin.
+
+use clap::{Parser, Subcommand};
+use master_guide::{config::Config, db, domain, graphql, telemetry, Application};
+use migration::{Migrator, MigratorTrait};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "master-guide", version, about = "GraphQL API server of the Master Guide mentoring community")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Load the small demo data set (logins in the README). Running it twice changes nothing.
+    Seed,
+    /// Print the GraphQL schema (SDL); `> schema.graphql` refreshes the snapshot.
+    Schema,
+    /// Make an existing user a platform administrator.
+    GrantAdmin { email: String },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Roll back migrations (the last one, or `-n N`).
+    Down {
+        #[arg(short = 'n', long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// Drop everything and migrate from scratch.
+    Fresh,
+    /// Show applied and pending migrations.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = ?error, "fatal");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            tracing::info!(addr = %app.local_addr()?, "serving GraphQL at /graphql, GraphiQL at /");
+            app.run_until_stopped().await
+        }
+        Command::Migrate { action } => {
+            let (conn, _) = db::connect(&config.database).await?;
+            match action {
+                MigrateAction::Up => Migrator::up(&conn, None).await?,
+                MigrateAction::Down { steps } => Migrator::down(&conn, Some(steps)).await?,
+                MigrateAction::Fresh => Migrator::fresh(&conn).await?,
+                MigrateAction::Status => Migrator::status(&conn).await?,
+            }
+            Ok(())
+        }
+        Command::Seed => {
+            let (conn, _) = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            let report = domain::seed::demo(&conn).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            if report.created {
+                println!(
+                    "seeded {} demo users; sign in as {} with password '{}'",
+                    report.users,
+                    domain::seed::ADMIN_EMAIL,
+                    domain::seed::DEMO_PASSWORD
+                );
+            } else {
+                println!("demo data already present; nothing changed");
+            }
+            Ok(())
+        }
+        Command::GrantAdmin { email } => {
+            let (conn, _) = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            let user = domain::accounts::grant_admin(&conn, &email).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            println!("{} is now an admin", user.email);
+            Ok(())
+        }
+        Command::Schema => Ok(()),
+    }
+}
