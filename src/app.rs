@@ -37,7 +37,8 @@ impl Application {
         let (db, statements) = db::connect(&config.database).await?;
         db::migrate(&db).await?;
         let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
-        let state = AppState { db, keys, config: Arc::new(config), statements, metrics: crate::telemetry::metrics_handle()? };
+        let state =
+            AppState { db, keys, config: Arc::new(config), statements, metrics: crate::telemetry::metrics_handle()? };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let router = http::router(HttpState { app: state.clone(), schema });
         let listener = TcpListener::bind(state.config.bind_addr)

@@ -145,7 +145,11 @@ impl Config {
         };
         let data_dir = PathBuf::from(source.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url = match source.get("DATABASE_URL") {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") => url,
+            Some(url)
+                if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                url
+            }
             Some(url) => {
                 return Err(ConfigError::new(
                     "DATABASE_URL",
@@ -154,12 +158,18 @@ impl Config {
             }
             None => format!("sqlite://{}?mode=rwc", data_dir.join("master-guide.db").display()),
         };
-        let bind_addr = parse(source, "BIND_ADDR", "127.0.0.1:8000".parse().map_err(|_| ConfigError::new("BIND_ADDR", "bad default"))?)?;
+        let bind_addr = parse(
+            source,
+            "BIND_ADDR",
+            "127.0.0.1:8000".parse().map_err(|_| ConfigError::new("BIND_ADDR", "bad default"))?,
+        )?;
         let log_format = match source.get("LOG_FORMAT").as_deref() {
             None if environment == Environment::Production => LogFormat::Json,
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("expected pretty or json, got '{other}'"))),
+            Some(other) => {
+                return Err(ConfigError::new("LOG_FORMAT", format!("expected pretty or json, got '{other}'")))
+            }
         };
         let jwt_secret = match source.get("JWT_SECRET") {
             Some(secret) if secret.len() >= 32 => SecretString::from(secret),
@@ -169,7 +179,9 @@ impl Config {
             }
             None => SecretString::from(dev_jwt_secret(&data_dir)?),
         };
-        for (var, url) in [("REDIS_URL", source.get("REDIS_URL")), ("ELASTICSEARCH_URL", source.get("ELASTICSEARCH_URL"))] {
+        for (var, url) in
+            [("REDIS_URL", source.get("REDIS_URL")), ("ELASTICSEARCH_URL", source.get("ELASTICSEARCH_URL"))]
+        {
             if let Some(url) = url {
                 let ok = match var {
                     "REDIS_URL" => url.starts_with("redis://") || url.starts_with("rediss://"),
@@ -233,7 +245,11 @@ fn parse<T: FromStr>(source: &dyn Source, var: &'static str, default: T) -> Resu
     }
 }
 
-fn positive<T: FromStr + Default + PartialOrd>(source: &dyn Source, var: &'static str, default: T) -> Result<T, ConfigError> {
+fn positive<T: FromStr + Default + PartialOrd>(
+    source: &dyn Source,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
     let value = parse(source, var, default)?;
     if value <= T::default() {
         return Err(ConfigError::new(var, "must be greater than zero"));

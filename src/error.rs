@@ -23,11 +23,21 @@ pub mod code {
 pub enum AppError {
     Unauthenticated(String),
     Forbidden(String),
-    NotFound { entity: &'static str },
+    NotFound {
+        entity: &'static str,
+    },
     /// Bad input on one field; `field` is the input path the client sent (e.g. `input.email`).
-    BadInput { field: String, message: String },
-    Conflict { field: Option<String>, message: String },
-    RateLimited { retry_after_secs: u64 },
+    BadInput {
+        field: String,
+        message: String,
+    },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     QueryTooComplex(String),
     Timeout,
     Internal(anyhow::Error),
@@ -59,7 +69,9 @@ impl AppError {
     /// The message shown to clients; internal causes are never part of it.
     pub fn message(&self) -> String {
         match self {
-            Self::Unauthenticated(message) | Self::Forbidden(message) | Self::QueryTooComplex(message) => message.clone(),
+            Self::Unauthenticated(message) | Self::Forbidden(message) | Self::QueryTooComplex(message) => {
+                message.clone()
+            }
             Self::NotFound { entity } => format!("{entity} not found"),
             Self::BadInput { message, .. } | Self::Conflict { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => format!("too many requests, retry in {retry_after_secs}s"),

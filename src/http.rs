@@ -144,14 +144,20 @@ async fn graphql_get(
         match serde_json::from_str::<serde_json::Value>(&raw) {
             Ok(value) if field == "variables" => request.variables = async_graphql::Variables::from_json(value),
             Ok(_) => {}
-            Err(_) => return error_response(StatusCode::BAD_REQUEST, AppError::bad_input(field, format!("`{field}` is not JSON"))),
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    AppError::bad_input(field, format!("`{field}` is not JSON")),
+                )
+            }
         }
     }
     if precheck(&query).is_ok() {
         if let Ok(document) = async_graphql::parser::parse_query(&query) {
             let is_mutation = document.operations.iter().any(|(name, op)| {
                 op.node.ty != async_graphql::parser::types::OperationType::Query
-                    && (request.operation_name.is_none() || request.operation_name.as_deref() == name.map(|n| n.as_str()))
+                    && (request.operation_name.is_none()
+                        || request.operation_name.as_deref() == name.map(|n| n.as_str()))
             });
             if is_mutation {
                 let mut response = error_response(
@@ -221,10 +227,8 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
             requests
         }
     };
-    let viewer = Viewer::from_authorization(
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
-        &state.app.keys,
-    );
+    let viewer =
+        Viewer::from_authorization(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), &state.app.keys);
     if let Some(id) = viewer.user_id() {
         tracing::Span::current().record("user_id", tracing::field::display(id));
     }
@@ -233,7 +237,13 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {
         if let Err(error) = precheck(&request.query) {
-            responses.push(async_graphql::Response::from_errors(vec![error.to_graphql().into_server_error(Default::default())]));
+            // A single request without a usable query is malformed: 400 (GraphQL over HTTP).
+            if !is_batch && matches!(error, AppError::BadInput { .. }) {
+                return error_response(StatusCode::BAD_REQUEST, error);
+            }
+            responses.push(async_graphql::Response::from_errors(vec![error
+                .to_graphql()
+                .into_server_error(Default::default())]));
             continue;
         }
         let request = request.data(viewer.clone()).data(RequestMeta { ip });
@@ -242,7 +252,9 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
             Ok(response) => response,
             Err(_) => {
                 metrics::counter!("graphql_timeouts_total").increment(1);
-                async_graphql::Response::from_errors(vec![AppError::Timeout.to_graphql().into_server_error(Default::default())])
+                async_graphql::Response::from_errors(vec![AppError::Timeout
+                    .to_graphql()
+                    .into_server_error(Default::default())])
             }
         };
         responses.push(response);
@@ -269,11 +281,7 @@ pub struct RequestMeta {
 
 /// graphql-transport-ws (and the legacy subscriptions-transport-ws). The viewer comes from the
 /// `connection_init` payload; a bad token closes the socket with 4401 (invalid) / 4403 (forbidden).
-async fn graphql_ws(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
     let protocol = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
@@ -289,9 +297,8 @@ const WS_UNAUTHORIZED_PREFIX: &str = "Unauthorized: ";
 async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtocols) {
     let (mut sink, stream) = socket.split();
     let keys = state.app.keys.clone();
-    let input = stream
-        .take_while(|message| futures_util::future::ready(message.is_ok()))
-        .filter_map(|message| async move {
+    let input =
+        stream.take_while(|message| futures_util::future::ready(message.is_ok())).filter_map(|message| async move {
             match message {
                 Ok(Message::Text(text)) => Some(Bytes::from(text.as_str().to_owned())),
                 Ok(Message::Binary(bytes)) => Some(bytes),
@@ -365,7 +372,10 @@ async fn graphiql_asset(Path(file): Path<String>) -> Response {
     };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain"))),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
         ],
         body,
@@ -416,6 +426,6 @@ mod tests {
     #[test]
     fn error_codes_are_set() {
         let error = AppError::bad_input("input.email", "bad");
-        assert_eq!(error.code(), code::BAD_USER_INPUT);
+        assert_eq!(error.code(), crate::error::code::BAD_USER_INPUT);
     }
 }

@@ -19,7 +19,12 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::appointments::Entity", from = "Column::AppointmentId", to = "super::appointments::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::appointments::Entity",
+        from = "Column::AppointmentId",
+        to = "super::appointments::Column::Id",
+        on_delete = "Cascade"
+    )]
     Appointments,
 }
 

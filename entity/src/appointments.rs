@@ -26,9 +26,19 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::users::Entity", from = "Column::StudentId", to = "super::users::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::StudentId",
+        to = "super::users::Column::Id",
+        on_delete = "Cascade"
+    )]
     Student,
-    #[sea_orm(belongs_to = "super::user_identities::Entity", from = "Column::MentorId", to = "super::user_identities::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::user_identities::Entity",
+        from = "Column::MentorId",
+        to = "super::user_identities::Column::Id",
+        on_delete = "Cascade"
+    )]
     Mentor,
     #[sea_orm(has_many = "super::appointment_status_logs::Entity")]
     StatusLogs,

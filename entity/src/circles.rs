@@ -27,7 +27,11 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::user_identities::Entity", from = "Column::CreatedBy", to = "super::user_identities::Column::Id")]
+    #[sea_orm(
+        belongs_to = "super::user_identities::Entity",
+        from = "Column::CreatedBy",
+        to = "super::user_identities::Column::Id"
+    )]
     Creator,
     #[sea_orm(has_many = "super::circle_members::Entity")]
     CircleMembers,

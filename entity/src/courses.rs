@@ -35,7 +35,12 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::user_identities::Entity", from = "Column::MentorId", to = "super::user_identities::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::user_identities::Entity",
+        from = "Column::MentorId",
+        to = "super::user_identities::Column::Id",
+        on_delete = "Cascade"
+    )]
     Mentor,
     #[sea_orm(has_many = "super::course_contents::Entity")]
     CourseContents,

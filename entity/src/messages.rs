@@ -21,7 +21,12 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::users::Entity", from = "Column::FromUserId", to = "super::users::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::FromUserId",
+        to = "super::users::Column::Id",
+        on_delete = "Cascade"
+    )]
     FromUser,
     #[sea_orm(belongs_to = "super::users::Entity", from = "Column::ToUserId", to = "super::users::Column::Id")]
     ToUser,

@@ -24,13 +24,33 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::users::Entity", from = "Column::ReviewerId", to = "super::users::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::ReviewerId",
+        to = "super::users::Column::Id",
+        on_delete = "Cascade"
+    )]
     Reviewer,
-    #[sea_orm(belongs_to = "super::user_identities::Entity", from = "Column::ReviewedId", to = "super::user_identities::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::user_identities::Entity",
+        from = "Column::ReviewedId",
+        to = "super::user_identities::Column::Id",
+        on_delete = "Cascade"
+    )]
     Reviewed,
-    #[sea_orm(belongs_to = "super::courses::Entity", from = "Column::CourseId", to = "super::courses::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::courses::Entity",
+        from = "Column::CourseId",
+        to = "super::courses::Column::Id",
+        on_delete = "Cascade"
+    )]
     Courses,
-    #[sea_orm(belongs_to = "super::appointments::Entity", from = "Column::AppointmentId", to = "super::appointments::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::appointments::Entity",
+        from = "Column::AppointmentId",
+        to = "super::appointments::Column::Id",
+        on_delete = "Cascade"
+    )]
     Appointments,
 }
 

@@ -30,9 +30,19 @@ pub struct Model {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(belongs_to = "super::users::Entity", from = "Column::UserId", to = "super::users::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::UserId",
+        to = "super::users::Column::Id",
+        on_delete = "Cascade"
+    )]
     Users,
-    #[sea_orm(belongs_to = "super::user_identities::Entity", from = "Column::IdentityId", to = "super::user_identities::Column::Id", on_delete = "Cascade")]
+    #[sea_orm(
+        belongs_to = "super::user_identities::Entity",
+        from = "Column::IdentityId",
+        to = "super::user_identities::Column::Id",
+        on_delete = "Cascade"
+    )]
     UserIdentities,
 }
 

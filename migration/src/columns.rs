@@ -70,11 +70,7 @@ pub fn json_null(name: &str) -> ColumnDef {
 
 /// A UTC timestamp that defaults to now (timestamptz on PostgreSQL).
 pub fn timestamp_now(name: &str) -> ColumnDef {
-    ColumnDef::new(n(name))
-        .timestamp_with_time_zone()
-        .not_null()
-        .default(Expr::current_timestamp())
-        .to_owned()
+    ColumnDef::new(n(name)).timestamp_with_time_zone().not_null().default(Expr::current_timestamp()).to_owned()
 }
 
 pub fn timestamp_null(name: &str) -> ColumnDef {
@@ -97,11 +93,7 @@ pub fn status(name: &str, values: &[&str], default: &str) -> ColumnDef {
 
 /// Like [`status`] but nullable and without a default (e.g. course difficulty).
 pub fn status_null(name: &str, values: &[&str]) -> ColumnDef {
-    ColumnDef::new(n(name))
-        .string_len(20)
-        .null()
-        .check(Expr::col(n(name)).is_in(values.iter().copied()))
-        .to_owned()
+    ColumnDef::new(n(name)).string_len(20).null().check(Expr::col(n(name)).is_in(values.iter().copied())).to_owned()
 }
 
 /// A named foreign key `fk_<table>_<column>`.

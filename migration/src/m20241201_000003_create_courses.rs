@@ -19,7 +19,12 @@ impl MigrationTrait for Migration {
                     .col(text_null("description"))
                     .col(string_null("cover_image", 500))
                     .col(decimal("price", 10, 2, None).check(Expr::col(n("price")).gte(0)))
-                    .col(ColumnDef::new(n("duration_hours")).integer().not_null().check(Expr::col(n("duration_hours")).gt(0)))
+                    .col(
+                        ColumnDef::new(n("duration_hours"))
+                            .integer()
+                            .not_null()
+                            .check(Expr::col(n("duration_hours")).gt(0)),
+                    )
                     .col(status_null("difficulty", &["beginner", "intermediate", "advanced"]))
                     .col(status("status", &["draft", "published", "archived"], "draft"))
                     .col(int_null("max_students").check(Expr::col(n("max_students")).gt(0)))
@@ -50,9 +55,7 @@ impl MigrationTrait for Migration {
                     .col(pk())
                     .col(uuid("course_id"))
                     .col(string("title", 200))
-                    .col(
-                        status("content_type", &["video", "text", "quiz", "assignment"], "text"),
-                    )
+                    .col(status("content_type", &["video", "text", "quiz", "assignment"], "text"))
                     .col(string_null("content_url", 500))
                     .col(text_null("content_text"))
                     .col(ColumnDef::new(n("order_index")).integer().not_null())
@@ -85,12 +88,8 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        create_indexes(
-            manager,
-            "learning_records",
-            &[&["user_id"], &["course_id"], &["status"], &["enrolled_at"]],
-        )
-        .await?;
+        create_indexes(manager, "learning_records", &[&["user_id"], &["course_id"], &["status"], &["enrolled_at"]])
+            .await?;
 
         manager
             .create_table(
@@ -105,7 +104,12 @@ impl MigrationTrait for Migration {
                     .col(timestamp_now("last_accessed_at"))
                     .col(int("study_time", 0))
                     .foreign_key(&mut fk("content_progress", "user_id", "users", ForeignKeyAction::Cascade))
-                    .foreign_key(&mut fk("content_progress", "content_id", "course_contents", ForeignKeyAction::Cascade))
+                    .foreign_key(&mut fk(
+                        "content_progress",
+                        "content_id",
+                        "course_contents",
+                        ForeignKeyAction::Cascade,
+                    ))
                     .index(&mut unique("content_progress", &["user_id", "content_id"]))
                     .to_owned(),
             )

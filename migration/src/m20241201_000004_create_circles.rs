@@ -147,10 +147,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        drop_tables(
-            manager,
-            &["comment_likes", "post_likes", "comments", "posts", "circle_members", "circles"],
-        )
-        .await
+        drop_tables(manager, &["comment_likes", "post_likes", "comments", "posts", "circle_members", "circles"]).await
     }
 }

@@ -17,13 +17,14 @@ impl MigrationTrait for Migration {
                     .col(uuid("student_id"))
                     .col(uuid("mentor_id"))
                     .col(timestamp("appointment_time"))
-                    .col(ColumnDef::new(n("duration_minutes")).integer().not_null().check(Expr::col(n("duration_minutes")).gt(0)))
+                    .col(
+                        ColumnDef::new(n("duration_minutes"))
+                            .integer()
+                            .not_null()
+                            .check(Expr::col(n("duration_minutes")).gt(0)),
+                    )
                     .col(status("meeting_type", &["video", "voice", "text"], "video"))
-                    .col(status(
-                        "status",
-                        &["pending", "confirmed", "completed", "cancelled", "no_show"],
-                        "pending",
-                    ))
+                    .col(status("status", &["pending", "confirmed", "completed", "cancelled", "no_show"], "pending"))
                     .col(decimal("price", 10, 2, None).check(Expr::col(n("price")).gte(0)))
                     .col(text_null("notes"))
                     .col(string_null("meeting_url", 500))
@@ -51,12 +52,7 @@ impl MigrationTrait for Migration {
                     .col(uuid("reviewed_id"))
                     .col(uuid_null("course_id"))
                     .col(uuid_null("appointment_id"))
-                    .col(
-                        ColumnDef::new(n("rating"))
-                            .integer()
-                            .not_null()
-                            .check(Expr::col(n("rating")).between(1, 5)),
-                    )
+                    .col(ColumnDef::new(n("rating")).integer().not_null().check(Expr::col(n("rating")).between(1, 5)))
                     .col(text_null("content"))
                     .col(status("review_type", &["course", "mentor", "appointment"], "course"))
                     .col(status("status", &["active", "hidden", "deleted"], "active"))

@@ -11,17 +11,12 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .alter_table(
-                Table::alter()
-                    .table(n("users"))
-                    .add_column(status("role", &["user", "admin"], "user"))
-                    .to_owned(),
+                Table::alter().table(n("users")).add_column(status("role", &["user", "admin"], "user")).to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(Table::alter().table(n("users")).drop_column(n("role")).to_owned())
-            .await
+        manager.alter_table(Table::alter().table(n("users")).drop_column(n("role")).to_owned()).await
     }
 }

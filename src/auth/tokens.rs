@@ -52,7 +52,8 @@ impl TokenKeys {
     pub fn issue_access(&self, user_id: Uuid, role: UserRole) -> AppResult<(String, DateTime<Utc>)> {
         let now = Utc::now();
         let expires_at = now + chrono::Duration::from_std(self.access_ttl).map_err(|e| AppError::Internal(e.into()))?;
-        let claims = Claims { sub: user_id, role, iat: now.timestamp(), exp: expires_at.timestamp(), iss: ISSUER.into() };
+        let claims =
+            Claims { sub: user_id, role, iat: now.timestamp(), exp: expires_at.timestamp(), iss: ISSUER.into() };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| AppError::Internal(error.into()))?;
         Ok((token, expires_at))
@@ -60,14 +61,14 @@ impl TokenKeys {
 
     /// Validates signature, issuer and expiry.
     pub fn verify_access(&self, token: &str) -> AppResult<Claims> {
-        decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|error| match error.kind() {
+        decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|error| {
+            match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     AppError::Unauthenticated("access token expired".into())
                 }
                 _ => AppError::Unauthenticated("invalid access token".into()),
-            })
+            }
+        })
     }
 }
 

@@ -10,7 +10,10 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Viewer {
     Anonymous,
-    User { id: Uuid, role: UserRole },
+    User {
+        id: Uuid,
+        role: UserRole,
+    },
     /// A credential was sent but did not verify; carries the reason.
     Invalid(String),
 }

@@ -9,8 +9,7 @@ use entity::enums::{UserRole, UserStatus};
 use entity::{refresh_tokens, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -189,11 +188,22 @@ fn ensure_can_sign_in(user: &users::Model) -> AppResult<()> {
     }
 }
 
-async fn start_session(db: &impl ConnectionTrait, keys: &TokenKeys, user: users::Model, family: Uuid) -> AppResult<Session> {
+async fn start_session(
+    db: &impl ConnectionTrait,
+    keys: &TokenKeys,
+    user: users::Model,
+    family: Uuid,
+) -> AppResult<Session> {
     issue(db, keys, user, family, Uuid::new_v4()).await
 }
 
-async fn issue(db: &impl ConnectionTrait, keys: &TokenKeys, user: users::Model, family: Uuid, id: Uuid) -> AppResult<Session> {
+async fn issue(
+    db: &impl ConnectionTrait,
+    keys: &TokenKeys,
+    user: users::Model,
+    family: Uuid,
+    id: Uuid,
+) -> AppResult<Session> {
     let (access_token, expires_at) = keys.issue_access(user.id, user.role)?;
     let refresh_token = random_token(32);
     let now = Utc::now();

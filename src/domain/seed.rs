@@ -164,10 +164,9 @@ pub async fn demo(db: &DatabaseConnection) -> AppResult<SeedReport> {
         }
         .insert(&txn)
         .await?;
-        for (user_id, identity_id, role) in [
-            (mentor.user_id, mentor.id, MemberRole::Admin),
-            (student.id, student_identity.id, MemberRole::Member),
-        ] {
+        for (user_id, identity_id, role) in
+            [(mentor.user_id, mentor.id, MemberRole::Admin), (student.id, student_identity.id, MemberRole::Member)]
+        {
             circle_members::ActiveModel {
                 id: Set(Uuid::new_v4()),
                 circle_id: Set(circle.id),
@@ -205,7 +204,12 @@ pub async fn demo(db: &DatabaseConnection) -> AppResult<SeedReport> {
     Ok(SeedReport { created: true, users: 1 + MASTERS.len() + APPRENTICES.len() })
 }
 
-fn identity(user_id: Uuid, kind: IdentityType, domain: &str, now: chrono::DateTime<Utc>) -> user_identities::ActiveModel {
+fn identity(
+    user_id: Uuid,
+    kind: IdentityType,
+    domain: &str,
+    now: chrono::DateTime<Utc>,
+) -> user_identities::ActiveModel {
     let master = kind == IdentityType::Master;
     user_identities::ActiveModel {
         id: Set(Uuid::new_v4()),

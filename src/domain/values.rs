@@ -43,10 +43,8 @@ pub fn parse_phone(raw: Option<String>, field: &str) -> AppResult<Option<String>
         return Ok(None);
     }
     let digits = phone.chars().filter(char::is_ascii_digit).count();
-    let shape_ok = phone
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'));
+    let shape_ok =
+        phone.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ' ' || c == '-' || (i == 0 && c == '+'));
     if phone.len() > 20 || digits < 6 || !shape_ok {
         return Err(AppError::bad_input(field, "phone number must be 6-20 digits, optionally starting with +"));
     }
@@ -59,7 +57,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("  Ada@Example.COM ", "e").map(|e| e.into_inner()).ok(), Some("ada@example.com".into()));
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ", "e").map(|e| e.into_inner()).ok(),
+            Some("ada@example.com".into())
+        );
         for bad in ["", "plain", "a@b", "a@@b.com", "a b@c.com", "@c.com", "a@.com", "a@c..com", "a@c.com."] {
             assert!(Email::parse(bad, "e").is_err(), "{bad}");
         }

@@ -37,7 +37,7 @@ impl User {
     }
     /// Null unless the viewer is this user or an admin.
     async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.visible_to(ctx).then(|| self.model.phone.as_deref()).flatten()
+        self.visible_to(ctx).then_some(self.model.phone.as_deref()).flatten()
     }
     async fn status(&self) -> UserStatus {
         self.model.status

@@ -5,7 +5,9 @@
 //! client-chosen operation name, so a client cannot blow up the metrics' cardinality.
 
 use crate::error::{code, AppError};
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Pos, Response, ServerError, ServerResult, Value, Variables};
 use std::collections::HashMap;
@@ -44,15 +46,11 @@ impl Extension for GuardExtension {
         for error in &mut response.errors {
             ensure_code(error);
         }
-        let operation = self
-            .label
-            .lock()
-            .ok()
-            .and_then(|label| label.clone())
-            .unwrap_or_else(|| "invalid".to_string());
+        let operation = self.label.lock().ok().and_then(|label| label.clone()).unwrap_or_else(|| "invalid".to_string());
         let outcome = if response.errors.is_empty() { "ok" } else { "error" };
         let elapsed = started.elapsed().as_secs_f64();
-        metrics::counter!("graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
+        metrics::counter!("graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome)
+            .increment(1);
         metrics::histogram!("graphql_request_duration_seconds", "operation" => operation.clone()).record(elapsed);
         for error in &response.errors {
             let code = error_code(error).unwrap_or(code::INTERNAL);
@@ -88,7 +86,12 @@ impl Extension for GuardExtension {
         Ok(document)
     }
 
-    async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
         let label = self.labels.lock().ok().and_then(|labels| {
             labels
                 .get(&operation_name.map(String::from))
@@ -194,7 +197,9 @@ mod tests {
 
     #[test]
     fn counts_aliases_in_operations_and_fragments() -> Result<(), Box<dyn std::error::Error>> {
-        let doc = async_graphql::parser::parse_query("query { a: me { id } b: me { x: id } ...F } fragment F on Query { c: me { id } }")?;
+        let doc = async_graphql::parser::parse_query(
+            "query { a: me { id } b: me { x: id } ...F } fragment F on Query { c: me { id } }",
+        )?;
         assert_eq!(count_aliases(&doc), 4);
         Ok(())
     }

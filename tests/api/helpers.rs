@@ -1,0 +1,198 @@
+//! `spawn_app()` and the typed helpers every test uses.
+
+use master_guide::{config::Config, Application};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub db_url: String,
+    pub data_dir: PathBuf,
+    /// PostgreSQL: the admin URL and database name to drop at teardown.
+    pg_drop: Option<(String, String)>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Which backend this run uses.
+pub fn backend() -> &'static str {
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+/// Creates a fresh, empty database and returns its URL (and, for PostgreSQL, what to drop).
+pub async fn fresh_database(data_dir: &std::path::Path) -> (String, Option<(String, String)>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) => {
+            let name = format!("mg_test_{}", Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            admin.close().await.ok();
+            let base = admin_url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(admin_url.clone());
+            (format!("{base}/{name}"), Some((admin_url, name)))
+        }
+        Err(_) => (format!("sqlite://{}?mode=rwc", data_dir.join("test.db").display()), None),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the server with extra settings (e.g. `("GRAPHQL_MAX_ALIASES", "5")`).
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let data_dir = std::env::temp_dir().join(format!("mg-test-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&data_dir).expect("create data dir");
+    let (db_url, pg_drop) = fresh_database(&data_dir).await;
+    let mut settings: HashMap<String, String> = [
+        ("DATA_DIR", data_dir.to_string_lossy().to_string()),
+        ("DATABASE_URL", db_url.clone()),
+        ("BIND_ADDR", "127.0.0.1:0".into()),
+        ("JWT_SECRET", JWT_SECRET.into()),
+        ("DB_MAX_CONNECTIONS", "10".into()),
+        ("DB_MIN_CONNECTIONS", "1".into()),
+        ("SHUTDOWN_GRACE_SECS", "2".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (key, value) in overrides {
+        settings.insert(key.to_string(), value.to_string());
+    }
+    let config = Config::from_source(&settings).expect("test config");
+    let app = Application::build(config).await.expect("build application");
+    let addr = app.local_addr().expect("local addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        http: reqwest::Client::builder().build().expect("http client"),
+        db_url,
+        data_dir,
+        pg_drop,
+        shutdown: Some(tx),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL operation; returns the response body.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_with(None, query, variables).await
+    }
+
+    pub async fn gql_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.gql_with(Some(token), query, variables).await
+    }
+
+    pub async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.http.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("send graphql request");
+        assert!(response.status().is_success(), "HTTP {} for {query}", response.status());
+        response.json().await.expect("graphql response is JSON")
+    }
+
+    /// Registers a user and returns (access token, refresh token, user id).
+    pub async fn register(&self, email: &str) -> Session {
+        let body = self
+            .gql(
+                "mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken user { id } } }",
+                json!({ "input": { "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        let payload = &body["data"]["register"];
+        assert!(payload.is_object(), "register failed: {body}");
+        Session {
+            access: payload["accessToken"].as_str().unwrap_or_default().to_string(),
+            refresh: payload["refreshToken"].as_str().unwrap_or_default().to_string(),
+            user_id: payload["user"]["id"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// A direct connection to the test database, to check what a request did (or did not) write.
+    pub async fn db(&self) -> DatabaseConnection {
+        Database::connect(&self.db_url).await.expect("connect to the test database")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let db = self.db().await;
+        let row = db
+            .query_one(Statement::from_string(db.get_database_backend(), format!("SELECT COUNT(*) AS n FROM {table}")))
+            .await
+            .expect("count query")
+            .expect("count row");
+        let n: i64 = row.try_get("", "n").expect("count value");
+        db.close().await.ok();
+        n
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        let db = self.db().await;
+        db.execute_unprepared(sql).await.expect("exec sql");
+        db.close().await.ok();
+    }
+
+    /// The server's exact count of SQL statements so far (from /metrics).
+    pub async fn statements(&self) -> u64 {
+        let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix("db_statements_executed "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("db_statements_executed in /metrics")
+    }
+}
+
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some((admin_url, name)) = self.pg_drop.take() {
+            // Drop is sync; a short-lived runtime on its own thread drops the database.
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                runtime.block_on(async move {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        admin.close().await.ok();
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")
+}
+
+pub fn error_field(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["field"].as_str().unwrap_or("<no field>")
+}

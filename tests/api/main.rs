@@ -1,0 +1,16 @@
+//! Black-box tests: each starts the real server on a random port with a fresh database (SQLite
+//! always; PostgreSQL when TEST_DATABASE_URL is set) and speaks HTTP/WebSocket to it like a client.
+
+// Panicking on a broken precondition is how a test fails.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod helpers;
+
+mod accounts;
+mod browser;
+mod config_files;
+mod hostile;
+mod http;
+mod migrations;
+mod schema;
+mod websocket;
