@@ -282,7 +282,11 @@ fn dev_jwt_secret(data_dir: &Path) -> Result<String, ConfigError> {
     std::fs::create_dir_all(data_dir)
         .and_then(|_| std::fs::write(&path, &secret))
         .map_err(|error| ConfigError::new("DATA_DIR", format!("cannot write {}: {error}", path.display())))?;
-    tracing::warn!(path = %path.display(), "JWT_SECRET not set: generated a development secret (set JWT_SECRET in production)");
+    // Config is read before logging is set up, so this goes straight to stderr.
+    eprintln!(
+        "warning: JWT_SECRET not set: generated a development secret in {} (set JWT_SECRET in production)",
+        path.display()
+    );
     Ok(secret)
 }
 

@@ -19,6 +19,7 @@ pub struct TestApp {
     /// PostgreSQL: the admin URL and database name to drop at teardown.
     pg_drop: Option<(String, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Which backend this run uses.
@@ -73,7 +74,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let app = Application::build(config).await.expect("build application");
     let addr = app.local_addr().expect("local addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let server = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
     TestApp {
@@ -83,6 +84,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         data_dir,
         pg_drop,
         shutdown: Some(tx),
+        server: Some(server),
     }
 }
 
@@ -125,6 +127,28 @@ impl TestApp {
             refresh: payload["refreshToken"].as_str().unwrap_or_default().to_string(),
             user_id: payload["user"]["id"].as_str().unwrap_or_default().to_string(),
         }
+    }
+
+    /// Sends the shutdown signal (as SIGTERM would) and returns the server task to await.
+    pub fn stop(&mut self) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server running")
+    }
+
+    /// Holds a write lock on `users` until the returned guard is released: writers block behind it.
+    pub async fn lock_users(&self) -> sea_orm::DatabaseTransaction {
+        use sea_orm::TransactionTrait;
+        let db = self.db().await;
+        let txn = db.begin().await.expect("begin");
+        let sql = match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => "LOCK TABLE users IN ACCESS EXCLUSIVE MODE",
+            // SQLite locks the whole file: a write inside the transaction takes the write lock.
+            _ => "UPDATE users SET updated_at = updated_at",
+        };
+        txn.execute_unprepared(sql).await.expect("lock");
+        txn
     }
 
     /// A direct connection to the test database, to check what a request did (or did not) write.

@@ -118,3 +118,52 @@ async fn the_graphiql_page_and_its_assets_are_served_by_the_binary() {
     let missing = app.http.get(app.url("/assets/graphiql/../Cargo.toml")).send().await.expect("asset");
     assert_eq!(missing.status().as_u16(), 404);
 }
+
+const REGISTER: &str =
+    "mutation($e: String!) { register(input: { email: $e, password: \"password123\" }) { user { id } } }";
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_stopped_with_timeout_and_writes_nothing() {
+    let app = spawn_app_with(&[("GRAPHQL_REQUEST_TIMEOUT_SECS", "1")]).await;
+    let lock = app.lock_users().await;
+    // The insert waits behind the lock longer than the 1 s limit.
+    let body = app.gql(REGISTER, json!({ "e": "slow@example.com" })).await;
+    assert_eq!(error_code(&body), "TIMEOUT", "{body}");
+    lock.rollback().await.expect("release");
+    assert_eq!(app.count("users").await, 0, "the stopped request rolled back");
+    // The server is fine afterwards.
+    let body = app.gql(REGISTER, json!({ "e": "fast@example.com" })).await;
+    assert!(body["data"]["register"].is_object(), "{body}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let mut app = spawn_app_with(&[("SHUTDOWN_GRACE_SECS", "20")]).await;
+    let lock = app.lock_users().await;
+    let in_flight = {
+        let http = app.http.clone();
+        let url = app.url("/graphql");
+        tokio::spawn(async move {
+            http.post(url)
+                .json(&json!({ "query": REGISTER, "variables": { "e": "inflight@example.com" } }))
+                .send()
+                .await
+                .expect("send")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let server = app.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // New connections are refused once shutdown began...
+    let refused = reqwest::Client::new().get(app.url("/healthz")).send().await;
+    assert!(refused.is_err(), "new connections are not accepted during shutdown");
+    // ...while the request that was already running completes once the lock goes away.
+    lock.rollback().await.expect("release");
+    let body = in_flight.await.expect("in-flight task");
+    assert!(body["data"]["register"]["user"]["id"].is_string(), "{body}");
+    server.await.expect("join").expect("server stopped cleanly");
+    assert_eq!(app.count("users").await, 1);
+}
