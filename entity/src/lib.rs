@@ -1,5 +1,6 @@
 //! sea-orm entities for every table of the Master Guide database design, plus the tables the API
-//! adds (`refresh_tokens`, `appointment_status_logs`). Status columns are typed enums (`enums`).
+//! adds (`refresh_tokens`, `appointment_status_logs`), and the read-only stats views
+//! (`mentor_stats`, `course_stats`). Status columns are typed enums (`enums`).
 
 pub mod enums;
 
@@ -12,9 +13,11 @@ pub mod comment_likes;
 pub mod comments;
 pub mod content_progress;
 pub mod course_contents;
+pub mod course_stats;
 pub mod courses;
 pub mod domains;
 pub mod learning_records;
+pub mod mentor_stats;
 pub mod messages;
 pub mod notifications;
 pub mod post_likes;

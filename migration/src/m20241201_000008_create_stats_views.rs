@@ -3,7 +3,9 @@
 //! Written with correlated sub-queries instead of the design's single multi-way LEFT JOIN: joining
 //! courses, learning records and reviews at once multiplies rows, so the design's `COUNT(r.id)` and
 //! `AVG(r.rating)` came out inflated/weighted by enrollments. Dropped enrollments and hidden or
-//! deleted reviews do not count.
+//! deleted reviews do not count. Averages are cast to DOUBLE PRECISION (REAL affinity on SQLite) and
+//! coalesced to 0 so both backends return the same type and keyset ordering never meets NULL;
+//! `review_count = 0` tells "no rating yet" apart. Only published courses count for a mentor.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::ConnectionTrait;
@@ -19,12 +21,14 @@ SELECT
     up.name,
     up.avatar,
     ui.domain,
-    up.hourly_rate,
-    (SELECT COUNT(*) FROM courses c WHERE c.mentor_id = ui.id) AS course_count,
+    COALESCE(up.hourly_rate, 0) AS hourly_rate,
+    ui.created_at,
+    (SELECT COUNT(*) FROM courses c WHERE c.mentor_id = ui.id AND c.status = 'published') AS course_count,
     (SELECT COUNT(DISTINCT lr.user_id) FROM learning_records lr JOIN courses c ON c.id = lr.course_id
        WHERE c.mentor_id = ui.id AND lr.status <> 'dropped') AS student_count,
-    (SELECT AVG(r.rating) FROM reviews r
-       WHERE r.reviewed_id = ui.id AND r.review_type = 'mentor' AND r.status = 'active') AS average_rating,
+    CAST(COALESCE((SELECT AVG(r.rating) FROM reviews r
+       WHERE r.reviewed_id = ui.id AND r.review_type = 'mentor' AND r.status = 'active'), 0) AS DOUBLE PRECISION)
+        AS average_rating,
     (SELECT COUNT(*) FROM reviews r
        WHERE r.reviewed_id = ui.id AND r.review_type = 'mentor' AND r.status = 'active') AS review_count
 FROM user_identities ui
@@ -43,10 +47,11 @@ SELECT
     c.difficulty,
     (SELECT COUNT(*) FROM learning_records lr WHERE lr.course_id = c.id AND lr.status <> 'dropped')
         AS enrolled_students,
-    (SELECT AVG(lr.progress_percentage) FROM learning_records lr
-       WHERE lr.course_id = c.id AND lr.status <> 'dropped') AS avg_progress,
-    (SELECT AVG(r.rating) FROM reviews r
-       WHERE r.course_id = c.id AND r.review_type = 'course' AND r.status = 'active') AS average_rating,
+    CAST(COALESCE((SELECT AVG(lr.progress_percentage) FROM learning_records lr
+       WHERE lr.course_id = c.id AND lr.status <> 'dropped'), 0) AS DOUBLE PRECISION) AS avg_progress,
+    CAST(COALESCE((SELECT AVG(r.rating) FROM reviews r
+       WHERE r.course_id = c.id AND r.review_type = 'course' AND r.status = 'active'), 0) AS DOUBLE PRECISION)
+        AS average_rating,
     (SELECT COUNT(*) FROM reviews r
        WHERE r.course_id = c.id AND r.review_type = 'course' AND r.status = 'active') AS review_count
 FROM courses c

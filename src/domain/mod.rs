@@ -3,5 +3,44 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod courses;
+pub mod domains;
+pub mod identities;
+pub mod learning;
+pub mod mentors;
+pub mod notify;
+pub mod pagination;
 pub mod seed;
 pub mod values;
+
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use entity::enums::{UserRole, UserStatus};
+use entity::users;
+use sea_orm::ConnectionTrait;
+
+/// The signed-in user, loaded fresh: a token issued before a ban does not let a banned user act.
+pub async fn active_user(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<users::Model> {
+    let id = viewer.require()?;
+    let user = accounts::find_user(db, id).await?.ok_or_else(AppError::unauthenticated)?;
+    match user.status {
+        UserStatus::Active => Ok(user),
+        UserStatus::Banned => Err(AppError::forbidden("this account is banned")),
+        UserStatus::Inactive => Err(AppError::forbidden("this account is inactive")),
+    }
+}
+
+/// An active platform admin, checked against the database (not only the token's claim).
+pub async fn admin(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<users::Model> {
+    viewer.require()?;
+    let user = active_user(db, viewer).await?;
+    if user.role != UserRole::Admin {
+        return Err(AppError::forbidden("administrators only"));
+    }
+    Ok(user)
+}
+
+/// Whether the viewer is a platform admin according to the token (for read-side visibility only).
+pub fn is_admin(viewer: &Viewer) -> bool {
+    matches!(viewer, Viewer::User { role: UserRole::Admin, .. })
+}

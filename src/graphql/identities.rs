@@ -1,9 +1,20 @@
-//! GraphQL view of `user_identities` (the mutations and the profile arrive with the mentors area).
+//! Identities, profiles and mentors over GraphQL.
 
-use async_graphql::{Object, ID};
+use super::accounts::User;
+use super::context::{loaders, state, viewer};
+use super::courses::Course;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use super::{id_arg, maybe_undefined, SortDirection};
+use crate::domain::identities::{self, Application, Decision, ProfileInput};
+use crate::domain::mentors::{self, MentorFilter, MentorOrder};
+use crate::domain::values::scale2;
+use crate::error::AppError;
+use async_graphql::{Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::enums::{IdentityStatus, IdentityType, VerificationStatus};
-use entity::user_identities;
+use entity::{mentor_stats, user_identities, user_profiles};
+use rust_decimal::Decimal;
+use uuid::Uuid;
 
 /// A user's identity in one professional domain: a master (teaches) or an apprentice (learns).
 pub struct Identity(pub user_identities::Model);
@@ -28,7 +39,294 @@ impl Identity {
     async fn verification_status(&self) -> VerificationStatus {
         self.0.verification_status
     }
+    /// Document URLs sent with a master application: visible to the owner and admins only.
+    async fn verification_documents(&self, ctx: &Context<'_>) -> Option<Vec<String>> {
+        let viewer = viewer(ctx);
+        let allowed = viewer.user_id() == Some(self.0.user_id) || crate::domain::is_admin(viewer);
+        allowed.then(|| self.0.verification_documents.clone().map(|d| d.0).unwrap_or_default())
+    }
+    /// The identity's public profile, once created with `updateProfile`.
+    async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
+        profile_of(ctx, self.0.id).await
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?.users.load_one(self.0.user_id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+}
+
+async fn profile_of(ctx: &Context<'_>, identity_id: Uuid) -> Result<Option<Profile>> {
+    let rows = loaders(ctx)?.profiles_by_identity.load_one(identity_id).await.map_err(AppError::from)?;
+    Ok(rows.and_then(|mut rows| rows.pop()).map(Profile))
+}
+
+/// The public profile of an identity.
+pub struct Profile(pub user_profiles::Model);
+
+#[Object]
+impl Profile {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Image URL.
+    async fn avatar(&self) -> Option<&str> {
+        self.0.avatar.as_deref()
+    }
+    async fn bio(&self) -> Option<&str> {
+        self.0.bio.as_deref()
+    }
+    async fn skills(&self) -> Vec<String> {
+        self.0.skills.clone().map(|s| s.0).unwrap_or_default()
+    }
+    async fn experience_years(&self) -> i32 {
+        self.0.experience_years
+    }
+    /// Price of one hour with this mentor, e.g. "120.00".
+    async fn hourly_rate(&self) -> Option<Decimal> {
+        self.0.hourly_rate.map(scale2)
+    }
+    async fn location(&self) -> Option<&str> {
+        self.0.location.as_deref()
+    }
+    async fn website(&self) -> Option<&str> {
+        self.0.website.as_deref()
+    }
+    /// `{ "github": "https://...", ... }`
+    async fn social_links(&self) -> Option<Json<serde_json::Value>> {
+        self.0.social_links.clone().map(Json)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A verified master: an active MASTER identity with its profile, statistics and courses.
+pub struct Mentor {
+    pub identity_id: Uuid,
+    pub stats: Option<mentor_stats::Model>,
+}
+
+impl Mentor {
+    pub fn new(identity_id: Uuid) -> Self {
+        Self { identity_id, stats: None }
+    }
+}
+
+/// The design's mentor_stats: published courses, distinct students, MENTOR reviews.
+pub struct MentorStats(mentor_stats::Model);
+
+#[Object]
+impl MentorStats {
+    async fn course_count(&self) -> i64 {
+        self.0.course_count
+    }
+    /// Distinct students over the mentor's courses (dropped enrollments excluded).
+    async fn student_count(&self) -> i64 {
+        self.0.student_count
+    }
+    /// Mean rating of MENTOR reviews; null until there is one.
+    async fn average_rating(&self) -> Option<f64> {
+        (self.0.review_count > 0).then_some((self.0.average_rating * 100.0).round() / 100.0)
+    }
+    async fn review_count(&self) -> i64 {
+        self.0.review_count
+    }
+}
+
+#[Object]
+impl Mentor {
+    /// The master identity's id.
+    async fn id(&self) -> ID {
+        ID(self.identity_id.to_string())
+    }
+    async fn identity(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
+        let identity = loaders(ctx)?.identities.load_one(self.identity_id).await.map_err(AppError::from)?;
+        Ok(identity.map(Identity))
+    }
+    async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
+        profile_of(ctx, self.identity_id).await
+    }
+    /// Null when the identity is not (or no longer) an active master.
+    async fn stats(&self, ctx: &Context<'_>) -> Result<Option<MentorStats>> {
+        if let Some(stats) = &self.stats {
+            return Ok(Some(MentorStats(stats.clone())));
+        }
+        let stats = loaders(ctx)?.mentor_stats.load_one(self.identity_id).await.map_err(AppError::from)?;
+        Ok(stats.map(MentorStats))
+    }
+    /// The mentor's published courses, newest first.
+    async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {
+        let first = crate::domain::values::int_range("first", first, 0, 100)? as usize;
+        let rows =
+            loaders(ctx)?.published_courses_by_mentor.load_one(self.identity_id).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default().into_iter().rev().take(first).map(Course).collect())
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum IdentityDecision {
+    Approve,
+    Reject,
+}
+
+/// Input of `applyIdentity`.
+#[derive(InputObject)]
+pub struct ApplyIdentityInput {
+    pub identity_type: IdentityType,
+    /// An active domain code (see `domains`).
+    pub domain: String,
+    /// http(s) URLs of diplomas, certificates...; at least one for MASTER, at most 10.
+    #[graphql(default)]
+    pub verification_documents: Vec<String>,
+}
+
+/// Input of `updateProfile`: omitted fields stay as they are; null clears a field.
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    /// 1..100 characters; required when the profile is created.
+    pub name: Option<String>,
+    pub avatar: MaybeUndefined<String>,
+    /// Up to 5000 characters.
+    pub bio: MaybeUndefined<String>,
+    /// At most 30 skills of at most 50 characters.
+    pub skills: Option<Vec<String>>,
+    /// 0..80.
+    pub experience_years: Option<i32>,
+    /// >= 0 with at most 2 decimals, e.g. "120.00".
+    pub hourly_rate: MaybeUndefined<Decimal>,
+    pub location: MaybeUndefined<String>,
+    pub website: MaybeUndefined<String>,
+    /// An object of name: http(s) URL, at most 20.
+    pub social_links: MaybeUndefined<Json<serde_json::Value>>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum MentorOrderField {
+    Rating,
+    HourlyRate,
+    Students,
+    Courses,
+    Newest,
+}
+
+#[derive(InputObject)]
+pub struct MentorOrderBy {
+    pub field: MentorOrderField,
+    #[graphql(default_with = "SortDirection::Desc")]
+    pub direction: SortDirection,
+}
+
+#[derive(InputObject, Default)]
+pub struct MentorFilterInput {
+    pub domain: Option<String>,
+    pub skill: Option<String>,
+    pub min_rate: Option<Decimal>,
+    pub max_rate: Option<Decimal>,
+    pub min_rating: Option<f64>,
+}
+
+#[derive(Default)]
+pub struct IdentitiesQuery;
+
+#[Object]
+impl IdentitiesQuery {
+    /// An active master, or null.
+    async fn mentor(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Mentor>> {
+        let id = id_arg("id", &id)?;
+        Ok(mentors::get(&state(ctx)?.db, id).await?.map(|m| Mentor::new(m.id)))
+    }
+
+    /// Active masters with their statistics (default order: best rated first).
+    async fn mentors(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<MentorFilterInput>,
+        order_by: Option<MentorOrderBy>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Mentor>> {
+        let page = page_request(first, after, last, before)?;
+        let filter = filter.unwrap_or_default();
+        let filter = MentorFilter {
+            domain: filter.domain,
+            skill: filter.skill,
+            min_rate: filter.min_rate,
+            max_rate: filter.max_rate,
+            min_rating: filter.min_rating,
+        };
+        let (field, direction) =
+            order_by.map(|o| (o.field, o.direction)).unwrap_or((MentorOrderField::Rating, SortDirection::Desc));
+        let order = match field {
+            MentorOrderField::Rating => MentorOrder::Rating,
+            MentorOrderField::HourlyRate => MentorOrder::HourlyRate,
+            MentorOrderField::Students => MentorOrder::Students,
+            MentorOrderField::Courses => MentorOrder::Courses,
+            MentorOrderField::Newest => MentorOrder::Newest,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) = mentors::list(db, filter, order, direction.into(), &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), |stats| Mentor {
+            identity_id: stats.identity_id,
+            stats: Some(stats),
+        }))
+    }
+}
+
+#[derive(Default)]
+pub struct IdentitiesMutation;
+
+#[Object]
+impl IdentitiesMutation {
+    /// Applies for an identity in a domain. APPRENTICE identities are active at once; MASTER
+    /// identities wait for an administrator (`reviewIdentity`).
+    async fn apply_identity(&self, ctx: &Context<'_>, input: ApplyIdentityInput) -> Result<Identity> {
+        let application = Application {
+            identity_type: input.identity_type,
+            domain: input.domain,
+            verification_documents: input.verification_documents,
+        };
+        Ok(Identity(identities::apply(&state(ctx)?.db, viewer(ctx), application).await?))
+    }
+
+    /// Admins: approves or rejects a pending master identity (a rejection needs a reason).
+    async fn review_identity(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        decision: IdentityDecision,
+        reason: Option<String>,
+    ) -> Result<Identity> {
+        let id = id_arg("id", &id)?;
+        let decision = match decision {
+            IdentityDecision::Approve => Decision::Approve,
+            IdentityDecision::Reject => Decision::Reject,
+        };
+        let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
+        Ok(Identity(identities::review(&state(ctx)?.db, viewer(ctx), id, decision, reason, ip).await?))
+    }
+
+    /// Creates or edits the profile of one of your identities.
+    async fn update_profile(&self, ctx: &Context<'_>, identity_id: ID, input: UpdateProfileInput) -> Result<Profile> {
+        let identity_id = id_arg("identityId", &identity_id)?;
+        let input = ProfileInput {
+            name: input.name,
+            avatar: maybe_undefined(input.avatar),
+            bio: maybe_undefined(input.bio),
+            skills: input.skills,
+            experience_years: input.experience_years,
+            hourly_rate: maybe_undefined(input.hourly_rate),
+            location: maybe_undefined(input.location),
+            website: maybe_undefined(input.website),
+            social_links: maybe_undefined(input.social_links).map(|v| v.map(|j| j.0)),
+        };
+        Ok(Profile(identities::update_profile(&state(ctx)?.db, viewer(ctx), identity_id, input).await?))
     }
 }

@@ -1,22 +1,18 @@
-//! DataLoaders: every relation a list can ask for is fetched in one statement per request and
-//! relation, however many parents the list holds.
+//! DataLoaders: every relation a list can ask for is fetched in one statement per relation and
+//! request, however many parents the list holds. Two generic loaders cover most relations
+//! (`ById`, `ByColumn`); the rest are specific. No caching across requests: a loader only batches.
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::user_identities;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use entity::enums::{CourseStatus, LearningStatus};
+use entity::*;
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter,
+    QueryOrder,
+};
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// The loaders of the schema; one `DataLoader` per request-independent source, batching the keys
-/// asked for within one tick.
-pub struct Loaders {
-    pub identities_by_user: DataLoader<IdentitiesByUser>,
-}
-
-pub fn new(db: DatabaseConnection) -> Loaders {
-    Loaders { identities_by_user: DataLoader::new(IdentitiesByUser(db), tokio::spawn) }
-}
 
 /// A loader failure, shareable between the fields waiting on the same batch.
 #[derive(Clone, Debug)]
@@ -32,24 +28,155 @@ fn load_error(error: sea_orm::DbErr) -> LoadError {
     LoadError(Arc::new(error))
 }
 
-/// A user's identities, oldest first.
-pub struct IdentitiesByUser(DatabaseConnection);
+fn uuid_of(value: sea_orm::Value) -> Option<Uuid> {
+    match value {
+        sea_orm::Value::Uuid(Some(id)) => Some(*id),
+        _ => None,
+    }
+}
 
-impl Loader<Uuid> for IdentitiesByUser {
-    type Value = Vec<user_identities::Model>;
+/// Rows of `E` by primary key.
+pub struct ById<E>(DatabaseConnection, PhantomData<E>);
+
+impl<E> Loader<Uuid> for ById<E>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+{
+    type Value = E::Model;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let rows = user_identities::Entity::find()
-            .filter(user_identities::Column::UserId.is_in(keys.iter().copied()))
-            .order_by_asc(user_identities::Column::CreatedAt)
-            .all(&self.0)
-            .await
-            .map_err(load_error)?;
+        let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
+        let rows = E::find().filter(pk.is_in(keys.iter().copied())).all(&self.0).await.map_err(load_error)?;
+        Ok(rows.into_iter().filter_map(|row| uuid_of(row.get(pk)).map(|id| (id, row))).collect())
+    }
+}
+
+/// Rows of `E` grouped by a foreign-key column, optionally narrowed and ordered.
+pub struct ByColumn<E: EntityTrait> {
+    db: DatabaseConnection,
+    column: E::Column,
+    condition: Option<Condition>,
+    order: Option<E::Column>,
+}
+
+impl<E> Loader<Uuid> for ByColumn<E>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    type Value = Vec<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let mut select = E::find().filter(self.column.is_in(keys.iter().copied()));
+        if let Some(condition) = &self.condition {
+            select = select.filter(condition.clone());
+        }
+        if let Some(order) = self.order {
+            select = select.order_by_asc(order);
+        }
+        let rows = select.all(&self.db).await.map_err(load_error)?;
         let mut grouped: HashMap<Uuid, Self::Value> = HashMap::new();
         for row in rows {
-            grouped.entry(row.user_id).or_default().push(row);
+            if let Some(key) = uuid_of(row.get(self.column)) {
+                grouped.entry(key).or_default().push(row);
+            }
         }
         Ok(grouped)
     }
+}
+
+/// A viewer's (non-dropped or dropped) enrollment in a course, keyed by (user, course).
+pub struct EnrollmentByUserCourse(DatabaseConnection);
+
+impl Loader<(Uuid, Uuid)> for EnrollmentByUserCourse {
+    type Value = learning_records::Model;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
+        let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let courses: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
+        let rows = learning_records::Entity::find()
+            .filter(learning_records::Column::UserId.is_in(users))
+            .filter(learning_records::Column::CourseId.is_in(courses))
+            .all(&self.0)
+            .await
+            .map_err(load_error)?;
+        Ok(rows.into_iter().map(|r| ((r.user_id, r.course_id), r)).collect())
+    }
+}
+
+fn by_id<E: EntityTrait + Send + Sync>(db: &DatabaseConnection) -> DataLoader<ById<E>>
+where
+    E::Model: Clone + Send + Sync,
+{
+    DataLoader::new(ById(db.clone(), PhantomData), tokio::spawn)
+}
+
+fn by_column<E>(
+    db: &DatabaseConnection,
+    column: E::Column,
+    condition: Option<Condition>,
+    order: Option<E::Column>,
+) -> DataLoader<ByColumn<E>>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    DataLoader::new(ByColumn { db: db.clone(), column, condition, order }, tokio::spawn)
+}
+
+/// The loaders of the schema, created once and shared by all requests.
+pub struct Loaders {
+    pub users: DataLoader<ById<users::Entity>>,
+    pub identities: DataLoader<ById<user_identities::Entity>>,
+    pub identities_by_user: DataLoader<ByColumn<user_identities::Entity>>,
+    pub profiles_by_identity: DataLoader<ByColumn<user_profiles::Entity>>,
+    pub mentor_stats: DataLoader<ById<mentor_stats::Entity>>,
+    pub courses: DataLoader<ById<courses::Entity>>,
+    pub published_courses_by_mentor: DataLoader<ByColumn<courses::Entity>>,
+    pub course_stats: DataLoader<ById<course_stats::Entity>>,
+    pub contents: DataLoader<ById<course_contents::Entity>>,
+    pub contents_by_course: DataLoader<ByColumn<course_contents::Entity>>,
+    pub enrollments: DataLoader<EnrollmentByUserCourse>,
+}
+
+pub fn new(db: DatabaseConnection) -> Loaders {
+    Loaders {
+        users: by_id(&db),
+        identities: by_id(&db),
+        identities_by_user: by_column(
+            &db,
+            user_identities::Column::UserId,
+            None,
+            Some(user_identities::Column::CreatedAt),
+        ),
+        profiles_by_identity: by_column(&db, user_profiles::Column::IdentityId, None, None),
+        mentor_stats: by_id(&db),
+        courses: by_id(&db),
+        published_courses_by_mentor: by_column(
+            &db,
+            courses::Column::MentorId,
+            Some(Condition::all().add(courses::Column::Status.eq(CourseStatus::Published.as_str()))),
+            Some(courses::Column::CreatedAt),
+        ),
+        course_stats: by_id(&db),
+        contents: by_id(&db),
+        contents_by_course: by_column(
+            &db,
+            course_contents::Column::CourseId,
+            None,
+            Some(course_contents::Column::OrderIndex),
+        ),
+        enrollments: DataLoader::new(EnrollmentByUserCourse(db), tokio::spawn),
+    }
+}
+
+/// Whether a loaded enrollment currently gives access to paid content.
+pub fn is_enrolled(record: Option<&learning_records::Model>) -> bool {
+    record.is_some_and(|r| r.status != LearningStatus::Dropped)
 }

@@ -2,19 +2,51 @@
 //! the observability extension. Resolvers are thin: they parse arguments and call `domain/`.
 
 pub mod accounts;
+pub mod courses;
+pub mod domains;
 pub mod extension;
 pub mod identities;
+pub mod learning;
 pub mod loaders;
+pub mod pagination;
 
 use crate::app::AppState;
 use crate::config::GraphqlLimits;
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, Enum, MergedObject, Schema, SchemaBuilder};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(accounts::AccountsQuery);
+pub struct QueryRoot(
+    accounts::AccountsQuery,
+    domains::DomainsQuery,
+    identities::IdentitiesQuery,
+    courses::CoursesQuery,
+    learning::LearningQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(accounts::AccountsMutation);
+pub struct MutationRoot(
+    accounts::AccountsMutation,
+    domains::DomainsMutation,
+    identities::IdentitiesMutation,
+    courses::CoursesMutation,
+    learning::LearningMutation,
+);
+
+/// Sort direction of a list.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+impl From<SortDirection> for crate::domain::pagination::Direction {
+    fn from(direction: SortDirection) -> Self {
+        match direction {
+            SortDirection::Asc => Self::Asc,
+            SortDirection::Desc => Self::Desc,
+        }
+    }
+}
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -41,6 +73,21 @@ pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
 /// The SDL the code defines (`master-guide schema`, and the snapshot test against schema.graphql).
 pub fn sdl() -> String {
     builder().finish().sdl()
+}
+
+/// A client-sent id; a malformed one is BAD_USER_INPUT on `field` (a well-formed unknown id is
+/// NOT_FOUND where it is looked up).
+pub(crate) fn id_arg(field: &str, raw: &async_graphql::ID) -> Result<uuid::Uuid, crate::error::AppError> {
+    crate::domain::values::id(field, raw)
+}
+
+/// `MaybeUndefined` as the domain layer's partial-update shape: omitted, cleared, or set.
+pub(crate) fn maybe_undefined<T>(value: async_graphql::MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        async_graphql::MaybeUndefined::Undefined => None,
+        async_graphql::MaybeUndefined::Null => Some(None),
+        async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+    }
 }
 
 /// The shared state and the viewer, as every resolver reads them from the context.

@@ -1,0 +1,258 @@
+//! Identities (master / apprentice in a domain), their verification by admins, and profiles.
+
+use super::audit::{self, AuditEntry};
+use super::notify::{self, Kind, Notice};
+use super::values::{int_range, money, optional_text, optional_url, string_list, text, url, url_list};
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use chrono::Utc;
+use entity::enums::{IdentityStatus, IdentityType, StringList, VerificationStatus};
+use entity::{user_identities, user_profiles};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use std::net::IpAddr;
+use uuid::Uuid;
+
+pub struct Application {
+    pub identity_type: IdentityType,
+    pub domain: String,
+    pub verification_documents: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// A partial profile update: `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Default)]
+pub struct ProfileInput {
+    pub name: Option<String>,
+    pub avatar: Option<Option<String>>,
+    pub bio: Option<Option<String>>,
+    pub skills: Option<Vec<String>>,
+    pub experience_years: Option<i32>,
+    pub hourly_rate: Option<Option<Decimal>>,
+    pub location: Option<Option<String>>,
+    pub website: Option<Option<String>>,
+    pub social_links: Option<Option<serde_json::Value>>,
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<user_identities::Model>> {
+    Ok(user_identities::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Applies for an identity. Apprentices are active at once; masters wait for an admin's review.
+#[tracing::instrument(name = "identities.apply", skip_all)]
+pub async fn apply(db: &DatabaseConnection, viewer: &Viewer, input: Application) -> AppResult<user_identities::Model> {
+    let domain = text("input.domain", &input.domain, 1, 100)?.to_lowercase();
+    let documents = url_list("input.verificationDocuments", input.verification_documents, 10)?;
+    if input.identity_type == IdentityType::Master && documents.is_empty() {
+        return Err(AppError::bad_input(
+            "input.verificationDocuments",
+            "a master application needs at least one document",
+        ));
+    }
+    let user = super::active_user(db, viewer).await?;
+    if !super::domains::is_active_code(db, &domain).await? {
+        return Err(AppError::bad_input("input.domain", "not an active domain code (see `domains`)"));
+    }
+    let (status, verification) = match input.identity_type {
+        IdentityType::Apprentice => (IdentityStatus::Active, VerificationStatus::Unverified),
+        IdentityType::Master => (IdentityStatus::Pending, VerificationStatus::Pending),
+    };
+    let now = Utc::now();
+    user_identities::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user.id),
+        identity_type: Set(input.identity_type),
+        domain: Set(domain),
+        status: Set(status),
+        verification_status: Set(verification),
+        verification_documents: Set((!documents.is_empty()).then_some(StringList(documents))),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(AppError::on_unique("input.domain", "you already hold this identity in this domain"))
+}
+
+/// An admin approves or rejects a pending master identity. Audited; the applicant is notified.
+/// Repeating the decision already taken is a no-op success.
+#[tracing::instrument(name = "identities.review", skip_all, fields(identity = %id))]
+pub async fn review(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    decision: Decision,
+    reason: Option<String>,
+    ip: Option<IpAddr>,
+) -> AppResult<user_identities::Model> {
+    let reason = optional_text("reason", reason, 1000)?;
+    if decision == Decision::Reject && reason.is_none() {
+        return Err(AppError::bad_input("reason", "a rejection needs a reason"));
+    }
+    let admin = super::admin(db, viewer).await?;
+    let identity = find(db, id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    let (status, verification) = match decision {
+        Decision::Approve => (IdentityStatus::Active, VerificationStatus::Verified),
+        Decision::Reject => (IdentityStatus::Rejected, VerificationStatus::Rejected),
+    };
+    if identity.status == status && identity.verification_status == verification {
+        return Ok(identity);
+    }
+    if identity.identity_type != IdentityType::Master || identity.status != IdentityStatus::Pending {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "only pending master identities can be reviewed (this one is {})",
+                identity.status.as_str()
+            ),
+        });
+    }
+    let txn = db.begin().await?;
+    // Conditional update: two admins deciding at once cannot both move it out of pending.
+    let moved = user_identities::Entity::update_many()
+        .col_expr(user_identities::Column::Status, Expr::value(status.as_str()))
+        .col_expr(user_identities::Column::VerificationStatus, Expr::value(verification.as_str()))
+        .col_expr(user_identities::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user_identities::Column::Id.eq(id))
+        .filter(user_identities::Column::Status.eq(IdentityStatus::Pending.as_str()))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected != 1 {
+        return Err(AppError::Conflict { field: None, message: "the identity was reviewed meanwhile".into() });
+    }
+    audit::record(
+        &txn,
+        AuditEntry {
+            table: "user_identities",
+            operation: "UPDATE",
+            old: Some(serde_json::json!({
+                "id": id, "status": identity.status.as_str(), "verification_status": identity.verification_status.as_str()
+            })),
+            new: Some(serde_json::json!({
+                "id": id, "status": status.as_str(), "verification_status": verification.as_str(), "reason": reason
+            })),
+            user_id: Some(admin.id),
+            ip,
+        },
+    )
+    .await?;
+    let (kind, title) = match decision {
+        Decision::Approve => {
+            (Kind::IdentityApproved, format!("Your master identity in {} is verified", identity.domain))
+        }
+        Decision::Reject => {
+            (Kind::IdentityRejected, format!("Your master application in {} was rejected", identity.domain))
+        }
+    };
+    notify::send(&txn, Notice { user_id: identity.user_id, kind, title, content: reason, related_id: Some(id) })
+        .await?;
+    let updated = find(&txn, id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Creates or updates the profile of one of the viewer's identities.
+#[tracing::instrument(name = "identities.update_profile", skip_all, fields(identity = %identity_id))]
+pub async fn update_profile(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    identity_id: Uuid,
+    input: ProfileInput,
+) -> AppResult<user_profiles::Model> {
+    let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
+    let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
+    let bio = input.bio.map(|v| optional_text("input.bio", v, 5000)).transpose()?;
+    let skills = input.skills.map(|v| string_list("input.skills", v, 30, 50)).transpose()?;
+    let experience = input.experience_years.map(|v| int_range("input.experienceYears", v, 0, 80)).transpose()?;
+    let rate = input.hourly_rate.map(|v| v.map(|r| money("input.hourlyRate", r)).transpose()).transpose()?;
+    let location = input.location.map(|v| optional_text("input.location", v, 200)).transpose()?;
+    let website = input.website.map(|v| optional_url("input.website", v, 500)).transpose()?;
+    let links = input.social_links.map(|v| v.map(parse_social_links).transpose()).transpose()?;
+
+    let user = super::active_user(db, viewer).await?;
+    let identity = find(db, identity_id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    if identity.user_id != user.id {
+        return Err(AppError::forbidden("only the identity's owner can edit its profile"));
+    }
+    let now = Utc::now();
+    let existing =
+        user_profiles::Entity::find().filter(user_profiles::Column::IdentityId.eq(identity_id)).one(db).await?;
+    let mut active = match existing {
+        Some(profile) => profile.into(),
+        None => {
+            let Some(name) = name.clone() else {
+                return Err(AppError::bad_input("input.name", "a new profile needs a name"));
+            };
+            user_profiles::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                user_id: Set(user.id),
+                identity_id: Set(identity_id),
+                name: Set(name),
+                avatar: Set(None),
+                bio: Set(None),
+                skills: Set(Some(StringList::default())),
+                experience_years: Set(0),
+                hourly_rate: Set(None),
+                location: Set(None),
+                website: Set(None),
+                social_links: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+        }
+    };
+    if let Some(name) = name {
+        active.name = Set(name);
+    }
+    if let Some(avatar) = avatar {
+        active.avatar = Set(avatar);
+    }
+    if let Some(bio) = bio {
+        active.bio = Set(bio);
+    }
+    if let Some(skills) = skills {
+        active.skills = Set(Some(StringList(skills)));
+    }
+    if let Some(years) = experience {
+        active.experience_years = Set(years);
+    }
+    if let Some(rate) = rate {
+        active.hourly_rate = Set(rate);
+    }
+    if let Some(location) = location {
+        active.location = Set(location);
+    }
+    if let Some(website) = website {
+        active.website = Set(website);
+    }
+    if let Some(links) = links {
+        active.social_links = Set(links);
+    }
+    active.updated_at = Set(now);
+    let profile = if active.id.is_unchanged() { active.update(db).await? } else { active.insert(db).await? };
+    Ok(profile)
+}
+
+/// Social links: a JSON object of at most 20 `name: http(s) URL` pairs.
+fn parse_social_links(value: serde_json::Value) -> AppResult<serde_json::Value> {
+    let field = "input.socialLinks";
+    let object = value.as_object().ok_or_else(|| AppError::bad_input(field, "must be an object of name: URL"))?;
+    if object.len() > 20 {
+        return Err(AppError::bad_input(field, "at most 20 links"));
+    }
+    let mut clean = serde_json::Map::new();
+    for (name, link) in object {
+        let name = text(field, name, 1, 50)?;
+        let link = link.as_str().ok_or_else(|| AppError::bad_input(field, "each link must be a URL string"))?;
+        clean.insert(name, serde_json::Value::String(url(field, link, 500)?));
+    }
+    Ok(serde_json::Value::Object(clean))
+}

@@ -1,0 +1,47 @@
+//! Notifications: every domain event that tells a user something goes through `send`, inside the
+//! transaction of the change that caused it (so a rolled-back change notifies nobody).
+
+use chrono::Utc;
+use entity::notifications;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use uuid::Uuid;
+
+/// The kinds of notification the platform sends (stored in `notification_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    IdentityApproved,
+    IdentityRejected,
+}
+
+impl Kind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::IdentityApproved => "identity_approved",
+            Self::IdentityRejected => "identity_rejected",
+        }
+    }
+}
+
+pub struct Notice {
+    pub user_id: Uuid,
+    pub kind: Kind,
+    pub title: String,
+    pub content: Option<String>,
+    pub related_id: Option<Uuid>,
+}
+
+pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notifications::Model, DbErr> {
+    notifications::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(notice.user_id),
+        title: Set(notice.title.chars().take(200).collect()),
+        content: Set(notice.content),
+        notification_type: Set(notice.kind.as_str().to_string()),
+        related_id: Set(notice.related_id),
+        is_read: Set(false),
+        read_at: Set(None),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+}

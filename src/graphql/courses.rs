@@ -1,0 +1,445 @@
+//! Courses and their contents over GraphQL.
+
+use super::context::{loaders, state, viewer};
+use super::identities::Mentor;
+use super::learning::LearningRecord;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use super::{id_arg, maybe_undefined, SortDirection};
+use crate::domain::courses::{self, ContentInput, CourseFilter, CourseInput, CourseOrder};
+use crate::domain::values::scale2;
+use crate::error::AppError;
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::enums::{ContentType, CourseStatus, Difficulty};
+use entity::{course_contents, course_stats, courses as table};
+use rust_decimal::Decimal;
+
+/// A course taught by a master.
+pub struct Course(pub table::Model);
+
+#[Object]
+impl Course {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn cover_image(&self) -> Option<&str> {
+        self.0.cover_image.as_deref()
+    }
+    /// e.g. "199.00".
+    async fn price(&self) -> Decimal {
+        scale2(self.0.price)
+    }
+    async fn duration_hours(&self) -> i32 {
+        self.0.duration_hours
+    }
+    async fn difficulty(&self) -> Option<Difficulty> {
+        self.0.difficulty
+    }
+    async fn status(&self) -> CourseStatus {
+        self.0.status
+    }
+    /// Seats; null means unlimited.
+    async fn max_students(&self) -> Option<i32> {
+        self.0.max_students
+    }
+    /// Students holding a seat now.
+    async fn current_students(&self) -> i32 {
+        self.0.current_students
+    }
+    /// Average COURSE review rating, e.g. "4.50" ("0.00" until reviewed).
+    async fn rating(&self) -> Decimal {
+        scale2(self.0.rating)
+    }
+    async fn review_count(&self) -> i32 {
+        self.0.review_count
+    }
+    async fn tags(&self) -> Vec<String> {
+        self.0.tags.clone().map(|t| t.0).unwrap_or_default()
+    }
+    async fn prerequisites(&self) -> Option<&str> {
+        self.0.prerequisites.as_deref()
+    }
+    async fn learning_objectives(&self) -> Vec<String> {
+        self.0.learning_objectives.clone().map(|t| t.0).unwrap_or_default()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The master who teaches it.
+    async fn mentor(&self) -> Mentor {
+        Mentor::new(self.0.mentor_id)
+    }
+    /// Contents in order. Paid items show `contentUrl` / `contentText` to enrolled students and the
+    /// master only; others see title, type and duration (`locked: true`).
+    async fn contents(&self, ctx: &Context<'_>) -> Result<Vec<CourseContent>> {
+        let rows = loaders(ctx)?.contents_by_course.load_one(self.0.id).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default().into_iter().map(CourseContent).collect())
+    }
+    async fn contents_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let rows = loaders(ctx)?.contents_by_course.load_one(self.0.id).await.map_err(AppError::from)?;
+        Ok(rows.map(|r| r.len() as i32).unwrap_or(0))
+    }
+    /// The design's course_stats (published courses only).
+    async fn stats(&self, ctx: &Context<'_>) -> Result<Option<CourseStats>> {
+        let stats = loaders(ctx)?.course_stats.load_one(self.0.id).await.map_err(AppError::from)?;
+        Ok(stats.map(CourseStats))
+    }
+    /// The viewer's enrollment in this course, if any.
+    async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<LearningRecord>> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };
+        let record = loaders(ctx)?.enrollments.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
+        Ok(record.map(LearningRecord))
+    }
+}
+
+/// The design's course_stats row.
+pub struct CourseStats(course_stats::Model);
+
+#[Object]
+impl CourseStats {
+    /// Enrollments that are not dropped.
+    async fn enrolled_students(&self) -> i64 {
+        self.0.enrolled_students
+    }
+    /// Mean progress of those students, 0..100.
+    async fn avg_progress(&self) -> f64 {
+        (self.0.avg_progress * 100.0).round() / 100.0
+    }
+    /// Mean COURSE review rating; null until there is one.
+    async fn average_rating(&self) -> Option<f64> {
+        (self.0.review_count > 0).then_some((self.0.average_rating * 100.0).round() / 100.0)
+    }
+    async fn review_count(&self) -> i64 {
+        self.0.review_count
+    }
+}
+
+/// One lesson of a course.
+pub struct CourseContent(pub course_contents::Model);
+
+impl CourseContent {
+    /// Free items are open; paid ones to the course's master, admins and enrolled students.
+    async fn unlocked(&self, ctx: &Context<'_>) -> Result<bool> {
+        if self.0.is_free {
+            return Ok(true);
+        }
+        let viewer = viewer(ctx);
+        let Some(user_id) = viewer.user_id() else { return Ok(false) };
+        if crate::domain::is_admin(viewer) {
+            return Ok(true);
+        }
+        let loaders = loaders(ctx)?;
+        if let Some(course) = loaders.courses.load_one(self.0.course_id).await.map_err(AppError::from)? {
+            let owner = loaders.identities.load_one(course.mentor_id).await.map_err(AppError::from)?;
+            if owner.is_some_and(|i| i.user_id == user_id) {
+                return Ok(true);
+            }
+        }
+        let record = loaders.enrollments.load_one((user_id, self.0.course_id)).await.map_err(AppError::from)?;
+        Ok(super::loaders::is_enrolled(record.as_ref()))
+    }
+}
+
+#[Object]
+impl CourseContent {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn content_type(&self) -> ContentType {
+        self.0.content_type
+    }
+    /// 0-based position, dense within the course.
+    async fn order_index(&self) -> i32 {
+        self.0.order_index
+    }
+    async fn duration_minutes(&self) -> Option<i32> {
+        self.0.duration_minutes
+    }
+    async fn is_free(&self) -> bool {
+        self.0.is_free
+    }
+    /// True when the viewer may not open this item (paid, not enrolled).
+    async fn locked(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(!self.unlocked(ctx).await?)
+    }
+    /// Null while locked.
+    async fn content_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(if self.unlocked(ctx).await? { self.0.content_url.clone() } else { None })
+    }
+    /// Null while locked.
+    async fn content_text(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(if self.unlocked(ctx).await? { self.0.content_text.clone() } else { None })
+    }
+    async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
+        let course = crate::domain::courses::get(&state(ctx)?.db, viewer(ctx), self.0.course_id).await?;
+        Ok(course.map(Course))
+    }
+}
+
+/// Input of `createCourse`.
+#[derive(InputObject)]
+pub struct CreateCourseInput {
+    /// Your active, verified MASTER identity that teaches the course.
+    pub identity_id: ID,
+    /// 1..200 characters.
+    pub title: String,
+    pub description: Option<String>,
+    /// http(s) URL.
+    pub cover_image: Option<String>,
+    /// >= 0 with at most 2 decimals, e.g. "199.00".
+    pub price: Decimal,
+    /// 1..10000.
+    pub duration_hours: i32,
+    pub difficulty: Option<Difficulty>,
+    /// Seats (>= 1); null or omitted for unlimited.
+    pub max_students: Option<i32>,
+    /// At most 20 tags of at most 50 characters.
+    pub tags: Option<Vec<String>>,
+    pub prerequisites: Option<String>,
+    /// At most 20 objectives of at most 200 characters.
+    pub learning_objectives: Option<Vec<String>>,
+}
+
+/// Input of `updateCourse`: omitted fields stay as they are; null clears a nullable field.
+#[derive(InputObject)]
+pub struct UpdateCourseInput {
+    pub title: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub cover_image: MaybeUndefined<String>,
+    pub price: Option<Decimal>,
+    pub duration_hours: Option<i32>,
+    pub difficulty: MaybeUndefined<Difficulty>,
+    /// Not below the students enrolled now.
+    pub max_students: MaybeUndefined<i32>,
+    pub tags: Option<Vec<String>>,
+    pub prerequisites: MaybeUndefined<String>,
+    pub learning_objectives: Option<Vec<String>>,
+}
+
+/// Input of `addCourseContent` (appended at the end).
+#[derive(InputObject)]
+pub struct AddCourseContentInput {
+    /// 1..200 characters.
+    pub title: String,
+    pub content_type: ContentType,
+    /// http(s) URL of the video or file.
+    pub content_url: Option<String>,
+    /// Up to 100,000 characters.
+    pub content_text: Option<String>,
+    /// 0..10000.
+    pub duration_minutes: Option<i32>,
+    /// Free items are open to everyone.
+    pub is_free: Option<bool>,
+}
+
+/// Input of `updateCourseContent`.
+#[derive(InputObject)]
+pub struct UpdateCourseContentInput {
+    pub title: Option<String>,
+    pub content_type: Option<ContentType>,
+    pub content_url: MaybeUndefined<String>,
+    pub content_text: MaybeUndefined<String>,
+    pub duration_minutes: MaybeUndefined<i32>,
+    pub is_free: Option<bool>,
+}
+
+#[derive(InputObject, Default)]
+pub struct CourseFilterInput {
+    /// Default PUBLISHED. DRAFT lists your own drafts (all drafts for admins).
+    pub status: Option<CourseStatus>,
+    pub difficulty: Option<Difficulty>,
+    /// A master identity id.
+    pub mentor_id: Option<ID>,
+    /// A domain code.
+    pub domain: Option<String>,
+    pub tag: Option<String>,
+    pub min_price: Option<Decimal>,
+    pub max_price: Option<Decimal>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum CourseOrderField {
+    Rating,
+    Price,
+    CreatedAt,
+    Students,
+}
+
+#[derive(InputObject)]
+pub struct CourseOrderBy {
+    pub field: CourseOrderField,
+    #[graphql(default_with = "SortDirection::Desc")]
+    pub direction: SortDirection,
+}
+
+#[derive(Default)]
+pub struct CoursesQuery;
+
+#[Object]
+impl CoursesQuery {
+    /// A course; drafts only for their master (and admins), null otherwise.
+    async fn course(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Course>> {
+        let id = id_arg("id", &id)?;
+        Ok(courses::get(&state(ctx)?.db, viewer(ctx), id).await?.map(Course))
+    }
+
+    /// Courses, filtered and ordered (default: newest first).
+    async fn courses(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CourseFilterInput>,
+        order_by: Option<CourseOrderBy>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Course>> {
+        let page = page_request(first, after, last, before)?;
+        let filter = filter.unwrap_or_default();
+        let filter = CourseFilter {
+            status: filter.status,
+            difficulty: filter.difficulty,
+            mentor_id: filter.mentor_id.map(|m| id_arg("filter.mentorId", &m)).transpose()?,
+            domain: filter.domain,
+            tag: filter.tag,
+            min_price: filter.min_price,
+            max_price: filter.max_price,
+        };
+        let (field, direction) =
+            order_by.map(|o| (o.field, o.direction)).unwrap_or((CourseOrderField::CreatedAt, SortDirection::Desc));
+        let order = match field {
+            CourseOrderField::Rating => CourseOrder::Rating,
+            CourseOrderField::Price => CourseOrder::Price,
+            CourseOrderField::CreatedAt => CourseOrder::CreatedAt,
+            CourseOrderField::Students => CourseOrder::Students,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) = courses::list(db, viewer(ctx), filter, order, direction.into(), &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Course))
+    }
+}
+
+#[derive(Default)]
+pub struct CoursesMutation;
+
+#[Object]
+impl CoursesMutation {
+    /// Creates a draft course taught by one of your verified master identities.
+    async fn create_course(&self, ctx: &Context<'_>, input: CreateCourseInput) -> Result<Course> {
+        let input = CourseInput {
+            identity_id: Some(id_arg("input.identityId", &input.identity_id)?),
+            title: Some(input.title),
+            description: Some(input.description),
+            cover_image: Some(input.cover_image),
+            price: Some(input.price),
+            duration_hours: Some(input.duration_hours),
+            difficulty: Some(input.difficulty),
+            max_students: Some(input.max_students),
+            tags: input.tags,
+            prerequisites: Some(input.prerequisites),
+            learning_objectives: input.learning_objectives,
+        };
+        Ok(Course(courses::create(&state(ctx)?.db, viewer(ctx), input).await?))
+    }
+
+    async fn update_course(&self, ctx: &Context<'_>, id: ID, input: UpdateCourseInput) -> Result<Course> {
+        let id = id_arg("id", &id)?;
+        let input = CourseInput {
+            identity_id: None,
+            title: input.title,
+            description: maybe_undefined(input.description),
+            cover_image: maybe_undefined(input.cover_image),
+            price: input.price,
+            duration_hours: input.duration_hours,
+            difficulty: maybe_undefined(input.difficulty),
+            max_students: maybe_undefined(input.max_students),
+            tags: input.tags,
+            prerequisites: maybe_undefined(input.prerequisites),
+            learning_objectives: input.learning_objectives,
+        };
+        Ok(Course(courses::update(&state(ctx)?.db, viewer(ctx), id, input).await?))
+    }
+
+    /// DRAFT or ARCHIVED -> PUBLISHED (needs at least one content item).
+    async fn publish_course(&self, ctx: &Context<'_>, id: ID) -> Result<Course> {
+        let id = id_arg("id", &id)?;
+        Ok(Course(courses::publish(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// PUBLISHED -> ARCHIVED: no new enrollments; enrolled students keep access.
+    async fn archive_course(&self, ctx: &Context<'_>, id: ID) -> Result<Course> {
+        let id = id_arg("id", &id)?;
+        Ok(Course(courses::archive(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    async fn add_course_content(
+        &self,
+        ctx: &Context<'_>,
+        course_id: ID,
+        input: AddCourseContentInput,
+    ) -> Result<CourseContent> {
+        let course_id = id_arg("courseId", &course_id)?;
+        let input = ContentInput {
+            title: Some(input.title),
+            content_type: Some(input.content_type),
+            content_url: Some(input.content_url),
+            content_text: Some(input.content_text),
+            duration_minutes: Some(input.duration_minutes),
+            is_free: input.is_free,
+        };
+        Ok(CourseContent(courses::add_content(&state(ctx)?.db, viewer(ctx), course_id, input).await?))
+    }
+
+    async fn update_course_content(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCourseContentInput,
+    ) -> Result<CourseContent> {
+        let id = id_arg("id", &id)?;
+        let input = ContentInput {
+            title: input.title,
+            content_type: input.content_type,
+            content_url: maybe_undefined(input.content_url),
+            content_text: maybe_undefined(input.content_text),
+            duration_minutes: maybe_undefined(input.duration_minutes),
+            is_free: input.is_free,
+        };
+        Ok(CourseContent(courses::update_content(&state(ctx)?.db, viewer(ctx), id, input).await?))
+    }
+
+    /// Removes a content item; the others close the gap.
+    async fn remove_course_content(&self, ctx: &Context<'_>, id: ID) -> Result<CourseContent> {
+        let id = id_arg("id", &id)?;
+        Ok(CourseContent(courses::remove_content(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// Sets the order of all of a course's contents.
+    async fn reorder_course_contents(
+        &self,
+        ctx: &Context<'_>,
+        course_id: ID,
+        content_ids: Vec<ID>,
+    ) -> Result<Vec<CourseContent>> {
+        let course_id = id_arg("courseId", &course_id)?;
+        let ids = content_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| id_arg(&format!("contentIds[{i}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = courses::reorder(&state(ctx)?.db, viewer(ctx), course_id, ids).await?;
+        Ok(rows.into_iter().map(CourseContent).collect())
+    }
+}

@@ -1,0 +1,105 @@
+//! Professional domains over GraphQL.
+
+use super::context::{state, viewer};
+use crate::domain::domains::{self, DomainInput};
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::domains as table;
+
+/// A professional domain masters are verified in (software, design, cooking, ...).
+#[derive(SimpleObject)]
+pub struct Domain {
+    pub id: ID,
+    pub name: String,
+    /// The code identities and courses refer to.
+    pub code: String,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub sort_order: i32,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<table::Model> for Domain {
+    fn from(m: table::Model) -> Self {
+        Self {
+            id: ID(m.id.to_string()),
+            name: m.name,
+            code: m.code,
+            description: m.description,
+            icon: m.icon,
+            sort_order: m.sort_order,
+            is_active: m.is_active,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Input of `createDomain`.
+#[derive(InputObject)]
+pub struct CreateDomainInput {
+    /// 1..100 characters, unique.
+    pub name: String,
+    /// 1..50 of a-z, 0-9, - and _; unique.
+    pub code: String,
+    pub description: Option<String>,
+    /// http(s) URL.
+    pub icon: Option<String>,
+    pub sort_order: Option<i32>,
+    pub is_active: Option<bool>,
+}
+
+/// Input of `updateDomain`: omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateDomainInput {
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub sort_order: Option<i32>,
+    pub is_active: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct DomainsQuery;
+
+#[Object]
+impl DomainsQuery {
+    /// Active domains, in display order.
+    async fn domains(&self, ctx: &Context<'_>) -> Result<Vec<Domain>> {
+        Ok(domains::list_active(&state(ctx)?.db).await?.into_iter().map(Domain::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct DomainsMutation;
+
+#[Object]
+impl DomainsMutation {
+    /// Admins: adds a domain.
+    async fn create_domain(&self, ctx: &Context<'_>, input: CreateDomainInput) -> Result<Domain> {
+        let input = DomainInput {
+            name: Some(input.name),
+            code: Some(input.code),
+            description: input.description,
+            icon: input.icon,
+            sort_order: input.sort_order,
+            is_active: input.is_active,
+        };
+        Ok(domains::create(&state(ctx)?.db, viewer(ctx), input).await?.into())
+    }
+
+    /// Admins: edits a domain (deactivating hides it from `domains` and from new identities).
+    async fn update_domain(&self, ctx: &Context<'_>, id: ID, input: UpdateDomainInput) -> Result<Domain> {
+        let id = crate::domain::values::id("id", &id)?;
+        let input = DomainInput {
+            name: input.name,
+            code: input.code,
+            description: input.description,
+            icon: input.icon,
+            sort_order: input.sort_order,
+            is_active: input.is_active,
+        };
+        Ok(domains::update(&state(ctx)?.db, viewer(ctx), id, input).await?.into())
+    }
+}

@@ -1,0 +1,150 @@
+//! Enrollment and learning progress over GraphQL.
+
+use super::context::{loaders, state, viewer};
+use super::courses::{Course, CourseContent};
+use super::id_arg;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use crate::domain::learning::{self, percent};
+use crate::error::AppError;
+use async_graphql::{Context, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::enums::LearningStatus;
+use entity::{content_progress, learning_records};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+/// A student's enrollment in a course.
+pub struct LearningRecord(pub learning_records::Model);
+
+#[Object]
+impl LearningRecord {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
+        let course = loaders(ctx)?.courses.load_one(self.0.course_id).await.map_err(AppError::from)?;
+        Ok(course.map(Course))
+    }
+    /// ENROLLED -> LEARNING -> COMPLETED, or DROPPED.
+    async fn status(&self) -> LearningStatus {
+        self.0.status
+    }
+    /// Mean progress over the course's contents, 0..100.
+    async fn progress_percentage(&self) -> f64 {
+        percent(self.0.progress_percentage)
+    }
+    async fn enrolled_at(&self) -> DateTime<Utc> {
+        self.0.enrolled_at
+    }
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    async fn last_accessed_at(&self) -> DateTime<Utc> {
+        self.0.last_accessed_at
+    }
+    /// Minutes studied in this course.
+    async fn total_study_time(&self) -> i32 {
+        self.0.total_study_time
+    }
+}
+
+/// A student's progress on one content item.
+pub struct ContentProgress(pub content_progress::Model);
+
+#[Object]
+impl ContentProgress {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn content(&self, ctx: &Context<'_>) -> Result<Option<CourseContent>> {
+        let content = loaders(ctx)?.contents.load_one(self.0.content_id).await.map_err(AppError::from)?;
+        Ok(content.map(CourseContent))
+    }
+    /// 0..100; never goes down.
+    async fn progress_percentage(&self) -> f64 {
+        percent(self.0.progress_percentage)
+    }
+    async fn is_completed(&self) -> bool {
+        self.0.is_completed
+    }
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    /// Minutes studied on this item.
+    async fn study_time(&self) -> i32 {
+        self.0.study_time
+    }
+    async fn last_accessed_at(&self) -> DateTime<Utc> {
+        self.0.last_accessed_at
+    }
+    /// The enrollment this progress counts towards.
+    async fn learning_record(&self, ctx: &Context<'_>) -> Result<Option<LearningRecord>> {
+        let content = loaders(ctx)?.contents.load_one(self.0.content_id).await.map_err(AppError::from)?;
+        let Some(content) = content else { return Ok(None) };
+        let record =
+            loaders(ctx)?.enrollments.load_one((self.0.user_id, content.course_id)).await.map_err(AppError::from)?;
+        Ok(record.map(LearningRecord))
+    }
+}
+
+#[derive(Default)]
+pub struct LearningQuery;
+
+#[Object]
+impl LearningQuery {
+    /// The viewer's enrollments, newest first.
+    async fn my_learning(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<LearningStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<LearningRecord>> {
+        let page = page_request(first, after, last, before)?;
+        let viewer = viewer(ctx);
+        let user_id = viewer.require()?;
+        let db = &state(ctx)?.db;
+        let rows = learning::my_learning(db, viewer, status, &page).await?;
+        let mut select = learning_records::Entity::find().filter(learning_records::Column::UserId.eq(user_id));
+        if let Some(status) = status {
+            select = select.filter(learning_records::Column::Status.eq(status.as_str()));
+        }
+        Ok(connection(rows, ConnectionFields::counting(db, select), LearningRecord))
+    }
+}
+
+#[derive(Default)]
+pub struct LearningMutation;
+
+#[Object]
+impl LearningMutation {
+    /// Takes a seat in a published course (CONFLICT when full). Enrolling again returns the
+    /// existing record.
+    async fn enroll(&self, ctx: &Context<'_>, course_id: ID) -> Result<LearningRecord> {
+        let course_id = id_arg("courseId", &course_id)?;
+        Ok(LearningRecord(learning::enroll(&state(ctx)?.db, viewer(ctx), course_id).await?))
+    }
+
+    /// Leaves a course and frees the seat.
+    async fn drop_course(&self, ctx: &Context<'_>, course_id: ID) -> Result<LearningRecord> {
+        let course_id = id_arg("courseId", &course_id)?;
+        Ok(LearningRecord(learning::drop_course(&state(ctx)?.db, viewer(ctx), course_id).await?))
+    }
+
+    /// Records progress on a content item (0..100; a lower value never undoes progress) and
+    /// minutes studied (0..1440).
+    async fn record_progress(
+        &self,
+        ctx: &Context<'_>,
+        content_id: ID,
+        progress_percentage: f64,
+        #[graphql(default = 0)] study_minutes: i32,
+    ) -> Result<ContentProgress> {
+        let content_id = id_arg("contentId", &content_id)?;
+        let saved =
+            learning::record_progress(&state(ctx)?.db, viewer(ctx), content_id, progress_percentage, study_minutes)
+                .await?;
+        Ok(ContentProgress(saved))
+    }
+}

@@ -1,0 +1,61 @@
+//! Relay connections over domain pages: one helper turns a keyset `Page` into a `Connection` with
+//! a lazily counted `totalCount` (the count runs only when a client asks for it).
+
+use crate::domain::pagination::{Page, PageRequest};
+use crate::error::AppResult;
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Object, OutputType, Result};
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait, Select};
+use std::sync::Arc;
+
+type CountFn = Arc<dyn Fn() -> BoxFuture<'static, AppResult<u64>> + Send + Sync>;
+
+/// Extra fields of every connection.
+pub struct ConnectionFields {
+    count: CountFn,
+}
+
+impl ConnectionFields {
+    /// `totalCount` counts the rows of `select` (the filtered query, without paging).
+    pub fn counting<E>(db: &DatabaseConnection, select: Select<E>) -> Self
+    where
+        E: EntityTrait + Send + Sync,
+        E::Model: Send + Sync,
+    {
+        let db = db.clone();
+        Self {
+            count: Arc::new(move || {
+                let db = db.clone();
+                let select = select.clone();
+                Box::pin(async move { Ok(select.count(&db).await?) })
+            }),
+        }
+    }
+}
+
+#[Object]
+impl ConnectionFields {
+    /// Rows matching the filter, over all pages.
+    async fn total_count(&self) -> Result<i64> {
+        Ok((self.count)().await? as i64)
+    }
+}
+
+pub type Conn<N> = Connection<String, N, ConnectionFields>;
+
+pub fn connection<M, N: OutputType>(page: Page<M>, fields: ConnectionFields, node: impl Fn(M) -> N) -> Conn<N> {
+    let mut connection = Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
+    connection.edges.extend(page.rows.into_iter().map(|(cursor, row)| Edge::new(cursor, node(row))));
+    connection
+}
+
+/// Parses Relay arguments (first <= 100; first and last exclusive).
+pub fn page_request(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> AppResult<PageRequest> {
+    PageRequest::parse(first, after, last, before)
+}
