@@ -5,7 +5,8 @@
 //! `AVG(r.rating)` came out inflated/weighted by enrollments. Dropped enrollments and hidden or
 //! deleted reviews do not count. Averages are cast to DOUBLE PRECISION (REAL affinity on SQLite) and
 //! coalesced to 0 so both backends return the same type and keyset ordering never meets NULL;
-//! `review_count = 0` tells "no rating yet" apart. Only published courses count for a mentor.
+//! `review_count = 0` tells "no rating yet" apart. `hourly_rate` is CAST so that on SQLite the view
+//! column keeps NUMERIC affinity (decimals are bound as text there). Only published courses count for a mentor.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::ConnectionTrait;
@@ -21,7 +22,7 @@ SELECT
     up.name,
     up.avatar,
     ui.domain,
-    COALESCE(up.hourly_rate, 0) AS hourly_rate,
+    CAST(COALESCE(up.hourly_rate, 0) AS NUMERIC(10, 2)) AS hourly_rate,
     ui.created_at,
     (SELECT COUNT(*) FROM courses c WHERE c.mentor_id = ui.id AND c.status = 'published') AS course_count,
     (SELECT COUNT(DISTINCT lr.user_id) FROM learning_records lr JOIN courses c ON c.id = lr.course_id

@@ -181,7 +181,11 @@ fn ensure_code(error: &mut ServerError) {
         || message.contains("cannot be greater than")
     {
         code::QUERY_TOO_COMPLEX
-    } else if error.path.is_empty() || message.starts_with("Failed to parse") || message.starts_with("Invalid value") {
+    } else if error.path.is_empty()
+        || message.starts_with("Failed to parse")
+        || message.starts_with("Invalid value")
+        || message.starts_with("Expected input type")
+    {
         code::BAD_USER_INPUT
     } else {
         tracing::error!(message, "resolver error without a code");

@@ -109,11 +109,20 @@ impl Loader<(Uuid, Uuid)> for EnrollmentByUserCourse {
     }
 }
 
+/// How long a loader waits for more keys before it queries. The fields of a list's items register
+/// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
+/// pass can outlast async-graphql's 1 ms default and split a batch in two.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(4);
+
+fn loader<T>(inner: T) -> DataLoader<T> {
+    DataLoader::new(inner, tokio::spawn).delay(BATCH_DELAY)
+}
+
 fn by_id<E: EntityTrait + Send + Sync>(db: &DatabaseConnection) -> DataLoader<ById<E>>
 where
     E::Model: Clone + Send + Sync,
 {
-    DataLoader::new(ById(db.clone(), PhantomData), tokio::spawn)
+    loader(ById(db.clone(), PhantomData))
 }
 
 fn by_column<E>(
@@ -127,7 +136,7 @@ where
     E::Model: Clone + Send + Sync,
     E::Column: Send + Sync,
 {
-    DataLoader::new(ByColumn { db: db.clone(), column, condition, order }, tokio::spawn)
+    loader(ByColumn { db: db.clone(), column, condition, order })
 }
 
 /// The loaders of the schema, created once and shared by all requests.
@@ -172,7 +181,7 @@ pub fn new(db: DatabaseConnection) -> Loaders {
             None,
             Some(course_contents::Column::OrderIndex),
         ),
-        enrollments: DataLoader::new(EnrollmentByUserCourse(db), tokio::spawn),
+        enrollments: loader(EnrollmentByUserCourse(db)),
     }
 }
 

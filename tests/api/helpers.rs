@@ -52,6 +52,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with extra settings (e.g. `("GRAPHQL_MAX_ALIASES", "5")`).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    // Server errors show up in a failing test's output (nextest prints only failing tests').
+    if std::env::var("RUST_LOG").is_err() {
+        std::env::set_var("RUST_LOG", "warn,sqlx=error");
+    }
+    master_guide::telemetry::init_tracing(master_guide::config::LogFormat::Pretty);
     let data_dir = std::env::temp_dir().join(format!("mg-test-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir).expect("create data dir");
     let (db_url, pg_drop) = fresh_database(&data_dir).await;
@@ -219,4 +224,145 @@ pub fn error_code(body: &Value) -> &str {
 
 pub fn error_field(body: &Value) -> &str {
     body["errors"][0]["extensions"]["field"].as_str().unwrap_or("<no field>")
+}
+
+/// The data of a successful response, or a panic showing the errors.
+pub fn data(body: &Value) -> &Value {
+    assert!(body["errors"].is_null(), "unexpected errors: {body}");
+    &body["data"]
+}
+
+pub struct Master {
+    pub session: Session,
+    pub identity: String,
+}
+
+/// A platform with an admin and the `software` domain, built through the API.
+pub struct World {
+    pub admin: Session,
+}
+
+impl TestApp {
+    /// Registers `email` and makes it an admin (as `master-guide grant-admin` does); the returned
+    /// session's token carries the admin role.
+    pub async fn admin(&self, email: &str) -> Session {
+        let mut session = self.register(email).await;
+        let db = self.db().await;
+        master_guide::domain::accounts::grant_admin(&db, email).await.map_err(|e| e.message()).expect("grant admin");
+        db.close().await.ok();
+        let body = self
+            .gql(
+                "mutation($i: LoginInput!) { login(input: $i) { accessToken refreshToken } }",
+                json!({ "i": { "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        session.access = data(&body)["login"]["accessToken"].as_str().expect("token").to_string();
+        session
+    }
+
+    pub async fn world(&self) -> World {
+        let admin = self.admin("admin@example.com").await;
+        for (code, name) in [("software", "Software"), ("design", "Design")] {
+            let body = self
+                .gql_as(
+                    &admin.access,
+                    "mutation($i: CreateDomainInput!) { createDomain(input: $i) { id } }",
+                    json!({ "i": { "name": name, "code": code } }),
+                )
+                .await;
+            data(&body);
+        }
+        World { admin }
+    }
+
+    /// Applies for an identity; returns its id.
+    pub async fn apply(&self, session: &Session, kind: &str, domain: &str) -> String {
+        let body = self
+            .gql_as(
+                &session.access,
+                "mutation($i: ApplyIdentityInput!) { applyIdentity(input: $i) { id } }",
+                json!({ "i": { "identityType": kind, "domain": domain, "verificationDocuments": ["https://docs.example.com/cv.pdf"] } }),
+            )
+            .await;
+        data(&body)["applyIdentity"]["id"].as_str().expect("identity id").to_string()
+    }
+
+    /// A verified master with a profile (hourly rate 100.00).
+    pub async fn master(&self, world: &World, email: &str, domain: &str) -> Master {
+        let session = self.register(email).await;
+        let identity = self.apply(&session, "MASTER", domain).await;
+        let body = self
+            .gql_as(
+                &world.admin.access,
+                "mutation($id: ID!) { reviewIdentity(id: $id, decision: APPROVE) { status } }",
+                json!({ "id": identity }),
+            )
+            .await;
+        assert_eq!(data(&body)["reviewIdentity"]["status"], "ACTIVE");
+        let body = self
+            .gql_as(
+                &session.access,
+                "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { id } }",
+                json!({ "id": identity, "i": { "name": email.split('@').next().unwrap_or("m"), "hourlyRate": "100.00", "skills": ["rust"] } }),
+            )
+            .await;
+        data(&body);
+        Master { session, identity }
+    }
+
+    /// A course of `master` with `contents` items (the first free), published when `publish`.
+    pub async fn course(&self, master: &Master, max_students: Option<i32>, contents: usize, publish: bool) -> String {
+        let body = self
+            .gql_as(
+                &master.session.access,
+                "mutation($i: CreateCourseInput!) { createCourse(input: $i) { id } }",
+                json!({ "i": {
+                    "identityId": master.identity, "title": "Rust from zero", "price": "199.00",
+                    "durationHours": 10, "difficulty": "BEGINNER", "maxStudents": max_students, "tags": ["rust", "systems"]
+                } }),
+            )
+            .await;
+        let course = data(&body)["createCourse"]["id"].as_str().expect("course id").to_string();
+        for index in 0..contents {
+            let body = self
+                .gql_as(
+                    &master.session.access,
+                    "mutation($c: ID!, $i: AddCourseContentInput!) { addCourseContent(courseId: $c, input: $i) { id } }",
+                    json!({ "c": course, "i": {
+                        "title": format!("Lesson {index}"), "contentType": "VIDEO",
+                        "contentUrl": format!("https://media.example.com/{index}.mp4"), "isFree": index == 0, "durationMinutes": 10
+                    } }),
+                )
+                .await;
+            data(&body);
+        }
+        if publish {
+            let body = self
+                .gql_as(
+                    &master.session.access,
+                    "mutation($id: ID!) { publishCourse(id: $id) { status } }",
+                    json!({ "id": course }),
+                )
+                .await;
+            assert_eq!(data(&body)["publishCourse"]["status"], "PUBLISHED");
+        }
+        course
+    }
+
+    /// Every row of a table as JSON text, in a stable order: "nothing changed" is an equality.
+    pub async fn snapshot(&self, table: &str) -> Vec<String> {
+        let db = self.db().await;
+        let backend = db.get_database_backend();
+        use sea_orm::FromQueryResult;
+        let rows = sea_orm::JsonValue::find_by_statement(Statement::from_string(
+            backend,
+            format!("SELECT * FROM {table} ORDER BY id"),
+        ))
+        .all(&db)
+        .await
+        .expect("snapshot");
+        let out = rows.iter().map(|row| row.to_string()).collect();
+        db.close().await.ok();
+        out
+    }
 }

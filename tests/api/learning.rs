@@ -1,0 +1,170 @@
+//! Enrollment (no oversell under concurrency) and learning progress.
+
+use crate::helpers::*;
+use serde_json::json;
+
+const ENROLL: &str = "mutation($c: ID!) { enroll(courseId: $c) { id status } }";
+const DROP: &str = "mutation($c: ID!) { dropCourse(courseId: $c) { id status } }";
+const PROGRESS: &str = "mutation($id: ID!, $p: Float!, $m: Int = 0) { recordProgress(contentId: $id, progressPercentage: $p, studyMinutes: $m) { progressPercentage isCompleted studyTime learningRecord { status progressPercentage totalStudyTime completedAt } } }";
+
+async fn current_students(app: &TestApp, course: &str) -> i64 {
+    let body = app.gql("query($id: ID!) { course(id: $id) { currentStudents } }", json!({ "id": course })).await;
+    data(&body)["course"]["currentStudents"].as_i64().expect("currentStudents")
+}
+
+#[tokio::test]
+async fn fifty_concurrent_students_never_oversell_ten_seats() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, Some(10), 1, true).await;
+    let mut students = Vec::new();
+    for index in 0..50 {
+        students.push(app.register(&format!("student{index}@example.com")).await);
+    }
+    let attempts = students.iter().map(|s| app.gql_as(&s.access, ENROLL, json!({ "c": course })));
+    let results = futures_util::future::join_all(attempts).await;
+    let enrolled = results.iter().filter(|b| b["data"]["enroll"]["id"].is_string()).count();
+    let full = results.iter().filter(|b| error_code(b) == "CONFLICT").count();
+    assert_eq!(
+        enrolled,
+        10,
+        "{:?}",
+        results.iter().filter(|b| b["errors"].is_array() && error_code(b) != "CONFLICT").collect::<Vec<_>>()
+    );
+    assert_eq!(full, 40);
+    assert_eq!(app.count("learning_records").await, 10);
+    assert_eq!(current_students(&app, &course).await, 10);
+}
+
+#[tokio::test]
+async fn enrolling_twice_returns_the_same_record_and_dropping_frees_the_seat() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, Some(1), 1, true).await;
+    let sam = app.register("sam@example.com").await;
+    let kim = app.register("kim@example.com").await;
+
+    let first = app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await;
+    // The same student at once from several clients: still one record, one seat.
+    let again =
+        futures_util::future::join_all((0..5).map(|_| app.gql_as(&sam.access, ENROLL, json!({ "c": course })))).await;
+    for body in &again {
+        assert_eq!(data(body)["enroll"]["id"], data(&first)["enroll"]["id"]);
+    }
+    assert_eq!(current_students(&app, &course).await, 1);
+    let body = app.gql_as(&kim.access, ENROLL, json!({ "c": course })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "full: {body}");
+
+    let body = app.gql_as(&sam.access, DROP, json!({ "c": course })).await;
+    assert_eq!(data(&body)["dropCourse"]["status"], "DROPPED");
+    let body = app.gql_as(&sam.access, DROP, json!({ "c": course })).await;
+    assert_eq!(data(&body)["dropCourse"]["status"], "DROPPED", "repeat is a no-op");
+    assert_eq!(current_students(&app, &course).await, 0);
+    let body = app.gql_as(&kim.access, ENROLL, json!({ "c": course })).await;
+    assert_eq!(data(&body)["enroll"]["status"], "ENROLLED");
+    assert_eq!(current_students(&app, &course).await, 1);
+    let body = app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "sam's seat went to kim: {body}");
+}
+
+#[tokio::test]
+async fn enrollment_is_refused_where_it_makes_no_sense() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let draft = app.course(&ada, None, 1, false).await;
+    let open = app.course(&ada, None, 1, true).await;
+    let sam = app.register("sam@example.com").await;
+    let cases = [
+        (None, open.clone(), "UNAUTHENTICATED"),
+        (Some(sam.access.as_str()), draft.clone(), "NOT_FOUND"),
+        (Some(ada.session.access.as_str()), open.clone(), "FORBIDDEN"),
+        (Some(ada.session.access.as_str()), draft.clone(), "CONFLICT"),
+        (Some(sam.access.as_str()), uuid::Uuid::new_v4().to_string(), "NOT_FOUND"),
+        (Some(sam.access.as_str()), "nope".to_string(), "BAD_USER_INPUT"),
+    ];
+    for (token, course, code) in cases {
+        let body = app.gql_with(token, ENROLL, json!({ "c": course })).await;
+        assert_eq!(error_code(&body), code, "{body}");
+    }
+    let body = app.gql_as(&sam.access, DROP, json!({ "c": open })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "nothing to drop: {body}");
+    assert_eq!(app.count("learning_records").await, 0);
+    assert_eq!(current_students(&app, &open).await, 0);
+}
+
+#[tokio::test]
+async fn progress_only_moves_forward_and_completes_the_course() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 2, true).await;
+    let sam = app.register("sam@example.com").await;
+    let body = app
+        .gql_as(&sam.access, "query($id: ID!) { course(id: $id) { contents { id } } }", json!({ "id": course }))
+        .await;
+    let contents: Vec<String> = data(&body)["course"]["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+
+    let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[0], "p": 50.0, "m": 10 })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "not enrolled: {body}");
+    data(&app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await);
+
+    let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[0], "p": 50.0, "m": 10 })).await;
+    let saved = &data(&body)["recordProgress"];
+    assert_eq!(saved["progressPercentage"], 50.0);
+    assert_eq!(saved["learningRecord"]["status"], "LEARNING");
+    assert_eq!(saved["learningRecord"]["progressPercentage"], 25.0);
+
+    // A lower value does not undo progress; minutes add up.
+    let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[0], "p": 20.0, "m": 5 })).await;
+    let saved = &data(&body)["recordProgress"];
+    assert_eq!(saved["progressPercentage"], 50.0);
+    assert_eq!(saved["studyTime"], 15);
+    assert_eq!(saved["learningRecord"]["totalStudyTime"], 15);
+
+    data(&app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[0], "p": 100.0 })).await);
+    let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[1], "p": 100.0, "m": 30 })).await;
+    let record = &data(&body)["recordProgress"]["learningRecord"];
+    assert_eq!(record["status"], "COMPLETED");
+    assert_eq!(record["progressPercentage"], 100.0);
+    let completed_at = record["completedAt"].clone();
+    assert!(completed_at.is_string());
+    // completed_at is set once.
+    let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[1], "p": 100.0, "m": 1 })).await;
+    assert_eq!(data(&body)["recordProgress"]["learningRecord"]["completedAt"], completed_at);
+
+    let before = app.snapshot("content_progress").await;
+    for (p, m, field) in [
+        (-1.0, 0, "progressPercentage"),
+        (100.5, 0, "progressPercentage"),
+        (10.0, -1, "studyMinutes"),
+        (10.0, 1441, "studyMinutes"),
+    ] {
+        let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[0], "p": p, "m": m })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(error_field(&body), field);
+    }
+    let body = app.gql_as(&sam.access, PROGRESS, json!({ "id": uuid::Uuid::new_v4().to_string(), "p": 1.0 })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    assert_eq!(app.snapshot("content_progress").await, before);
+
+    let body = app
+        .gql_as(&sam.access, "{ myLearning { totalCount edges { node { status course { id } } } } }", json!({}))
+        .await;
+    assert_eq!(data(&body)["myLearning"]["totalCount"], 1);
+    assert_eq!(data(&body)["myLearning"]["edges"][0]["node"]["course"]["id"], course.as_str());
+    let body = app.gql_as(&sam.access, "{ myLearning(status: LEARNING) { totalCount } }", json!({})).await;
+    assert_eq!(data(&body)["myLearning"]["totalCount"], 0);
+    let body = app.gql("{ myLearning { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+
+    let body = app.gql_as(&sam.access, DROP, json!({ "c": course })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "a completed course is not dropped: {body}");
+}
