@@ -397,3 +397,53 @@ async fn listing_courses_runs_a_fixed_number_of_statements() {
     assert_eq!(costs[0], costs[1], "statements for 5 vs 50 courses: {costs:?}");
     assert!(costs[1] <= 8, "statements for 50 courses: {}", costs[1]);
 }
+
+#[tokio::test]
+async fn bad_content_edits_are_refused_and_write_nothing() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 2, false).await;
+    let token = ada.session.access.as_str();
+    let ids = content_ids(&app, Some(token), &course).await;
+    let before = app.snapshot("course_contents").await;
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (UPDATE_CONTENT, json!({ "id": ids[0], "i": { "title": "x".repeat(201) } }), "BAD_USER_INPUT", "input.title"),
+        (
+            UPDATE_CONTENT,
+            json!({ "id": ids[0], "i": { "contentUrl": "mailto:x" } }),
+            "BAD_USER_INPUT",
+            "input.contentUrl",
+        ),
+        (
+            UPDATE_CONTENT,
+            json!({ "id": ids[0], "i": { "durationMinutes": 10001 } }),
+            "BAD_USER_INPUT",
+            "input.durationMinutes",
+        ),
+        (
+            UPDATE_CONTENT,
+            json!({ "id": ids[0], "i": { "contentText": "x".repeat(100_001) } }),
+            "BAD_USER_INPUT",
+            "input.contentText",
+        ),
+        (
+            UPDATE_CONTENT,
+            json!({ "id": uuid::Uuid::new_v4().to_string(), "i": { "title": "x" } }),
+            "NOT_FOUND",
+            "<no field>",
+        ),
+        (REMOVE, json!({ "id": uuid::Uuid::new_v4().to_string() }), "NOT_FOUND", "<no field>"),
+        (REMOVE, json!({ "id": "12" }), "BAD_USER_INPUT", "id"),
+        (REORDER, json!({ "c": course, "ids": ["x", ids[1]] }), "BAD_USER_INPUT", "contentIds[0]"),
+        (REORDER, json!({ "c": uuid::Uuid::new_v4().to_string(), "ids": [ids[0], ids[1]] }), "NOT_FOUND", "<no field>"),
+    ];
+    for (query, variables, code, field) in cases {
+        let body = app.gql_as(token, query, variables.clone()).await;
+        assert_eq!(error_code(&body), code, "{body}");
+        assert_eq!(error_field(&body), field, "{body}");
+    }
+    let body = app.gql_as(token, UPDATE_CONTENT, json!({ "id": ids[0], "i": { "contentType": "SLIDES" } })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(app.snapshot("course_contents").await, before);
+}

@@ -168,3 +168,42 @@ async fn progress_only_moves_forward_and_completes_the_course() {
     let body = app.gql_as(&sam.access, DROP, json!({ "c": course })).await;
     assert_eq!(error_code(&body), "CONFLICT", "a completed course is not dropped: {body}");
 }
+
+/// enroll / dropCourse / recordProgress by each kind of caller; refusals change nothing.
+#[tokio::test]
+async fn permission_matrix_for_learning_mutations() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 1, true).await;
+    let sam = app.register("sam@example.com").await;
+    let eve = app.register("eve@example.com").await;
+    let body = app.gql("query($id: ID!) { course(id: $id) { contents { id } } }", json!({ "id": course })).await;
+    let content = data(&body)["course"]["contents"][0]["id"].as_str().expect("content").to_string();
+    data(&app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await);
+
+    let tables = ["learning_records", "content_progress", "courses"];
+    let refused: Vec<(Option<&str>, &str, serde_json::Value, &str)> = vec![
+        (None, ENROLL, json!({ "c": course }), "UNAUTHENTICATED"),
+        (None, DROP, json!({ "c": course }), "UNAUTHENTICATED"),
+        (None, PROGRESS, json!({ "id": content, "p": 10.0 }), "UNAUTHENTICATED"),
+        (Some(&eve.access), DROP, json!({ "c": course }), "NOT_FOUND"),
+        (Some(&eve.access), PROGRESS, json!({ "id": content, "p": 10.0 }), "FORBIDDEN"),
+        (Some(&ada.session.access), ENROLL, json!({ "c": course }), "FORBIDDEN"),
+        (Some(&ada.session.access), PROGRESS, json!({ "id": content, "p": 10.0 }), "FORBIDDEN"),
+        (Some(&world.admin.access), PROGRESS, json!({ "id": content, "p": 10.0 }), "FORBIDDEN"),
+    ];
+    for (token, query, variables, code) in refused {
+        let before = futures_util::future::join_all(tables.map(|t| app.snapshot(t))).await;
+        let body = app.gql_with(token, query, variables.clone()).await;
+        assert_eq!(error_code(&body), code, "{variables}: {body}");
+        assert_eq!(futures_util::future::join_all(tables.map(|t| app.snapshot(t))).await, before, "{variables}");
+    }
+    // The enrolled student may.
+    data(&app.gql_as(&sam.access, PROGRESS, json!({ "id": content, "p": 10.0 })).await);
+    data(&app.gql_as(&sam.access, DROP, json!({ "c": course })).await);
+    // A banned student cannot act with a token issued before the ban.
+    app.exec("UPDATE users SET status = 'banned' WHERE email = 'sam@example.com'").await;
+    let body = app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+}
