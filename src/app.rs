@@ -22,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub statements: Arc<StatementCounter>,
     pub metrics: PrometheusHandle,
+    /// Post views waiting to be written (see `domain::views`).
+    pub views: Arc<crate::domain::views::ViewCounter>,
 }
 
 pub struct Application {
@@ -37,8 +39,14 @@ impl Application {
         let (db, statements) = db::connect(&config.database).await?;
         db::migrate(&db).await?;
         let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
-        let state =
-            AppState { db, keys, config: Arc::new(config), statements, metrics: crate::telemetry::metrics_handle()? };
+        let state = AppState {
+            db,
+            keys,
+            config: Arc::new(config),
+            statements,
+            metrics: crate::telemetry::metrics_handle()?,
+            views: Arc::default(),
+        };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let router = http::router(HttpState { app: state.clone(), schema });
         let listener = TcpListener::bind(state.config.bind_addr)
@@ -64,6 +72,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -87,9 +96,29 @@ impl Application {
             result = server => result.context("server error")?,
             _ = deadline => {}
         }
+        // The flusher writes what is still buffered once it sees the stop.
+        let _ = flusher.await;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Background task: writes buffered post views every `VIEW_FLUSH_SECS`, and once more on stop.
+async fn flush_views(state: AppState, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.view_flush);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stop = tokio::select! {
+            _ = tick.tick() => false,
+            changed = stopping.changed() => changed.is_err() || *stopping.borrow(),
+        };
+        if let Err(error) = state.views.flush(&state.db).await {
+            tracing::warn!(error = ?error, "flushing post views failed");
+        }
+        if stop {
+            return;
+        }
     }
 }
 

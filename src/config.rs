@@ -101,6 +101,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `SHUTDOWN_GRACE_SECS` (default 20): how long in-flight requests get on SIGTERM.
     pub shutdown_grace: Duration,
+    /// `VIEW_FLUSH_SECS` (default 5): how often buffered post views are written.
+    pub view_flush: Duration,
 }
 
 /// Where settings come from; tests pass a map instead of the process environment.
@@ -223,6 +225,7 @@ impl Config {
             data_dir,
             log_format,
             shutdown_grace: secs(source, "SHUTDOWN_GRACE_SECS", 20)?,
+            view_flush: secs(source, "VIEW_FLUSH_SECS", 5)?,
         };
         if config.database.min_connections > config.database.max_connections {
             return Err(ConfigError::new("DB_MIN_CONNECTIONS", "must not exceed DB_MAX_CONNECTIONS"));

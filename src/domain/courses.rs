@@ -550,6 +550,6 @@ pub async fn list(
         CourseOrder::Students => (courses::Column::CurrentStudents, |c| SortKey::Int(c.current_students.into())),
     };
     let counted = select.clone();
-    let page = keyset(db, select, column, courses::Column::Id, direction, page, |c| (key(c), c.id)).await?;
+    let page = keyset(db, select, &[column], courses::Column::Id, direction, page, |c| (vec![key(c)], c.id)).await?;
     Ok((page, counted))
 }

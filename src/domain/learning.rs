@@ -287,9 +287,15 @@ pub async fn my_learning(
     if let Some(status) = status {
         select = select.filter(learning_records::Column::Status.eq(status.as_str()));
     }
-    keyset(db, select, learning_records::Column::EnrolledAt, learning_records::Column::Id, Direction::Desc, page, |r| {
-        (SortKey::Time(r.enrolled_at), r.id)
-    })
+    keyset(
+        db,
+        select,
+        &[learning_records::Column::EnrolledAt],
+        learning_records::Column::Id,
+        Direction::Desc,
+        page,
+        |r| (vec![SortKey::Time(r.enrolled_at)], r.id),
+    )
     .await
 }
 

@@ -78,8 +78,9 @@ pub async fn list(
         MentorOrder::Newest => (mentor_stats::Column::CreatedAt, |m| SortKey::Time(m.created_at)),
     };
     let counted = select.clone();
-    let page =
-        keyset(db, select, column, mentor_stats::Column::IdentityId, direction, page, |m| (key(m), m.identity_id))
-            .await?;
+    let page = keyset(db, select, &[column], mentor_stats::Column::IdentityId, direction, page, |m| {
+        (vec![key(m)], m.identity_id)
+    })
+    .await?;
     Ok((page, counted))
 }

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod circles;
 pub mod courses;
 pub mod domains;
 pub mod identities;
@@ -10,8 +11,10 @@ pub mod learning;
 pub mod mentors;
 pub mod notify;
 pub mod pagination;
+pub mod posts;
 pub mod seed;
 pub mod values;
+pub mod views;
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};

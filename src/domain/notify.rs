@@ -11,6 +11,10 @@ use uuid::Uuid;
 pub enum Kind {
     IdentityApproved,
     IdentityRejected,
+    PostCommented,
+    CommentReplied,
+    PostLiked,
+    RoleChanged,
 }
 
 impl Kind {
@@ -18,6 +22,10 @@ impl Kind {
         match self {
             Self::IdentityApproved => "identity_approved",
             Self::IdentityRejected => "identity_rejected",
+            Self::PostCommented => "post_commented",
+            Self::CommentReplied => "comment_replied",
+            Self::PostLiked => "post_liked",
+            Self::RoleChanged => "role_changed",
         }
     }
 }
@@ -28,6 +36,28 @@ pub struct Notice {
     pub title: String,
     pub content: Option<String>,
     pub related_id: Option<Uuid>,
+}
+
+/// Like [`send`], unless the same kind of notice about the same object reached the user within
+/// `window` and is still unread (e.g. a burst of likes makes one notification, not one per like).
+pub async fn send_collapsed(
+    db: &impl ConnectionTrait,
+    notice: Notice,
+    window: chrono::Duration,
+) -> Result<Option<notifications::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let recent = notifications::Entity::find()
+        .filter(notifications::Column::UserId.eq(notice.user_id))
+        .filter(notifications::Column::NotificationType.eq(notice.kind.as_str()))
+        .filter(notifications::Column::RelatedId.eq(notice.related_id))
+        .filter(notifications::Column::IsRead.eq(false))
+        .filter(notifications::Column::CreatedAt.gt(Utc::now() - window))
+        .one(db)
+        .await?;
+    if recent.is_some() {
+        return Ok(None);
+    }
+    send(db, notice).await.map(Some)
 }
 
 pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notifications::Model, DbErr> {

@@ -1,5 +1,5 @@
-//! The one pagination helper: keyset (seek) pages over any entity, ordered by one sort column and
-//! the id as tie-breaker. Cursors are opaque (base64 JSON of the sort value and id), stay valid
+//! The one pagination helper: keyset (seek) pages over any entity, ordered by one or more sort
+//! columns (all in one direction) and the id as tie-breaker. Cursors are opaque (base64 JSON of the sort value and id), stay valid
 //! while rows are added, and never skip or repeat a row. Page size is capped at 100.
 
 use crate::error::{AppError, AppResult};
@@ -19,6 +19,7 @@ pub const MAX_PAGE: u64 = 100;
 /// The value a row is sorted by, as carried in a cursor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum SortKey {
+    Bool(bool),
     Int(i64),
     Num(Decimal),
     Float(f64),
@@ -28,6 +29,7 @@ pub enum SortKey {
 impl SortKey {
     fn to_value(&self) -> sea_orm::Value {
         match self {
+            Self::Bool(v) => (*v).into(),
             Self::Int(v) => (*v).into(),
             Self::Num(v) => (*v).into(),
             Self::Float(v) => (*v).into(),
@@ -39,7 +41,7 @@ impl SortKey {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cursor {
     #[serde(rename = "k")]
-    pub key: SortKey,
+    pub keys: Vec<SortKey>,
     pub id: Uuid,
 }
 
@@ -131,15 +133,16 @@ impl<M> Page<M> {
     }
 }
 
-/// Runs `select` as one keyset page ordered by `sort` (then `id`) in `direction`.
+/// Runs `select` as one keyset page ordered by the `sort` columns (then `id`) in `direction`;
+/// `key_of` gives a row's sort values (one per sort column) and id.
 pub async fn keyset<E, C>(
     db: &C,
     select: Select<E>,
-    sort: E::Column,
+    sort: &[E::Column],
     id: E::Column,
     direction: Direction,
     request: &PageRequest,
-    key_of: impl Fn(&E::Model) -> (SortKey, Uuid),
+    key_of: impl Fn(&E::Model) -> (Vec<SortKey>, Uuid),
 ) -> AppResult<Page<E::Model>>
 where
     E: EntityTrait,
@@ -151,10 +154,17 @@ where
     let cursor = if backward { request.before.as_ref() } else { request.after.as_ref() };
     let mut select = select;
     if let Some(cursor) = cursor {
+        if cursor.keys.len() != sort.len() {
+            let field = if backward { "before" } else { "after" };
+            return Err(AppError::bad_input(field, "the cursor belongs to another ordering"));
+        }
         select = select.filter(after_cursor(sort, id, ascending, cursor));
     }
     let size = request.size();
-    let mut rows = select.order_by(sort, order.clone()).order_by(id, order).limit(size + 1).all(db).await?;
+    for column in sort {
+        select = select.order_by(*column, order.clone());
+    }
+    let mut rows = select.order_by(id, order).limit(size + 1).all(db).await?;
     let more = rows.len() as u64 > size;
     rows.truncate(size as usize);
     if backward {
@@ -163,8 +173,8 @@ where
     let rows = rows
         .into_iter()
         .map(|row| {
-            let (key, id) = key_of(&row);
-            (Cursor { key, id }.encode(), row)
+            let (keys, id) = key_of(&row);
+            (Cursor { keys, id }.encode(), row)
         })
         .collect();
     Ok(Page {
@@ -174,15 +184,29 @@ where
     })
 }
 
-/// Rows strictly after the cursor in the given order: `(sort, id) > (key, id)` (or `<`).
-fn after_cursor<C: ColumnTrait>(sort: C, id: C, ascending: bool, cursor: &Cursor) -> Condition {
-    let key = cursor.key.to_value();
-    let (beyond, tie): (SimpleExpr, SimpleExpr) = if ascending {
-        (Expr::col(sort).gt(key.clone()), Expr::col(id).gt(cursor.id))
-    } else {
-        (Expr::col(sort).lt(key.clone()), Expr::col(id).lt(cursor.id))
+/// Rows strictly after the cursor in the given order, lexicographically over (sort..., id):
+/// `s1 > k1 OR (s1 = k1 AND s2 > k2) OR ... OR (all equal AND id > id)` (or `<`).
+fn after_cursor<C: ColumnTrait>(sort: &[C], id: C, ascending: bool, cursor: &Cursor) -> Condition {
+    let beyond = |column: Expr, value: sea_orm::Value| -> SimpleExpr {
+        if ascending {
+            column.gt(value)
+        } else {
+            column.lt(value)
+        }
     };
-    Condition::any().add(beyond).add(Condition::all().add(Expr::col(sort).eq(key)).add(tie))
+    let mut any = Condition::any();
+    for depth in 0..=sort.len() {
+        let mut all = Condition::all();
+        for (column, key) in sort.iter().zip(&cursor.keys).take(depth) {
+            all = all.add(Expr::col(*column).eq(key.to_value()));
+        }
+        all = all.add(match sort.get(depth).zip(cursor.keys.get(depth)) {
+            Some((column, key)) => beyond(Expr::col(*column), key.to_value()),
+            None => beyond(Expr::col(id), cursor.id.into()),
+        });
+        any = any.add(all);
+    }
+    any
 }
 
 #[cfg(test)]
@@ -191,7 +215,8 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() -> AppResult<()> {
-        let cursor = Cursor { key: SortKey::Num(Decimal::new(19900, 2)), id: Uuid::new_v4() };
+        let cursor =
+            Cursor { keys: vec![SortKey::Bool(true), SortKey::Num(Decimal::new(19900, 2))], id: Uuid::new_v4() };
         assert_eq!(Cursor::decode("after", &cursor.encode())?, cursor);
         assert!(Cursor::decode("after", "not-a-cursor").is_err());
         assert!(Cursor::decode("after", "e30").is_err()); // "{}"

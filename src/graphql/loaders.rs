@@ -89,23 +89,35 @@ where
     }
 }
 
-/// A viewer's (non-dropped or dropped) enrollment in a course, keyed by (user, course).
-pub struct EnrollmentByUserCourse(DatabaseConnection);
+/// At most one row of `E` per pair of columns, keyed by (first, second): a viewer's enrollment in
+/// a course, membership of a circle, like of a post.
+pub struct ByPair<E: EntityTrait> {
+    db: DatabaseConnection,
+    columns: (E::Column, E::Column),
+    condition: Option<Condition>,
+}
 
-impl Loader<(Uuid, Uuid)> for EnrollmentByUserCourse {
-    type Value = learning_records::Model;
+impl<E> Loader<(Uuid, Uuid)> for ByPair<E>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    type Value = E::Model;
     type Error = LoadError;
 
     async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
-        let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let courses: Vec<Uuid> = keys.iter().map(|k| k.1).collect();
-        let rows = learning_records::Entity::find()
-            .filter(learning_records::Column::UserId.is_in(users))
-            .filter(learning_records::Column::CourseId.is_in(courses))
-            .all(&self.0)
-            .await
-            .map_err(load_error)?;
-        Ok(rows.into_iter().map(|r| ((r.user_id, r.course_id), r)).collect())
+        let (first, second) = self.columns;
+        let mut select =
+            E::find().filter(first.is_in(keys.iter().map(|k| k.0))).filter(second.is_in(keys.iter().map(|k| k.1)));
+        if let Some(condition) = &self.condition {
+            select = select.filter(condition.clone());
+        }
+        let rows = select.all(&self.db).await.map_err(load_error)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| Some(((uuid_of(row.get(first))?, uuid_of(row.get(second))?), row)))
+            .collect())
     }
 }
 
@@ -139,6 +151,19 @@ where
     loader(ByColumn { db: db.clone(), column, condition, order })
 }
 
+fn by_pair<E>(
+    db: &DatabaseConnection,
+    columns: (E::Column, E::Column),
+    condition: Option<Condition>,
+) -> DataLoader<ByPair<E>>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    loader(ByPair { db: db.clone(), columns, condition })
+}
+
 /// The loaders of the schema, created once and shared by all requests.
 pub struct Loaders {
     pub users: DataLoader<ById<users::Entity>>,
@@ -151,7 +176,17 @@ pub struct Loaders {
     pub course_stats: DataLoader<ById<course_stats::Entity>>,
     pub contents: DataLoader<ById<course_contents::Entity>>,
     pub contents_by_course: DataLoader<ByColumn<course_contents::Entity>>,
-    pub enrollments: DataLoader<EnrollmentByUserCourse>,
+    /// (user, course) -> learning record
+    pub enrollments: DataLoader<ByPair<learning_records::Entity>>,
+    pub circles: DataLoader<ById<circles::Entity>>,
+    /// (user, circle) -> active membership
+    pub memberships: DataLoader<ByPair<circle_members::Entity>>,
+    pub posts: DataLoader<ById<posts::Entity>>,
+    pub comments: DataLoader<ById<comments::Entity>>,
+    /// (user, post) -> like
+    pub post_likes: DataLoader<ByPair<post_likes::Entity>>,
+    /// (user, comment) -> like
+    pub comment_likes: DataLoader<ByPair<comment_likes::Entity>>,
 }
 
 pub fn new(db: DatabaseConnection) -> Loaders {
@@ -181,7 +216,17 @@ pub fn new(db: DatabaseConnection) -> Loaders {
             None,
             Some(course_contents::Column::OrderIndex),
         ),
-        enrollments: loader(EnrollmentByUserCourse(db)),
+        enrollments: by_pair(&db, (learning_records::Column::UserId, learning_records::Column::CourseId), None),
+        circles: by_id(&db),
+        memberships: by_pair(
+            &db,
+            (circle_members::Column::UserId, circle_members::Column::CircleId),
+            Some(Condition::all().add(circle_members::Column::IsActive.eq(true))),
+        ),
+        posts: by_id(&db),
+        comments: by_id(&db),
+        post_likes: by_pair(&db, (post_likes::Column::UserId, post_likes::Column::PostId), None),
+        comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the observability extension. Resolvers are thin: they parse arguments and call `domain/`.
 
 pub mod accounts;
+pub mod circles;
 pub mod courses;
 pub mod domains;
 pub mod extension;
@@ -21,6 +22,7 @@ pub struct QueryRoot(
     identities::IdentitiesQuery,
     courses::CoursesQuery,
     learning::LearningQuery,
+    circles::CirclesQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -30,6 +32,7 @@ pub struct MutationRoot(
     identities::IdentitiesMutation,
     courses::CoursesMutation,
     learning::LearningMutation,
+    circles::CirclesMutation,
 );
 
 /// Sort direction of a list.

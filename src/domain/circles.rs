@@ -1,0 +1,427 @@
+//! Circles and their membership: creation by an active identity (which becomes the circle's
+//! admin), roles, joins and leaves with `member_count` kept equal to the active members.
+
+use super::notify::{self, Kind, Notice};
+use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::values::{optional_text, optional_url, string_list, text};
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use chrono::Utc;
+use entity::enums::{CircleStatus, IdentityStatus, MemberRole, StringList};
+use entity::{circle_members, circles, user_identities, users};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+#[derive(Default)]
+pub struct CircleInput {
+    pub identity_id: Option<Uuid>,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub domain: Option<String>,
+    pub rules: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub avatar: Option<Option<String>>,
+}
+
+#[derive(Default)]
+pub struct CircleFilter {
+    pub domain: Option<String>,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircleOrder {
+    Members,
+    Newest,
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<circles::Model>> {
+    Ok(circles::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The viewer's active membership of a circle.
+pub async fn membership(
+    db: &impl ConnectionTrait,
+    circle_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<Option<circle_members::Model>> {
+    Ok(circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::UserId.eq(user_id))
+        .filter(circle_members::Column::IsActive.eq(true))
+        .one(db)
+        .await?)
+}
+
+/// An active identity of the viewer (posting, joining and creating happen through one).
+pub async fn own_active_identity(
+    db: &impl ConnectionTrait,
+    user: &users::Model,
+    id: Uuid,
+    field: &str,
+) -> AppResult<user_identities::Model> {
+    let identity = super::identities::find(db, id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    if identity.user_id != user.id {
+        return Err(AppError::forbidden("that identity is not yours"));
+    }
+    if identity.status != IdentityStatus::Active {
+        return Err(AppError::bad_input(field, "the identity is not active"));
+    }
+    Ok(identity)
+}
+
+/// Whether the user moderates the circle (circle moderator or admin, or platform admin).
+pub async fn moderates(db: &impl ConnectionTrait, user: &users::Model, circle_id: Uuid) -> AppResult<bool> {
+    if user.role == entity::enums::UserRole::Admin {
+        return Ok(true);
+    }
+    Ok(membership(db, circle_id, user.id).await?.is_some_and(|m| m.role != MemberRole::Member))
+}
+
+async fn lock_circle(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+    circles::Entity::update_many()
+        .col_expr(circles::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(circles::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "circles.create", skip_all)]
+pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput) -> AppResult<circles::Model> {
+    let identity_id = input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
+    let name = text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100)?;
+    let description = optional_text("input.description", input.description.flatten(), 5000)?;
+    let domain = text("input.domain", input.domain.as_deref().unwrap_or_default(), 1, 100)?.to_lowercase();
+    let rules = optional_text("input.rules", input.rules.flatten(), 5000)?;
+    let tags = string_list("input.tags", input.tags.unwrap_or_default(), 20, 50)?;
+    let avatar = optional_url("input.avatar", input.avatar.flatten(), 500)?;
+    let user = super::active_user(db, viewer).await?;
+    let identity = own_active_identity(db, &user, identity_id, "input.identityId").await?;
+    if !super::domains::is_active_code(db, &domain).await? {
+        return Err(AppError::bad_input("input.domain", "not an active domain code (see `domains`)"));
+    }
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let circle = circles::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(name),
+        description: Set(description),
+        domain: Set(domain),
+        created_by: Set(identity.id),
+        status: Set(CircleStatus::Active),
+        member_count: Set(1),
+        post_count: Set(0),
+        avatar: Set(avatar),
+        rules: Set(rules),
+        tags: Set(Some(StringList(tags))),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    circle_members::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        circle_id: Set(circle.id),
+        user_id: Set(user.id),
+        identity_id: Set(identity.id),
+        role: Set(MemberRole::Admin),
+        joined_at: Set(now),
+        is_active: Set(true),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(circle)
+}
+
+/// The circle, if the viewer administers it (circle admin or platform admin).
+async fn administered(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<(users::Model, circles::Model)> {
+    let user = super::active_user(db, viewer).await?;
+    let circle = find(db, id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    let is_admin = user.role == entity::enums::UserRole::Admin
+        || membership(db, id, user.id).await?.is_some_and(|m| m.role == MemberRole::Admin);
+    if !is_admin {
+        return Err(AppError::forbidden("circle admins only"));
+    }
+    Ok((user, circle))
+}
+
+#[tracing::instrument(name = "circles.update", skip_all, fields(circle = %id))]
+pub async fn update(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    input: CircleInput,
+) -> AppResult<circles::Model> {
+    if input.identity_id.is_some() || input.domain.is_some() {
+        return Err(AppError::bad_input("input", "a circle's creator and domain do not change"));
+    }
+    let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
+    let description = input.description.map(|v| optional_text("input.description", v, 5000)).transpose()?;
+    let rules = input.rules.map(|v| optional_text("input.rules", v, 5000)).transpose()?;
+    let tags = input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()?;
+    let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
+    let (_, circle) = administered(db, viewer, id).await?;
+    if circle.status == CircleStatus::Archived {
+        return Err(AppError::Conflict { field: None, message: "an archived circle cannot be edited".into() });
+    }
+    let mut active: circles::ActiveModel = circle.into();
+    if let Some(v) = name {
+        active.name = Set(v);
+    }
+    if let Some(v) = description {
+        active.description = Set(v);
+    }
+    if let Some(v) = rules {
+        active.rules = Set(v);
+    }
+    if let Some(v) = tags {
+        active.tags = Set(Some(StringList(v)));
+    }
+    if let Some(v) = avatar {
+        active.avatar = Set(v);
+    }
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+/// Archives a circle: it stays readable, takes no new members, posts or comments. Idempotent.
+#[tracing::instrument(name = "circles.archive", skip_all, fields(circle = %id))]
+pub async fn archive(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<circles::Model> {
+    let (_, circle) = administered(db, viewer, id).await?;
+    if circle.status == CircleStatus::Archived {
+        return Ok(circle);
+    }
+    let mut active: circles::ActiveModel = circle.into();
+    active.status = Set(CircleStatus::Archived);
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+fn ensure_open(circle: &circles::Model) -> AppResult<()> {
+    if circle.status != CircleStatus::Active {
+        return Err(AppError::Conflict { field: Some("circleId".into()), message: "the circle is not active".into() });
+    }
+    Ok(())
+}
+
+/// Joins with one of the viewer's active identities. Already a member: returns the membership.
+#[tracing::instrument(name = "circles.join", skip_all, fields(circle = %circle_id))]
+pub async fn join(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    circle_id: Uuid,
+    identity_id: Uuid,
+) -> AppResult<circle_members::Model> {
+    let user = super::active_user(db, viewer).await?;
+    let identity = own_active_identity(db, &user, identity_id, "identityId").await?;
+    let circle = find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    if let Some(member) = membership(db, circle_id, user.id).await? {
+        return Ok(member);
+    }
+    ensure_open(&circle)?;
+    let txn = db.begin().await?;
+    // A write first: on SQLite a transaction that reads before it writes can lose its snapshot to
+    // a concurrent writer; on PostgreSQL this takes the circle row whose counter moves anyway.
+    lock_circle(&txn, circle_id).await?;
+    let now = Utc::now();
+    // The unique (circle, user) key decides concurrent joins of one user.
+    let previous = circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::UserId.eq(user.id))
+        .one(&txn)
+        .await?;
+    let joined = match previous {
+        Some(old) => {
+            let moved = circle_members::Entity::update_many()
+                .col_expr(circle_members::Column::IsActive, Expr::value(true))
+                .col_expr(circle_members::Column::Role, Expr::value(MemberRole::Member.as_str()))
+                .col_expr(circle_members::Column::IdentityId, Expr::value(identity.id))
+                .col_expr(circle_members::Column::JoinedAt, Expr::value(now))
+                .filter(circle_members::Column::Id.eq(old.id))
+                .filter(circle_members::Column::IsActive.eq(false))
+                .exec(&txn)
+                .await?;
+            moved.rows_affected == 1
+        }
+        None => {
+            let inserted = circle_members::Entity::insert(circle_members::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                circle_id: Set(circle_id),
+                user_id: Set(user.id),
+                identity_id: Set(identity.id),
+                role: Set(MemberRole::Member),
+                joined_at: Set(now),
+                is_active: Set(true),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    circle_members::Column::CircleId,
+                    circle_members::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            inserted == 1
+        }
+    };
+    if joined {
+        circles::Entity::update_many()
+            .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).add(1))
+            .filter(circles::Column::Id.eq(circle_id))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    membership(db, circle_id, user.id).await?.ok_or_else(|| AppError::not_found("membership"))
+}
+
+async fn active_admins(db: &impl ConnectionTrait, circle_id: Uuid) -> AppResult<u64> {
+    Ok(circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::IsActive.eq(true))
+        .filter(circle_members::Column::Role.eq(MemberRole::Admin.as_str()))
+        .count(db)
+        .await?)
+}
+
+/// Leaves a circle. The last admin cannot leave (hand the role on first).
+#[tracing::instrument(name = "circles.leave", skip_all, fields(circle = %circle_id))]
+pub async fn leave(db: &DatabaseConnection, viewer: &Viewer, circle_id: Uuid) -> AppResult<bool> {
+    let user = super::active_user(db, viewer).await?;
+    find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    let txn = db.begin().await?;
+    lock_circle(&txn, circle_id).await?;
+    let Some(member) = membership(&txn, circle_id, user.id).await? else {
+        return Err(AppError::not_found("membership"));
+    };
+    if member.role == MemberRole::Admin && active_admins(&txn, circle_id).await? <= 1 {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "the last admin cannot leave; make another member admin first".into(),
+        });
+    }
+    let moved = circle_members::Entity::update_many()
+        .col_expr(circle_members::Column::IsActive, Expr::value(false))
+        .filter(circle_members::Column::Id.eq(member.id))
+        .filter(circle_members::Column::IsActive.eq(true))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected == 1 {
+        circles::Entity::update_many()
+            .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).sub(1))
+            .filter(circles::Column::Id.eq(circle_id))
+            .filter(circles::Column::MemberCount.gt(0))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Circle admins set a member's role; the last admin cannot be demoted. The member is notified.
+#[tracing::instrument(name = "circles.set_role", skip_all, fields(circle = %circle_id))]
+pub async fn set_role(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    circle_id: Uuid,
+    user_id: Uuid,
+    role: MemberRole,
+) -> AppResult<circle_members::Model> {
+    let (_, circle) = administered(db, viewer, circle_id).await?;
+    let txn = db.begin().await?;
+    lock_circle(&txn, circle_id).await?;
+    let member = membership(&txn, circle_id, user_id).await?.ok_or_else(|| AppError::not_found("membership"))?;
+    if member.role == role {
+        return Ok(member);
+    }
+    if member.role == MemberRole::Admin && active_admins(&txn, circle_id).await? <= 1 {
+        return Err(AppError::Conflict {
+            field: Some("role".into()),
+            message: "the last admin cannot be demoted".into(),
+        });
+    }
+    let mut active: circle_members::ActiveModel = member.into();
+    active.role = Set(role);
+    let member = active.update(&txn).await?;
+    notify::send(
+        &txn,
+        Notice {
+            user_id,
+            kind: Kind::RoleChanged,
+            title: format!("You are now {} of {}", role.as_str(), circle.name),
+            content: None,
+            related_id: Some(circle_id),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(member)
+}
+
+/// Active circles, filtered and ordered.
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: CircleFilter,
+    order: CircleOrder,
+    page: &PageRequest,
+) -> AppResult<(Page<circles::Model>, Select<circles::Entity>)> {
+    let mut select = circles::Entity::find().filter(circles::Column::Status.eq(CircleStatus::Active.as_str()));
+    if let Some(domain) = filter.domain {
+        select = select.filter(circles::Column::Domain.eq(domain.trim().to_lowercase()));
+    }
+    if let Some(tag) = filter.tag {
+        let contains = super::courses::json_array_contains(db.get_database_backend(), "circles.tags", tag.trim());
+        select = select.filter(Condition::all().add(contains));
+    }
+    let counted = select.clone();
+    let page = match order {
+        CircleOrder::Members => {
+            keyset(db, select, &[circles::Column::MemberCount], circles::Column::Id, Direction::Desc, page, |c| {
+                (vec![SortKey::Int(c.member_count.into())], c.id)
+            })
+            .await?
+        }
+        CircleOrder::Newest => {
+            keyset(db, select, &[circles::Column::CreatedAt], circles::Column::Id, Direction::Desc, page, |c| {
+                (vec![SortKey::Time(c.created_at)], c.id)
+            })
+            .await?
+        }
+    };
+    Ok((page, counted))
+}
+
+/// A circle's active members, earliest first.
+pub async fn members(
+    db: &DatabaseConnection,
+    circle_id: Uuid,
+    page: &PageRequest,
+) -> AppResult<(Page<circle_members::Model>, Select<circle_members::Entity>)> {
+    let select = circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::IsActive.eq(true));
+    let counted = select.clone();
+    let page = keyset(
+        db,
+        select,
+        &[circle_members::Column::JoinedAt],
+        circle_members::Column::Id,
+        Direction::Asc,
+        page,
+        |m| (vec![SortKey::Time(m.joined_at)], m.id),
+    )
+    .await?;
+    Ok((page, counted))
+}

@@ -1,0 +1,551 @@
+//! Posts, threaded comments and likes in circles, and the feeds. Counters (`post_count`,
+//! `comment_count`, `like_count`) move in the same transaction as the rows they count, and every
+//! transaction starts with a write (see `circles::join` for why).
+
+use super::circles::{self, membership, moderates, own_active_identity};
+use super::notify::{self, Kind, Notice};
+use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::values::{text, url_list};
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use chrono::Utc;
+use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
+use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+pub const MAX_POST_CHARS: usize = 10_000;
+pub const MAX_COMMENT_CHARS: usize = 5_000;
+pub const MAX_MEDIA: usize = 9;
+
+pub struct NewPost {
+    pub circle_id: Uuid,
+    pub identity_id: Uuid,
+    pub content: String,
+    pub post_type: PostType,
+    pub media_urls: Vec<String>,
+}
+
+pub struct NewComment {
+    pub post_id: Uuid,
+    pub identity_id: Uuid,
+    pub content: String,
+    pub parent_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostOrder {
+    Latest,
+    Hot,
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<posts::Model>> {
+    Ok(posts::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The post as the viewer may see it: active for everyone, hidden for the circle's moderators,
+/// deleted for nobody.
+pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<posts::Model>> {
+    let Some(post) = find(db, id).await? else { return Ok(None) };
+    match post.status {
+        ContentStatus::Active => Ok(Some(post)),
+        ContentStatus::Deleted => Ok(None),
+        ContentStatus::Hidden => {
+            let Some(user_id) = viewer.optional()? else { return Ok(None) };
+            let Some(user) = super::accounts::find_user(db, user_id).await? else { return Ok(None) };
+            Ok(moderates(db, &user, post.circle_id).await?.then_some(post))
+        }
+    }
+}
+
+/// The viewer, if an active member of an active circle (posting, commenting and liking need it).
+async fn acting_member(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    circle_id: Uuid,
+) -> AppResult<(users::Model, circle_table::Model)> {
+    let user = super::active_user(db, viewer).await?;
+    let circle = circles::find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    if membership(db, circle_id, user.id).await?.is_none() {
+        return Err(AppError::forbidden("join the circle first"));
+    }
+    if circle.status != CircleStatus::Active {
+        return Err(AppError::Conflict { field: None, message: "the circle is archived".into() });
+    }
+    Ok((user, circle))
+}
+
+fn validate_media(post_type: PostType, media: Vec<String>) -> AppResult<Vec<String>> {
+    let media = url_list("input.mediaUrls", media, MAX_MEDIA)?;
+    if matches!(post_type, PostType::Image | PostType::Video | PostType::Link) && media.is_empty() {
+        return Err(AppError::bad_input(
+            "input.mediaUrls",
+            format!("a {} post needs at least one URL", post_type.as_str()),
+        ));
+    }
+    Ok(media)
+}
+
+#[tracing::instrument(name = "posts.create", skip_all, fields(circle = %input.circle_id))]
+pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) -> AppResult<posts::Model> {
+    let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
+    let media = validate_media(input.post_type, input.media_urls)?;
+    let (user, _) = acting_member(db, viewer, input.circle_id).await?;
+    let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
+    let txn = db.begin().await?;
+    circle_table::Entity::update_many()
+        .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).add(1))
+        .filter(circle_table::Column::Id.eq(input.circle_id))
+        .exec(&txn)
+        .await?;
+    let now = Utc::now();
+    let post = posts::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user.id),
+        identity_id: Set(identity.id),
+        circle_id: Set(input.circle_id),
+        content: Set(content),
+        media_urls: Set(Some(StringList(media))),
+        post_type: Set(input.post_type),
+        status: Set(ContentStatus::Active),
+        like_count: Set(0),
+        comment_count: Set(0),
+        share_count: Set(0),
+        view_count: Set(0),
+        is_top: Set(false),
+        is_essence: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(post)
+}
+
+/// The author edits their own active post.
+#[tracing::instrument(name = "posts.update", skip_all, fields(post = %id))]
+pub async fn update(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    content: Option<String>,
+    media: Option<Vec<String>>,
+) -> AppResult<posts::Model> {
+    let content = content.as_deref().map(|c| text("input.content", c, 1, MAX_POST_CHARS)).transpose()?;
+    let user = super::active_user(db, viewer).await?;
+    let post =
+        find(db, id).await?.filter(|p| p.status == ContentStatus::Active).ok_or_else(|| AppError::not_found("post"))?;
+    if post.user_id != user.id {
+        return Err(AppError::forbidden("only the author edits a post"));
+    }
+    let media = media.map(|m| validate_media(post.post_type, m)).transpose()?;
+    let mut active: posts::ActiveModel = post.into();
+    if let Some(v) = content {
+        active.content = Set(v);
+    }
+    if let Some(v) = media {
+        active.media_urls = Set(Some(StringList(v)));
+    }
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+/// Moves an active post to `to` (deleted or hidden) and takes it out of the circle's count.
+async fn retire(db: &DatabaseConnection, post: &posts::Model, to: ContentStatus) -> AppResult<posts::Model> {
+    let txn = db.begin().await?;
+    let moved = posts::Entity::update_many()
+        .col_expr(posts::Column::Status, Expr::value(to.as_str()))
+        .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(posts::Column::Id.eq(post.id))
+        .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected == 1 {
+        circle_table::Entity::update_many()
+            .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).sub(1))
+            .filter(circle_table::Column::Id.eq(post.circle_id))
+            .filter(circle_table::Column::PostCount.gt(0))
+            .exec(&txn)
+            .await?;
+    } else if to == ContentStatus::Deleted && post.status == ContentStatus::Hidden {
+        // A hidden post (already out of the count) may still be deleted by its author.
+        posts::Entity::update_many()
+            .col_expr(posts::Column::Status, Expr::value(to.as_str()))
+            .filter(posts::Column::Id.eq(post.id))
+            .exec(&txn)
+            .await?;
+    }
+    let post = find(&txn, post.id).await?.ok_or_else(|| AppError::not_found("post"))?;
+    txn.commit().await?;
+    Ok(post)
+}
+
+/// Soft delete by the author: gone from lists and counts.
+#[tracing::instrument(name = "posts.delete", skip_all, fields(post = %id))]
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
+    let user = super::active_user(db, viewer).await?;
+    let post = find(db, id)
+        .await?
+        .filter(|p| p.status != ContentStatus::Deleted)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    if post.user_id != user.id {
+        return Err(AppError::forbidden("only the author deletes a post"));
+    }
+    retire(db, &post, ContentStatus::Deleted).await?;
+    Ok(true)
+}
+
+/// The post, if the viewer moderates its circle.
+async fn moderated(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<posts::Model> {
+    let user = super::active_user(db, viewer).await?;
+    let post = find(db, id)
+        .await?
+        .filter(|p| p.status != ContentStatus::Deleted)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    if !moderates(db, &user, post.circle_id).await? {
+        return Err(AppError::forbidden("circle moderators only"));
+    }
+    Ok(post)
+}
+
+/// Moderators hide a post: only moderators see it afterwards. Idempotent.
+#[tracing::instrument(name = "posts.hide", skip_all, fields(post = %id))]
+pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<posts::Model> {
+    let post = moderated(db, viewer, id).await?;
+    if post.status == ContentStatus::Hidden {
+        return Ok(post);
+    }
+    retire(db, &post, ContentStatus::Hidden).await
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Flag {
+    Pinned,
+    Essence,
+}
+
+/// Moderators pin a post (shown first) or mark it essence.
+#[tracing::instrument(name = "posts.flag", skip_all, fields(post = %id))]
+pub async fn set_flag(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    flag: Flag,
+    on: bool,
+) -> AppResult<posts::Model> {
+    let post = moderated(db, viewer, id).await?;
+    let mut active: posts::ActiveModel = post.into();
+    match flag {
+        Flag::Pinned => active.is_top = Set(on),
+        Flag::Essence => active.is_essence = Set(on),
+    }
+    Ok(active.update(db).await?)
+}
+
+#[tracing::instrument(name = "posts.comment", skip_all, fields(post = %input.post_id))]
+pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewComment) -> AppResult<comments::Model> {
+    let content = text("input.content", &input.content, 1, MAX_COMMENT_CHARS)?;
+    let post = find(db, input.post_id)
+        .await?
+        .filter(|p| p.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    let parent = match input.parent_id {
+        None => None,
+        Some(parent_id) => {
+            let parent =
+                comments::Entity::find_by_id(parent_id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))?;
+            if parent.post_id != post.id {
+                return Err(AppError::bad_input("input.parentId", "the parent comment belongs to another post"));
+            }
+            Some(parent)
+        }
+    };
+    let (user, _) = acting_member(db, viewer, post.circle_id).await?;
+    let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
+    let txn = db.begin().await?;
+    let counted = posts::Entity::update_many()
+        .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).add(1))
+        .filter(posts::Column::Id.eq(post.id))
+        .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if counted.rows_affected != 1 {
+        return Err(AppError::not_found("post"));
+    }
+    let now = Utc::now();
+    let comment = comments::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        post_id: Set(post.id),
+        user_id: Set(user.id),
+        identity_id: Set(identity.id),
+        content: Set(content),
+        parent_id: Set(parent.as_ref().map(|p| p.id)),
+        reply_to_user_id: Set(parent.as_ref().map(|p| p.user_id)),
+        like_count: Set(0),
+        status: Set(ContentStatus::Active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    if post.user_id != user.id {
+        let title = "New comment on your post".to_string();
+        notify::send(
+            &txn,
+            Notice {
+                user_id: post.user_id,
+                kind: Kind::PostCommented,
+                title,
+                content: Some(excerpt(&comment.content)),
+                related_id: Some(post.id),
+            },
+        )
+        .await?;
+    }
+    if let Some(parent) = parent.filter(|p| p.user_id != user.id && p.user_id != post.user_id) {
+        let title = "New reply to your comment".to_string();
+        notify::send(
+            &txn,
+            Notice {
+                user_id: parent.user_id,
+                kind: Kind::CommentReplied,
+                title,
+                content: Some(excerpt(&comment.content)),
+                related_id: Some(post.id),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(comment)
+}
+
+fn excerpt(text: &str) -> String {
+    let mut out: String = text.chars().take(140).collect();
+    if text.chars().count() > 140 {
+        out.push('…');
+    }
+    out
+}
+
+/// Soft delete by the author or a moderator: the thread stays readable ("deleted" body).
+#[tracing::instrument(name = "posts.delete_comment", skip_all, fields(comment = %id))]
+pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<comments::Model> {
+    let user = super::active_user(db, viewer).await?;
+    let comment = comments::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))?;
+    let post = find(db, comment.post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
+    if comment.user_id != user.id && !moderates(db, &user, post.circle_id).await? {
+        return Err(AppError::forbidden("only the author or a moderator deletes a comment"));
+    }
+    let txn = db.begin().await?;
+    let moved = comments::Entity::update_many()
+        .col_expr(comments::Column::Status, Expr::value(ContentStatus::Deleted.as_str()))
+        .col_expr(comments::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(comments::Column::Id.eq(id))
+        .filter(comments::Column::Status.eq(ContentStatus::Active.as_str()))
+        .exec(&txn)
+        .await?;
+    if moved.rows_affected == 1 {
+        posts::Entity::update_many()
+            .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).sub(1))
+            .filter(posts::Column::Id.eq(comment.post_id))
+            .filter(posts::Column::CommentCount.gt(0))
+            .exec(&txn)
+            .await?;
+    }
+    let comment = comments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;
+    txn.commit().await?;
+    Ok(comment)
+}
+
+/// Likes a post (idempotent): the like row and the counter move together; a repeat does nothing.
+#[tracing::instrument(name = "posts.like", skip_all, fields(post = %post_id))]
+pub async fn like_post(db: &DatabaseConnection, viewer: &Viewer, post_id: Uuid, like: bool) -> AppResult<posts::Model> {
+    let post = find(db, post_id)
+        .await?
+        .filter(|p| p.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    let (user, _) = acting_member(db, viewer, post.circle_id).await?;
+    let txn = db.begin().await?;
+    // The like row first (its unique key decides), then the counter: one lock order everywhere.
+    let changed = if like {
+        post_likes::Entity::insert(post_likes::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            post_id: Set(post_id),
+            user_id: Set(user.id),
+            created_at: Set(Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::columns([post_likes::Column::PostId, post_likes::Column::UserId]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?
+    } else {
+        post_likes::Entity::delete_many()
+            .filter(post_likes::Column::PostId.eq(post_id))
+            .filter(post_likes::Column::UserId.eq(user.id))
+            .exec(&txn)
+            .await?
+            .rows_affected
+    };
+    if changed == 1 {
+        let delta =
+            if like { Expr::col(posts::Column::LikeCount).add(1) } else { Expr::col(posts::Column::LikeCount).sub(1) };
+        posts::Entity::update_many()
+            .col_expr(posts::Column::LikeCount, delta)
+            .filter(posts::Column::Id.eq(post_id))
+            .exec(&txn)
+            .await?;
+        if like && post.user_id != user.id {
+            let notice = Notice {
+                user_id: post.user_id,
+                kind: Kind::PostLiked,
+                title: "Your post got likes".into(),
+                content: Some(excerpt(&post.content)),
+                related_id: Some(post_id),
+            };
+            notify::send_collapsed(&txn, notice, chrono::Duration::hours(1)).await?;
+        }
+    }
+    let post = find(&txn, post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
+    txn.commit().await?;
+    Ok(post)
+}
+
+/// Likes or unlikes a comment (idempotent).
+#[tracing::instrument(name = "posts.like_comment", skip_all, fields(comment = %comment_id))]
+pub async fn like_comment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    comment_id: Uuid,
+    like: bool,
+) -> AppResult<comments::Model> {
+    let comment = comments::Entity::find_by_id(comment_id)
+        .one(db)
+        .await?
+        .filter(|c| c.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("comment"))?;
+    let post = find(db, comment.post_id)
+        .await?
+        .filter(|p| p.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    let (user, _) = acting_member(db, viewer, post.circle_id).await?;
+    let txn = db.begin().await?;
+    let changed = if like {
+        comment_likes::Entity::insert(comment_likes::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            comment_id: Set(comment_id),
+            user_id: Set(user.id),
+            created_at: Set(Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::columns([comment_likes::Column::CommentId, comment_likes::Column::UserId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?
+    } else {
+        comment_likes::Entity::delete_many()
+            .filter(comment_likes::Column::CommentId.eq(comment_id))
+            .filter(comment_likes::Column::UserId.eq(user.id))
+            .exec(&txn)
+            .await?
+            .rows_affected
+    };
+    if changed == 1 {
+        let delta = if like {
+            Expr::col(comments::Column::LikeCount).add(1)
+        } else {
+            Expr::col(comments::Column::LikeCount).sub(1)
+        };
+        comments::Entity::update_many()
+            .col_expr(comments::Column::LikeCount, delta)
+            .filter(comments::Column::Id.eq(comment_id))
+            .exec(&txn)
+            .await?;
+    }
+    let comment =
+        comments::Entity::find_by_id(comment_id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;
+    txn.commit().await?;
+    Ok(comment)
+}
+
+fn post_keys(order: PostOrder, pinned_first: bool) -> (Vec<posts::Column>, fn(&posts::Model) -> Vec<SortKey>) {
+    match (order, pinned_first) {
+        (PostOrder::Latest, true) => (vec![posts::Column::IsTop, posts::Column::CreatedAt], |p| {
+            vec![SortKey::Bool(p.is_top), SortKey::Time(p.created_at)]
+        }),
+        (PostOrder::Hot, true) => {
+            (vec![posts::Column::IsTop, posts::Column::LikeCount, posts::Column::CreatedAt], |p| {
+                vec![SortKey::Bool(p.is_top), SortKey::Int(p.like_count.into()), SortKey::Time(p.created_at)]
+            })
+        }
+        (PostOrder::Latest, false) => (vec![posts::Column::CreatedAt], |p| vec![SortKey::Time(p.created_at)]),
+        (PostOrder::Hot, false) => (vec![posts::Column::LikeCount, posts::Column::CreatedAt], |p| {
+            vec![SortKey::Int(p.like_count.into()), SortKey::Time(p.created_at)]
+        }),
+    }
+}
+
+/// A circle's active posts: pinned first, then newest (LATEST) or most liked (HOT).
+pub async fn circle_posts(
+    db: &DatabaseConnection,
+    circle_id: Uuid,
+    order: PostOrder,
+    page: &PageRequest,
+) -> AppResult<(Page<posts::Model>, sea_orm::Select<posts::Entity>)> {
+    let select = posts::Entity::find()
+        .filter(posts::Column::CircleId.eq(circle_id))
+        .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
+    let (columns, key) = post_keys(order, true);
+    let counted = select.clone();
+    let page = keyset(db, select, &columns, posts::Column::Id, Direction::Desc, page, |p| (key(p), p.id)).await?;
+    Ok((page, counted))
+}
+
+/// The viewer's feed: active posts of the circles they are an active member of, newest first.
+/// Keyset cursors: posts created while a client pages never shift the pages it has not read yet.
+pub async fn feed(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    page: &PageRequest,
+) -> AppResult<(Page<posts::Model>, sea_orm::Select<posts::Entity>)> {
+    let user_id = viewer.require()?;
+    let select = posts::Entity::find().filter(posts::Column::Status.eq(ContentStatus::Active.as_str())).filter(
+        posts::Column::CircleId.in_subquery(
+            Query::select()
+                .column(circle_members::Column::CircleId)
+                .from(circle_members::Entity)
+                .and_where(circle_members::Column::UserId.eq(user_id))
+                .and_where(circle_members::Column::IsActive.eq(true))
+                .to_owned(),
+        ),
+    );
+    let (columns, key) = post_keys(PostOrder::Latest, false);
+    let counted = select.clone();
+    let page = keyset(db, select, &columns, posts::Column::Id, Direction::Desc, page, |p| (key(p), p.id)).await?;
+    Ok((page, counted))
+}
+
+/// A post's comments in thread order (oldest first). Deleted ones stay (their body is hidden by
+/// the API) so replies keep their context; hidden ones are left out.
+pub async fn comments_of(
+    db: &DatabaseConnection,
+    post_id: Uuid,
+    page: &PageRequest,
+) -> AppResult<(Page<comments::Model>, sea_orm::Select<comments::Entity>)> {
+    let select = comments::Entity::find()
+        .filter(comments::Column::PostId.eq(post_id))
+        .filter(comments::Column::Status.ne(ContentStatus::Hidden.as_str()));
+    let counted = select.clone();
+    let page = keyset(db, select, &[comments::Column::CreatedAt], comments::Column::Id, Direction::Asc, page, |c| {
+        (vec![SortKey::Time(c.created_at)], c.id)
+    })
+    .await?;
+    Ok((page, counted))
+}

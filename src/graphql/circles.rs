@@ -1,0 +1,548 @@
+//! Circles, members, posts, comments, likes and the feed over GraphQL.
+
+use super::accounts::User;
+use super::context::{loaders, state, viewer};
+use super::identities::Identity;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use super::{id_arg, maybe_undefined};
+use crate::domain::circles::{self, CircleFilter, CircleInput, CircleOrder};
+use crate::domain::posts::{self, Flag, NewComment, NewPost, PostOrder};
+use crate::error::AppError;
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::enums::{CircleStatus, ContentStatus, MemberRole, PostType};
+use entity::{circle_members, circles as circle_table, comments, posts as post_table};
+
+/// A community run by its members.
+pub struct Circle(pub circle_table::Model);
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PostOrderBy {
+    /// Pinned first, then newest.
+    Latest,
+    /// Pinned first, then most liked.
+    Hot,
+}
+
+#[Object]
+impl Circle {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// A domain code.
+    async fn domain(&self) -> &str {
+        &self.0.domain
+    }
+    async fn status(&self) -> CircleStatus {
+        self.0.status
+    }
+    /// Active members.
+    async fn member_count(&self) -> i32 {
+        self.0.member_count
+    }
+    /// Active posts.
+    async fn post_count(&self) -> i32 {
+        self.0.post_count
+    }
+    async fn avatar(&self) -> Option<&str> {
+        self.0.avatar.as_deref()
+    }
+    async fn rules(&self) -> Option<&str> {
+        self.0.rules.as_deref()
+    }
+    async fn tags(&self) -> Vec<String> {
+        self.0.tags.clone().map(|t| t.0).unwrap_or_default()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The identity that created the circle.
+    async fn creator(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
+        let identity = loaders(ctx)?.identities.load_one(self.0.created_by).await.map_err(AppError::from)?;
+        Ok(identity.map(Identity))
+    }
+    /// Active members, earliest first.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<CircleMember>> {
+        let page = page_request(first, after, last, before)?;
+        let db = &state(ctx)?.db;
+        let (rows, select) = circles::members(db, self.0.id, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), CircleMember))
+    }
+    /// Active posts, pinned first.
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "PostOrderBy::Latest")] order_by: PostOrderBy,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Post>> {
+        let page = page_request(first, after, last, before)?;
+        let order = match order_by {
+            PostOrderBy::Latest => PostOrder::Latest,
+            PostOrderBy::Hot => PostOrder::Hot,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) = posts::circle_posts(db, self.0.id, order, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Post))
+    }
+    /// The viewer's active membership, if any.
+    async fn viewer_membership(&self, ctx: &Context<'_>) -> Result<Option<CircleMember>> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };
+        let member = loaders(ctx)?.memberships.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
+        Ok(member.map(CircleMember))
+    }
+}
+
+/// A user's membership of a circle.
+pub struct CircleMember(pub circle_members::Model);
+
+#[Object]
+impl CircleMember {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn role(&self) -> MemberRole {
+        self.0.role
+    }
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+    async fn is_active(&self) -> bool {
+        self.0.is_active
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?.users.load_one(self.0.user_id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    /// The identity the member joined with.
+    async fn identity(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
+        let identity = loaders(ctx)?.identities.load_one(self.0.identity_id).await.map_err(AppError::from)?;
+        Ok(identity.map(Identity))
+    }
+    async fn circle(&self, ctx: &Context<'_>) -> Result<Option<Circle>> {
+        let circle = loaders(ctx)?.circles.load_one(self.0.circle_id).await.map_err(AppError::from)?;
+        Ok(circle.map(Circle))
+    }
+}
+
+/// A post in a circle.
+pub struct Post(pub post_table::Model);
+
+#[Object]
+impl Post {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    /// At most 9 http(s) URLs.
+    async fn media_urls(&self) -> Vec<String> {
+        self.0.media_urls.clone().map(|m| m.0).unwrap_or_default()
+    }
+    async fn post_type(&self) -> PostType {
+        self.0.post_type
+    }
+    async fn status(&self) -> ContentStatus {
+        self.0.status
+    }
+    async fn like_count(&self) -> i32 {
+        self.0.like_count
+    }
+    /// Active comments.
+    async fn comment_count(&self) -> i32 {
+        self.0.comment_count
+    }
+    async fn share_count(&self) -> i32 {
+        self.0.share_count
+    }
+    /// Views, written in batches every few seconds.
+    async fn view_count(&self) -> i32 {
+        self.0.view_count
+    }
+    /// Pinned to the top of the circle.
+    async fn is_top(&self) -> bool {
+        self.0.is_top
+    }
+    async fn is_essence(&self) -> bool {
+        self.0.is_essence
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The identity the author posted as (its `profile` has name and avatar).
+    async fn author(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
+        let identity = loaders(ctx)?.identities.load_one(self.0.identity_id).await.map_err(AppError::from)?;
+        Ok(identity.map(Identity))
+    }
+    async fn circle(&self, ctx: &Context<'_>) -> Result<Option<Circle>> {
+        let circle = loaders(ctx)?.circles.load_one(self.0.circle_id).await.map_err(AppError::from)?;
+        Ok(circle.map(Circle))
+    }
+    /// Comments in thread order (oldest first; `parentId` links replies).
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Comment>> {
+        let page = page_request(first, after, last, before)?;
+        let db = &state(ctx)?.db;
+        let (rows, select) = posts::comments_of(db, self.0.id, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Comment))
+    }
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };
+        let like = loaders(ctx)?.post_likes.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
+        Ok(like.is_some())
+    }
+}
+
+/// A comment on a post; `parentId` makes it a reply.
+pub struct Comment(pub comments::Model);
+
+#[Object]
+impl Comment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// "deleted" once the comment was deleted (replies keep their context).
+    async fn content(&self) -> &str {
+        if self.0.status == ContentStatus::Deleted {
+            "deleted"
+        } else {
+            &self.0.content
+        }
+    }
+    async fn status(&self) -> ContentStatus {
+        self.0.status
+    }
+    async fn parent_id(&self) -> Option<ID> {
+        self.0.parent_id.map(|id| ID(id.to_string()))
+    }
+    /// The user the comment answers (the parent comment's author).
+    async fn reply_to_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = self.0.reply_to_user_id else { return Ok(None) };
+        let user = loaders(ctx)?.users.load_one(id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    async fn author(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
+        let identity = loaders(ctx)?.identities.load_one(self.0.identity_id).await.map_err(AppError::from)?;
+        Ok(identity.map(Identity))
+    }
+    async fn like_count(&self) -> i32 {
+        self.0.like_count
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn post(&self, ctx: &Context<'_>) -> Result<Option<Post>> {
+        let post = loaders(ctx)?.posts.load_one(self.0.post_id).await.map_err(AppError::from)?;
+        Ok(post.filter(|p| p.status == ContentStatus::Active).map(Post))
+    }
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };
+        let like = loaders(ctx)?.comment_likes.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
+        Ok(like.is_some())
+    }
+}
+
+/// Input of `createCircle`.
+#[derive(InputObject)]
+pub struct CreateCircleInput {
+    /// One of your active identities; it becomes the circle's admin.
+    pub identity_id: ID,
+    /// 1..100 characters.
+    pub name: String,
+    pub description: Option<String>,
+    /// An active domain code.
+    pub domain: String,
+    pub rules: Option<String>,
+    /// At most 20 tags of at most 50 characters.
+    #[graphql(default)]
+    pub tags: Vec<String>,
+    /// http(s) URL.
+    pub avatar: Option<String>,
+}
+
+/// Input of `updateCircle`: omitted fields stay; null clears.
+#[derive(InputObject)]
+pub struct UpdateCircleInput {
+    pub name: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub rules: MaybeUndefined<String>,
+    pub tags: Option<Vec<String>>,
+    pub avatar: MaybeUndefined<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct CircleFilterInput {
+    pub domain: Option<String>,
+    pub tag: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum CircleOrderBy {
+    Members,
+    Newest,
+}
+
+/// Input of `createPost`.
+#[derive(InputObject)]
+pub struct CreatePostInput {
+    pub circle_id: ID,
+    /// One of your active identities.
+    pub identity_id: ID,
+    /// 1..10000 characters.
+    pub content: String,
+    #[graphql(default_with = "PostType::Text")]
+    pub post_type: PostType,
+    /// At most 9 http(s) URLs; IMAGE, VIDEO and LINK posts need at least one.
+    #[graphql(default)]
+    pub media_urls: Vec<String>,
+}
+
+/// Input of `updatePost`.
+#[derive(InputObject)]
+pub struct UpdatePostInput {
+    pub content: Option<String>,
+    pub media_urls: Option<Vec<String>>,
+}
+
+/// Input of `addComment`.
+#[derive(InputObject)]
+pub struct AddCommentInput {
+    pub post_id: ID,
+    pub identity_id: ID,
+    /// 1..5000 characters.
+    pub content: String,
+    /// Reply to this comment (of the same post).
+    pub parent_id: Option<ID>,
+}
+
+#[derive(Default)]
+pub struct CirclesQuery;
+
+#[Object]
+impl CirclesQuery {
+    async fn circle(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Circle>> {
+        let id = id_arg("id", &id)?;
+        Ok(circles::find(&state(ctx)?.db, id).await?.map(Circle))
+    }
+
+    /// Active circles (default: most members first).
+    async fn circles(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CircleFilterInput>,
+        #[graphql(default_with = "CircleOrderBy::Members")] order_by: CircleOrderBy,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Circle>> {
+        let page = page_request(first, after, last, before)?;
+        let filter = filter.unwrap_or_default();
+        let order = match order_by {
+            CircleOrderBy::Members => CircleOrder::Members,
+            CircleOrderBy::Newest => CircleOrder::Newest,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) =
+            circles::list(db, CircleFilter { domain: filter.domain, tag: filter.tag }, order, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Circle))
+    }
+
+    /// A post (counts a view). Hidden posts: moderators only; deleted: nobody.
+    async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Post>> {
+        let id = id_arg("id", &id)?;
+        let state = state(ctx)?;
+        let post = posts::get(&state.db, viewer(ctx), id).await?;
+        if let Some(post) = &post {
+            state.views.record(post.id);
+        }
+        Ok(post.map(Post))
+    }
+
+    /// Active posts of the circles you belong to, newest first.
+    async fn feed(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Post>> {
+        let page = page_request(first, after, last, before)?;
+        let db = &state(ctx)?.db;
+        let (rows, select) = posts::feed(db, viewer(ctx), &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Post))
+    }
+}
+
+#[derive(Default)]
+pub struct CirclesMutation;
+
+#[Object]
+impl CirclesMutation {
+    /// Creates a circle; your identity becomes its admin.
+    async fn create_circle(&self, ctx: &Context<'_>, input: CreateCircleInput) -> Result<Circle> {
+        let input = CircleInput {
+            identity_id: Some(id_arg("input.identityId", &input.identity_id)?),
+            name: Some(input.name),
+            description: Some(input.description),
+            domain: Some(input.domain),
+            rules: Some(input.rules),
+            tags: Some(input.tags),
+            avatar: Some(input.avatar),
+        };
+        Ok(Circle(circles::create(&state(ctx)?.db, viewer(ctx), input).await?))
+    }
+
+    /// Circle admins.
+    async fn update_circle(&self, ctx: &Context<'_>, id: ID, input: UpdateCircleInput) -> Result<Circle> {
+        let id = id_arg("id", &id)?;
+        let input = CircleInput {
+            identity_id: None,
+            name: input.name,
+            description: maybe_undefined(input.description),
+            domain: None,
+            rules: maybe_undefined(input.rules),
+            tags: input.tags,
+            avatar: maybe_undefined(input.avatar),
+        };
+        Ok(Circle(circles::update(&state(ctx)?.db, viewer(ctx), id, input).await?))
+    }
+
+    /// Circle admins: the circle stays readable but takes no new members, posts or comments.
+    async fn archive_circle(&self, ctx: &Context<'_>, id: ID) -> Result<Circle> {
+        let id = id_arg("id", &id)?;
+        Ok(Circle(circles::archive(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// Joins with one of your active identities (idempotent).
+    async fn join_circle(&self, ctx: &Context<'_>, circle_id: ID, identity_id: ID) -> Result<CircleMember> {
+        let circle_id = id_arg("circleId", &circle_id)?;
+        let identity_id = id_arg("identityId", &identity_id)?;
+        Ok(CircleMember(circles::join(&state(ctx)?.db, viewer(ctx), circle_id, identity_id).await?))
+    }
+
+    /// Leaves a circle (the last admin cannot).
+    async fn leave_circle(&self, ctx: &Context<'_>, circle_id: ID) -> Result<bool> {
+        let circle_id = id_arg("circleId", &circle_id)?;
+        Ok(circles::leave(&state(ctx)?.db, viewer(ctx), circle_id).await?)
+    }
+
+    /// Circle admins set a member's role (the last admin cannot be demoted).
+    async fn set_member_role(
+        &self,
+        ctx: &Context<'_>,
+        circle_id: ID,
+        user_id: ID,
+        role: MemberRole,
+    ) -> Result<CircleMember> {
+        let circle_id = id_arg("circleId", &circle_id)?;
+        let user_id = id_arg("userId", &user_id)?;
+        Ok(CircleMember(circles::set_role(&state(ctx)?.db, viewer(ctx), circle_id, user_id, role).await?))
+    }
+
+    /// Members post in their circle.
+    async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> Result<Post> {
+        let input = NewPost {
+            circle_id: id_arg("input.circleId", &input.circle_id)?,
+            identity_id: id_arg("input.identityId", &input.identity_id)?,
+            content: input.content,
+            post_type: input.post_type,
+            media_urls: input.media_urls,
+        };
+        Ok(Post(posts::create(&state(ctx)?.db, viewer(ctx), input).await?))
+    }
+
+    /// The author edits their post.
+    async fn update_post(&self, ctx: &Context<'_>, id: ID, input: UpdatePostInput) -> Result<Post> {
+        let id = id_arg("id", &id)?;
+        Ok(Post(posts::update(&state(ctx)?.db, viewer(ctx), id, input.content, input.media_urls).await?))
+    }
+
+    /// The author deletes their post (soft: gone from lists and counts).
+    async fn delete_post(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let id = id_arg("id", &id)?;
+        Ok(posts::delete(&state(ctx)?.db, viewer(ctx), id).await?)
+    }
+
+    /// Moderators pin or unpin a post.
+    async fn set_post_pinned(&self, ctx: &Context<'_>, id: ID, pinned: bool) -> Result<Post> {
+        let id = id_arg("id", &id)?;
+        Ok(Post(posts::set_flag(&state(ctx)?.db, viewer(ctx), id, Flag::Pinned, pinned).await?))
+    }
+
+    /// Moderators mark a post as essence.
+    async fn set_post_essence(&self, ctx: &Context<'_>, id: ID, essence: bool) -> Result<Post> {
+        let id = id_arg("id", &id)?;
+        Ok(Post(posts::set_flag(&state(ctx)?.db, viewer(ctx), id, Flag::Essence, essence).await?))
+    }
+
+    /// Moderators hide a post from everyone but moderators.
+    async fn hide_post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
+        let id = id_arg("id", &id)?;
+        Ok(Post(posts::hide(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// Members comment on active posts; `parentId` replies to a comment of the same post.
+    async fn add_comment(&self, ctx: &Context<'_>, input: AddCommentInput) -> Result<Comment> {
+        let input = NewComment {
+            post_id: id_arg("input.postId", &input.post_id)?,
+            identity_id: id_arg("input.identityId", &input.identity_id)?,
+            content: input.content,
+            parent_id: input.parent_id.map(|p| id_arg("input.parentId", &p)).transpose()?,
+        };
+        Ok(Comment(posts::add_comment(&state(ctx)?.db, viewer(ctx), input).await?))
+    }
+
+    /// The author or a moderator deletes a comment (its replies stay).
+    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<Comment> {
+        let id = id_arg("id", &id)?;
+        Ok(Comment(posts::delete_comment(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// Idempotent: liking twice is one like.
+    async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
+        let post_id = id_arg("postId", &post_id)?;
+        Ok(Post(posts::like_post(&state(ctx)?.db, viewer(ctx), post_id, true).await?))
+    }
+
+    async fn unlike_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
+        let post_id = id_arg("postId", &post_id)?;
+        Ok(Post(posts::like_post(&state(ctx)?.db, viewer(ctx), post_id, false).await?))
+    }
+
+    async fn like_comment(&self, ctx: &Context<'_>, comment_id: ID) -> Result<Comment> {
+        let comment_id = id_arg("commentId", &comment_id)?;
+        Ok(Comment(posts::like_comment(&state(ctx)?.db, viewer(ctx), comment_id, true).await?))
+    }
+
+    async fn unlike_comment(&self, ctx: &Context<'_>, comment_id: ID) -> Result<Comment> {
+        let comment_id = id_arg("commentId", &comment_id)?;
+        Ok(Comment(posts::like_comment(&state(ctx)?.db, viewer(ctx), comment_id, false).await?))
+    }
+}
