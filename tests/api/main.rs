@@ -8,6 +8,7 @@ mod helpers;
 
 mod accounts;
 mod browser;
+mod circles;
 mod config_files;
 mod courses;
 mod hostile;

@@ -1,0 +1,648 @@
+//! Circles end to end: membership, posts, comments, likes, feeds, moderation, counters under
+//! concurrency (checked in the database), permissions, bad input, and the cost of a feed page.
+
+use crate::helpers::*;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{json, Value};
+
+const CREATE_CIRCLE: &str = "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id memberCount } }";
+const JOIN: &str = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id role } }";
+const LEAVE: &str = "mutation($c: ID!) { leaveCircle(circleId: $c) }";
+const SET_ROLE: &str =
+    "mutation($c: ID!, $u: ID!, $r: MemberRole!) { setMemberRole(circleId: $c, userId: $u, role: $r) { role } }";
+const CREATE_POST: &str = "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }";
+const UPDATE_POST: &str = "mutation($id: ID!, $i: UpdatePostInput!) { updatePost(id: $id, input: $i) { id } }";
+const DELETE_POST: &str = "mutation($id: ID!) { deletePost(id: $id) }";
+const PIN: &str = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
+const ESSENCE: &str = "mutation($id: ID!) { setPostEssence(id: $id, essence: true) { isEssence } }";
+const HIDE: &str = "mutation($id: ID!) { hidePost(id: $id) { status } }";
+const COMMENT: &str = "mutation($i: AddCommentInput!) { addComment(input: $i) { id } }";
+const DELETE_COMMENT: &str = "mutation($id: ID!) { deleteComment(id: $id) { content } }";
+const LIKE: &str = "mutation($id: ID!) { likePost(postId: $id) { likeCount viewerHasLiked } }";
+const UNLIKE: &str = "mutation($id: ID!) { unlikePost(postId: $id) { likeCount viewerHasLiked } }";
+const LIKE_COMMENT: &str = "mutation($id: ID!) { likeComment(commentId: $id) { likeCount } }";
+const UNLIKE_COMMENT: &str = "mutation($id: ID!) { unlikeComment(commentId: $id) { likeCount } }";
+const UPDATE_CIRCLE: &str = "mutation($id: ID!, $i: UpdateCircleInput!) { updateCircle(id: $id, input: $i) { name } }";
+const ARCHIVE_CIRCLE: &str = "mutation($id: ID!) { archiveCircle(id: $id) { status } }";
+
+/// A member: session and the identity they act through.
+struct Member {
+    session: Session,
+    identity: String,
+}
+
+impl TestApp {
+    async fn person(&self, email: &str) -> Member {
+        let session = self.register(email).await;
+        let identity = self.apply(&session, "APPRENTICE", "software").await;
+        Member { session, identity }
+    }
+
+    async fn new_circle(&self, owner: &Member) -> String {
+        let body = self
+            .gql_as(&owner.session.access, CREATE_CIRCLE, json!({ "i": { "identityId": owner.identity, "name": "Rustaceans", "domain": "software", "tags": ["rust"] } }))
+            .await;
+        data(&body)["createCircle"]["id"].as_str().expect("circle").to_string()
+    }
+
+    async fn join(&self, member: &Member, circle: &str) {
+        data(&self.gql_as(&member.session.access, JOIN, json!({ "c": circle, "i": member.identity })).await);
+    }
+
+    async fn post(&self, member: &Member, circle: &str, content: &str) -> String {
+        let body = self
+            .gql_as(
+                &member.session.access,
+                CREATE_POST,
+                json!({ "i": { "circleId": circle, "identityId": member.identity, "content": content } }),
+            )
+            .await;
+        data(&body)["createPost"]["id"].as_str().expect("post").to_string()
+    }
+
+    async fn comment(&self, member: &Member, post: &str, parent: Option<&str>) -> String {
+        let body = self
+            .gql_as(&member.session.access, COMMENT, json!({ "i": { "postId": post, "identityId": member.identity, "content": "nice", "parentId": parent } }))
+            .await;
+        data(&body)["addComment"]["id"].as_str().expect("comment").to_string()
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        let db = self.db().await;
+        let row = db
+            .query_one(Statement::from_string(db.get_database_backend(), sql.to_string()))
+            .await
+            .expect("query")
+            .expect("row");
+        row.try_get_by_index::<i64>(0).expect("number")
+    }
+}
+
+const COUNTERS_OK: &str = "SELECT COUNT(*) FROM circles c WHERE c.member_count <> (SELECT COUNT(*) FROM circle_members m WHERE m.circle_id = c.id AND m.is_active = TRUE) OR c.post_count <> (SELECT COUNT(*) FROM posts p WHERE p.circle_id = c.id AND p.status = 'active')";
+const POST_COUNTERS_OK: &str = "SELECT COUNT(*) FROM posts p WHERE p.like_count <> (SELECT COUNT(*) FROM post_likes l WHERE l.post_id = p.id) OR p.comment_count <> (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id AND c.status = 'active')";
+const COMMENT_COUNTERS_OK: &str = "SELECT COUNT(*) FROM comments c WHERE c.like_count <> (SELECT COUNT(*) FROM comment_likes l WHERE l.comment_id = c.id)";
+
+#[tokio::test]
+async fn concurrent_likes_and_unlikes_keep_like_count_equal_to_the_rows() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    let post = app.post(&owner, &circle, "like me").await;
+    let comment = app.comment(&owner, &post, None).await;
+    let mut members = Vec::new();
+    for index in 0..20 {
+        let member = app.person(&format!("m{index}@example.com")).await;
+        app.join(&member, &circle).await;
+        members.push(member);
+    }
+    // 100 calls from 20 users at once: each user likes, unlikes, likes, likes, unlikes... in parallel.
+    let calls = (0..100).map(|i| {
+        let member = &members[i % 20];
+        let query = if (i / 20) % 2 == 0 { LIKE } else { UNLIKE };
+        app.gql_as(&member.session.access, query, json!({ "id": post }))
+    });
+    let results = futures_util::future::join_all(calls).await;
+    for body in &results {
+        data(body);
+    }
+    let comment_calls = (0..100).map(|i| {
+        let member = &members[i % 20];
+        let query = if (i / 20) % 2 == 0 { LIKE_COMMENT } else { UNLIKE_COMMENT };
+        app.gql_as(&member.session.access, query, json!({ "id": comment }))
+    });
+    for body in futures_util::future::join_all(comment_calls).await {
+        data(&body);
+    }
+    assert_eq!(app.scalar(POST_COUNTERS_OK).await, 0, "posts.like_count drifted from post_likes");
+    assert_eq!(app.scalar(COMMENT_COUNTERS_OK).await, 0, "comments.like_count drifted from comment_likes");
+    let likes = app.count("post_likes").await;
+    assert!(likes <= 20);
+    // Idempotent: liking twice is one like.
+    let body = app.gql_as(&owner.session.access, LIKE, json!({ "id": post })).await;
+    let first = data(&body)["likePost"]["likeCount"].as_i64().expect("count");
+    let body = app.gql_as(&owner.session.access, LIKE, json!({ "id": post })).await;
+    assert_eq!(data(&body)["likePost"]["likeCount"].as_i64(), Some(first));
+    assert_eq!(data(&body)["likePost"]["viewerHasLiked"], true);
+    assert_eq!(app.count("post_likes").await, likes + 1);
+}
+
+#[tokio::test]
+async fn member_and_post_counts_hold_under_concurrent_joins_posts_and_leaves() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    let mut people = Vec::new();
+    for index in 0..20 {
+        people.push(app.person(&format!("p{index}@example.com")).await);
+    }
+    // Everyone joins twice at once (a double click), then posts twice, and half of them leave.
+    let joins = people
+        .iter()
+        .flat_map(|p| [p, p])
+        .map(|p| app.gql_as(&p.session.access, JOIN, json!({ "c": circle, "i": p.identity })));
+    for body in futures_util::future::join_all(joins).await {
+        data(&body);
+    }
+    let posts = people.iter().flat_map(|p| [p, p]).map(|p| {
+        app.gql_as(
+            &p.session.access,
+            CREATE_POST,
+            json!({ "i": { "circleId": circle, "identityId": p.identity, "content": "hi" } }),
+        )
+    });
+    for body in futures_util::future::join_all(posts).await {
+        data(&body);
+    }
+    let leaves = people.iter().take(10).map(|p| app.gql_as(&p.session.access, LEAVE, json!({ "c": circle })));
+    for body in futures_util::future::join_all(leaves).await {
+        data(&body);
+    }
+    assert_eq!(app.scalar(COUNTERS_OK).await, 0, "member_count / post_count drifted");
+    let body = app.gql("query($id: ID!) { circle(id: $id) { memberCount postCount } }", json!({ "id": circle })).await;
+    assert_eq!(data(&body)["circle"]["memberCount"], 11);
+    assert_eq!(data(&body)["circle"]["postCount"], 40);
+}
+
+#[tokio::test]
+async fn a_feed_paged_while_others_post_returns_every_older_post_once() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let reader = app.person("reader@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    let second = app.new_circle(&owner).await;
+    app.join(&reader, &circle).await;
+    app.join(&reader, &second).await;
+    let mut older = Vec::new();
+    for index in 0..35 {
+        let target = if index % 3 == 0 { &second } else { &circle };
+        older.push(app.post(&owner, target, &format!("post {index}")).await);
+    }
+    // A writer keeps posting while the reader pages through the feed.
+    let writer = async {
+        for index in 0..15 {
+            app.post(&owner, &circle, &format!("new {index}")).await;
+        }
+    };
+    let reader_pages = async {
+        let mut seen = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let body = app
+                .gql_as(&reader.session.access, "query($a: String) { feed(first: 10, after: $a) { pageInfo { hasNextPage endCursor } edges { node { id } } } }", json!({ "a": after }))
+                .await;
+            let feed = &data(&body)["feed"];
+            for edge in feed["edges"].as_array().expect("edges") {
+                seen.push(edge["node"]["id"].as_str().expect("id").to_string());
+            }
+            if feed["pageInfo"]["hasNextPage"] != true {
+                break seen;
+            }
+            after = feed["pageInfo"]["endCursor"].clone();
+        }
+    };
+    let ((), seen) = tokio::join!(writer, reader_pages);
+    for post in &older {
+        assert_eq!(seen.iter().filter(|id| *id == post).count(), 1, "post {post} seen once");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no duplicates");
+    let body = app.gql("{ feed { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn posts_pinned_first_hidden_for_moderators_deleted_for_nobody() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let member = app.person("member@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    app.join(&member, &circle).await;
+    let first = app.post(&member, &circle, "first").await;
+    let second = app.post(&member, &circle, "second").await;
+    let third = app.post(&member, &circle, "third").await;
+    data(&app.gql_as(&owner.session.access, PIN, json!({ "id": first })).await);
+    let list = |token: Option<String>| {
+        let app = &app;
+        let circle = circle.clone();
+        async move {
+            let body = app
+                .gql_with(
+                    token.as_deref(),
+                    "query($c: ID!) { circle(id: $c) { postCount posts { totalCount edges { node { id isTop } } } } }",
+                    json!({ "c": circle }),
+                )
+                .await;
+            let ids: Vec<String> = data(&body)["circle"]["posts"]["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (ids, data(&body)["circle"]["postCount"].as_i64().unwrap_or(-1))
+        }
+    };
+    assert_eq!(list(None).await, (vec![first.clone(), third.clone(), second.clone()], 3), "pinned first, then newest");
+
+    data(&app.gql_as(&owner.session.access, HIDE, json!({ "id": second })).await);
+    data(&app.gql_as(&member.session.access, DELETE_POST, json!({ "id": third })).await);
+    assert_eq!(list(None).await, (vec![first.clone()], 1));
+    let get = "query($id: ID!) { post(id: $id) { id status } }";
+    let body = app.gql_as(&member.session.access, get, json!({ "id": second })).await;
+    assert!(data(&body)["post"].is_null(), "hidden from its own author: {body}");
+    let body = app.gql_as(&owner.session.access, get, json!({ "id": second })).await;
+    assert_eq!(data(&body)["post"]["status"], "HIDDEN", "visible to the circle's moderators");
+    for token in [None, Some(owner.session.access.as_str()), Some(member.session.access.as_str())] {
+        let body = app.gql_with(token, get, json!({ "id": third })).await;
+        assert!(data(&body)["post"].is_null(), "deleted posts are gone for everyone");
+    }
+    assert_eq!(app.scalar(COUNTERS_OK).await, 0);
+}
+
+#[tokio::test]
+async fn threaded_comments_survive_deletion_and_counts_follow() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let ann = app.person("ann@example.com").await;
+    let bob = app.person("bob@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    app.join(&ann, &circle).await;
+    app.join(&bob, &circle).await;
+    let post = app.post(&owner, &circle, "discuss").await;
+    let top = app.comment(&ann, &post, None).await;
+    let reply = app.comment(&bob, &post, Some(&top)).await;
+
+    let other_post = app.post(&owner, &circle, "elsewhere").await;
+    let body = app
+        .gql_as(
+            &bob.session.access,
+            COMMENT,
+            json!({ "i": { "postId": other_post, "identityId": bob.identity, "content": "x", "parentId": top } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_field(&body), "input.parentId");
+
+    data(&app.gql_as(&ann.session.access, DELETE_COMMENT, json!({ "id": top })).await);
+    let body = app
+        .gql("query($id: ID!) { post(id: $id) { commentCount comments { edges { node { id content parentId replyToUser { id } } } } } }", json!({ "id": post }))
+        .await;
+    let node = &data(&body)["post"];
+    assert_eq!(node["commentCount"], 1);
+    let edges = node["comments"]["edges"].as_array().expect("edges");
+    assert_eq!(edges[0]["node"]["content"], "deleted");
+    assert_eq!(edges[1]["node"]["id"], reply.as_str());
+    assert_eq!(edges[1]["node"]["parentId"], top.as_str());
+    assert_eq!(edges[1]["node"]["replyToUser"]["id"], ann.session.user_id.as_str());
+    assert_eq!(app.scalar(POST_COUNTERS_OK).await, 0);
+
+    // Notifications: the post's author for both comments, ann for the reply to her comment.
+    let notes = app.snapshot("notifications").await.join("\n");
+    assert_eq!(notes.matches("post_commented").count(), 2, "{notes}");
+    assert_eq!(notes.matches("comment_replied").count(), 1, "{notes}");
+}
+
+#[tokio::test]
+async fn membership_roles_and_the_last_admin() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let ann = app.person("ann@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    app.join(&ann, &circle).await;
+
+    let body = app.gql_as(&owner.session.access, LEAVE, json!({ "c": circle })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "the last admin stays: {body}");
+    let body = app
+        .gql_as(&owner.session.access, SET_ROLE, json!({ "c": circle, "u": owner.session.user_id, "r": "MEMBER" }))
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "the last admin is not demoted: {body}");
+
+    let body = app
+        .gql_as(&owner.session.access, SET_ROLE, json!({ "c": circle, "u": ann.session.user_id, "r": "ADMIN" }))
+        .await;
+    assert_eq!(data(&body)["setMemberRole"]["role"], "ADMIN");
+    assert!(app.snapshot("notifications").await.join("\n").contains("role_changed"));
+    data(&app.gql_as(&owner.session.access, LEAVE, json!({ "c": circle })).await);
+    let body = app.gql_as(&owner.session.access, LEAVE, json!({ "c": circle })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "not a member any more: {body}");
+    // Rejoining comes back as a plain member.
+    let body = app.gql_as(&owner.session.access, JOIN, json!({ "c": circle, "i": owner.identity })).await;
+    assert_eq!(data(&body)["joinCircle"]["role"], "MEMBER");
+    assert_eq!(app.scalar(COUNTERS_OK).await, 0);
+
+    let body = app.gql(JOIN, json!({ "c": circle, "i": owner.identity })).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    let body = app.gql_as(&world.admin.access, JOIN, json!({ "c": circle, "i": owner.identity })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "someone else's identity: {body}");
+    let body = app
+        .gql_as(&ann.session.access, JOIN, json!({ "c": uuid::Uuid::new_v4().to_string(), "i": ann.identity }))
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+
+    data(&app.gql_as(&ann.session.access, ARCHIVE_CIRCLE, json!({ "id": circle })).await);
+    let late = app.person("late@example.com").await;
+    let body = app.gql_as(&late.session.access, JOIN, json!({ "c": circle, "i": late.identity })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "archived circles take no members: {body}");
+    let body = app
+        .gql_as(
+            &ann.session.access,
+            CREATE_POST,
+            json!({ "i": { "circleId": circle, "identityId": ann.identity, "content": "x" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "CONFLICT", "nor posts: {body}");
+}
+
+#[tokio::test]
+async fn likes_notify_once_an_hour_and_circles_list_by_members() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let big = app.new_circle(&owner).await;
+    let small = app.new_circle(&owner).await;
+    let post = app.post(&owner, &big, "hello").await;
+    for index in 0..3 {
+        let fan = app.person(&format!("fan{index}@example.com")).await;
+        app.join(&fan, &big).await;
+        data(&app.gql_as(&fan.session.access, LIKE, json!({ "id": post })).await);
+    }
+    let notes = app.snapshot("notifications").await.join("\n");
+    assert_eq!(notes.matches("post_liked").count(), 1, "collapsed: {notes}");
+    let body =
+        app.gql("{ circles(orderBy: MEMBERS) { totalCount edges { node { id memberCount } } } }", json!({})).await;
+    let edges = data(&body)["circles"]["edges"].as_array().expect("edges").clone();
+    assert_eq!(edges[0]["node"]["id"], big.as_str());
+    assert_eq!(edges[1]["node"]["id"], small.as_str());
+    let body = app.gql(r#"{ circles(filter: { tag: "rust", domain: "software" }) { totalCount } }"#, json!({})).await;
+    assert_eq!(data(&body)["circles"]["totalCount"], 2);
+    let body = app.gql(r#"{ circles(filter: { tag: "cooking" }) { totalCount } }"#, json!({})).await;
+    assert_eq!(data(&body)["circles"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn views_are_counted_in_batches() {
+    let app = spawn_app_with(&[("VIEW_FLUSH_SECS", "1")]).await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    let post = app.post(&owner, &circle, "watch me").await;
+    let statements = app.statements().await;
+    for _ in 0..10 {
+        data(&app.gql("query($id: ID!) { post(id: $id) { id } }", json!({ "id": post })).await);
+    }
+    // Reading costs one statement per read (the post itself), never a write.
+    assert!(app.statements().await - statements <= 12);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(app.scalar("SELECT CAST(view_count AS BIGINT) FROM posts").await, 10);
+}
+
+#[tokio::test]
+async fn bad_circle_input_is_refused_and_writes_nothing() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    let post = app.post(&owner, &circle, "p").await;
+    let tables = ["circles", "posts", "comments", "circle_members"];
+    let before = futures_util::future::join_all(tables.map(|t| app.snapshot(t))).await;
+    let token = owner.session.access.as_str();
+    let post_input = |extra: Value| {
+        let mut input = json!({ "circleId": circle, "identityId": owner.identity, "content": "hello" });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            input[k] = v;
+        }
+        json!({ "i": input })
+    };
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (CREATE_POST, post_input(json!({ "content": "" })), "BAD_USER_INPUT", "input.content"),
+        (CREATE_POST, post_input(json!({ "content": "x".repeat(100 * 1024) })), "BAD_USER_INPUT", "input.content"),
+        (
+            CREATE_POST,
+            post_input(json!({ "mediaUrls": vec!["https://img.example.com/a.png"; 10] })),
+            "BAD_USER_INPUT",
+            "input.mediaUrls",
+        ),
+        (
+            CREATE_POST,
+            post_input(json!({ "mediaUrls": ["file:///etc/passwd"] })),
+            "BAD_USER_INPUT",
+            "input.mediaUrls[0]",
+        ),
+        (CREATE_POST, post_input(json!({ "postType": "IMAGE" })), "BAD_USER_INPUT", "input.mediaUrls"),
+        (CREATE_POST, post_input(json!({ "circleId": uuid::Uuid::new_v4().to_string() })), "NOT_FOUND", "<no field>"),
+        (CREATE_POST, post_input(json!({ "circleId": "x" })), "BAD_USER_INPUT", "input.circleId"),
+        (UPDATE_POST, json!({ "id": post, "i": { "content": " " } }), "BAD_USER_INPUT", "input.content"),
+        (
+            COMMENT,
+            json!({ "i": { "postId": post, "identityId": owner.identity, "content": "" } }),
+            "BAD_USER_INPUT",
+            "input.content",
+        ),
+        (
+            COMMENT,
+            json!({ "i": { "postId": post, "identityId": owner.identity, "content": "x".repeat(5001) } }),
+            "BAD_USER_INPUT",
+            "input.content",
+        ),
+        (
+            COMMENT,
+            json!({ "i": { "postId": post, "identityId": owner.identity, "content": "x", "parentId": uuid::Uuid::new_v4().to_string() } }),
+            "NOT_FOUND",
+            "<no field>",
+        ),
+        (
+            CREATE_CIRCLE,
+            json!({ "i": { "identityId": owner.identity, "name": "", "domain": "software" } }),
+            "BAD_USER_INPUT",
+            "input.name",
+        ),
+        (
+            CREATE_CIRCLE,
+            json!({ "i": { "identityId": owner.identity, "name": "x", "domain": "astrology" } }),
+            "BAD_USER_INPUT",
+            "input.domain",
+        ),
+        (
+            CREATE_CIRCLE,
+            json!({ "i": { "identityId": owner.identity, "name": "x", "domain": "software", "tags": vec!["t"; 21] } }),
+            "BAD_USER_INPUT",
+            "input.tags",
+        ),
+        (
+            CREATE_CIRCLE,
+            json!({ "i": { "identityId": owner.identity, "name": "x", "domain": "software", "avatar": "nope" } }),
+            "BAD_USER_INPUT",
+            "input.avatar",
+        ),
+        (UPDATE_CIRCLE, json!({ "id": circle, "i": { "name": "x".repeat(101) } }), "BAD_USER_INPUT", "input.name"),
+        (
+            SET_ROLE,
+            json!({ "c": circle, "u": uuid::Uuid::new_v4().to_string(), "r": "ADMIN" }),
+            "NOT_FOUND",
+            "<no field>",
+        ),
+    ];
+    for (query, variables, code, field) in cases {
+        let body = app.gql_as(token, query, variables.clone()).await;
+        assert_eq!(
+            error_code(&body),
+            code,
+            "{}: {body}",
+            &variables.to_string()[..variables.to_string().len().min(120)]
+        );
+        assert_eq!(error_field(&body), field, "{body}");
+    }
+    for (query, variables) in [
+        (CREATE_POST, post_input(json!({ "postType": "ESSAY" }))),
+        (SET_ROLE, json!({ "c": circle, "u": owner.session.user_id, "r": "OWNER" })),
+    ] {
+        let body = app.gql_as(token, query, variables).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    assert_eq!(futures_util::future::join_all(tables.map(|t| app.snapshot(t))).await, before);
+}
+
+/// Every circle mutation by anonymous, non-member, member, author, moderator, circle admin,
+/// platform admin and banned callers; each refused call changes nothing.
+#[tokio::test]
+async fn permission_matrix_for_circle_mutations() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let admin = app.person("cadmin@example.com").await; // creates the circle: circle admin
+    let circle = app.new_circle(&admin).await;
+    let outsider = app.person("outsider@example.com").await;
+    let member = app.person("member@example.com").await;
+    let author = app.person("author@example.com").await;
+    let moderator = app.person("moderator@example.com").await;
+    let banned = app.person("banned@example.com").await;
+    let target = app.person("target@example.com").await;
+    for person in [&member, &author, &moderator, &banned, &target] {
+        app.join(person, &circle).await;
+    }
+    data(
+        &app.gql_as(
+            &admin.session.access,
+            SET_ROLE,
+            json!({ "c": circle, "u": moderator.session.user_id, "r": "MODERATOR" }),
+        )
+        .await,
+    );
+    let platform_identity = app.apply(&world.admin, "APPRENTICE", "software").await;
+    app.exec("UPDATE users SET status = 'banned' WHERE email = 'banned@example.com'").await;
+
+    // (name, token, identity) per caller kind, in the column order of the table below.
+    let callers: Vec<(&str, Option<&str>, &str)> = vec![
+        ("anonymous", None, member.identity.as_str()),
+        ("non-member", Some(&outsider.session.access), outsider.identity.as_str()),
+        ("member", Some(&member.session.access), member.identity.as_str()),
+        ("author", Some(&author.session.access), author.identity.as_str()),
+        ("moderator", Some(&moderator.session.access), moderator.identity.as_str()),
+        ("circle admin", Some(&admin.session.access), admin.identity.as_str()),
+        ("platform admin", Some(&world.admin.access), platform_identity.as_str()),
+        ("banned", Some(&banned.session.access), banned.identity.as_str()),
+    ];
+    const U: &str = "UNAUTHENTICATED";
+    const F: &str = "FORBIDDEN";
+    const OK: &str = "ok";
+    let table: Vec<(&str, &str, [&str; 8])> = vec![
+        ("createPost", CREATE_POST, [U, F, OK, OK, OK, OK, F, F]),
+        ("updatePost", UPDATE_POST, [U, F, F, OK, F, F, F, F]),
+        ("deletePost", DELETE_POST, [U, F, F, OK, F, F, F, F]),
+        ("setPostPinned", PIN, [U, F, F, F, OK, OK, OK, F]),
+        ("setPostEssence", ESSENCE, [U, F, F, F, OK, OK, OK, F]),
+        ("hidePost", HIDE, [U, F, F, F, OK, OK, OK, F]),
+        ("addComment", COMMENT, [U, F, OK, OK, OK, OK, F, F]),
+        ("deleteComment", DELETE_COMMENT, [U, F, F, OK, OK, OK, OK, F]),
+        ("likePost", LIKE, [U, F, OK, OK, OK, OK, F, F]),
+        ("unlikePost", UNLIKE, [U, F, OK, OK, OK, OK, F, F]),
+        ("likeComment", LIKE_COMMENT, [U, F, OK, OK, OK, OK, F, F]),
+        ("unlikeComment", UNLIKE_COMMENT, [U, F, OK, OK, OK, OK, F, F]),
+        ("setMemberRole", SET_ROLE, [U, F, F, F, F, OK, OK, F]),
+        ("updateCircle", UPDATE_CIRCLE, [U, F, F, F, F, OK, OK, F]),
+        ("archiveCircle", ARCHIVE_CIRCLE, [U, F, F, F, F, OK, OK, F]),
+    ];
+    let tables = ["circles", "circle_members", "posts", "comments", "post_likes", "comment_likes", "notifications"];
+    for (name, query, expected) in &table {
+        for ((caller, token, identity), expect) in callers.iter().zip(expected.iter()) {
+            // A fresh target for each call on a post or comment, authored by `author`.
+            let needs_target = !matches!(*name, "createPost" | "setMemberRole" | "updateCircle" | "archiveCircle");
+            let (post, comment) = if needs_target {
+                let post = app.post(&author, &circle, "target").await;
+                let comment = app.comment(&author, &post, None).await;
+                (post, comment)
+            } else {
+                (String::new(), String::new())
+            };
+            let variables = match *name {
+                "createPost" => json!({ "i": { "circleId": circle, "identityId": identity, "content": "x" } }),
+                "updatePost" => json!({ "id": post, "i": { "content": "edited" } }),
+                "addComment" => json!({ "i": { "postId": post, "identityId": identity, "content": "x" } }),
+                "deleteComment" | "likeComment" | "unlikeComment" => json!({ "id": comment }),
+                "setMemberRole" => json!({ "c": circle, "u": target.session.user_id, "r": "MODERATOR" }),
+                "updateCircle" => json!({ "id": circle, "i": { "name": "Renamed" } }),
+                "archiveCircle" => json!({ "id": circle }),
+                _ => json!({ "id": post }),
+            };
+            let before = futures_util::future::join_all(tables.map(|t| app.snapshot(t))).await;
+            let body = app.gql_with(*token, query, variables).await;
+            if *expect == OK {
+                assert!(body["errors"].is_null(), "{name} by {caller} should pass: {body}");
+            } else {
+                assert_eq!(error_code(&body), *expect, "{name} by {caller}: {body}");
+                let after = futures_util::future::join_all(tables.map(|t| app.snapshot(t))).await;
+                assert_eq!(before, after, "{name} by {caller} was refused but changed something");
+            }
+        }
+    }
+}
+
+/// A feed page of 20 posts with author profile, circle, counts and viewerHasLiked costs the same
+/// number of SQL statements as a page of 2.
+#[tokio::test]
+async fn a_feed_page_runs_a_fixed_number_of_statements() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let reader = app.person("reader@example.com").await;
+    let mut circles = Vec::new();
+    for index in 0..4 {
+        let owner = app.person(&format!("owner{index}@example.com")).await;
+        data(
+            &app.gql_as(
+                &owner.session.access,
+                "mutation($id: ID!) { updateProfile(identityId: $id, input: { name: \"Owner\" }) { id } }",
+                json!({ "id": owner.identity }),
+            )
+            .await,
+        );
+        let circle = app.new_circle(&owner).await;
+        app.join(&reader, &circle).await;
+        circles.push((owner, circle));
+    }
+    for index in 0..24 {
+        let (owner, circle) = &circles[index % 4];
+        let post = app.post(owner, circle, "news").await;
+        if index % 2 == 0 {
+            data(&app.gql_as(&reader.session.access, LIKE, json!({ "id": post })).await);
+        }
+    }
+    let query = "query($n: Int) { feed(first: $n) { edges { node {
+        id content likeCount commentCount viewerHasLiked
+        author { id profile { name avatar } }
+        circle { id name memberCount }
+    } } } }";
+    let mut costs = Vec::new();
+    for n in [2, 20] {
+        let before = app.statements().await;
+        let body = app.gql_as(&reader.session.access, query, json!({ "n": n })).await;
+        assert_eq!(data(&body)["feed"]["edges"].as_array().map(Vec::len), Some(n as usize));
+        costs.push(app.statements().await - before);
+    }
+    assert_eq!(costs[0], costs[1], "statements for 2 vs 20 posts: {costs:?}");
+}
