@@ -475,7 +475,10 @@ pub async fn like_comment(
     Ok(comment)
 }
 
-fn post_keys(order: PostOrder, pinned_first: bool) -> (Vec<posts::Column>, fn(&posts::Model) -> Vec<SortKey>) {
+/// The sort columns of a post ordering and how to read their values off a row.
+type PostKeys = (Vec<posts::Column>, fn(&posts::Model) -> Vec<SortKey>);
+
+fn post_keys(order: PostOrder, pinned_first: bool) -> PostKeys {
     match (order, pinned_first) {
         (PostOrder::Latest, true) => (vec![posts::Column::IsTop, posts::Column::CreatedAt], |p| {
             vec![SortKey::Bool(p.is_top), SortKey::Time(p.created_at)]
