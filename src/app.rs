@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Post views waiting to be written (see `domain::views`).
     pub views: Arc<crate::domain::views::ViewCounter>,
+    /// Live events for subscriptions (in-process, or through Redis).
+    pub events: crate::events::EventBus,
 }
 
 pub struct Application {
@@ -38,6 +40,17 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (db, statements) = db::connect(&config.database).await?;
         db::migrate(&db).await?;
+        let events = match &config.redis_url {
+            None => crate::events::EventBus::local(),
+            Some(url) => match crate::events::EventBus::redis(url, config.events_channel.clone()).await {
+                Ok(bus) => bus,
+                Err(error) => {
+                    // Degrade: subscriptions still work for clients of this instance.
+                    tracing::warn!(error = %error, "Redis unavailable: live events stay in this instance");
+                    crate::events::EventBus::local()
+                }
+            },
+        };
         let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
         let state = AppState {
             db,
@@ -46,6 +59,7 @@ impl Application {
             statements,
             metrics: crate::telemetry::metrics_handle()?,
             views: Arc::default(),
+            events,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let router = http::router(HttpState { app: state.clone(), schema });

@@ -103,6 +103,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `VIEW_FLUSH_SECS` (default 5): how often buffered post views are written.
     pub view_flush: Duration,
+    /// `EVENTS_CHANNEL` (default master-guide:events): the Redis pub/sub channel of live events.
+    pub events_channel: String,
 }
 
 /// Where settings come from; tests pass a map instead of the process environment.
@@ -226,6 +228,7 @@ impl Config {
             log_format,
             shutdown_grace: secs(source, "SHUTDOWN_GRACE_SECS", 20)?,
             view_flush: secs(source, "VIEW_FLUSH_SECS", 5)?,
+            events_channel: source.get("EVENTS_CHANNEL").unwrap_or_else(|| "master-guide:events".into()),
         };
         if config.database.min_connections > config.database.max_connections {
             return Err(ConfigError::new("DB_MIN_CONNECTIONS", "must not exceed DB_MAX_CONNECTIONS"));

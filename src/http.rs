@@ -293,10 +293,12 @@ async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade:
 }
 
 const WS_UNAUTHORIZED_PREFIX: &str = "Unauthorized: ";
+const WS_FORBIDDEN_PREFIX: &str = "Forbidden: ";
 
 async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtocols) {
     let (mut sink, stream) = socket.split();
     let keys = state.app.keys.clone();
+    let db = state.app.db.clone();
     let input =
         stream.take_while(|message| futures_util::future::ready(message.is_ok())).filter_map(|message| async move {
             match message {
@@ -308,6 +310,7 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
     let stream = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
         .on_connection_init(move |payload| {
             let keys = keys.clone();
+            let db = db.clone();
             async move {
                 let header = payload
                     .get("Authorization")
@@ -317,6 +320,11 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
                 let viewer = Viewer::from_authorization(header.as_deref(), &keys);
                 if let Viewer::Invalid(reason) = &viewer {
                     return Err(async_graphql::Error::new(format!("{WS_UNAUTHORIZED_PREFIX}{reason}")));
+                }
+                if viewer.user_id().is_some() {
+                    if let Err(error) = crate::domain::active_user(&db, &viewer).await {
+                        return Err(async_graphql::Error::new(format!("{WS_FORBIDDEN_PREFIX}{}", error.message())));
+                    }
                 }
                 let mut data = Data::default();
                 data.insert(viewer);
@@ -329,8 +337,9 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
         let outgoing = match message {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {
-                let code = match (code, reason.strip_prefix(WS_UNAUTHORIZED_PREFIX)) {
-                    (1002, Some(_)) => 4401,
+                let code = match code {
+                    1002 if reason.starts_with(WS_UNAUTHORIZED_PREFIX) => 4401,
+                    1002 if reason.starts_with(WS_FORBIDDEN_PREFIX) => 4403,
                     _ => code,
                 };
                 Message::Close(Some(CloseFrame { code, reason: reason.into() }))

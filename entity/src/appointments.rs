@@ -11,6 +11,8 @@ pub struct Model {
     pub student_id: Uuid,
     pub mentor_id: Uuid,
     pub appointment_time: DateTimeUtc,
+    /// appointment_time + duration (added column; see migration 000012).
+    pub ends_at: Option<DateTimeUtc>,
     pub duration_minutes: i32,
     pub meeting_type: MeetingType,
     pub status: AppointmentStatus,

@@ -18,6 +18,8 @@ mod m20241201_000008_create_stats_views;
 mod m20241201_000009_add_user_role;
 mod m20241201_000010_create_refresh_tokens;
 mod m20241201_000011_create_appointment_status_logs;
+mod m20241201_000012_appointment_ends_at;
+mod m20241201_000013_review_and_message_keys;
 
 pub struct Migrator;
 
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000009_add_user_role::Migration),
             Box::new(m20241201_000010_create_refresh_tokens::Migration),
             Box::new(m20241201_000011_create_appointment_status_logs::Migration),
+            Box::new(m20241201_000012_appointment_ends_at::Migration),
+            Box::new(m20241201_000013_review_and_message_keys::Migration),
         ]
     }
 }

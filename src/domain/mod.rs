@@ -2,6 +2,7 @@
 //! decide permissions themselves; no GraphQL types in this layer.
 
 pub mod accounts;
+pub mod appointments;
 pub mod audit;
 pub mod circles;
 pub mod courses;
@@ -9,9 +10,11 @@ pub mod domains;
 pub mod identities;
 pub mod learning;
 pub mod mentors;
+pub mod messages;
 pub mod notify;
 pub mod pagination;
 pub mod posts;
+pub mod reviews;
 pub mod seed;
 pub mod values;
 pub mod views;

@@ -1,5 +1,6 @@
 //! Notifications: every domain event that tells a user something goes through `send`, inside the
-//! transaction of the change that caused it (so a rolled-back change notifies nobody).
+//! transaction of the change that caused it (so a rolled-back change notifies nobody), and is
+//! pushed to the user's live subscription after the commit.
 
 use chrono::Utc;
 use entity::notifications;
@@ -15,6 +16,10 @@ pub enum Kind {
     CommentReplied,
     PostLiked,
     RoleChanged,
+    AppointmentBooked,
+    AppointmentConfirmed,
+    AppointmentCancelled,
+    Reviewed,
 }
 
 impl Kind {
@@ -26,6 +31,10 @@ impl Kind {
             Self::CommentReplied => "comment_replied",
             Self::PostLiked => "post_liked",
             Self::RoleChanged => "role_changed",
+            Self::AppointmentBooked => "appointment_booked",
+            Self::AppointmentConfirmed => "appointment_confirmed",
+            Self::AppointmentCancelled => "appointment_cancelled",
+            Self::Reviewed => "reviewed",
         }
     }
 }
@@ -61,7 +70,7 @@ pub async fn send_collapsed(
 }
 
 pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notifications::Model, DbErr> {
-    notifications::ActiveModel {
+    let notification = notifications::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(notice.user_id),
         title: Set(notice.title.chars().take(200).collect()),
@@ -73,5 +82,8 @@ pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notificat
         created_at: Set(Utc::now()),
     }
     .insert(db)
-    .await
+    .await?;
+    // Delivered live once the surrounding mutation commits (see `events::capture`).
+    crate::events::emit(crate::events::Event::Notification(notification.clone()));
+    Ok(notification)
 }

@@ -93,6 +93,15 @@ impl Course {
         let stats = loaders(ctx)?.course_stats.load_one(self.0.id).await.map_err(AppError::from)?;
         Ok(stats.map(CourseStats))
     }
+    /// Active COURSE reviews, newest first.
+    async fn reviews(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::pagination::Conn<super::appointments::Review>> {
+        super::appointments::review_connection(ctx, Some(self.0.id), None, first, after).await
+    }
     /// The viewer's enrollment in this course, if any.
     async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<LearningRecord>> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };

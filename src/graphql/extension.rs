@@ -1,5 +1,6 @@
 //! The request guard: refuses documents with too many aliases, gives every error a stable
-//! `extensions.code`, and records per-operation metrics (count by outcome, latency histogram).
+//! `extensions.code`, records per-operation metrics (count by outcome, latency histogram), and
+//! publishes each successful mutation's domain events after commit.
 //!
 //! Operations are labelled by their root field names (bounded by the schema), not by the
 //! client-chosen operation name, so a client cannot blow up the metrics' cardinality.

@@ -160,6 +160,15 @@ impl Mentor {
         let stats = loaders(ctx)?.mentor_stats.load_one(self.identity_id).await.map_err(AppError::from)?;
         Ok(stats.map(MentorStats))
     }
+    /// Active MENTOR and APPOINTMENT reviews, newest first.
+    async fn reviews(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<super::appointments::Review>> {
+        super::appointments::review_connection(ctx, None, Some(self.identity_id), first, after).await
+    }
     /// The mentor's published courses, newest first.
     async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {
         let first = crate::domain::values::int_range("first", first, 0, 100)? as usize;

@@ -187,6 +187,7 @@ pub struct Loaders {
     pub post_likes: DataLoader<ByPair<post_likes::Entity>>,
     /// (user, comment) -> like
     pub comment_likes: DataLoader<ByPair<comment_likes::Entity>>,
+    pub appointment_history: DataLoader<ByColumn<appointment_status_logs::Entity>>,
 }
 
 pub fn new(db: DatabaseConnection) -> Loaders {
@@ -227,6 +228,12 @@ pub fn new(db: DatabaseConnection) -> Loaders {
         comments: by_id(&db),
         post_likes: by_pair(&db, (post_likes::Column::UserId, post_likes::Column::PostId), None),
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
+        appointment_history: by_column(
+            &db,
+            appointment_status_logs::Column::AppointmentId,
+            None,
+            Some(appointment_status_logs::Column::CreatedAt),
+        ),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the observability extension. Resolvers are thin: they parse arguments and call `domain/`.
 
 pub mod accounts;
+pub mod appointments;
 pub mod circles;
 pub mod courses;
 pub mod domains;
@@ -9,11 +10,12 @@ pub mod extension;
 pub mod identities;
 pub mod learning;
 pub mod loaders;
+pub mod messages;
 pub mod pagination;
 
 use crate::app::AppState;
 use crate::config::GraphqlLimits;
-use async_graphql::{EmptySubscription, Enum, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{Enum, MergedObject, Schema, SchemaBuilder};
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
@@ -23,6 +25,8 @@ pub struct QueryRoot(
     courses::CoursesQuery,
     learning::LearningQuery,
     circles::CirclesQuery,
+    appointments::AppointmentsQuery,
+    messages::MessagesQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -33,6 +37,8 @@ pub struct MutationRoot(
     courses::CoursesMutation,
     learning::LearningMutation,
     circles::CirclesMutation,
+    appointments::AppointmentsMutation,
+    messages::MessagesMutation,
 );
 
 /// Sort direction of a list.
@@ -51,10 +57,10 @@ impl From<SortDirection> for crate::domain::pagination::Direction {
     }
 }
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, messages::SubscriptionRoot>;
 
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, messages::SubscriptionRoot> {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), messages::SubscriptionRoot)
 }
 
 /// The schema the server runs, with the configured limits and the shared state as context data.
@@ -66,6 +72,7 @@ pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
         .limit_directives(8)
         .extension(extension::Guard::new(limits.max_aliases))
         .data(loaders::new(state.db.clone()))
+        .data(state.events.clone())
         .data(state);
     if !limits.introspection {
         schema = schema.disable_introspection();

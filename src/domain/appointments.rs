@@ -1,0 +1,379 @@
+//! Paid one-to-one appointments: booking without double booking, the status machine with its
+//! history, and who may see what.
+//!
+//! No overlap for a mentor or a student among pending/confirmed appointments: a booking's
+//! transaction first writes the mentor identity's row and then the student's user row (always in
+//! that order), which row-locks both on PostgreSQL and takes the write lock on SQLite, so
+//! concurrent bookings touching either party run one after another and each sees the others.
+
+use super::notify::{self, Kind, Notice};
+use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::values::{optional_text, url};
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::{AppointmentStatus, MeetingType};
+use entity::{appointment_status_logs, appointments, user_identities, user_profiles, users};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, Select, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+pub const MIN_MINUTES: i32 = 15;
+pub const MAX_MINUTES: i32 = 240;
+const ACTIVE: [AppointmentStatus; 2] = [AppointmentStatus::Pending, AppointmentStatus::Confirmed];
+
+pub struct Booking {
+    pub mentor_id: Uuid,
+    pub appointment_time: DateTime<Utc>,
+    pub duration_minutes: i32,
+    pub meeting_type: MeetingType,
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Student,
+    Mentor,
+}
+
+/// The appointment's mentor identity and the two users involved.
+pub struct Parties {
+    pub appointment: appointments::Model,
+    pub mentor_user: Uuid,
+}
+
+impl Parties {
+    pub fn side_of(&self, user_id: Uuid) -> Option<Side> {
+        if self.appointment.student_id == user_id {
+            Some(Side::Student)
+        } else if self.mentor_user == user_id {
+            Some(Side::Mentor)
+        } else {
+            None
+        }
+    }
+}
+
+pub async fn parties(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Parties>> {
+    let Some(appointment) = appointments::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
+    let identity =
+        super::identities::find(db, appointment.mentor_id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    Ok(Some(Parties { appointment, mentor_user: identity.user_id }))
+}
+
+/// The appointment if the viewer is one of its two sides (admins too); `None` for everyone else.
+pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<appointments::Model>> {
+    let user_id = viewer.require()?;
+    let Some(parties) = parties(db, id).await? else { return Ok(None) };
+    if parties.side_of(user_id).is_some() || super::is_admin(viewer) {
+        return Ok(Some(parties.appointment));
+    }
+    Ok(None)
+}
+
+fn price(rate: Decimal, minutes: i32) -> Decimal {
+    super::values::scale2(rate * Decimal::from(minutes) / Decimal::from(60))
+}
+
+async fn touch_identity(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+    user_identities::Entity::update_many()
+        .col_expr(user_identities::Column::UpdatedAt, Expr::col(user_identities::Column::UpdatedAt).into())
+        .filter(user_identities::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+async fn touch_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+    users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt).into())
+        .filter(users::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Pending or confirmed appointments overlapping [start, end) for the condition's party.
+async fn overlapping(
+    txn: &DatabaseTransaction,
+    party: Condition,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> AppResult<bool> {
+    let clash = appointments::Entity::find()
+        .filter(party)
+        .filter(appointments::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
+        .filter(appointments::Column::AppointmentTime.lt(end))
+        .filter(appointments::Column::EndsAt.gt(start))
+        .one(txn)
+        .await?;
+    Ok(clash.is_some())
+}
+
+async fn log(
+    db: &impl ConnectionTrait,
+    appointment: Uuid,
+    from: Option<AppointmentStatus>,
+    to: AppointmentStatus,
+    reason: Option<String>,
+    by: Uuid,
+) -> AppResult<()> {
+    appointment_status_logs::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        appointment_id: Set(appointment),
+        from_status: Set(from),
+        to_status: Set(to),
+        reason: Set(reason),
+        changed_by: Set(Some(by)),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "appointments.book", skip_all)]
+pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> AppResult<appointments::Model> {
+    if !(MIN_MINUTES..=MAX_MINUTES).contains(&input.duration_minutes) {
+        return Err(AppError::bad_input(
+            "input.durationMinutes",
+            format!("must be between {MIN_MINUTES} and {MAX_MINUTES}"),
+        ));
+    }
+    let now = Utc::now();
+    if input.appointment_time <= now {
+        return Err(AppError::bad_input("input.appointmentTime", "must be in the future"));
+    }
+    if input.appointment_time > now + Duration::days(366) {
+        return Err(AppError::bad_input("input.appointmentTime", "at most a year ahead"));
+    }
+    let notes = optional_text("input.notes", input.notes, 2000)?;
+    let student = super::active_user(db, viewer).await?;
+    let mentor = super::mentors::get(db, input.mentor_id).await?.ok_or_else(|| AppError::not_found("mentor"))?;
+    if mentor.user_id == student.id {
+        return Err(AppError::forbidden("you cannot book yourself"));
+    }
+    let rate = user_profiles::Entity::find()
+        .filter(user_profiles::Column::IdentityId.eq(mentor.id))
+        .one(db)
+        .await?
+        .and_then(|p| p.hourly_rate)
+        .ok_or_else(|| AppError::Conflict {
+            field: Some("input.mentorId".into()),
+            message: "this mentor has no hourly rate yet".into(),
+        })?;
+    let start = input.appointment_time;
+    let end = start + Duration::minutes(input.duration_minutes.into());
+
+    let txn = db.begin().await?;
+    touch_identity(&txn, mentor.id).await?;
+    touch_user(&txn, student.id).await?;
+    if overlapping(&txn, Condition::all().add(appointments::Column::MentorId.eq(mentor.id)), start, end).await? {
+        return Err(AppError::Conflict {
+            field: Some("input.appointmentTime".into()),
+            message: "the mentor is already booked then".into(),
+        });
+    }
+    if overlapping(&txn, Condition::all().add(appointments::Column::StudentId.eq(student.id)), start, end).await? {
+        return Err(AppError::Conflict {
+            field: Some("input.appointmentTime".into()),
+            message: "you already have an appointment then".into(),
+        });
+    }
+    let appointment = appointments::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        student_id: Set(student.id),
+        mentor_id: Set(mentor.id),
+        appointment_time: Set(start),
+        ends_at: Set(Some(end)),
+        duration_minutes: Set(input.duration_minutes),
+        meeting_type: Set(input.meeting_type),
+        status: Set(AppointmentStatus::Pending),
+        price: Set(price(rate, input.duration_minutes)),
+        notes: Set(notes),
+        meeting_url: Set(None),
+        meeting_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    log(&txn, appointment.id, None, AppointmentStatus::Pending, None, student.id).await?;
+    notify::send(
+        &txn,
+        Notice {
+            user_id: mentor.user_id,
+            kind: Kind::AppointmentBooked,
+            title: "New appointment request".into(),
+            content: Some(format!("{} for {} minutes", start.format("%Y-%m-%d %H:%M UTC"), input.duration_minutes)),
+            related_id: Some(appointment.id),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    metrics::counter!("business_bookings_total").increment(1);
+    Ok(appointment)
+}
+
+/// The transitions: who may move which status to which, and when.
+#[derive(Debug, Clone)]
+pub enum Transition {
+    Confirm { meeting_url: String },
+    Cancel { reason: String },
+    Complete,
+    NoShow,
+}
+
+impl Transition {
+    fn target(&self) -> AppointmentStatus {
+        match self {
+            Self::Confirm { .. } => AppointmentStatus::Confirmed,
+            Self::Cancel { .. } => AppointmentStatus::Cancelled,
+            Self::Complete => AppointmentStatus::Completed,
+            Self::NoShow => AppointmentStatus::NoShow,
+        }
+    }
+
+    fn from(&self) -> &'static [AppointmentStatus] {
+        match self {
+            Self::Confirm { .. } => &[AppointmentStatus::Pending],
+            Self::Cancel { .. } => &ACTIVE,
+            Self::Complete | Self::NoShow => &[AppointmentStatus::Confirmed],
+        }
+    }
+
+    fn allowed_side(&self, side: Side) -> bool {
+        match self {
+            Self::Cancel { .. } => true,
+            _ => side == Side::Mentor,
+        }
+    }
+}
+
+#[tracing::instrument(name = "appointments.transition", skip_all, fields(appointment = %id))]
+pub async fn transition(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    transition: Transition,
+) -> AppResult<appointments::Model> {
+    let transition = match transition {
+        Transition::Confirm { meeting_url } => {
+            Transition::Confirm { meeting_url: url("meetingUrl", &meeting_url, 500)? }
+        }
+        Transition::Cancel { reason } => Transition::Cancel {
+            reason: optional_text("reason", Some(reason), 1000)?
+                .ok_or_else(|| AppError::bad_input("reason", "a cancellation needs a reason"))?,
+        },
+        other => other,
+    };
+    let user = super::active_user(db, viewer).await?;
+    let parties = parties(db, id).await?.ok_or_else(|| AppError::not_found("appointment"))?;
+    let side = parties.side_of(user.id).ok_or_else(|| AppError::not_found("appointment"))?;
+    if !transition.allowed_side(side) {
+        return Err(AppError::forbidden("only the mentor can do that"));
+    }
+    let current = parties.appointment;
+    let target = transition.target();
+    if current.status == target {
+        return Ok(current);
+    }
+    if !transition.from().contains(&current.status) {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!("a {} appointment cannot become {}", current.status.as_str(), target.as_str()),
+        });
+    }
+    let now = Utc::now();
+    match &transition {
+        Transition::Cancel { .. } if now >= current.appointment_time => {
+            return Err(AppError::Conflict {
+                field: None,
+                message: "the appointment has started; it can no longer be cancelled".into(),
+            });
+        }
+        Transition::Complete | Transition::NoShow if now < current.appointment_time => {
+            return Err(AppError::Conflict { field: None, message: "the appointment has not started yet".into() });
+        }
+        _ => {}
+    }
+    let txn = db.begin().await?;
+    let mut update = appointments::Entity::update_many()
+        .col_expr(appointments::Column::Status, Expr::value(target.as_str()))
+        .col_expr(appointments::Column::UpdatedAt, Expr::value(now))
+        .filter(appointments::Column::Id.eq(id))
+        .filter(appointments::Column::Status.eq(current.status.as_str()));
+    if let Transition::Confirm { meeting_url } = &transition {
+        update = update.col_expr(appointments::Column::MeetingUrl, Expr::value(meeting_url.clone()));
+    }
+    if update.exec(&txn).await?.rows_affected != 1 {
+        return Err(AppError::Conflict { field: None, message: "the appointment changed meanwhile; try again".into() });
+    }
+    let reason = match &transition {
+        Transition::Cancel { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    log(&txn, id, Some(current.status), target, reason.clone(), user.id).await?;
+    let (other, kind, title) = match (&transition, side) {
+        (Transition::Confirm { .. }, _) => {
+            (Some(current.student_id), Kind::AppointmentConfirmed, "Your appointment is confirmed")
+        }
+        (Transition::Cancel { .. }, Side::Student) => {
+            (Some(parties.mentor_user), Kind::AppointmentCancelled, "An appointment was cancelled")
+        }
+        (Transition::Cancel { .. }, Side::Mentor) => {
+            (Some(current.student_id), Kind::AppointmentCancelled, "Your appointment was cancelled")
+        }
+        _ => (None, Kind::AppointmentConfirmed, ""),
+    };
+    if let Some(user_id) = other {
+        notify::send(&txn, Notice { user_id, kind, title: title.into(), content: reason, related_id: Some(id) })
+            .await?;
+    }
+    let updated =
+        appointments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("appointment"))?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// The viewer's appointments as student or as mentor (any of their master identities), soonest last.
+pub async fn mine(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    side: Side,
+    status: Option<AppointmentStatus>,
+    page: &PageRequest,
+) -> AppResult<(Page<appointments::Model>, Select<appointments::Entity>)> {
+    let user_id = viewer.require()?;
+    let mut select = match side {
+        Side::Student => appointments::Entity::find().filter(appointments::Column::StudentId.eq(user_id)),
+        Side::Mentor => appointments::Entity::find().filter(
+            appointments::Column::MentorId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(user_identities::Column::Id)
+                    .from(user_identities::Entity)
+                    .and_where(user_identities::Column::UserId.eq(user_id))
+                    .to_owned(),
+            ),
+        ),
+    };
+    if let Some(status) = status {
+        select = select.filter(appointments::Column::Status.eq(status.as_str()));
+    }
+    let counted = select.clone();
+    let page = keyset(
+        db,
+        select,
+        &[appointments::Column::AppointmentTime],
+        appointments::Column::Id,
+        Direction::Desc,
+        page,
+        |a| (vec![SortKey::Time(a.appointment_time)], a.id),
+    )
+    .await?;
+    Ok((page, counted))
+}

@@ -1,0 +1,293 @@
+//! Private messages (between two users) and circle messages (to a circle's active members), the
+//! conversation list, read state, and notifications read by their owner.
+
+use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::values::text;
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use crate::events::{emit, Event};
+use chrono::{DateTime, Utc};
+use entity::enums::{MessageType, UserStatus};
+use entity::{circle_members, messages, notifications};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Select, Set, Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+pub enum Target {
+    User(Uuid),
+    Circle(Uuid),
+}
+
+#[tracing::instrument(name = "messages.send", skip_all)]
+pub async fn send(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    target: Target,
+    content: &str,
+    message_type: MessageType,
+) -> AppResult<messages::Model> {
+    let content = text("input.content", content, 1, 5000)?;
+    if message_type == MessageType::System {
+        return Err(AppError::bad_input("input.messageType", "SYSTEM messages are sent by the platform only"));
+    }
+    let sender = super::active_user(db, viewer).await?;
+    let (to_user_id, circle_id, recipients) = match target {
+        Target::User(to) => {
+            if to == sender.id {
+                return Err(AppError::bad_input("input.toUserId", "you cannot message yourself"));
+            }
+            let recipient = super::accounts::find_user(db, to).await?.ok_or_else(|| AppError::not_found("user"))?;
+            if recipient.status == UserStatus::Banned {
+                return Err(AppError::not_found("user"));
+            }
+            (Some(to), None, vec![to])
+        }
+        Target::Circle(circle) => {
+            super::circles::find(db, circle).await?.ok_or_else(|| AppError::not_found("circle"))?;
+            if super::circles::membership(db, circle, sender.id).await?.is_none() {
+                return Err(AppError::forbidden("only members message a circle"));
+            }
+            let members: Vec<Uuid> = circle_members::Entity::find()
+                .select_only()
+                .column(circle_members::Column::UserId)
+                .filter(circle_members::Column::CircleId.eq(circle))
+                .filter(circle_members::Column::IsActive.eq(true))
+                .into_tuple()
+                .all(db)
+                .await?;
+            (None, Some(circle), members.into_iter().filter(|m| *m != sender.id).collect())
+        }
+    };
+    let message = messages::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        from_user_id: Set(sender.id),
+        to_user_id: Set(to_user_id),
+        circle_id: Set(circle_id),
+        content: Set(content),
+        message_type: Set(message_type),
+        is_read: Set(false),
+        read_at: Set(None),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await?;
+    emit(Event::Message { message: message.clone(), recipients });
+    Ok(message)
+}
+
+/// Messages between the viewer and another user, or of a circle the viewer belongs to; in time
+/// order (page backwards with `last` / `before`; the default is the latest 20).
+pub async fn thread(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    target: Target,
+    page: &PageRequest,
+) -> AppResult<(Page<messages::Model>, Select<messages::Entity>)> {
+    let me = viewer.require()?;
+    let select = match target {
+        Target::User(other) => messages::Entity::find().filter(messages::Column::CircleId.is_null()).filter(
+            Condition::any()
+                .add(
+                    Condition::all().add(messages::Column::FromUserId.eq(me)).add(messages::Column::ToUserId.eq(other)),
+                )
+                .add(
+                    Condition::all().add(messages::Column::FromUserId.eq(other)).add(messages::Column::ToUserId.eq(me)),
+                ),
+        ),
+        Target::Circle(circle) => {
+            if super::circles::membership(db, circle, me).await?.is_none() {
+                return Err(AppError::forbidden("only members read a circle's messages"));
+            }
+            messages::Entity::find().filter(messages::Column::CircleId.eq(circle))
+        }
+    };
+    let mut request = page.clone();
+    if request.first.is_none() && request.last.is_none() {
+        request.last = Some(20);
+    }
+    let counted = select.clone();
+    let page =
+        keyset(db, select, &[messages::Column::CreatedAt], messages::Column::Id, Direction::Asc, &request, |m| {
+            (vec![SortKey::Time(m.created_at)], m.id)
+        })
+        .await?;
+    Ok((page, counted))
+}
+
+/// Marks the private messages `from` sent the viewer as read; returns how many changed.
+pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, from: Uuid) -> AppResult<u64> {
+    let me = super::active_user(db, viewer).await?.id;
+    let result = messages::Entity::update_many()
+        .col_expr(messages::Column::IsRead, Expr::value(true))
+        .col_expr(messages::Column::ReadAt, Expr::value(Utc::now()))
+        .filter(messages::Column::FromUserId.eq(from))
+        .filter(messages::Column::ToUserId.eq(me))
+        .filter(messages::Column::IsRead.eq(false))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// One conversation: the other user, the last message, how many of theirs are unread.
+pub struct Conversation {
+    pub partner: Uuid,
+    pub last_message: messages::Model,
+    pub unread: i64,
+}
+
+#[derive(FromQueryResult)]
+struct ConversationRow {
+    partner: Uuid,
+    last_at: DateTime<Utc>,
+    unread: i64,
+}
+
+/// The viewer's private conversations, most recent first (keyset on the last message's time).
+pub async fn conversations(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    page: &PageRequest,
+) -> AppResult<(Vec<(String, Conversation)>, bool)> {
+    let me = viewer.require()?;
+    let size = page.first.unwrap_or(20).min(100);
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = vec![me.into(), me.into(), me.into(), me.into()];
+    let mut having = String::new();
+    if let Some(cursor) = &page.after {
+        if let Some(SortKey::Time(at)) = cursor.keys.first() {
+            having = " HAVING MAX(created_at) < ? OR (MAX(created_at) = ? AND partner < ?)".into();
+            values.extend([(*at).into(), (*at).into(), cursor.id.into()]);
+        }
+    }
+    let sql = format!(
+        "SELECT partner, MAX(created_at) AS last_at, \
+                CAST(SUM(CASE WHEN to_user_id = ? AND is_read = FALSE THEN 1 ELSE 0 END) AS BIGINT) AS unread \
+         FROM (SELECT CASE WHEN from_user_id = ? THEN to_user_id ELSE from_user_id END AS partner, \
+                      created_at, to_user_id, is_read \
+               FROM messages WHERE circle_id IS NULL AND (from_user_id = ? OR to_user_id = ?)) t \
+         GROUP BY partner{having} ORDER BY last_at DESC, partner DESC LIMIT {}",
+        size + 1
+    );
+    let rows =
+        ConversationRow::find_by_statement(Statement::from_sql_and_values(backend, numbered(backend, &sql), values))
+            .all(db)
+            .await?;
+    let more = rows.len() as u64 > size;
+    let mut out = Vec::new();
+    for row in rows.into_iter().take(size as usize) {
+        let last = messages::Entity::find()
+            .filter(messages::Column::CircleId.is_null())
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(messages::Column::FromUserId.eq(me))
+                            .add(messages::Column::ToUserId.eq(row.partner)),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(messages::Column::FromUserId.eq(row.partner))
+                            .add(messages::Column::ToUserId.eq(me)),
+                    ),
+            )
+            .filter(messages::Column::CreatedAt.eq(row.last_at))
+            .one(db)
+            .await?;
+        if let Some(last_message) = last {
+            let cursor = super::pagination::Cursor { keys: vec![SortKey::Time(row.last_at)], id: row.partner }.encode();
+            out.push((cursor, Conversation { partner: row.partner, last_message, unread: row.unread }));
+        }
+    }
+    Ok((out, more))
+}
+
+/// `?` placeholders as the backend wants them (`$1, $2, ...` on PostgreSQL).
+fn numbered(backend: DatabaseBackend, sql: &str) -> String {
+    if backend != DatabaseBackend::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The viewer's notifications, newest first.
+pub async fn notifications(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    unread_only: bool,
+    page: &PageRequest,
+) -> AppResult<(Page<notifications::Model>, Select<notifications::Entity>)> {
+    let me = viewer.require()?;
+    let mut select = notifications::Entity::find().filter(notifications::Column::UserId.eq(me));
+    if unread_only {
+        select = select.filter(notifications::Column::IsRead.eq(false));
+    }
+    let counted = select.clone();
+    let page = keyset(
+        db,
+        select,
+        &[notifications::Column::CreatedAt],
+        notifications::Column::Id,
+        Direction::Desc,
+        page,
+        |n| (vec![SortKey::Time(n.created_at)], n.id),
+    )
+    .await?;
+    Ok((page, counted))
+}
+
+/// Marks one of the viewer's notifications read (others' are NOT_FOUND).
+pub async fn mark_notification_read(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<notifications::Model> {
+    let me = viewer.require()?;
+    let notification = notifications::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|n| n.user_id == me)
+        .ok_or_else(|| AppError::not_found("notification"))?;
+    if notification.is_read {
+        return Ok(notification);
+    }
+    let mut active: notifications::ActiveModel = notification.into();
+    active.is_read = Set(true);
+    active.read_at = Set(Some(Utc::now()));
+    Ok(active.update(db).await?)
+}
+
+pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<u64> {
+    let me = viewer.require()?;
+    let txn = db.begin().await?;
+    let result = notifications::Entity::update_many()
+        .col_expr(notifications::Column::IsRead, Expr::value(true))
+        .col_expr(notifications::Column::ReadAt, Expr::value(Utc::now()))
+        .filter(notifications::Column::UserId.eq(me))
+        .filter(notifications::Column::IsRead.eq(false))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(result.rows_affected)
+}
+
+pub async fn unread_notifications(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<u64> {
+    let me = viewer.require()?;
+    Ok(notifications::Entity::find()
+        .filter(notifications::Column::UserId.eq(me))
+        .filter(notifications::Column::IsRead.eq(false))
+        .count(db)
+        .await?)
+}

@@ -1,0 +1,300 @@
+//! Reviews of courses (by enrolled students), and of mentors and appointments (by the student of a
+//! completed appointment). One live review per reviewer and target. `courses.rating` and
+//! `review_count` are recomputed from the reviews in the same transaction, under the course's row
+//! lock, so they stay right through concurrent reviews, edits and deletes. Mentor statistics read
+//! the `mentor_stats` view and are always current.
+
+use super::notify::{self, Kind, Notice};
+use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::values::optional_text;
+use crate::auth::Viewer;
+use crate::error::{AppError, AppResult};
+use chrono::Utc;
+use entity::enums::{AppointmentStatus, ContentStatus, LearningStatus, ReviewType};
+use entity::{appointments, courses, reviews};
+use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, Select, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+pub struct NewReview {
+    pub review_type: ReviewType,
+    pub course_id: Option<Uuid>,
+    pub mentor_id: Option<Uuid>,
+    pub appointment_id: Option<Uuid>,
+    pub rating: i32,
+    pub content: Option<String>,
+}
+
+fn rating(value: i32) -> AppResult<i32> {
+    if !(1..=5).contains(&value) {
+        return Err(AppError::bad_input("input.rating", "must be between 1 and 5"));
+    }
+    Ok(value)
+}
+
+/// Recomputes a course's rating and review count from its active COURSE reviews.
+async fn refresh_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult<()> {
+    let ratings: Vec<i32> = reviews::Entity::find()
+        .select_only()
+        .column(reviews::Column::Rating)
+        .filter(reviews::Column::CourseId.eq(course_id))
+        .filter(reviews::Column::ReviewType.eq(ReviewType::Course.as_str()))
+        .filter(reviews::Column::Status.eq(ContentStatus::Active.as_str()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let count = ratings.len() as i32;
+    let average = if count == 0 {
+        Decimal::ZERO
+    } else {
+        Decimal::from_f64(ratings.iter().map(|r| f64::from(*r)).sum::<f64>() / f64::from(count))
+            .unwrap_or_default()
+            .round_dp(2)
+    };
+    courses::Entity::update_many()
+        .col_expr(courses::Column::Rating, Expr::value(average))
+        .col_expr(courses::Column::ReviewCount, Expr::value(count))
+        .filter(courses::Column::Id.eq(course_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The course's row lock as the transaction's first statement.
+async fn lock_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult<()> {
+    courses::Entity::update_many()
+        .col_expr(courses::Column::UpdatedAt, Expr::col(courses::Column::UpdatedAt).into())
+        .filter(courses::Column::Id.eq(course_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "reviews.create", skip_all)]
+pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewReview) -> AppResult<reviews::Model> {
+    let stars = rating(input.rating)?;
+    let content = optional_text("input.content", input.content, 5000)?;
+    let user = super::active_user(db, viewer).await?;
+    let (reviewed, course_id, appointment_id) = match input.review_type {
+        ReviewType::Course => {
+            let course_id = input
+                .course_id
+                .ok_or_else(|| AppError::bad_input("input.courseId", "a COURSE review names the course"))?;
+            let course = super::courses::find(db, course_id).await?.ok_or_else(|| AppError::not_found("course"))?;
+            let enrolled = super::learning::record_of(db, user.id, course_id)
+                .await?
+                .is_some_and(|r| r.status != LearningStatus::Dropped);
+            if !enrolled {
+                return Err(AppError::forbidden("only enrolled students review a course"));
+            }
+            (course.mentor_id, Some(course_id), None)
+        }
+        ReviewType::Appointment => {
+            let id = input.appointment_id.ok_or_else(|| {
+                AppError::bad_input("input.appointmentId", "an APPOINTMENT review names the appointment")
+            })?;
+            let appointment = appointments::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .ok_or_else(|| AppError::not_found("appointment"))?;
+            if appointment.student_id != user.id {
+                return Err(AppError::forbidden("only the appointment's student reviews it"));
+            }
+            if appointment.status != AppointmentStatus::Completed {
+                return Err(AppError::Conflict {
+                    field: Some("input.appointmentId".into()),
+                    message: "the appointment is not completed".into(),
+                });
+            }
+            (appointment.mentor_id, None, Some(id))
+        }
+        ReviewType::Mentor => {
+            let mentor_id = input
+                .mentor_id
+                .ok_or_else(|| AppError::bad_input("input.mentorId", "a MENTOR review names the mentor"))?;
+            super::identities::find(db, mentor_id).await?.ok_or_else(|| AppError::not_found("mentor"))?;
+            let completed = appointments::Entity::find()
+                .filter(appointments::Column::StudentId.eq(user.id))
+                .filter(appointments::Column::MentorId.eq(mentor_id))
+                .filter(appointments::Column::Status.eq(AppointmentStatus::Completed.as_str()))
+                .one(db)
+                .await?;
+            if completed.is_none() {
+                return Err(AppError::forbidden("review a mentor after a completed appointment with them"));
+            }
+            (mentor_id, None, None)
+        }
+    };
+    let mentor_user = super::identities::find(db, reviewed).await?.map(|i| i.user_id);
+    let txn = db.begin().await?;
+    match course_id {
+        Some(course) => lock_course(&txn, course).await?,
+        None => {
+            // Same first-statement write for the other kinds: the mentor identity's row.
+            entity::user_identities::Entity::update_many()
+                .col_expr(
+                    entity::user_identities::Column::UpdatedAt,
+                    Expr::col(entity::user_identities::Column::UpdatedAt).into(),
+                )
+                .filter(entity::user_identities::Column::Id.eq(reviewed))
+                .exec(&txn)
+                .await?;
+        }
+    }
+    let now = Utc::now();
+    let review = reviews::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        reviewer_id: Set(user.id),
+        reviewed_id: Set(reviewed),
+        course_id: Set(course_id),
+        appointment_id: Set(appointment_id),
+        rating: Set(stars),
+        content: Set(content),
+        review_type: Set(input.review_type),
+        status: Set(ContentStatus::Active),
+        like_count: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(AppError::on_unique("input", "you have reviewed this already; edit your review instead"))?;
+    if let Some(course) = course_id {
+        refresh_course(&txn, course).await?;
+    }
+    if let Some(mentor_user) = mentor_user.filter(|u| *u != user.id) {
+        notify::send(
+            &txn,
+            Notice {
+                user_id: mentor_user,
+                kind: Kind::Reviewed,
+                title: format!("New {}-star {} review", stars, input.review_type.as_str()),
+                content: review.content.clone(),
+                related_id: Some(review.id),
+            },
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(review)
+}
+
+async fn own_review(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<reviews::Model> {
+    let user = super::active_user(db, viewer).await?;
+    let review = reviews::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|r| r.status != ContentStatus::Deleted)
+        .ok_or_else(|| AppError::not_found("review"))?;
+    if review.reviewer_id != user.id {
+        return Err(AppError::forbidden("only the author changes a review"));
+    }
+    Ok(review)
+}
+
+/// Applies `change` to a review and keeps the course aggregates right, in one transaction.
+async fn change(
+    db: &DatabaseConnection,
+    review: reviews::Model,
+    apply: impl FnOnce(&mut reviews::ActiveModel),
+) -> AppResult<reviews::Model> {
+    let txn = db.begin().await?;
+    match review.course_id {
+        Some(course) => lock_course(&txn, course).await?,
+        None => {
+            reviews::Entity::update_many()
+                .col_expr(reviews::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(reviews::Column::Id.eq(review.id))
+                .exec(&txn)
+                .await?;
+        }
+    }
+    let mut active: reviews::ActiveModel = review.clone().into();
+    apply(&mut active);
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await?;
+    if let Some(course) = review.course_id {
+        refresh_course(&txn, course).await?;
+    }
+    txn.commit().await?;
+    Ok(updated)
+}
+
+#[tracing::instrument(name = "reviews.update", skip_all, fields(review = %id))]
+pub async fn update(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    stars: Option<i32>,
+    content: Option<Option<String>>,
+) -> AppResult<reviews::Model> {
+    let stars = stars.map(rating).transpose()?;
+    let content = content.map(|c| optional_text("input.content", c, 5000)).transpose()?;
+    let review = own_review(db, viewer, id).await?;
+    change(db, review, |active| {
+        if let Some(stars) = stars {
+            active.rating = Set(stars);
+        }
+        if let Some(content) = content {
+            active.content = Set(content);
+        }
+    })
+    .await
+}
+
+#[tracing::instrument(name = "reviews.delete", skip_all, fields(review = %id))]
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
+    let review = own_review(db, viewer, id).await?;
+    change(db, review, |active| active.status = Set(ContentStatus::Deleted)).await?;
+    Ok(true)
+}
+
+/// Platform admins hide a review (it stops counting).
+#[tracing::instrument(name = "reviews.hide", skip_all, fields(review = %id))]
+pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<reviews::Model> {
+    super::admin(db, viewer).await?;
+    let review = reviews::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|r| r.status != ContentStatus::Deleted)
+        .ok_or_else(|| AppError::not_found("review"))?;
+    if review.status == ContentStatus::Hidden {
+        return Ok(review);
+    }
+    change(db, review, |active| active.status = Set(ContentStatus::Hidden)).await
+}
+
+/// Active reviews of a course (COURSE) or of a mentor (MENTOR and APPOINTMENT), newest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    course_id: Option<Uuid>,
+    mentor_id: Option<Uuid>,
+    page: &PageRequest,
+) -> AppResult<(Page<reviews::Model>, Select<reviews::Entity>)> {
+    let mut select = reviews::Entity::find().filter(reviews::Column::Status.eq(ContentStatus::Active.as_str()));
+    if let Some(course) = course_id {
+        select = select
+            .filter(reviews::Column::CourseId.eq(course))
+            .filter(reviews::Column::ReviewType.eq(ReviewType::Course.as_str()));
+    }
+    if let Some(mentor) = mentor_id {
+        select = select
+            .filter(reviews::Column::ReviewedId.eq(mentor))
+            .filter(reviews::Column::ReviewType.ne(ReviewType::Course.as_str()));
+    }
+    let counted = select.clone();
+    let page = keyset(db, select, &[reviews::Column::CreatedAt], reviews::Column::Id, Direction::Desc, page, |r| {
+        (vec![SortKey::Time(r.created_at)], r.id)
+    })
+    .await?;
+    Ok((page, counted))
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<reviews::Model>> {
+    Ok(reviews::Entity::find_by_id(id).one(db).await?)
+}

@@ -1,0 +1,300 @@
+//! Appointments and reviews over GraphQL.
+
+use super::accounts::User;
+use super::context::{loaders, state, viewer};
+use super::courses::Course;
+use super::identities::Mentor;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use super::{id_arg, maybe_undefined};
+use crate::domain::appointments::{self, Booking, Side, Transition};
+use crate::domain::reviews::{self, NewReview};
+use crate::domain::values::scale2;
+use crate::error::AppError;
+use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::enums::{AppointmentStatus, ContentStatus, MeetingType, ReviewType};
+use entity::{appointment_status_logs, appointments as table, reviews as review_table};
+use rust_decimal::Decimal;
+
+/// A paid one-to-one session with a mentor.
+pub struct Appointment(pub table::Model);
+
+/// One step of an appointment's status history.
+#[derive(SimpleObject)]
+pub struct AppointmentTransition {
+    /// Null for the booking itself.
+    pub from_status: Option<AppointmentStatus>,
+    pub to_status: AppointmentStatus,
+    pub reason: Option<String>,
+    /// The user who made the change.
+    pub changed_by: Option<ID>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<appointment_status_logs::Model> for AppointmentTransition {
+    fn from(log: appointment_status_logs::Model) -> Self {
+        Self {
+            from_status: log.from_status,
+            to_status: log.to_status,
+            reason: log.reason,
+            changed_by: log.changed_by.map(|id| ID(id.to_string())),
+            at: log.created_at,
+        }
+    }
+}
+
+#[Object]
+impl Appointment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn appointment_time(&self) -> DateTime<Utc> {
+        self.0.appointment_time
+    }
+    async fn ends_at(&self) -> DateTime<Utc> {
+        self.0.ends_at.unwrap_or(self.0.appointment_time + chrono::Duration::minutes(self.0.duration_minutes.into()))
+    }
+    async fn duration_minutes(&self) -> i32 {
+        self.0.duration_minutes
+    }
+    async fn meeting_type(&self) -> MeetingType {
+        self.0.meeting_type
+    }
+    /// PENDING -> CONFIRMED -> COMPLETED | NO_SHOW; PENDING | CONFIRMED -> CANCELLED.
+    async fn status(&self) -> AppointmentStatus {
+        self.0.status
+    }
+    /// Hourly rate x duration, fixed at booking.
+    async fn price(&self) -> Decimal {
+        scale2(self.0.price)
+    }
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+    /// Set by the mentor on confirmation.
+    async fn meeting_url(&self) -> Option<&str> {
+        self.0.meeting_url.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn student(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?.users.load_one(self.0.student_id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    async fn mentor(&self) -> Mentor {
+        Mentor::new(self.0.mentor_id)
+    }
+    /// Every status transition, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<AppointmentTransition>> {
+        let rows = loaders(ctx)?.appointment_history.load_one(self.0.id).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default().into_iter().map(AppointmentTransition::from).collect())
+    }
+}
+
+/// Input of `bookAppointment`.
+#[derive(InputObject)]
+pub struct BookAppointmentInput {
+    /// The mentor (an active master identity).
+    pub mentor_id: ID,
+    /// In the future (at most a year ahead).
+    pub appointment_time: DateTime<Utc>,
+    /// 15..240.
+    pub duration_minutes: i32,
+    #[graphql(default_with = "MeetingType::Video")]
+    pub meeting_type: MeetingType,
+    pub notes: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum AppointmentRole {
+    Student,
+    Mentor,
+}
+
+/// A review of a course, a mentor or an appointment.
+pub struct Review(pub review_table::Model);
+
+#[Object]
+impl Review {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn review_type(&self) -> ReviewType {
+        self.0.review_type
+    }
+    /// 1..5.
+    async fn rating(&self) -> i32 {
+        self.0.rating
+    }
+    async fn content(&self) -> Option<&str> {
+        self.0.content.as_deref()
+    }
+    async fn status(&self) -> ContentStatus {
+        self.0.status
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn reviewer(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?.users.load_one(self.0.reviewer_id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    /// The mentor the review is about (for every kind).
+    async fn mentor(&self) -> Mentor {
+        Mentor::new(self.0.reviewed_id)
+    }
+    async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
+        let Some(id) = self.0.course_id else { return Ok(None) };
+        let course = loaders(ctx)?.courses.load_one(id).await.map_err(AppError::from)?;
+        Ok(course.map(Course))
+    }
+}
+
+/// Input of `createReview`: name the target that matches `reviewType`.
+#[derive(InputObject)]
+pub struct CreateReviewInput {
+    pub review_type: ReviewType,
+    pub course_id: Option<ID>,
+    pub mentor_id: Option<ID>,
+    pub appointment_id: Option<ID>,
+    /// 1..5.
+    pub rating: i32,
+    /// Up to 5000 characters.
+    pub content: Option<String>,
+}
+
+/// Input of `updateReview`.
+#[derive(InputObject)]
+pub struct UpdateReviewInput {
+    pub rating: Option<i32>,
+    pub content: MaybeUndefined<String>,
+}
+
+/// Reviews of a course (COURSE) or mentor (MENTOR and APPOINTMENT) as a connection.
+pub async fn review_connection(
+    ctx: &Context<'_>,
+    course: Option<uuid::Uuid>,
+    mentor: Option<uuid::Uuid>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Conn<Review>> {
+    let page = page_request(first, after, None, None)?;
+    let db = &state(ctx)?.db;
+    let (rows, select) = reviews::list(db, course, mentor, &page).await?;
+    Ok(connection(rows, ConnectionFields::counting(db, select), Review))
+}
+
+#[derive(Default)]
+pub struct AppointmentsQuery;
+
+#[Object]
+impl AppointmentsQuery {
+    /// An appointment you are part of (null otherwise).
+    async fn appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Appointment>> {
+        let id = id_arg("id", &id)?;
+        Ok(appointments::get(&state(ctx)?.db, viewer(ctx), id).await?.map(Appointment))
+    }
+
+    /// Your appointments as student (default) or as mentor, latest first.
+    async fn my_appointments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "AppointmentRole::Student")] role: AppointmentRole,
+        status: Option<AppointmentStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Appointment>> {
+        let page = page_request(first, after, last, before)?;
+        let side = match role {
+            AppointmentRole::Student => Side::Student,
+            AppointmentRole::Mentor => Side::Mentor,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) = appointments::mine(db, viewer(ctx), side, status, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Appointment))
+    }
+}
+
+#[derive(Default)]
+pub struct AppointmentsMutation;
+
+#[Object]
+impl AppointmentsMutation {
+    /// Books a mentor. CONFLICT when the mentor or you are already booked then.
+    async fn book_appointment(&self, ctx: &Context<'_>, input: BookAppointmentInput) -> Result<Appointment> {
+        let booking = Booking {
+            mentor_id: id_arg("input.mentorId", &input.mentor_id)?,
+            appointment_time: input.appointment_time,
+            duration_minutes: input.duration_minutes,
+            meeting_type: input.meeting_type,
+            notes: input.notes,
+        };
+        Ok(Appointment(appointments::book(&state(ctx)?.db, viewer(ctx), booking).await?))
+    }
+
+    /// The mentor confirms a pending appointment with a meeting link.
+    async fn confirm_appointment(&self, ctx: &Context<'_>, id: ID, meeting_url: String) -> Result<Appointment> {
+        let id = id_arg("id", &id)?;
+        Ok(Appointment(
+            appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Confirm { meeting_url }).await?,
+        ))
+    }
+
+    /// Either side cancels before the start; a reason is required.
+    async fn cancel_appointment(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Appointment> {
+        let id = id_arg("id", &id)?;
+        Ok(Appointment(
+            appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Cancel { reason }).await?,
+        ))
+    }
+
+    /// The mentor marks a confirmed appointment done, after its start.
+    async fn complete_appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Appointment> {
+        let id = id_arg("id", &id)?;
+        Ok(Appointment(appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Complete).await?))
+    }
+
+    /// The mentor marks that the student did not come, after the start.
+    async fn mark_no_show(&self, ctx: &Context<'_>, id: ID) -> Result<Appointment> {
+        let id = id_arg("id", &id)?;
+        Ok(Appointment(appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::NoShow).await?))
+    }
+
+    /// Reviews a course you are enrolled in, or a mentor / appointment after a completed appointment.
+    async fn create_review(&self, ctx: &Context<'_>, input: CreateReviewInput) -> Result<Review> {
+        let review = NewReview {
+            review_type: input.review_type,
+            course_id: input.course_id.map(|id| id_arg("input.courseId", &id)).transpose()?,
+            mentor_id: input.mentor_id.map(|id| id_arg("input.mentorId", &id)).transpose()?,
+            appointment_id: input.appointment_id.map(|id| id_arg("input.appointmentId", &id)).transpose()?,
+            rating: input.rating,
+            content: input.content,
+        };
+        Ok(Review(reviews::create(&state(ctx)?.db, viewer(ctx), review).await?))
+    }
+
+    /// The author edits a review.
+    async fn update_review(&self, ctx: &Context<'_>, id: ID, input: UpdateReviewInput) -> Result<Review> {
+        let id = id_arg("id", &id)?;
+        let content = maybe_undefined(input.content);
+        Ok(Review(reviews::update(&state(ctx)?.db, viewer(ctx), id, input.rating, content).await?))
+    }
+
+    /// The author deletes a review.
+    async fn delete_review(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let id = id_arg("id", &id)?;
+        Ok(reviews::delete(&state(ctx)?.db, viewer(ctx), id).await?)
+    }
+
+    /// Admins hide a review.
+    async fn hide_review(&self, ctx: &Context<'_>, id: ID) -> Result<Review> {
+        let id = id_arg("id", &id)?;
+        Ok(Review(reviews::hide(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+}

@@ -1,0 +1,244 @@
+//! Messages, notifications and the live subscriptions over GraphQL.
+
+use super::accounts::User;
+use super::circles::Circle;
+use super::context::{loaders, state, viewer};
+use super::id_arg;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use crate::domain::messages::{self, Target};
+use crate::error::AppError;
+use crate::events::{Event, EventBus};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, InputObject, Object, Result, Subscription, ID};
+use chrono::{DateTime, Utc};
+use entity::enums::MessageType;
+use entity::{messages as message_table, notifications as notification_table};
+use futures_util::{Stream, StreamExt};
+
+/// A private or circle message.
+pub struct Message(pub message_table::Model);
+
+#[Object]
+impl Message {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    async fn message_type(&self) -> MessageType {
+        self.0.message_type
+    }
+    /// Private messages only.
+    async fn is_read(&self) -> bool {
+        self.0.is_read
+    }
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn from_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?.users.load_one(self.0.from_user_id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    async fn to_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(id) = self.0.to_user_id else { return Ok(None) };
+        let user = loaders(ctx)?.users.load_one(id).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    async fn circle(&self, ctx: &Context<'_>) -> Result<Option<Circle>> {
+        let Some(id) = self.0.circle_id else { return Ok(None) };
+        let circle = loaders(ctx)?.circles.load_one(id).await.map_err(AppError::from)?;
+        Ok(circle.map(Circle))
+    }
+}
+
+/// A private conversation: the other user, the last message and your unread count.
+pub struct Conversation(messages::Conversation);
+
+#[Object]
+impl Conversation {
+    async fn partner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let user = loaders(ctx)?.users.load_one(self.0.partner).await.map_err(AppError::from)?;
+        Ok(user.map(User::new))
+    }
+    async fn last_message(&self) -> Message {
+        Message(self.0.last_message.clone())
+    }
+    /// Their messages you have not read.
+    async fn unread_count(&self) -> i64 {
+        self.0.unread
+    }
+}
+
+/// A notice for the viewer (a comment, a booking, a review...).
+pub struct Notification(pub notification_table::Model);
+
+#[Object]
+impl Notification {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn content(&self) -> Option<&str> {
+        self.0.content.as_deref()
+    }
+    /// e.g. post_commented, appointment_booked, identity_approved.
+    async fn notification_type(&self) -> &str {
+        &self.0.notification_type
+    }
+    /// The object it is about (post, appointment, identity, review...).
+    async fn related_id(&self) -> Option<ID> {
+        self.0.related_id.map(|id| ID(id.to_string()))
+    }
+    async fn is_read(&self) -> bool {
+        self.0.is_read
+    }
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Input of `sendMessage`: exactly one of `toUserId` and `circleId`.
+#[derive(InputObject)]
+pub struct SendMessageInput {
+    pub to_user_id: Option<ID>,
+    pub circle_id: Option<ID>,
+    /// 1..5000 characters.
+    pub content: String,
+    #[graphql(default_with = "MessageType::Text")]
+    pub message_type: MessageType,
+}
+
+fn target(to_user: Option<ID>, circle: Option<ID>, fields: (&str, &str)) -> Result<Target, AppError> {
+    match (to_user, circle) {
+        (Some(user), None) => Ok(Target::User(id_arg(fields.0, &user)?)),
+        (None, Some(circle)) => Ok(Target::Circle(id_arg(fields.1, &circle)?)),
+        _ => Err(AppError::bad_input(fields.0, format!("give exactly one of {} and {}", fields.0, fields.1))),
+    }
+}
+
+#[derive(Default)]
+pub struct MessagesQuery;
+
+#[Object]
+impl MessagesQuery {
+    /// Your private conversations, most recent first.
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Conversation>> {
+        let page = page_request(first, after, None, None)?;
+        let (rows, more) = messages::conversations(&state(ctx)?.db, viewer(ctx), &page).await?;
+        let mut connection = Connection::new(page.after.is_some(), more);
+        connection.edges.extend(rows.into_iter().map(|(cursor, c)| Edge::new(cursor, Conversation(c))));
+        Ok(connection)
+    }
+
+    /// Messages with a user or in a circle you belong to, in time order; by default the latest 20
+    /// (page back with `last` and `before`).
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        with_user_id: Option<ID>,
+        circle_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Message>> {
+        let target = target(with_user_id, circle_id, ("withUserId", "circleId"))?;
+        let page = page_request(first, after, last, before)?;
+        let db = &state(ctx)?.db;
+        let (rows, select) = messages::thread(db, viewer(ctx), target, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Message))
+    }
+
+    /// Your notifications, newest first.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] unread_only: bool,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Notification>> {
+        let page = page_request(first, after, last, before)?;
+        let db = &state(ctx)?.db;
+        let (rows, select) = messages::notifications(db, viewer(ctx), unread_only, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Notification))
+    }
+
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(messages::unread_notifications(&state(ctx)?.db, viewer(ctx)).await? as i64)
+    }
+}
+
+#[derive(Default)]
+pub struct MessagesMutation;
+
+#[Object]
+impl MessagesMutation {
+    /// Sends a private message (`toUserId`) or a circle message (`circleId`, members only).
+    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<Message> {
+        let target = target(input.to_user_id, input.circle_id, ("input.toUserId", "input.circleId"))?;
+        let message = messages::send(&state(ctx)?.db, viewer(ctx), target, &input.content, input.message_type).await?;
+        Ok(Message(message))
+    }
+
+    /// Marks the messages a user sent you as read; returns how many changed.
+    async fn mark_messages_read(&self, ctx: &Context<'_>, with_user_id: ID) -> Result<i64> {
+        let from = id_arg("withUserId", &with_user_id)?;
+        Ok(messages::mark_read(&state(ctx)?.db, viewer(ctx), from).await? as i64)
+    }
+
+    async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<Notification> {
+        let id = id_arg("id", &id)?;
+        Ok(Notification(messages::mark_notification_read(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// Returns how many changed.
+    async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(messages::mark_all_notifications_read(&state(ctx)?.db, viewer(ctx)).await? as i64)
+    }
+}
+
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Messages sent to you (privately or in your circles), live. Needs a token in connection_init.
+    async fn message_received(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Message>> {
+        let user_id = viewer(ctx).require()?;
+        let bus = ctx.data::<EventBus>().map_err(|_| AppError::Internal(anyhow::anyhow!("event bus missing")))?;
+        Ok(bus.subscribe(user_id).filter_map(|event| async move {
+            match event.as_ref() {
+                Event::Message { message, .. } => Some(Message(message.clone())),
+                _ => None,
+            }
+        }))
+    }
+
+    /// Your new notifications, live. Needs a token in connection_init.
+    async fn notification_received(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Notification>> {
+        let user_id = viewer(ctx).require()?;
+        let bus = ctx.data::<EventBus>().map_err(|_| AppError::Internal(anyhow::anyhow!("event bus missing")))?;
+        Ok(bus.subscribe(user_id).filter_map(|event| async move {
+            match event.as_ref() {
+                Event::Notification(notification) => Some(Notification(notification.clone())),
+                _ => None,
+            }
+        }))
+    }
+}
