@@ -7,7 +7,7 @@
 
 use crate::error::{code, AppError};
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest, NextResolve, ResolveInfo,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Pos, Response, ServerError, ServerResult, Value, Variables};
@@ -85,6 +85,21 @@ impl Extension for GuardExtension {
             }
         }
         Ok(document)
+    }
+
+    /// Each root mutation field runs inside `events::capture`: what its domain call emitted is
+    /// published only if the field succeeded (its transaction committed).
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let root_mutation = info.path_node.parent.is_none() && info.parent_type == "MutationRoot";
+        match (root_mutation, ctx.data_opt::<crate::events::EventBus>()) {
+            (true, Some(bus)) => crate::events::capture(bus, next.run(ctx, info), |result| result.is_ok()).await,
+            _ => next.run(ctx, info).await,
+        }
     }
 
     async fn execute(

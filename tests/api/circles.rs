@@ -639,10 +639,15 @@ async fn a_feed_page_runs_a_fixed_number_of_statements() {
     } } } }";
     let mut costs = Vec::new();
     for n in [2, 20] {
-        let before = app.statements().await;
-        let body = app.gql_as(&reader.session.access, query, json!({ "n": n })).await;
-        assert_eq!(data(&body)["feed"]["edges"].as_array().map(Vec::len), Some(n as usize));
-        costs.push(app.statements().await - before);
+        // The fewest of three runs (see courses::listing_courses_runs_a_fixed_number_of_statements).
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.statements().await;
+            let body = app.gql_as(&reader.session.access, query, json!({ "n": n })).await;
+            assert_eq!(data(&body)["feed"]["edges"].as_array().map(Vec::len), Some(n as usize));
+            fewest = fewest.min(app.statements().await - before);
+        }
+        costs.push(fewest);
     }
     assert_eq!(costs[0], costs[1], "statements for 2 vs 20 posts: {costs:?}");
 }

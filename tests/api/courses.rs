@@ -389,10 +389,16 @@ async fn listing_courses_runs_a_fixed_number_of_statements() {
     } } } }";
     let mut costs = Vec::new();
     for n in [5, 50] {
-        let before = app.statements().await;
-        let body = app.gql(query, json!({ "n": n })).await;
-        assert_eq!(data(&body)["courses"]["edges"].as_array().map(Vec::len), Some(n as usize));
-        costs.push(app.statements().await - before);
+        // The fewest of three runs: DataLoader batches by time (a few ms), and a 2-core box running
+        // the whole suite can split a batch in two now and then. An N+1 would cost 50+ every time.
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.statements().await;
+            let body = app.gql(query, json!({ "n": n })).await;
+            assert_eq!(data(&body)["courses"]["edges"].as_array().map(Vec::len), Some(n as usize));
+            fewest = fewest.min(app.statements().await - before);
+        }
+        costs.push(fewest);
     }
     assert_eq!(costs[0], costs[1], "statements for 5 vs 50 courses: {costs:?}");
     assert!(costs[1] <= 8, "statements for 50 courses: {}", costs[1]);

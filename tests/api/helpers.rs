@@ -52,6 +52,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with extra settings (e.g. `("GRAPHQL_MAX_ALIASES", "5")`).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn(overrides, None).await
+}
+
+/// A second server instance on the same database as `app` (it does not drop it).
+pub async fn spawn_sibling(app: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
+    spawn(overrides, Some(app.db_url.clone())).await
+}
+
+async fn spawn(overrides: &[(&str, &str)], shared_db: Option<String>) -> TestApp {
     // Server errors show up in a failing test's output (nextest prints only failing tests').
     if std::env::var("RUST_LOG").is_err() {
         std::env::set_var("RUST_LOG", "warn,sqlx=error");
@@ -59,7 +68,10 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     master_guide::telemetry::init_tracing(master_guide::config::LogFormat::Pretty);
     let data_dir = std::env::temp_dir().join(format!("mg-test-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&data_dir).expect("create data dir");
-    let (db_url, pg_drop) = fresh_database(&data_dir).await;
+    let (db_url, pg_drop) = match shared_db {
+        Some(url) => (url, None),
+        None => fresh_database(&data_dir).await,
+    };
     let mut settings: HashMap<String, String> = [
         ("DATA_DIR", data_dir.to_string_lossy().to_string()),
         ("DATABASE_URL", db_url.clone()),

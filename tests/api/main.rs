@@ -7,6 +7,7 @@
 mod helpers;
 
 mod accounts;
+mod appointments;
 mod browser;
 mod circles;
 mod config_files;
@@ -15,6 +16,7 @@ mod hostile;
 mod http;
 mod identities;
 mod learning;
+mod messaging;
 mod migrations;
 mod schema;
 mod websocket;

@@ -1,0 +1,334 @@
+//! Appointments (no double booking, the status machine and its history) and reviews (aggregates).
+
+use crate::helpers::*;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+
+const BOOK: &str = "mutation($i: BookAppointmentInput!) { bookAppointment(input: $i) { id status price endsAt } }";
+const CONFIRM: &str =
+    "mutation($id: ID!, $u: String!) { confirmAppointment(id: $id, meetingUrl: $u) { status meetingUrl } }";
+const CANCEL: &str = "mutation($id: ID!, $r: String!) { cancelAppointment(id: $id, reason: $r) { status } }";
+const COMPLETE: &str = "mutation($id: ID!) { completeAppointment(id: $id) { status } }";
+const NO_SHOW: &str = "mutation($id: ID!) { markNoShow(id: $id) { status } }";
+const GET: &str =
+    "query($id: ID!) { appointment(id: $id) { id status history { fromStatus toStatus reason changedBy } } }";
+const REVIEW: &str = "mutation($i: CreateReviewInput!) { createReview(input: $i) { id rating } }";
+const UPDATE_REVIEW: &str =
+    "mutation($id: ID!, $i: UpdateReviewInput!) { updateReview(id: $id, input: $i) { rating } }";
+const DELETE_REVIEW: &str = "mutation($id: ID!) { deleteReview(id: $id) }";
+
+fn slot(days: i64, hour: i64, minute: i64) -> DateTime<Utc> {
+    let midnight = (Utc::now() + Duration::days(days)).duration_trunc(Duration::days(1)).unwrap_or_else(|_| Utc::now());
+    midnight + Duration::hours(hour) + Duration::minutes(minute)
+}
+
+fn booking(mentor: &str, at: DateTime<Utc>, minutes: i64) -> Value {
+    json!({ "i": { "mentorId": mentor, "appointmentTime": at.to_rfc3339(), "durationMinutes": minutes, "meetingType": "VIDEO" } })
+}
+
+/// Moves an appointment's start into the past, as if its time had come.
+async fn let_time_pass(app: &TestApp, id: &str) {
+    let db = app.db().await;
+    let id = uuid::Uuid::parse_str(id).expect("uuid");
+    let start = Utc::now() - Duration::minutes(90);
+    entity::appointments::Entity::update_many()
+        .col_expr(entity::appointments::Column::AppointmentTime, Expr::value(start))
+        .col_expr(entity::appointments::Column::EndsAt, Expr::value(start + Duration::minutes(60)))
+        .filter(entity::appointments::Column::Id.eq(id))
+        .exec(&db)
+        .await
+        .expect("shift time");
+}
+
+#[tokio::test]
+async fn twenty_students_booking_one_slot_get_exactly_one_appointment() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let mut students = Vec::new();
+    for index in 0..20 {
+        students.push(app.register(&format!("s{index}@example.com")).await);
+    }
+    let at = slot(3, 10, 0);
+    let attempts = students.iter().map(|s| app.gql_as(&s.access, BOOK, booking(&ada.identity, at, 60)));
+    let results = futures_util::future::join_all(attempts).await;
+    let booked = results.iter().filter(|b| b["data"]["bookAppointment"]["id"].is_string()).count();
+    let refused = results.iter().filter(|b| error_code(b) == "CONFLICT").count();
+    assert_eq!((booked, refused), (1, 19), "{results:?}");
+    assert_eq!(app.count("appointments").await, 1);
+    let winner = results.iter().find(|b| b["data"]["bookAppointment"]["id"].is_string()).expect("winner");
+    assert_eq!(winner["data"]["bookAppointment"]["price"], "100.00", "hourly rate x 60 minutes");
+
+    // Overlapping but not equal slots are refused too, for the mentor and for the student.
+    let other = app.register("other@example.com").await;
+    for (start, minutes) in [(slot(3, 9, 30), 45), (slot(3, 10, 30), 15), (slot(3, 9, 0), 180)] {
+        let body = app.gql_as(&other.access, BOOK, booking(&ada.identity, start, minutes)).await;
+        assert_eq!(error_code(&body), "CONFLICT", "{start} +{minutes}: {body}");
+    }
+    let bob = app.master(&world, "bob@example.com", "software").await;
+    let winner_token = students
+        .iter()
+        .zip(&results)
+        .find(|(_, b)| b["data"]["bookAppointment"]["id"].is_string())
+        .map(|(s, _)| s.access.clone())
+        .expect("winner token");
+    let body = app.gql_as(&winner_token, BOOK, booking(&bob.identity, slot(3, 10, 15), 30)).await;
+    assert_eq!(error_code(&body), "CONFLICT", "the student is busy then: {body}");
+    // Back-to-back slots are fine.
+    for start in [slot(3, 9, 0), slot(3, 11, 0)] {
+        let body = app.gql_as(&other.access, BOOK, booking(&ada.identity, start, 60)).await;
+        assert!(body["data"]["bookAppointment"]["id"].is_string(), "{start}: {body}");
+    }
+    assert_eq!(app.count("appointments").await, 3);
+}
+
+#[tokio::test]
+async fn the_status_machine_allows_only_its_transitions_and_logs_them() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let sam = app.register("sam@example.com").await;
+    let eve = app.register("eve@example.com").await;
+    let body = app.gql_as(&sam.access, BOOK, booking(&ada.identity, slot(2, 14, 0), 60)).await;
+    let id = data(&body)["bookAppointment"]["id"].as_str().expect("id").to_string();
+    let mentor = ada.session.access.as_str();
+    let url = "https://meet.example.com/abc";
+
+    // Strangers see nothing and can do nothing.
+    let body = app.gql_as(&eve.access, GET, json!({ "id": id })).await;
+    assert!(data(&body)["appointment"].is_null());
+    for (query, vars) in [(CONFIRM, json!({ "id": id, "u": url })), (CANCEL, json!({ "id": id, "r": "x" }))] {
+        let body = app.gql_as(&eve.access, query, vars).await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+        let body = app.gql(query, json!({ "id": id, "u": url, "r": "x" })).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    }
+    // Only the mentor confirms, completes, marks no-shows; not before the start.
+    let body = app.gql_as(&sam.access, CONFIRM, json!({ "id": id, "u": url })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = app.gql_as(mentor, COMPLETE, json!({ "id": id })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "pending cannot complete: {body}");
+    let body = app.gql_as(mentor, CONFIRM, json!({ "id": id, "u": "not a url" })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    for _ in 0..2 {
+        let body = app.gql_as(mentor, CONFIRM, json!({ "id": id, "u": url })).await;
+        assert_eq!(data(&body)["confirmAppointment"]["status"], "CONFIRMED", "repeat is a no-op");
+    }
+    let body = app.gql_as(mentor, COMPLETE, json!({ "id": id })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "not started yet: {body}");
+    let body = app.gql_as(&sam.access, CANCEL, json!({ "id": id, "r": " " })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "a reason is required: {body}");
+
+    let_time_pass(&app, &id).await;
+    let body = app.gql_as(&sam.access, CANCEL, json!({ "id": id, "r": "too late" })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "started appointments are not cancelled: {body}");
+    let body = app.gql_as(&sam.access, COMPLETE, json!({ "id": id })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = app.gql_as(mentor, COMPLETE, json!({ "id": id })).await;
+    assert_eq!(data(&body)["completeAppointment"]["status"], "COMPLETED");
+    let body = app.gql_as(mentor, NO_SHOW, json!({ "id": id })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "completed is final: {body}");
+
+    let body = app.gql_as(&sam.access, GET, json!({ "id": id })).await;
+    let history = data(&body)["appointment"]["history"].as_array().expect("history").clone();
+    let steps: Vec<(Value, Value)> = history.iter().map(|h| (h["fromStatus"].clone(), h["toStatus"].clone())).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (Value::Null, json!("PENDING")),
+            (json!("PENDING"), json!("CONFIRMED")),
+            (json!("CONFIRMED"), json!("COMPLETED"))
+        ]
+    );
+    assert_eq!(history[0]["changedBy"], sam.user_id.as_str());
+    assert_eq!(history[1]["changedBy"], ada.session.user_id.as_str());
+    assert_eq!(app.count("appointment_status_logs").await, 3, "refused calls logged nothing");
+
+    // A second appointment: the student cancels with a reason; the mentor is notified.
+    let body = app.gql_as(&sam.access, BOOK, booking(&ada.identity, slot(4, 9, 0), 30)).await;
+    let second = data(&body)["bookAppointment"]["id"].as_str().expect("id").to_string();
+    let body = app.gql_as(&sam.access, CANCEL, json!({ "id": second, "r": "sick" })).await;
+    assert_eq!(data(&body)["cancelAppointment"]["status"], "CANCELLED");
+    let body = app.gql_as(mentor, CONFIRM, json!({ "id": second, "u": url })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "cancelled is final: {body}");
+    let body = app.gql_as(&sam.access, GET, json!({ "id": second })).await;
+    assert_eq!(data(&body)["appointment"]["history"][1]["reason"], "sick");
+    let notes = app.snapshot("notifications").await.join("\n");
+    assert_eq!(notes.matches("appointment_booked").count(), 2, "{notes}");
+    assert_eq!(notes.matches("appointment_confirmed").count(), 1);
+    assert_eq!(notes.matches("appointment_cancelled").count(), 1);
+
+    // A third, confirmed then no-show.
+    let body = app.gql_as(&sam.access, BOOK, booking(&ada.identity, slot(5, 9, 0), 30)).await;
+    let third = data(&body)["bookAppointment"]["id"].as_str().expect("id").to_string();
+    data(&app.gql_as(mentor, CONFIRM, json!({ "id": third, "u": url })).await);
+    let_time_pass(&app, &third).await;
+    let body = app.gql_as(mentor, NO_SHOW, json!({ "id": third })).await;
+    assert_eq!(data(&body)["markNoShow"]["status"], "NO_SHOW");
+
+    let body = app.gql_as(&sam.access, "{ myAppointments { totalCount } }", json!({})).await;
+    assert_eq!(data(&body)["myAppointments"]["totalCount"], 3);
+    let body = app.gql_as(mentor, "{ myAppointments(role: MENTOR, status: NO_SHOW) { totalCount } }", json!({})).await;
+    assert_eq!(data(&body)["myAppointments"]["totalCount"], 1);
+    let body = app.gql_as(&eve.access, "{ myAppointments(role: MENTOR) { totalCount } }", json!({})).await;
+    assert_eq!(data(&body)["myAppointments"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn bad_booking_input_is_refused_and_writes_nothing() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let sam = app.register("sam@example.com").await;
+    let pending = app.register("pending@example.com").await;
+    let pending_identity = app.apply(&pending, "MASTER", "software").await;
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (booking(&ada.identity, slot(2, 10, 0), 14), "BAD_USER_INPUT", "input.durationMinutes"),
+        (booking(&ada.identity, slot(2, 10, 0), 241), "BAD_USER_INPUT", "input.durationMinutes"),
+        (booking(&ada.identity, Utc::now() - Duration::hours(1), 60), "BAD_USER_INPUT", "input.appointmentTime"),
+        (booking(&ada.identity, Utc::now() + Duration::days(400), 60), "BAD_USER_INPUT", "input.appointmentTime"),
+        (booking("nope", slot(2, 10, 0), 60), "BAD_USER_INPUT", "input.mentorId"),
+        (booking(&uuid::Uuid::new_v4().to_string(), slot(2, 10, 0), 60), "NOT_FOUND", "<no field>"),
+        (booking(&pending_identity, slot(2, 10, 0), 60), "NOT_FOUND", "<no field>"),
+    ];
+    for (variables, code, field) in cases {
+        let body = app.gql_as(&sam.access, BOOK, variables).await;
+        assert_eq!(error_code(&body), code, "{body}");
+        assert_eq!(error_field(&body), field, "{body}");
+    }
+    let mut notes = booking(&ada.identity, slot(2, 10, 0), 60);
+    notes["i"]["notes"] = json!("x".repeat(2001));
+    assert_eq!(error_field(&app.gql_as(&sam.access, BOOK, notes).await), "input.notes");
+    let mut kind = booking(&ada.identity, slot(2, 10, 0), 60);
+    kind["i"]["meetingType"] = json!("CARRIER_PIGEON");
+    assert_eq!(error_code(&app.gql_as(&sam.access, BOOK, kind).await), "BAD_USER_INPUT");
+    let body = app.gql_as(&ada.session.access, BOOK, booking(&ada.identity, slot(2, 10, 0), 60)).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "no booking yourself: {body}");
+    let body = app.gql(BOOK, booking(&ada.identity, slot(2, 10, 0), 60)).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    assert_eq!(app.count("appointments").await, 0);
+    assert_eq!(app.count("appointment_status_logs").await, 0);
+}
+
+async fn course_rating(app: &TestApp, course: &str) -> (String, i64, Value) {
+    let body = app
+        .gql(
+            "query($id: ID!) { course(id: $id) { rating reviewCount stats { averageRating reviewCount } } }",
+            json!({ "id": course }),
+        )
+        .await;
+    let c = &data(&body)["course"];
+    (
+        c["rating"].as_str().unwrap_or_default().to_string(),
+        c["reviewCount"].as_i64().unwrap_or(-1),
+        c["stats"]["averageRating"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn course_ratings_follow_create_edit_delete_and_concurrent_reviews() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 1, true).await;
+    let mut students = Vec::new();
+    for index in 0..30 {
+        let student = app.register(&format!("r{index}@example.com")).await;
+        data(
+            &app.gql_as(&student.access, "mutation($c: ID!) { enroll(courseId: $c) { id } }", json!({ "c": course }))
+                .await,
+        );
+        students.push(student);
+    }
+    let outsider = app.register("outsider@example.com").await;
+    let review = |rating: i64| json!({ "i": { "reviewType": "COURSE", "courseId": course, "rating": rating, "content": "good" } });
+    let body = app.gql_as(&outsider.access, REVIEW, review(5)).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "not enrolled: {body}");
+
+    let body = app.gql_as(&students[0].access, REVIEW, review(4)).await;
+    let first = data(&body)["createReview"]["id"].as_str().expect("id").to_string();
+    assert_eq!(course_rating(&app, &course).await, ("4.00".into(), 1, json!(4.0)));
+    let body = app.gql_as(&students[0].access, REVIEW, review(5)).await;
+    assert_eq!(error_code(&body), "CONFLICT", "one review per student: {body}");
+    data(&app.gql_as(&students[0].access, UPDATE_REVIEW, json!({ "id": first, "i": { "rating": 2 } })).await);
+    assert_eq!(course_rating(&app, &course).await, ("2.00".into(), 1, json!(2.0)));
+    let body = app.gql_as(&students[1].access, UPDATE_REVIEW, json!({ "id": first, "i": { "rating": 5 } })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    data(&app.gql_as(&students[0].access, DELETE_REVIEW, json!({ "id": first })).await);
+    assert_eq!(course_rating(&app, &course).await, ("0.00".into(), 0, Value::Null));
+
+    // 30 students review at once (ratings 1..5 cycling): the aggregate equals the rows.
+    let reviews = students.iter().enumerate().map(|(i, s)| app.gql_as(&s.access, REVIEW, review((i % 5 + 1) as i64)));
+    for body in futures_util::future::join_all(reviews).await {
+        data(&body);
+    }
+    let expected = (1..=30).map(|i| ((i - 1) % 5 + 1) as f64).sum::<f64>() / 30.0;
+    let (rating, count, average) = course_rating(&app, &course).await;
+    assert_eq!(count, 30);
+    assert_eq!(rating, format!("{expected:.2}"));
+    assert_eq!(average.as_f64().map(|a| (a * 100.0).round() / 100.0), Some((expected * 100.0).round() / 100.0));
+
+    // Admins hide a review; it stops counting. Others cannot.
+    let body = app
+        .gql(
+            "query($id: ID!) { course(id: $id) { reviews(first: 1) { totalCount edges { node { id rating } } } } }",
+            json!({ "id": course }),
+        )
+        .await;
+    let newest = data(&body)["course"]["reviews"]["edges"][0]["node"].clone();
+    let hide = "mutation($id: ID!) { hideReview(id: $id) { status } }";
+    assert_eq!(error_code(&app.gql_as(&students[3].access, hide, json!({ "id": newest["id"] })).await), "FORBIDDEN");
+    data(&app.gql_as(&world.admin.access, hide, json!({ "id": newest["id"] })).await);
+    assert_eq!(course_rating(&app, &course).await.1, 29);
+    let notes = app.snapshot("notifications").await.join("\n");
+    assert_eq!(notes.matches("\"reviewed\"").count(), 31, "the mentor hears of each review");
+}
+
+#[tokio::test]
+async fn mentor_and_appointment_reviews_need_a_completed_appointment() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let sam = app.register("sam@example.com").await;
+    let mentor_review = json!({ "i": { "reviewType": "MENTOR", "mentorId": ada.identity, "rating": 5 } });
+    let body = app.gql_as(&sam.access, REVIEW, mentor_review.clone()).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = app.gql_as(&sam.access, BOOK, booking(&ada.identity, slot(2, 8, 0), 60)).await;
+    let id = data(&body)["bookAppointment"]["id"].as_str().expect("id").to_string();
+    let appointment_review = json!({ "i": { "reviewType": "APPOINTMENT", "appointmentId": id, "rating": 4 } });
+    assert_eq!(error_code(&app.gql_as(&sam.access, REVIEW, appointment_review.clone()).await), "CONFLICT");
+    data(&app.gql_as(&ada.session.access, CONFIRM, json!({ "id": id, "u": "https://meet.example.com/x" })).await);
+    let_time_pass(&app, &id).await;
+    data(&app.gql_as(&ada.session.access, COMPLETE, json!({ "id": id })).await);
+    data(&app.gql_as(&sam.access, REVIEW, mentor_review.clone()).await);
+    data(&app.gql_as(&sam.access, REVIEW, appointment_review).await);
+    assert_eq!(error_code(&app.gql_as(&sam.access, REVIEW, mentor_review).await), "CONFLICT");
+    let body = app
+        .gql(
+            "query($id: ID!) { mentor(id: $id) { stats { reviewCount averageRating } reviews { totalCount } } }",
+            json!({ "id": ada.identity }),
+        )
+        .await;
+    assert_eq!(data(&body)["mentor"]["stats"]["reviewCount"], 1, "MENTOR reviews only: {body}");
+    assert_eq!(data(&body)["mentor"]["stats"]["averageRating"], 5.0);
+    assert_eq!(data(&body)["mentor"]["reviews"]["totalCount"], 2);
+
+    let bad: Vec<(Value, &str)> = vec![
+        (json!({ "i": { "reviewType": "COURSE", "rating": 3 } }), "input.courseId"),
+        (json!({ "i": { "reviewType": "MENTOR", "mentorId": ada.identity, "rating": 0 } }), "input.rating"),
+        (json!({ "i": { "reviewType": "MENTOR", "mentorId": ada.identity, "rating": 6 } }), "input.rating"),
+        (
+            json!({ "i": { "reviewType": "MENTOR", "mentorId": ada.identity, "rating": 3, "content": "x".repeat(5001) } }),
+            "input.content",
+        ),
+    ];
+    let before = app.snapshot("reviews").await;
+    for (variables, field) in bad {
+        let body = app.gql_as(&sam.access, REVIEW, variables).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(error_field(&body), field);
+    }
+    assert_eq!(app.snapshot("reviews").await, before);
+}
