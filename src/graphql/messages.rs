@@ -39,11 +39,12 @@ impl Message {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn from_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+    async fn sender(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let user = loaders(ctx)?.users.load_one(self.0.from_user_id).await.map_err(AppError::from)?;
         Ok(user.map(User::new))
     }
-    async fn to_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+    /// Private messages only.
+    async fn recipient(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let Some(id) = self.0.to_user_id else { return Ok(None) };
         let user = loaders(ctx)?.users.load_one(id).await.map_err(AppError::from)?;
         Ok(user.map(User::new))

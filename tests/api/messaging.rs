@@ -217,13 +217,13 @@ async fn subscribers_receive_their_messages_and_notifications_live() {
     let bob = app.register("bob@example.com").await;
     let eve = app.register("eve@example.com").await;
     let mut bob_messages =
-        subscribe(&app, &bob.access, "subscription { messageReceived { content fromUser { id } } }").await;
+        subscribe(&app, &bob.access, "subscription { messageReceived { content sender { id } } }").await;
     let mut eve_messages = subscribe(&app, &eve.access, "subscription { messageReceived { content } }").await;
     data(&app.gql_as(&ann.access, SEND, json!({ "i": { "toUserId": bob.user_id, "content": "psst" } })).await);
     let event = next_json(&mut bob_messages).await;
     assert_eq!(event["type"], "next", "{event}");
     assert_eq!(event["payload"]["data"]["messageReceived"]["content"], "psst");
-    assert_eq!(event["payload"]["data"]["messageReceived"]["fromUser"]["id"], ann.user_id.as_str());
+    assert_eq!(event["payload"]["data"]["messageReceived"]["sender"]["id"], ann.user_id.as_str());
     // Eve got nothing: the next thing she sees is her own message.
     data(&app.gql_as(&ann.access, SEND, json!({ "i": { "toUserId": eve.user_id, "content": "for eve" } })).await);
     assert_eq!(next_json(&mut eve_messages).await["payload"]["data"]["messageReceived"]["content"], "for eve");
