@@ -21,8 +21,15 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Load the small demo data set (logins in the README). Running it twice changes nothing.
-    Seed,
+    /// Load the small demo data set (logins in the README; running it twice changes nothing), or
+    /// with `--scale small|large` the benchmark data set (refused on a database with users unless
+    /// `--force`, which wipes it first).
+    Seed {
+        #[arg(long)]
+        scale: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the GraphQL schema (SDL); `> schema.graphql` refreshes the snapshot.
     Schema,
     /// Make an existing user a platform administrator.
@@ -92,7 +99,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Seed => {
+        Command::Seed { scale: Some(scale), force } => {
+            let scale = master_guide::datagen::Scale::parse(&scale)?;
+            let (conn, _) = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            let report = master_guide::datagen::run(&conn, scale, force).await?;
+            println!(
+                "loaded {} rows in {:.0} s ({:.0} rows/s); every bench user's password is '{}'",
+                report.rows,
+                report.seconds,
+                report.rows as f64 / report.seconds.max(0.001),
+                master_guide::datagen::BENCH_PASSWORD
+            );
+            Ok(())
+        }
+        Command::Seed { scale: None, .. } => {
             let (conn, _) = db::connect(&config.database).await?;
             db::migrate(&conn).await?;
             let report = domain::seed::demo(&conn).await.map_err(|e| anyhow::anyhow!(e.message()))?;
