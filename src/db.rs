@@ -37,6 +37,9 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<(DatabaseCon
         .acquire_timeout(settings.acquire_timeout)
         .connect_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        // sqlx pings every connection before handing it out by default: one extra round trip per
+        // query. Broken connections surface as errors and are replaced by the pool anyway.
+        .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)

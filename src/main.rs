@@ -32,6 +32,12 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL); `> schema.graphql` refreshes the snapshot.
     Schema,
+    /// Check every denormalized counter against the rows it counts; `--repair` fixes drifted rows.
+    /// Exits 1 when drift was found and not repaired.
+    Reconcile {
+        #[arg(long)]
+        repair: bool,
+    },
     /// Make an existing user a platform administrator.
     GrantAdmin { email: String },
 }
@@ -134,6 +140,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             db::migrate(&conn).await?;
             let user = domain::accounts::grant_admin(&conn, &email).await.map_err(|e| anyhow::anyhow!(e.message()))?;
             println!("{} is now an admin", user.email);
+            Ok(())
+        }
+        Command::Reconcile { repair } => {
+            let (conn, _) = db::connect(&config.database).await?;
+            let findings = domain::reconcile::run(&conn, repair).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            let mut unrepaired = 0;
+            for finding in &findings {
+                println!(
+                    "{:<28} drifted rows: {:>6}   repaired: {:>6}",
+                    finding.counter, finding.drifted, finding.repaired
+                );
+                unrepaired += finding.drifted - finding.repaired as i64;
+            }
+            if unrepaired > 0 {
+                anyhow::bail!("{unrepaired} rows drifted; run with --repair to fix them");
+            }
             Ok(())
         }
         Command::Schema => Ok(()),

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod notify;
 pub mod pagination;
 pub mod posts;
+pub mod reconcile;
 pub mod reviews;
 pub mod seed;
 pub mod values;

@@ -651,3 +651,52 @@ async fn a_feed_page_runs_a_fixed_number_of_statements() {
     }
     assert_eq!(costs[0], costs[1], "statements for 2 vs 20 posts: {costs:?}");
 }
+
+/// `master-guide reconcile` (the real binary) finds counters that drifted (here by hand), exits 1,
+/// and with `--repair` fixes exactly those rows.
+#[tokio::test]
+async fn reconcile_reports_and_repairs_drifted_counters() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    let post = app.post(&owner, &circle, "p").await;
+    data(&app.gql_as(&owner.session.access, LIKE, json!({ "id": post })).await);
+    let reconcile = |repair: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_master-guide"));
+        cmd.arg("reconcile").env("DATABASE_URL", &app.db_url).env("DATA_DIR", &app.data_dir).env("RUST_LOG", "error");
+        if repair {
+            cmd.arg("--repair");
+        }
+        let out = cmd.output().expect("run master-guide reconcile");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let drifted = |report: &str| -> Vec<String> {
+        // Lines read "<counter>  drifted rows: <n>  repaired: <m>".
+        report
+            .lines()
+            .filter(|l| l.contains(" drifted rows: "))
+            .filter(|l| l.split_whitespace().nth(3).is_some_and(|n| n != "0"))
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+            .collect()
+    };
+    let (ok, report) = reconcile(false);
+    assert!(ok && drifted(&report).is_empty(), "a fresh database is consistent:\n{report}");
+    app.exec("UPDATE posts SET like_count = 7").await;
+    app.exec("UPDATE circles SET member_count = 0").await;
+    let (ok, report) = reconcile(false);
+    assert!(!ok, "drift without --repair exits non-zero:\n{report}");
+    assert_eq!(drifted(&report), vec!["posts.like_count", "circles.member_count"], "{report}");
+    assert_eq!(app.scalar(POST_COUNTERS_OK).await, 1, "reporting repairs nothing");
+    let (ok, report) = reconcile(true);
+    assert!(ok, "{report}");
+    let repaired: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains(" repaired: ") && l.split_whitespace().nth(5).is_some_and(|n| n != "0"))
+        .collect();
+    assert_eq!(repaired.len(), 2, "the two drifted rows were repaired:\n{report}");
+    assert_eq!(app.scalar(COUNTERS_OK).await, 0);
+    assert_eq!(app.scalar(POST_COUNTERS_OK).await, 0);
+    let (ok, report) = reconcile(false);
+    assert!(ok && drifted(&report).is_empty(), "consistent after repair:\n{report}");
+}
