@@ -4,8 +4,12 @@
 #
 #   bench/run.sh small|large [--skip-seed]
 #
+# BENCH_CACHE=on (default) runs the server with its cache in front of Redis (BENCH_REDIS_URL, default
+# redis://127.0.0.1:6379, under a fresh key prefix so earlier runs leave nothing warm); BENCH_CACHE=off
+# turns the cache off, so every read goes to PostgreSQL.
 # Needs PostgreSQL (BENCH_ADMIN_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres).
-# Installs oha (cargo) when missing. Writes bench/results/<scale>.json and prints a Markdown table.
+# Installs oha (cargo) when missing. Writes bench/results/<scale>-cache-<on|off>.json and prints a
+# Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-small}
@@ -19,6 +23,12 @@ BASE=${ADMIN_URL%/*}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/master-guide-target}
 export DATABASE_URL="$BASE/$DB" JWT_SECRET=bench-secret-bench-secret-bench-secret-01 BIND_ADDR=127.0.0.1:$PORT
 export LOG_FORMAT=json RUST_LOG=warn DATA_DIR=$(mktemp -d) GRAPHQL_MAX_COMPLEXITY=5000
+case ${BENCH_CACHE:=on} in
+  on) export CACHE_ENABLED=true REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379} \
+        CACHE_KEY_PREFIX=mg-bench-$(date +%s) EVENTS_CHANNEL=mg-bench-$(date +%s):events ;;
+  off) export CACHE_ENABLED=false; unset REDIS_URL ;;
+  *) echo "BENCH_CACHE must be on or off" >&2; exit 2 ;;
+esac
 BIN=$CARGO_TARGET_DIR/release/master-guide
 mkdir -p bench/results
 
@@ -64,13 +74,13 @@ QUERY[like_post]=$(body 'mutation($id: ID!) { likePost(postId: $id) { likeCount 
 AUTH[like_post]=1
 
 statements() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^db_statements_executed /{print $2}'; }
-RESULTS=bench/results/$SCALE.json
+RESULTS=bench/results/$SCALE-cache-$BENCH_CACHE.json
 echo "{" > "$RESULTS"
 run() { # run NAME -- oha args...
   local name=$1; shift
   local before after
   before=$(statements)
-  oha -z "$DURATION" -c "$CONNECTIONS" --no-tui --output-format json "$@" > "/tmp/oha-$name.json"
+  oha -z "$DURATION" -c "$CONNECTIONS" -w --no-tui --output-format json "$@" > "/tmp/oha-$name.json"
   after=$(statements)
   python3 - "$name" "$before" "$after" "/tmp/oha-$name.json" >> "$RESULTS" <<'PY'
 import json, sys
@@ -101,11 +111,11 @@ RSS=$(awk '/VmHWM/{print $2}' /proc/$SERVER/status)
 echo "\"server_peak_rss_kb\": $RSS" >> "$RESULTS"
 echo "}" >> "$RESULTS"
 
-python3 - "$RESULTS" "$SCALE" <<'PY'
+python3 - "$RESULTS" "$SCALE" "$BENCH_CACHE" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 ceiling = r["ceiling_healthz"]["rps"]
-print(f"\n### {sys.argv[2]} data set\n")
+print(f"\n### {sys.argv[2]} data set, cache {sys.argv[3]}\n")
 print("| operation | req/s | % of ceiling | p50 ms | p99 ms | errors | SQL/request |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for name, v in r.items():

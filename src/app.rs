@@ -24,8 +24,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Post views waiting to be written (see `domain::views`).
     pub views: Arc<crate::domain::views::ViewCounter>,
-    /// Live events for subscriptions (in-process, or through Redis).
+    /// Live events for subscriptions and cache invalidations (in-process, or through Redis).
     pub events: crate::events::EventBus,
+    /// Hot entities by id (in-process, in front of Redis when configured).
+    pub cache: crate::cache::Cache,
 }
 
 pub struct Application {
@@ -40,16 +42,29 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (db, statements) = db::connect(&config.database).await?;
         db::migrate(&db).await?;
-        let events = match &config.redis_url {
-            None => crate::events::EventBus::local(),
-            Some(url) => match crate::events::EventBus::redis(url, config.events_channel.clone()).await {
-                Ok(bus) => bus,
+        let cache = match &config.redis_url {
+            None => crate::cache::Cache::local(config.cache.clone()),
+            Some(url) => match crate::cache::Cache::redis(config.cache.clone(), url).await {
+                Ok(cache) => cache,
                 Err(error) => {
-                    // Degrade: subscriptions still work for clients of this instance.
-                    tracing::warn!(error = %error, "Redis unavailable: live events stay in this instance");
-                    crate::events::EventBus::local()
+                    // Degrade: the in-process level alone.
+                    tracing::warn!(error = %error, "Redis unavailable: caching in this instance only");
+                    crate::cache::Cache::local(config.cache.clone())
                 }
             },
+        };
+        let events = match &config.redis_url {
+            None => crate::events::EventBus::local(),
+            Some(url) => {
+                match crate::events::EventBus::redis(url, config.events_channel.clone(), cache.clone()).await {
+                    Ok(bus) => bus,
+                    Err(error) => {
+                        // Degrade: subscriptions still work for clients of this instance.
+                        tracing::warn!(error = %error, "Redis unavailable: live events stay in this instance");
+                        crate::events::EventBus::local()
+                    }
+                }
+            }
         };
         let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
         let state = AppState {
@@ -60,6 +75,7 @@ impl Application {
             metrics: crate::telemetry::metrics_handle()?,
             views: Arc::default(),
             events,
+            cache,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let router = http::router(HttpState { app: state.clone(), schema });
@@ -127,8 +143,12 @@ async fn flush_views(state: AppState, mut stopping: tokio::sync::watch::Receiver
             _ = tick.tick() => false,
             changed = stopping.changed() => changed.is_err() || *stopping.borrow(),
         };
-        if let Err(error) = state.views.flush(&state.db).await {
-            tracing::warn!(error = ?error, "flushing post views failed");
+        match state.views.flush(&state.db).await {
+            Ok(posts) => {
+                let keys: Vec<_> = posts.into_iter().map(|id| (crate::cache::Kind::Post, id)).collect();
+                state.events.invalidate(&state.cache, keys).await;
+            }
+            Err(error) => tracing::warn!(error = ?error, "flushing post views failed"),
         }
         if stop {
             return;

@@ -105,6 +105,7 @@ pub struct Config {
     pub view_flush: Duration,
     /// `EVENTS_CHANNEL` (default master-guide:events): the Redis pub/sub channel of live events.
     pub events_channel: String,
+    pub cache: crate::cache::CacheSettings,
 }
 
 /// Where settings come from; tests pass a map instead of the process environment.
@@ -229,6 +230,12 @@ impl Config {
             shutdown_grace: secs(source, "SHUTDOWN_GRACE_SECS", 20)?,
             view_flush: secs(source, "VIEW_FLUSH_SECS", 5)?,
             events_channel: source.get("EVENTS_CHANNEL").unwrap_or_else(|| "master-guide:events".into()),
+            cache: crate::cache::CacheSettings {
+                enabled: parse(source, "CACHE_ENABLED", true)?,
+                ttl: secs(source, "CACHE_TTL_SECS", 1800)?,
+                local_capacity: positive(source, "CACHE_LOCAL_CAPACITY", 100_000)?,
+                key_prefix: source.get("CACHE_KEY_PREFIX").unwrap_or_else(|| "mg".into()),
+            },
         };
         if config.database.min_connections > config.database.max_connections {
             return Err(ConfigError::new("DB_MIN_CONNECTIONS", "must not exceed DB_MAX_CONNECTIONS"));

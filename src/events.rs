@@ -1,15 +1,19 @@
-//! Domain events, published after commit, fanned out to live subscriptions.
+//! Domain events, published after commit, fanned out to live subscriptions and to the cache.
 //!
-//! Domain code calls [`emit`] while it works; the GraphQL layer runs every root mutation field
-//! inside [`capture`], which publishes what was emitted only when the field succeeded (its
-//! transaction committed) and drops it otherwise. Fan-out is an in-process broadcast, or Redis
-//! pub/sub when REDIS_URL is set, so a subscriber on one instance sees events caused on another.
+//! Domain code calls [`emit`] while it works, and `cache::changed` for what it writes; the GraphQL
+//! layer runs every root mutation field inside [`capture`], which publishes what was emitted only
+//! when the field succeeded (its transaction committed) and drops it otherwise, and which drops
+//! what was changed from the cache in either case. Fan-out is an in-process broadcast, or Redis
+//! pub/sub when REDIS_URL is set, so a subscriber on one instance sees events caused on another
+//! and every instance drops its in-process copies of what another instance changed.
 
+use crate::cache::{Cache, Key};
 use entity::{messages, notifications};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -21,6 +25,8 @@ pub enum Event {
         recipients: Vec<Uuid>,
     },
     Notification(notifications::Model),
+    /// Cached entities a change made stale (for the other instances' in-process caches).
+    Invalidate(Vec<Key>),
 }
 
 impl Event {
@@ -29,6 +35,7 @@ impl Event {
         match self {
             Self::Message { recipients, .. } => recipients.contains(&user_id),
             Self::Notification(notification) => notification.user_id == user_id,
+            Self::Invalidate(_) => false,
         }
     }
 }
@@ -46,16 +53,26 @@ pub fn emit(event: Event) {
     });
 }
 
-/// Runs one mutation; publishes its events if `succeeded` says its result is a success.
-pub async fn capture<T>(bus: &EventBus, work: impl Future<Output = T>, succeeded: impl Fn(&T) -> bool) -> T {
-    let (result, events) = PENDING
-        .scope(Mutex::new(Vec::new()), async {
-            let result = work.await;
-            let events =
-                PENDING.with(|pending| pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default());
-            (result, events)
-        })
-        .await;
+/// Runs one mutation; publishes its events if `succeeded` says its result is a success, and drops
+/// what it changed from the cache whatever the outcome (a failure after a commit must not leave a
+/// stale copy; dropping an unchanged entry only costs a reload).
+pub async fn capture<T>(
+    bus: &EventBus,
+    cache: &Cache,
+    db: &sea_orm::DatabaseConnection,
+    work: impl Future<Output = T>,
+    succeeded: impl Fn(&T) -> bool,
+) -> T {
+    let ((result, events), changed) = crate::cache::track(PENDING.scope(Mutex::new(Vec::new()), async {
+        let result = work.await;
+        let events = PENDING.with(|pending| pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default());
+        (result, events)
+    }))
+    .await;
+    if !changed.is_empty() {
+        let keys = crate::cache::dependents(db, changed).await;
+        bus.invalidate(cache, keys).await;
+    }
     if succeeded(&result) {
         for event in events {
             bus.publish(event).await;
@@ -86,18 +103,24 @@ impl EventBus {
 
     /// Through Redis pub/sub: publishes go to `channel`, and a background task relays everything on
     /// the channel (this instance's events included) to local subscribers.
-    pub async fn redis(url: &str, channel: String) -> anyhow::Result<Self> {
+    pub async fn redis(url: &str, channel: String, cache: Cache) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let connection = redis::aio::ConnectionManager::new(client.clone()).await?;
+        let connection = crate::cache::redis_connection(&client).await?;
         let (local, _) = broadcast::channel(1024);
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(&channel).await?;
+        let pubsub = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            anyhow::Ok(pubsub)
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out subscribing to Redis"))??;
         let relay = local.clone();
         tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();
             while let Some(message) = stream.next().await {
                 let Ok(payload) = message.get_payload::<String>() else { continue };
                 match serde_json::from_str::<Event>(&payload) {
+                    Ok(Event::Invalidate(keys)) => cache.invalidate_local(&keys),
                     Ok(event) => {
                         let _ = relay.send(Arc::new(event));
                     }
@@ -107,6 +130,18 @@ impl EventBus {
             tracing::error!("redis event subscription ended");
         });
         Ok(Self { local, redis: Some(RedisFanout { connection, channel }) })
+    }
+
+    /// Drops `keys` from this instance's cache levels now (so this response and the client's next
+    /// request read fresh rows), then tells the other instances to drop their in-process copies.
+    pub async fn invalidate(&self, cache: &Cache, keys: Vec<Key>) {
+        if keys.is_empty() || !cache.is_enabled() {
+            return;
+        }
+        cache.invalidate(&keys).await;
+        if self.redis.is_some() {
+            self.publish(Event::Invalidate(keys)).await;
+        }
     }
 
     pub async fn publish(&self, event: Event) {

@@ -1,10 +1,12 @@
 //! Master Guide API: the GraphQL server of the Master Guide mentoring community.
 //!
 //! Layout: `config` (typed settings), `app` (state, start, stop), `http` (routes), `graphql`
-//! (schema, thin resolvers), `domain` (rules and transactions), `auth`, `db`, `error`, `telemetry`.
+//! (schema, thin resolvers), `domain` (rules and transactions), `cache` (the entity cache facade),
+//! `events` (after-commit fan-out), `auth`, `db`, `error`, `telemetry`.
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod datagen;
 pub mod db;

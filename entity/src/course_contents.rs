@@ -3,7 +3,7 @@
 use crate::enums::ContentType;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "course_contents")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

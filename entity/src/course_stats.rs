@@ -4,7 +4,7 @@
 use crate::enums::Difficulty;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "course_stats")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -20,6 +20,7 @@ mod m20241201_000010_create_refresh_tokens;
 mod m20241201_000011_create_appointment_status_logs;
 mod m20241201_000012_appointment_ends_at;
 mod m20241201_000013_review_and_message_keys;
+mod m20241201_000014_hot_path_indexes;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000011_create_appointment_status_logs::Migration),
             Box::new(m20241201_000012_appointment_ends_at::Migration),
             Box::new(m20241201_000013_review_and_message_keys::Migration),
+            Box::new(m20241201_000014_hot_path_indexes::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, optional_url, string_list, text};
 use crate::auth::Viewer;
+use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CircleStatus, IdentityStatus, MemberRole, StringList};
@@ -83,6 +84,7 @@ pub async fn moderates(db: &impl ConnectionTrait, user: &users::Model, circle_id
 }
 
 async fn lock_circle(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+    crate::cache::changed(CacheKind::Circle, id);
     circles::Entity::update_many()
         .col_expr(circles::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(circles::Column::Id.eq(id))
@@ -152,6 +154,8 @@ async fn administered(
     if !is_admin {
         return Err(AppError::forbidden("circle admins only"));
     }
+    // Every caller changes the circle (or its members).
+    crate::cache::changed(CacheKind::Circle, id);
     Ok((user, circle))
 }
 
@@ -225,6 +229,7 @@ pub async fn join(
     let user = super::active_user(db, viewer).await?;
     let identity = own_active_identity(db, &user, identity_id, "identityId").await?;
     let circle = find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    crate::cache::changed(CacheKind::Circle, circle_id);
     if let Some(member) = membership(db, circle_id, user.id).await? {
         return Ok(member);
     }

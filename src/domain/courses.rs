@@ -4,6 +4,7 @@
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{int_range, money, optional_text, optional_url, string_list, text};
 use crate::auth::Viewer;
+use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{
@@ -76,6 +77,15 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<cours
 /// The course if the viewer may see it: drafts only by their owner and admins.
 pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<courses::Model>> {
     let Some(course) = find(db, id).await? else { return Ok(None) };
+    visible(db, viewer, course).await
+}
+
+/// `course` if the viewer may see it (see [`get`]); for a course already loaded (e.g. cached).
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    course: courses::Model,
+) -> AppResult<Option<courses::Model>> {
     if course.status != CourseStatus::Draft || super::is_admin(viewer) {
         return Ok(Some(course));
     }
@@ -109,6 +119,8 @@ fn ensure_teaching(identity: &user_identities::Model) -> AppResult<()> {
 /// Takes the course's row lock (PostgreSQL) / the write lock (SQLite) as the transaction's first
 /// statement, so edits of one course's contents run one after another.
 async fn lock_course(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+    crate::cache::changed(CacheKind::Course, id);
+    crate::cache::changed(CacheKind::CourseContents, id);
     courses::Entity::update_many()
         .col_expr(courses::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(courses::Column::Id.eq(id))
@@ -165,7 +177,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CourseInput
     }
     ensure_teaching(&identity)?;
     let now = Utc::now();
-    Ok(courses::ActiveModel {
+    let course = courses::ActiveModel {
         id: Set(Uuid::new_v4()),
         mentor_id: Set(identity.id),
         title: Set(title),
@@ -186,7 +198,10 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CourseInput
         updated_at: Set(now),
     }
     .insert(db)
-    .await?)
+    .await?;
+    // The mentor's course count.
+    crate::cache::changed(CacheKind::Course, course.id);
+    Ok(course)
 }
 
 #[tracing::instrument(name = "courses.update", skip_all, fields(course = %id))]
@@ -202,6 +217,7 @@ pub async fn update(
     let valid = validate(input)?;
     let (_, owned) = owned(db, viewer, id).await?;
     ensure_teaching(&owned.identity)?;
+    crate::cache::changed(CacheKind::Course, id);
     if owned.course.status == CourseStatus::Archived {
         return Err(AppError::Conflict {
             field: None,
@@ -293,6 +309,7 @@ async fn transition(
     from: &[CourseStatus],
     to: CourseStatus,
 ) -> AppResult<courses::Model> {
+    crate::cache::changed(CacheKind::Course, id);
     let moved = courses::Entity::update_many()
         .col_expr(courses::Column::Status, Expr::value(to.as_str()))
         .col_expr(courses::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -385,6 +402,7 @@ pub async fn update_content(
 ) -> AppResult<course_contents::Model> {
     let input = validate_content(input)?;
     let content = content_of_viewer(db, viewer, id).await?;
+    crate::cache::changed(CacheKind::CourseContents, content.course_id);
     let mut active: course_contents::ActiveModel = content.into();
     if let Some(v) = input.title {
         active.title = Set(v);

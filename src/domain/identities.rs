@@ -4,6 +4,7 @@ use super::audit::{self, AuditEntry};
 use super::notify::{self, Kind, Notice};
 use super::values::{int_range, money, optional_text, optional_url, string_list, text, url, url_list};
 use crate::auth::Viewer;
+use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{IdentityStatus, IdentityType, StringList, VerificationStatus};
@@ -93,6 +94,7 @@ pub async fn review(
     reason: Option<String>,
     ip: Option<IpAddr>,
 ) -> AppResult<user_identities::Model> {
+    crate::cache::changed(CacheKind::Identity, id);
     let reason = optional_text("reason", reason, 1000)?;
     if decision == Decision::Reject && reason.is_none() {
         return Err(AppError::bad_input("reason", "a rejection needs a reason"));
@@ -167,6 +169,7 @@ pub async fn update_profile(
     identity_id: Uuid,
     input: ProfileInput,
 ) -> AppResult<user_profiles::Model> {
+    crate::cache::changed(CacheKind::Profile, identity_id);
     let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
     let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
     let bio = input.bio.map(|v| optional_text("input.bio", v, 5000)).transpose()?;

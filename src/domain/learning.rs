@@ -3,6 +3,7 @@
 
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use crate::auth::Viewer;
+use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CourseStatus, LearningStatus};
@@ -31,6 +32,7 @@ pub async fn record_of(
 /// Takes a seat: `current_students + 1` only while below `max_students`, as one conditional
 /// UPDATE, so two requests that both saw "one seat left" cannot both win.
 async fn take_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<bool, DbErr> {
+    crate::cache::changed(CacheKind::Course, course_id);
     let taken = courses::Entity::update_many()
         .col_expr(courses::Column::CurrentStudents, Expr::col(courses::Column::CurrentStudents).add(1))
         .filter(courses::Column::Id.eq(course_id))
@@ -46,6 +48,7 @@ async fn take_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<bool, D
 }
 
 async fn free_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<(), DbErr> {
+    crate::cache::changed(CacheKind::Course, course_id);
     courses::Entity::update_many()
         .col_expr(courses::Column::CurrentStudents, Expr::col(courses::Column::CurrentStudents).sub(1))
         .filter(courses::Column::Id.eq(course_id))
@@ -60,6 +63,8 @@ async fn free_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<(), DbE
 pub async fn enroll(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -> AppResult<learning_records::Model> {
     let user = super::active_user(db, viewer).await?;
     let course = super::courses::get(db, viewer, course_id).await?.ok_or_else(|| AppError::not_found("course"))?;
+    // Enrolled students feed the course's and its mentor's stats.
+    crate::cache::changed(CacheKind::Course, course_id);
     let existing = record_of(db, user.id, course_id).await?;
     if let Some(record) = &existing {
         if record.status != LearningStatus::Dropped {
@@ -132,6 +137,7 @@ pub async fn drop_course(
 ) -> AppResult<learning_records::Model> {
     let user = super::active_user(db, viewer).await?;
     let record = record_of(db, user.id, course_id).await?.ok_or_else(|| AppError::not_found("enrollment"))?;
+    crate::cache::changed(CacheKind::Course, course_id);
     match record.status {
         LearningStatus::Dropped => return Ok(record),
         LearningStatus::Completed => {
@@ -183,6 +189,8 @@ pub async fn record_progress(
     let user = super::active_user(db, viewer).await?;
     let content =
         course_contents::Entity::find_by_id(content_id).one(db).await?.ok_or_else(|| AppError::not_found("content"))?;
+    // Average progress in `course_stats`.
+    crate::cache::changed(CacheKind::CourseStats, content.course_id);
     let record = record_of(db, user.id, content.course_id)
         .await?
         .filter(|r| r.status != LearningStatus::Dropped)

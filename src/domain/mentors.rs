@@ -29,6 +29,11 @@ pub enum MentorOrder {
 }
 
 /// An active master identity, or `None`.
+/// Whether an identity is a mentor: an active master.
+pub fn is_mentor(identity: &user_identities::Model) -> bool {
+    identity.identity_type == IdentityType::Master && identity.status == IdentityStatus::Active
+}
+
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<user_identities::Model>> {
     Ok(user_identities::Entity::find_by_id(id)
         .filter(user_identities::Column::IdentityType.eq(IdentityType::Master.as_str()))

@@ -7,6 +7,7 @@ use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{text, url_list};
 use crate::auth::Viewer;
+use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
@@ -50,6 +51,15 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<posts
 /// deleted for nobody.
 pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<posts::Model>> {
     let Some(post) = find(db, id).await? else { return Ok(None) };
+    visible(db, viewer, post).await
+}
+
+/// `post` if the viewer may see it (see [`get`]); for a post already loaded (e.g. cached).
+pub async fn visible(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    post: posts::Model,
+) -> AppResult<Option<posts::Model>> {
     match post.status {
         ContentStatus::Active => Ok(Some(post)),
         ContentStatus::Deleted => Ok(None),
@@ -94,6 +104,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) ->
     let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
     let media = validate_media(input.post_type, input.media_urls)?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
+    crate::cache::changed(CacheKind::Circle, input.circle_id);
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let txn = db.begin().await?;
     circle_table::Entity::update_many()
@@ -137,6 +148,7 @@ pub async fn update(
 ) -> AppResult<posts::Model> {
     let content = content.as_deref().map(|c| text("input.content", c, 1, MAX_POST_CHARS)).transpose()?;
     let user = super::active_user(db, viewer).await?;
+    crate::cache::changed(CacheKind::Post, id);
     let post =
         find(db, id).await?.filter(|p| p.status == ContentStatus::Active).ok_or_else(|| AppError::not_found("post"))?;
     if post.user_id != user.id {
@@ -156,6 +168,8 @@ pub async fn update(
 
 /// Moves an active post to `to` (deleted or hidden) and takes it out of the circle's count.
 async fn retire(db: &DatabaseConnection, post: &posts::Model, to: ContentStatus) -> AppResult<posts::Model> {
+    crate::cache::changed(CacheKind::Post, post.id);
+    crate::cache::changed(CacheKind::Circle, post.circle_id);
     let txn = db.begin().await?;
     let moved = posts::Entity::update_many()
         .col_expr(posts::Column::Status, Expr::value(to.as_str()))
@@ -238,6 +252,7 @@ pub async fn set_flag(
     on: bool,
 ) -> AppResult<posts::Model> {
     let post = moderated(db, viewer, id).await?;
+    crate::cache::changed(CacheKind::Post, id);
     let mut active: posts::ActiveModel = post.into();
     match flag {
         Flag::Pinned => active.is_top = Set(on),
@@ -253,6 +268,7 @@ pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewCom
         .await?
         .filter(|p| p.status == ContentStatus::Active)
         .ok_or_else(|| AppError::not_found("post"))?;
+    crate::cache::changed(CacheKind::Post, post.id);
     let parent = match input.parent_id {
         None => None,
         Some(parent_id) => {
@@ -338,6 +354,7 @@ pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
     let user = super::active_user(db, viewer).await?;
     let comment = comments::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))?;
     let post = find(db, comment.post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
+    crate::cache::changed(CacheKind::Post, post.id);
     if comment.user_id != user.id && !moderates(db, &user, post.circle_id).await? {
         return Err(AppError::forbidden("only the author or a moderator deletes a comment"));
     }
@@ -365,6 +382,7 @@ pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
 /// Likes a post (idempotent): the like row and the counter move together; a repeat does nothing.
 #[tracing::instrument(name = "posts.like", skip_all, fields(post = %post_id))]
 pub async fn like_post(db: &DatabaseConnection, viewer: &Viewer, post_id: Uuid, like: bool) -> AppResult<posts::Model> {
+    crate::cache::changed(CacheKind::Post, post_id);
     let post = find(db, post_id)
         .await?
         .filter(|p| p.status == ContentStatus::Active)

@@ -8,6 +8,7 @@ use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::optional_text;
 use crate::auth::Viewer;
+use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{AppointmentStatus, ContentStatus, LearningStatus, ReviewType};
@@ -39,6 +40,7 @@ fn rating(value: i32) -> AppResult<i32> {
 
 /// Recomputes a course's rating and review count from its active COURSE reviews.
 async fn refresh_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult<()> {
+    crate::cache::changed(CacheKind::Course, course_id);
     let ratings: Vec<i32> = reviews::Entity::find()
         .select_only()
         .column(reviews::Column::Rating)
@@ -131,6 +133,10 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewReview) 
         }
     };
     let mentor_user = super::identities::find(db, reviewed).await?.map(|i| i.user_id);
+    crate::cache::changed(CacheKind::MentorStats, reviewed);
+    if let Some(course) = course_id {
+        crate::cache::changed(CacheKind::Course, course);
+    }
     let txn = db.begin().await?;
     match course_id {
         Some(course) => lock_course(&txn, course).await?,
@@ -203,6 +209,10 @@ async fn change(
     review: reviews::Model,
     apply: impl FnOnce(&mut reviews::ActiveModel),
 ) -> AppResult<reviews::Model> {
+    crate::cache::changed(CacheKind::MentorStats, review.reviewed_id);
+    if let Some(course) = review.course_id {
+        crate::cache::changed(CacheKind::Course, course);
+    }
     let txn = db.begin().await?;
     match review.course_id {
         Some(course) => lock_course(&txn, course).await?,

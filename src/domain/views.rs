@@ -22,14 +22,14 @@ impl ViewCounter {
         }
     }
 
-    /// Writes the tallied views; returns how many posts were updated. Views whose write fails are
-    /// put back for the next flush.
-    pub async fn flush(&self, db: &DatabaseConnection) -> AppResult<usize> {
+    /// Writes the tallied views; returns the posts it updated (their cached copies are then
+    /// dropped). Views whose write fails are put back for the next flush.
+    pub async fn flush(&self, db: &DatabaseConnection) -> AppResult<Vec<Uuid>> {
         let batch: HashMap<Uuid, i32> = match self.pending.lock() {
             Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(_) => return Ok(0),
+            Err(_) => return Ok(Vec::new()),
         };
-        let mut written = 0;
+        let mut written = Vec::with_capacity(batch.len());
         for (post_id, views) in &batch {
             let result = posts::Entity::update_many()
                 .col_expr(posts::Column::ViewCount, Expr::col(posts::Column::ViewCount).add(*views))
@@ -37,7 +37,7 @@ impl ViewCounter {
                 .exec(db)
                 .await;
             match result {
-                Ok(_) => written += 1,
+                Ok(_) => written.push(*post_id),
                 Err(error) => {
                     tracing::warn!(%post_id, error = %error, "view count flush failed; retrying later");
                     if let Ok(mut pending) = self.pending.lock() {

@@ -347,7 +347,8 @@ pub struct CirclesQuery;
 impl CirclesQuery {
     async fn circle(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Circle>> {
         let id = id_arg("id", &id)?;
-        Ok(circles::find(&state(ctx)?.db, id).await?.map(Circle))
+        let circle = loaders(ctx)?.circles.load_one(id).await.map_err(AppError::from)?;
+        Ok(circle.map(Circle))
     }
 
     /// Active circles (default: most members first).
@@ -377,7 +378,8 @@ impl CirclesQuery {
     async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Post>> {
         let id = id_arg("id", &id)?;
         let state = state(ctx)?;
-        let post = posts::get(&state.db, viewer(ctx), id).await?;
+        let Some(post) = loaders(ctx)?.posts.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
+        let post = posts::visible(&state.db, viewer(ctx), post).await?;
         if let Some(post) = &post {
             state.views.record(post.id);
         }

@@ -301,7 +301,8 @@ impl CoursesQuery {
     /// A course; drafts only for their master (and admins), null otherwise.
     async fn course(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Course>> {
         let id = id_arg("id", &id)?;
-        Ok(courses::get(&state(ctx)?.db, viewer(ctx), id).await?.map(Course))
+        let Some(course) = loaders(ctx)?.courses.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
+        Ok(courses::visible(&state(ctx)?.db, viewer(ctx), course).await?.map(Course))
     }
 
     /// Courses, filtered and ordered (default: newest first).

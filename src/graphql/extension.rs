@@ -88,7 +88,8 @@ impl Extension for GuardExtension {
     }
 
     /// Each root mutation field runs inside `events::capture`: what its domain call emitted is
-    /// published only if the field succeeded (its transaction committed).
+    /// published only if the field succeeded (its transaction committed), and what it changed is
+    /// dropped from the cache before its result is resolved.
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -96,8 +97,13 @@ impl Extension for GuardExtension {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         let root_mutation = info.path_node.parent.is_none() && info.parent_type == "MutationRoot";
-        match (root_mutation, ctx.data_opt::<crate::events::EventBus>()) {
-            (true, Some(bus)) => crate::events::capture(bus, next.run(ctx, info), |result| result.is_ok()).await,
+        let bus = ctx.data_opt::<crate::events::EventBus>();
+        let cache = ctx.data_opt::<crate::cache::Cache>();
+        let state = ctx.data_opt::<crate::app::AppState>();
+        match (root_mutation, bus, cache, state) {
+            (true, Some(bus), Some(cache), Some(state)) => {
+                crate::events::capture(bus, cache, &state.db, next.run(ctx, info), |result| result.is_ok()).await
+            }
             _ => next.run(ctx, info).await,
         }
     }

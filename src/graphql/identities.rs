@@ -248,7 +248,8 @@ impl IdentitiesQuery {
     /// An active master, or null.
     async fn mentor(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Mentor>> {
         let id = id_arg("id", &id)?;
-        Ok(mentors::get(&state(ctx)?.db, id).await?.map(|m| Mentor::new(m.id)))
+        let identity = loaders(ctx)?.identities.load_one(id).await.map_err(AppError::from)?;
+        Ok(identity.filter(mentors::is_mentor).map(|m| Mentor::new(m.id)))
     }
 
     /// Active masters with their statistics (default order: best rated first).

@@ -1,7 +1,10 @@
 //! DataLoaders: every relation a list can ask for is fetched in one statement per relation and
 //! request, however many parents the list holds. Two generic loaders cover most relations
-//! (`ById`, `ByColumn`); the rest are specific. No caching across requests: a loader only batches.
+//! (`ById`, `ByColumn`); the rest are specific. The hot entities read through the cache facade
+//! (`Cached`): a batch asks the cache first and the database only for what it lacks. The rest
+//! only batch.
 
+use crate::cache::{Cache, Kind};
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::enums::{CourseStatus, LearningStatus};
 use entity::*;
@@ -121,6 +124,26 @@ where
     }
 }
 
+/// A loader whose values go through the cache facade (`crate::cache`) under `kind`.
+pub struct Cached<L> {
+    inner: L,
+    cache: Cache,
+    kind: Kind,
+}
+
+impl<L> Loader<Uuid> for Cached<L>
+where
+    L: Loader<Uuid, Error = LoadError>,
+    L::Value: serde::Serialize + serde::de::DeserializeOwned,
+{
+    type Value = L::Value;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        self.cache.load_many(self.kind, keys, |ids| async move { self.inner.load(&ids).await }).await
+    }
+}
+
 /// How long a loader waits for more keys before it queries. The fields of a list's items register
 /// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
 /// pass can outlast async-graphql's 1 ms default and split a batch in two.
@@ -135,6 +158,14 @@ where
     E::Model: Clone + Send + Sync,
 {
     loader(ById(db.clone(), PhantomData))
+}
+
+fn cached<L>(inner: L, cache: &Cache, kind: Kind) -> DataLoader<Cached<L>>
+where
+    L: Loader<Uuid, Error = LoadError>,
+    L::Value: serde::Serialize + serde::de::DeserializeOwned,
+{
+    loader(Cached { inner, cache: cache.clone(), kind })
 }
 
 fn by_column<E>(
@@ -167,21 +198,21 @@ where
 /// The loaders of the schema, created once and shared by all requests.
 pub struct Loaders {
     pub users: DataLoader<ById<users::Entity>>,
-    pub identities: DataLoader<ById<user_identities::Entity>>,
+    pub identities: DataLoader<Cached<ById<user_identities::Entity>>>,
     pub identities_by_user: DataLoader<ByColumn<user_identities::Entity>>,
-    pub profiles_by_identity: DataLoader<ByColumn<user_profiles::Entity>>,
-    pub mentor_stats: DataLoader<ById<mentor_stats::Entity>>,
-    pub courses: DataLoader<ById<courses::Entity>>,
+    pub profiles_by_identity: DataLoader<Cached<ByColumn<user_profiles::Entity>>>,
+    pub mentor_stats: DataLoader<Cached<ById<mentor_stats::Entity>>>,
+    pub courses: DataLoader<Cached<ById<courses::Entity>>>,
     pub published_courses_by_mentor: DataLoader<ByColumn<courses::Entity>>,
-    pub course_stats: DataLoader<ById<course_stats::Entity>>,
+    pub course_stats: DataLoader<Cached<ById<course_stats::Entity>>>,
     pub contents: DataLoader<ById<course_contents::Entity>>,
-    pub contents_by_course: DataLoader<ByColumn<course_contents::Entity>>,
+    pub contents_by_course: DataLoader<Cached<ByColumn<course_contents::Entity>>>,
     /// (user, course) -> learning record
     pub enrollments: DataLoader<ByPair<learning_records::Entity>>,
-    pub circles: DataLoader<ById<circles::Entity>>,
+    pub circles: DataLoader<Cached<ById<circles::Entity>>>,
     /// (user, circle) -> active membership
     pub memberships: DataLoader<ByPair<circle_members::Entity>>,
-    pub posts: DataLoader<ById<posts::Entity>>,
+    pub posts: DataLoader<Cached<ById<posts::Entity>>>,
     pub comments: DataLoader<ById<comments::Entity>>,
     /// (user, post) -> like
     pub post_likes: DataLoader<ByPair<post_likes::Entity>>,
@@ -190,41 +221,49 @@ pub struct Loaders {
     pub appointment_history: DataLoader<ByColumn<appointment_status_logs::Entity>>,
 }
 
-pub fn new(db: DatabaseConnection) -> Loaders {
+pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
     Loaders {
         users: by_id(&db),
-        identities: by_id(&db),
+        identities: cached(ById(db.clone(), PhantomData), cache, Kind::Identity),
         identities_by_user: by_column(
             &db,
             user_identities::Column::UserId,
             None,
             Some(user_identities::Column::CreatedAt),
         ),
-        profiles_by_identity: by_column(&db, user_profiles::Column::IdentityId, None, None),
-        mentor_stats: by_id(&db),
-        courses: by_id(&db),
+        profiles_by_identity: cached(
+            ByColumn { db: db.clone(), column: user_profiles::Column::IdentityId, condition: None, order: None },
+            cache,
+            Kind::Profile,
+        ),
+        mentor_stats: cached(ById(db.clone(), PhantomData), cache, Kind::MentorStats),
+        courses: cached(ById(db.clone(), PhantomData), cache, Kind::Course),
         published_courses_by_mentor: by_column(
             &db,
             courses::Column::MentorId,
             Some(Condition::all().add(courses::Column::Status.eq(CourseStatus::Published.as_str()))),
             Some(courses::Column::CreatedAt),
         ),
-        course_stats: by_id(&db),
+        course_stats: cached(ById(db.clone(), PhantomData), cache, Kind::CourseStats),
         contents: by_id(&db),
-        contents_by_course: by_column(
-            &db,
-            course_contents::Column::CourseId,
-            None,
-            Some(course_contents::Column::OrderIndex),
+        contents_by_course: cached(
+            ByColumn {
+                db: db.clone(),
+                column: course_contents::Column::CourseId,
+                condition: None,
+                order: Some(course_contents::Column::OrderIndex),
+            },
+            cache,
+            Kind::CourseContents,
         ),
         enrollments: by_pair(&db, (learning_records::Column::UserId, learning_records::Column::CourseId), None),
-        circles: by_id(&db),
+        circles: cached(ById(db.clone(), PhantomData), cache, Kind::Circle),
         memberships: by_pair(
             &db,
             (circle_members::Column::UserId, circle_members::Column::CircleId),
             Some(Condition::all().add(circle_members::Column::IsActive.eq(true))),
         ),
-        posts: by_id(&db),
+        posts: cached(ById(db.clone(), PhantomData), cache, Kind::Post),
         comments: by_id(&db),
         post_likes: by_pair(&db, (post_likes::Column::UserId, post_likes::Column::PostId), None),
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),

@@ -71,8 +71,9 @@ pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
         .limit_recursive_depth(limits.max_depth.max(32))
         .limit_directives(8)
         .extension(extension::Guard::new(limits.max_aliases))
-        .data(loaders::new(state.db.clone()))
+        .data(loaders::new(state.db.clone(), &state.cache))
         .data(state.events.clone())
+        .data(state.cache.clone())
         .data(state);
     if !limits.introspection {
         schema = schema.disable_introspection();

@@ -9,6 +9,7 @@ mod helpers;
 mod accounts;
 mod appointments;
 mod browser;
+mod cache;
 mod circles;
 mod config_files;
 mod courses;

@@ -1,0 +1,480 @@
+//! The one cache facade: hot entities by id, read through two levels in front of the database.
+//!
+//! - First level: an in-process moka cache, always on; entries hold decoded values, so a hit costs
+//!   a hash lookup and a clone.
+//! - Second level: Redis when REDIS_URL is set, keys named by entity (`{prefix}:course:{id}`),
+//!   values as JSON. When Redis fails the cache degrades to the database (a metric counts it); it
+//!   never fails a request.
+//! - Penetration: an id that does not exist is cached as a miss for `MISS_TTL`.
+//! - Breakdown: concurrent loads of the same missing key wait for the one load in flight (and
+//!   concurrent loads of different keys are batched by the DataLoader in front of this).
+//! - Avalanche: every TTL gets a random jitter, so keys filled together do not expire together.
+//! - Writes: domain code marks what it changed ([`changed`]); when the mutation field finishes the
+//!   marks are dropped from both levels before the response is written, and the other instances
+//!   drop their first-level copies through the event bus. A fill that raced a change is not stored
+//!   (an epoch counter; see [`Cache::fill`]), so a reader never reads a write back stale.
+
+use rand::Rng;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// What is cached. The name is the key's middle part (`{prefix}:{kind}:{id}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// `courses` row by id
+    Course,
+    /// a course's contents (all rows, in order) by course id
+    CourseContents,
+    /// `course_stats` by course id
+    CourseStats,
+    /// `user_identities` row by id
+    Identity,
+    /// an identity's profile (`user_profiles` by identity id)
+    Profile,
+    /// `mentor_stats` by identity id
+    MentorStats,
+    /// `circles` row by id
+    Circle,
+    /// `posts` row by id
+    Post,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Course => "course",
+            Kind::CourseContents => "course-contents",
+            Kind::CourseStats => "course-stats",
+            Kind::Identity => "identity",
+            Kind::Profile => "profile",
+            Kind::MentorStats => "mentor-stats",
+            Kind::Circle => "circle",
+            Kind::Post => "post",
+        }
+    }
+}
+
+pub type Key = (Kind, Uuid);
+
+/// Settings: `CACHE_ENABLED`, `CACHE_TTL_SECS`, `CACHE_LOCAL_CAPACITY`, `CACHE_KEY_PREFIX`.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Base TTL of a found entity (jitter adds up to a sixth of it).
+    pub ttl: Duration,
+    /// How many entries the in-process level holds.
+    pub local_capacity: u64,
+    pub key_prefix: String,
+}
+
+/// How long an id that does not exist stays cached as missing.
+const MISS_TTL: Duration = Duration::from_secs(300);
+/// With Redis behind it, the first level keeps entries briefly: another instance's change reaches
+/// it through the bus, and this bounds the staleness if that message is lost.
+const LOCAL_TTL_WITH_REDIS: Duration = Duration::from_secs(30);
+/// A Redis call slower than this counts as a failure and the request goes to the database.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+type Value = Arc<dyn Any + Send + Sync>;
+
+#[derive(Clone)]
+struct Entry {
+    /// `None`: the id is known not to exist.
+    value: Option<Value>,
+    ttl: Duration,
+}
+
+struct EntryExpiry;
+
+impl moka::Expiry<Key, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _key: &Key, entry: &Entry, _created_at: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+    fn expire_after_update(
+        &self,
+        _key: &Key,
+        entry: &Entry,
+        _updated_at: Instant,
+        _remaining: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// A load in flight: its waiters see `Some` when it finished (an empty map if it failed).
+type Flight = watch::Receiver<Option<Arc<HashMap<Uuid, Entry>>>>;
+
+struct Inner {
+    settings: CacheSettings,
+    local: moka::sync::Cache<Key, Entry>,
+    redis: Option<redis::aio::ConnectionManager>,
+    /// Bumped by every invalidation; a fill that started before a bump is not stored.
+    epoch: AtomicU64,
+    in_flight: Mutex<HashMap<Key, Flight>>,
+}
+
+/// Cheap to clone; every clone is the same cache.
+#[derive(Clone)]
+pub struct Cache(Arc<Inner>);
+
+/// How long start-up waits for Redis before carrying on without it.
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A self-reconnecting Redis connection with bounded patience: a dead Redis makes start-up fall back
+/// within [`REDIS_CONNECT_TIMEOUT`] instead of retrying for minutes, and a Redis that dies later
+/// costs each command at most a second before the caller degrades.
+pub(crate) async fn redis_connection(client: &redis::Client) -> anyhow::Result<redis::aio::ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_millis(500))
+        .set_response_timeout(Duration::from_secs(1))
+        .set_number_of_retries(1);
+    tokio::time::timeout(REDIS_CONNECT_TIMEOUT, redis::aio::ConnectionManager::new_with_config(client.clone(), config))
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))?
+        .map_err(Into::into)
+}
+
+impl Cache {
+    /// In-process only.
+    pub fn local(settings: CacheSettings) -> Self {
+        Self::build(settings, None)
+    }
+
+    /// In-process in front of Redis.
+    pub async fn redis(settings: CacheSettings, url: &str) -> anyhow::Result<Self> {
+        let connection = redis_connection(&redis::Client::open(url)?).await?;
+        Ok(Self::build(settings, Some(connection)))
+    }
+
+    fn build(settings: CacheSettings, redis: Option<redis::aio::ConnectionManager>) -> Self {
+        let local =
+            moka::sync::Cache::builder().max_capacity(settings.local_capacity.max(1)).expire_after(EntryExpiry).build();
+        Self(Arc::new(Inner { settings, local, redis, epoch: AtomicU64::new(0), in_flight: Mutex::default() }))
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.0.settings.enabled
+    }
+
+    /// Values of `kind` for `ids`: from the cache where present, the rest from `fetch` (with the
+    /// ids no other load has in flight), which the cache then keeps. An id `fetch` does not return
+    /// is cached as missing. `T` must be the one type stored for `kind` (see `ENCODERS`).
+    pub async fn load_many<T, F, Fut, E>(&self, kind: Kind, ids: &[Uuid], fetch: F) -> Result<HashMap<Uuid, T>, E>
+    where
+        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(Vec<Uuid>) -> Fut,
+        Fut: Future<Output = Result<HashMap<Uuid, T>, E>>,
+    {
+        if !self.is_enabled() {
+            return fetch(ids.to_vec()).await;
+        }
+        let mut found: HashMap<Uuid, T> = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.0.local.get(&(kind, *id)) {
+                Some(entry) => {
+                    if let Some(value) = entry.value.and_then(|v| v.downcast::<T>().ok()) {
+                        found.insert(*id, (*value).clone());
+                    }
+                }
+                None => missing.push(*id),
+            }
+        }
+        metrics::counter!("cache_hits_total", "level" => "local").increment((ids.len() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let missing = self.read_redis(kind, missing, &mut found).await;
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        metrics::counter!("cache_misses_total").increment(missing.len() as u64);
+
+        // Single flight: take the keys nobody is loading; wait for the others.
+        let (sender, receiver) = watch::channel(None);
+        let mut mine = Vec::new();
+        let mut waits = Vec::new();
+        if let Ok(mut in_flight) = self.0.in_flight.lock() {
+            for id in missing {
+                match in_flight.get(&(kind, id)) {
+                    Some(flight) => waits.push((id, flight.clone())),
+                    None => {
+                        in_flight.insert((kind, id), receiver.clone());
+                        mine.push(id);
+                    }
+                }
+            }
+        } else {
+            mine = missing;
+        }
+        let mut outcome = Ok(());
+        if !mine.is_empty() {
+            let epoch = self.0.epoch.load(Ordering::SeqCst);
+            let fetched = fetch(mine.clone()).await;
+            let mut entries = HashMap::with_capacity(mine.len());
+            match fetched {
+                Ok(mut rows) => {
+                    for id in &mine {
+                        let value = rows.remove(id);
+                        if let Some(value) = &value {
+                            found.insert(*id, value.clone());
+                        }
+                        entries.insert(*id, self.entry(value));
+                    }
+                    self.fill(kind, &entries, epoch).await;
+                }
+                Err(error) => outcome = Err(error),
+            }
+            if let Ok(mut in_flight) = self.0.in_flight.lock() {
+                for id in &mine {
+                    in_flight.remove(&(kind, *id));
+                }
+            }
+            let _ = sender.send(Some(Arc::new(entries)));
+        }
+        outcome?;
+        let mut retry = Vec::new();
+        for (id, mut flight) in waits {
+            let done = flight.wait_for(|result| result.is_some()).await.ok().and_then(|r| r.clone());
+            match done.as_ref().and_then(|entries| entries.get(&id)) {
+                Some(entry) => {
+                    metrics::counter!("cache_single_flight_waits_total").increment(1);
+                    if let Some(value) = entry.value.clone().and_then(|v| v.downcast::<T>().ok()) {
+                        found.insert(id, (*value).clone());
+                    }
+                }
+                // The load we waited for failed: load it ourselves.
+                None => retry.push(id),
+            }
+        }
+        if !retry.is_empty() {
+            found.extend(fetch(retry).await?);
+        }
+        Ok(found)
+    }
+
+    fn entry<T: Send + Sync + 'static>(&self, value: Option<T>) -> Entry {
+        let ttl = match value {
+            Some(_) => jittered(self.local_ttl()),
+            None => MISS_TTL.min(self.local_ttl()),
+        };
+        Entry { value: value.map(|v| Arc::new(v) as Value), ttl }
+    }
+
+    fn local_ttl(&self) -> Duration {
+        match self.0.redis {
+            Some(_) => LOCAL_TTL_WITH_REDIS.min(self.0.settings.ttl),
+            None => self.0.settings.ttl,
+        }
+    }
+
+    fn key(&self, (kind, id): Key) -> String {
+        format!("{}:{}:{}", self.0.settings.key_prefix, kind.name(), id)
+    }
+
+    /// Looks `ids` up in Redis; what it finds goes into `found` and the first level. Returns the
+    /// ids still missing.
+    async fn read_redis<T>(&self, kind: Kind, ids: Vec<Uuid>, found: &mut HashMap<Uuid, T>) -> Vec<Uuid>
+    where
+        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let Some(redis) = &self.0.redis else { return ids };
+        let keys: Vec<String> = ids.iter().map(|id| self.key((kind, *id))).collect();
+        let mut connection = redis.clone();
+        let epoch = self.0.epoch.load(Ordering::SeqCst);
+        let reply = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::cmd("MGET").arg(&keys).query_async::<Vec<Option<String>>>(&mut connection),
+        )
+        .await;
+        let values = match reply {
+            Ok(Ok(values)) if values.len() == ids.len() => values,
+            Ok(Err(error)) => {
+                redis_degraded("get", &error.to_string());
+                return ids;
+            }
+            _ => {
+                redis_degraded("get", "timed out");
+                return ids;
+            }
+        };
+        let mut missing = Vec::new();
+        let mut hits = 0;
+        for (id, value) in ids.into_iter().zip(values) {
+            let decoded =
+                value.map(|raw| if raw.is_empty() { Ok(None) } else { serde_json::from_str::<T>(&raw).map(Some) });
+            match decoded {
+                Some(Ok(value)) => {
+                    hits += 1;
+                    if let Some(value) = &value {
+                        found.insert(id, value.clone());
+                    }
+                    if self.0.epoch.load(Ordering::SeqCst) == epoch {
+                        self.0.local.insert((kind, id), self.entry(value));
+                    }
+                }
+                Some(Err(_)) | None => missing.push(id),
+            }
+        }
+        metrics::counter!("cache_hits_total", "level" => "redis").increment(hits);
+        missing
+    }
+
+    /// Stores freshly loaded entries unless an invalidation happened since the load began (the
+    /// load may have read the row before the change committed).
+    async fn fill(&self, kind: Kind, entries: &HashMap<Uuid, Entry>, epoch: u64) {
+        if self.0.epoch.load(Ordering::SeqCst) != epoch {
+            metrics::counter!("cache_fills_skipped_total").increment(1);
+            return;
+        }
+        for (id, entry) in entries {
+            self.0.local.insert((kind, *id), entry.clone());
+        }
+        let Some(redis) = &self.0.redis else { return };
+        let mut pipe = redis::pipe();
+        for (id, entry) in entries {
+            let (payload, ttl) = match &entry.value {
+                Some(_) => match self.encode(kind, *id, entries) {
+                    Some(json) => (json, jittered(self.0.settings.ttl)),
+                    None => continue,
+                },
+                None => (String::new(), MISS_TTL),
+            };
+            pipe.cmd("SET").arg(self.key((kind, *id))).arg(payload).arg("EX").arg(ttl.as_secs().max(1)).ignore();
+        }
+        let mut connection = redis.clone();
+        match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut connection)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => redis_degraded("set", &error.to_string()),
+            Err(_) => redis_degraded("set", "timed out"),
+        }
+    }
+
+    fn encode(&self, kind: Kind, id: Uuid, entries: &HashMap<Uuid, Entry>) -> Option<String> {
+        let value = entries.get(&id)?.value.as_ref()?;
+        let encoder = ENCODERS.iter().find(|(k, _)| *k == kind).map(|(_, encode)| encode)?;
+        encoder(value.as_ref())
+    }
+
+    /// Drops `keys` from both levels (this instance). The event bus carries them to the others.
+    pub async fn invalidate(&self, keys: &[Key]) {
+        if keys.is_empty() || !self.is_enabled() {
+            return;
+        }
+        self.invalidate_local(keys);
+        let Some(redis) = &self.0.redis else { return };
+        let names: Vec<String> = keys.iter().map(|key| self.key(*key)).collect();
+        let mut connection = redis.clone();
+        match tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("DEL").arg(&names).query_async::<i64>(&mut connection))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => redis_degraded("del", &error.to_string()),
+            Err(_) => redis_degraded("del", "timed out"),
+        }
+    }
+
+    /// Drops `keys` from the first level only (a change another instance made).
+    pub fn invalidate_local(&self, keys: &[Key]) {
+        self.0.epoch.fetch_add(1, Ordering::SeqCst);
+        for key in keys {
+            self.0.local.invalidate(key);
+        }
+        metrics::counter!("cache_invalidations_total").increment(keys.len() as u64);
+    }
+}
+
+fn jittered(ttl: Duration) -> Duration {
+    let spread = ttl.as_millis() as u64 / 6;
+    ttl + Duration::from_millis(if spread == 0 { 0 } else { rand::thread_rng().gen_range(0..spread) })
+}
+
+fn redis_degraded(operation: &'static str, error: &str) {
+    metrics::counter!("cache_redis_errors_total", "operation" => operation).increment(1);
+    tracing::warn!(operation, error, "Redis cache unavailable; using the database");
+}
+
+type Encoder = fn(&(dyn Any + Send + Sync)) -> Option<String>;
+
+fn encoder<T: Serialize + 'static>(value: &(dyn Any + Send + Sync)) -> Option<String> {
+    serde_json::to_string(value.downcast_ref::<T>()?).ok()
+}
+
+/// The one type stored under each kind (the loaders in `graphql::loaders` store exactly these).
+const ENCODERS: &[(Kind, Encoder)] = &[
+    (Kind::Course, encoder::<entity::courses::Model>),
+    (Kind::CourseContents, encoder::<Vec<entity::course_contents::Model>>),
+    (Kind::CourseStats, encoder::<entity::course_stats::Model>),
+    (Kind::Identity, encoder::<entity::user_identities::Model>),
+    (Kind::Profile, encoder::<Vec<entity::user_profiles::Model>>),
+    (Kind::MentorStats, encoder::<entity::mentor_stats::Model>),
+    (Kind::Circle, encoder::<entity::circles::Model>),
+    (Kind::Post, encoder::<entity::posts::Model>),
+];
+
+/// What a set of changes makes stale: the marks themselves, plus the read models derived from
+/// them. A course (its row, enrollments or reviews) feeds its `course_stats` and its mentor's
+/// `mentor_stats`; an identity feeds its `mentor_stats`.
+pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> Vec<Key> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let mut keys = changed.clone();
+    let courses: Vec<Uuid> = changed.iter().filter(|(kind, _)| *kind == Kind::Course).map(|(_, id)| *id).collect();
+    for (kind, id) in &changed {
+        match kind {
+            Kind::Course => keys.push((Kind::CourseStats, *id)),
+            Kind::Identity => keys.push((Kind::MentorStats, *id)),
+            _ => {}
+        }
+    }
+    if !courses.is_empty() {
+        let mentors = entity::courses::Entity::find()
+            .select_only()
+            .column(entity::courses::Column::MentorId)
+            .filter(entity::courses::Column::Id.is_in(courses))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await;
+        match mentors {
+            Ok(mentors) => keys.extend(mentors.into_iter().map(|id| (Kind::MentorStats, id))),
+            // Without the mentor ids the stats entries expire on their own; say so.
+            Err(error) => tracing::warn!(error = %error, "cannot resolve mentors of changed courses"),
+        }
+    }
+    keys.sort_by_key(|(kind, id)| (kind.name(), *id));
+    keys.dedup();
+    keys
+}
+
+tokio::task_local! {
+    static CHANGED: Mutex<Vec<Key>>;
+}
+
+/// Marks an entity the current mutation changed (a no-op outside [`track`], e.g. in the CLI,
+/// which has no cache).
+pub fn changed(kind: Kind, id: Uuid) {
+    let _ = CHANGED.try_with(|changed| {
+        if let Ok(mut changed) = changed.lock() {
+            changed.push((kind, id));
+        }
+    });
+}
+
+/// Runs `work`, collecting what it marks [`changed`]; returns its result and the marks.
+pub async fn track<T>(work: impl Future<Output = T>) -> (T, Vec<Key>) {
+    CHANGED
+        .scope(Mutex::new(Vec::new()), async {
+            let result = work.await;
+            let mut keys = CHANGED.with(|c| c.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default());
+            keys.sort_by_key(|(kind, id)| (kind.name(), *id));
+            keys.dedup();
+            (result, keys)
+        })
+        .await
+}
