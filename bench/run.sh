@@ -35,7 +35,10 @@ mkdir -p bench/results
 command -v oha >/dev/null || cargo install oha --locked --version 1.16.0
 cargo build --release --quiet
 
-if [ "$SKIP_SEED" != "--skip-seed" ]; then
+if [ "$SKIP_SEED" = "--skip-seed" ]; then
+  psql "$ADMIN_URL" -Atc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
+    || { echo "database $DB does not exist: run without --skip-seed first" >&2; exit 1; }
+else
   psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
   started=$(date +%s)
   "$BIN" seed --scale "$SCALE" --force

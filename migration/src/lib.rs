@@ -21,6 +21,7 @@ mod m20241201_000011_create_appointment_status_logs;
 mod m20241201_000012_appointment_ends_at;
 mod m20241201_000013_review_and_message_keys;
 mod m20241201_000014_hot_path_indexes;
+mod m20241201_000015_mentor_courses_index;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000012_appointment_ends_at::Migration),
             Box::new(m20241201_000013_review_and_message_keys::Migration),
             Box::new(m20241201_000014_hot_path_indexes::Migration),
+            Box::new(m20241201_000015_mentor_courses_index::Migration),
         ]
     }
 }

@@ -96,12 +96,15 @@ impl Extension for GuardExtension {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let root_mutation = info.path_node.parent.is_none() && info.parent_type == "MutationRoot";
+        // Every field of every request passes here: leave the others at one comparison.
+        if info.path_node.parent.is_some() || info.parent_type != "MutationRoot" {
+            return next.run(ctx, info).await;
+        }
         let bus = ctx.data_opt::<crate::events::EventBus>();
         let cache = ctx.data_opt::<crate::cache::Cache>();
         let state = ctx.data_opt::<crate::app::AppState>();
-        match (root_mutation, bus, cache, state) {
-            (true, Some(bus), Some(cache), Some(state)) => {
+        match (bus, cache, state) {
+            (Some(bus), Some(cache), Some(state)) => {
                 crate::events::capture(bus, cache, &state.db, next.run(ctx, info), |result| result.is_ok()).await
             }
             _ => next.run(ctx, info).await,

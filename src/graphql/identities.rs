@@ -171,10 +171,11 @@ impl Mentor {
     }
     /// The mentor's published courses, newest first.
     async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {
-        let first = crate::domain::values::int_range("first", first, 0, 100)? as usize;
+        let limit = super::loaders::MENTOR_COURSES_LIMIT;
+        let first = crate::domain::values::int_range("first", first, 0, limit)? as usize;
         let rows =
             loaders(ctx)?.published_courses_by_mentor.load_one(self.identity_id).await.map_err(AppError::from)?;
-        Ok(rows.unwrap_or_default().into_iter().rev().take(first).map(Course).collect())
+        Ok(rows.unwrap_or_default().into_iter().take(first).map(Course).collect())
     }
 }
 

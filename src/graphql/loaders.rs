@@ -8,9 +8,10 @@ use crate::cache::{Cache, Kind};
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::enums::{CourseStatus, LearningStatus};
 use entity::*;
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter,
-    QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, Iterable, ModelTrait,
+    PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -92,6 +93,57 @@ where
     }
 }
 
+/// The newest `limit` rows of `E` per foreign key (a parent's first page), newest first, in one
+/// statement: `ROW_NUMBER() OVER (PARTITION BY column ORDER BY time DESC, id DESC)`, so a parent
+/// with thousands of rows costs an index range, not the transfer of all of them.
+pub struct NewestByColumn<E: EntityTrait> {
+    db: DatabaseConnection,
+    column: E::Column,
+    condition: Option<Condition>,
+    time: E::Column,
+    limit: i64,
+}
+
+impl<E> Loader<Uuid> for NewestByColumn<E>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    type Value = Vec<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
+        let rank = format!(
+            r#"ROW_NUMBER() OVER (PARTITION BY "{}" ORDER BY "{}" DESC, "{}" DESC)"#,
+            self.column.as_str(),
+            self.time.as_str(),
+            pk.as_str()
+        );
+        let mut ranked = E::find().filter(self.column.is_in(keys.iter().copied()));
+        if let Some(condition) = &self.condition {
+            ranked = ranked.filter(condition.clone());
+        }
+        let ranked = ranked.column_as(Expr::cust(rank), "mg_rank").into_query();
+        let query = Query::select()
+            .column(Asterisk)
+            .from_subquery(ranked, Alias::new("ranked"))
+            .and_where(Expr::col(Alias::new("mg_rank")).lte(self.limit))
+            .order_by(Alias::new("mg_rank"), Order::Asc)
+            .to_owned();
+        let statement = self.db.get_database_backend().build(&query);
+        let rows = E::find().from_raw_sql(statement).all(&self.db).await.map_err(load_error)?;
+        let mut grouped: HashMap<Uuid, Self::Value> = HashMap::new();
+        for row in rows {
+            if let Some(key) = uuid_of(row.get(self.column)) {
+                grouped.entry(key).or_default().push(row);
+            }
+        }
+        Ok(grouped)
+    }
+}
+
 /// At most one row of `E` per pair of columns, keyed by (first, second): a viewer's enrollment in
 /// a course, membership of a circle, like of a post.
 pub struct ByPair<E: EntityTrait> {
@@ -144,6 +196,27 @@ where
     }
 }
 
+/// A cached relation as resolvers use it: what the in-process cache level already holds is answered
+/// at once; only the rest waits for the DataLoader's batch (and its delay).
+pub struct CachedLoader<L: Loader<Uuid>> {
+    loader: DataLoader<Cached<L>>,
+    cache: Cache,
+    kind: Kind,
+}
+
+impl<L> CachedLoader<L>
+where
+    L: Loader<Uuid, Error = LoadError>,
+    L::Value: serde::Serialize + serde::de::DeserializeOwned,
+{
+    pub async fn load_one(&self, id: Uuid) -> Result<Option<L::Value>, LoadError> {
+        match self.cache.peek(self.kind, id) {
+            Some(known) => Ok(known),
+            None => self.loader.load_one(id).await,
+        }
+    }
+}
+
 /// How long a loader waits for more keys before it queries. The fields of a list's items register
 /// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
 /// pass can outlast async-graphql's 1 ms default and split a batch in two.
@@ -160,12 +233,12 @@ where
     loader(ById(db.clone(), PhantomData))
 }
 
-fn cached<L>(inner: L, cache: &Cache, kind: Kind) -> DataLoader<Cached<L>>
+fn cached<L>(inner: L, cache: &Cache, kind: Kind) -> CachedLoader<L>
 where
     L: Loader<Uuid, Error = LoadError>,
     L::Value: serde::Serialize + serde::de::DeserializeOwned,
 {
-    loader(Cached { inner, cache: cache.clone(), kind })
+    CachedLoader { loader: loader(Cached { inner, cache: cache.clone(), kind }), cache: cache.clone(), kind }
 }
 
 fn by_column<E>(
@@ -195,24 +268,28 @@ where
     loader(ByPair { db: db.clone(), columns, condition })
 }
 
+/// How many of a mentor's courses `Mentor.courses` can show (its `first` is at most this).
+pub const MENTOR_COURSES_LIMIT: i32 = 100;
+
 /// The loaders of the schema, created once and shared by all requests.
 pub struct Loaders {
     pub users: DataLoader<ById<users::Entity>>,
-    pub identities: DataLoader<Cached<ById<user_identities::Entity>>>,
+    pub identities: CachedLoader<ById<user_identities::Entity>>,
     pub identities_by_user: DataLoader<ByColumn<user_identities::Entity>>,
-    pub profiles_by_identity: DataLoader<Cached<ByColumn<user_profiles::Entity>>>,
-    pub mentor_stats: DataLoader<Cached<ById<mentor_stats::Entity>>>,
-    pub courses: DataLoader<Cached<ById<courses::Entity>>>,
-    pub published_courses_by_mentor: DataLoader<ByColumn<courses::Entity>>,
-    pub course_stats: DataLoader<Cached<ById<course_stats::Entity>>>,
+    pub profiles_by_identity: CachedLoader<ByColumn<user_profiles::Entity>>,
+    pub mentor_stats: CachedLoader<ById<mentor_stats::Entity>>,
+    pub courses: CachedLoader<ById<courses::Entity>>,
+    /// A mentor's newest published courses, at most [`MENTOR_COURSES_LIMIT`].
+    pub published_courses_by_mentor: DataLoader<NewestByColumn<courses::Entity>>,
+    pub course_stats: CachedLoader<ById<course_stats::Entity>>,
     pub contents: DataLoader<ById<course_contents::Entity>>,
-    pub contents_by_course: DataLoader<Cached<ByColumn<course_contents::Entity>>>,
+    pub contents_by_course: CachedLoader<ByColumn<course_contents::Entity>>,
     /// (user, course) -> learning record
     pub enrollments: DataLoader<ByPair<learning_records::Entity>>,
-    pub circles: DataLoader<Cached<ById<circles::Entity>>>,
+    pub circles: CachedLoader<ById<circles::Entity>>,
     /// (user, circle) -> active membership
     pub memberships: DataLoader<ByPair<circle_members::Entity>>,
-    pub posts: DataLoader<Cached<ById<posts::Entity>>>,
+    pub posts: CachedLoader<ById<posts::Entity>>,
     pub comments: DataLoader<ById<comments::Entity>>,
     /// (user, post) -> like
     pub post_likes: DataLoader<ByPair<post_likes::Entity>>,
@@ -238,12 +315,13 @@ pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
         ),
         mentor_stats: cached(ById(db.clone(), PhantomData), cache, Kind::MentorStats),
         courses: cached(ById(db.clone(), PhantomData), cache, Kind::Course),
-        published_courses_by_mentor: by_column(
-            &db,
-            courses::Column::MentorId,
-            Some(Condition::all().add(courses::Column::Status.eq(CourseStatus::Published.as_str()))),
-            Some(courses::Column::CreatedAt),
-        ),
+        published_courses_by_mentor: loader(NewestByColumn {
+            db: db.clone(),
+            column: courses::Column::MentorId,
+            condition: Some(Condition::all().add(courses::Column::Status.eq(CourseStatus::Published.as_str()))),
+            time: courses::Column::CreatedAt,
+            limit: MENTOR_COURSES_LIMIT.into(),
+        }),
         course_stats: cached(ById(db.clone(), PhantomData), cache, Kind::CourseStats),
         contents: by_id(&db),
         contents_by_course: cached(

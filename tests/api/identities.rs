@@ -269,6 +269,15 @@ async fn mentors_are_listed_with_stats_filters_and_order() {
     assert_eq!(ada_node["stats"]["reviewCount"], 0);
     assert!(ada_node["stats"]["averageRating"].is_null());
     assert_eq!(ada_node["courses"], json!([{ "id": course }]));
+    let newer = app.course(&ada, None, 1, true).await;
+    let body = app
+        .gql(
+            "query($id: ID!) { mentor(id: $id) { all: courses { id } newest: courses(first: 1) { id } } }",
+            json!({ "id": ada.identity }),
+        )
+        .await;
+    assert_eq!(data(&body)["mentor"]["all"], json!([{ "id": newer }, { "id": course }]), "newest first");
+    assert_eq!(data(&body)["mentor"]["newest"], json!([{ "id": newer }]));
 
     let body = app.gql(query, json!({ "f": { "domain": "design" } })).await;
     assert_eq!(data(&body)["mentors"]["totalCount"], 1);
