@@ -94,8 +94,9 @@ where
 }
 
 /// The newest `limit` rows of `E` per foreign key (a parent's first page), newest first, in one
-/// statement: `ROW_NUMBER() OVER (PARTITION BY column ORDER BY time DESC, id DESC)`, so a parent
-/// with thousands of rows costs an index range, not the transfer of all of them.
+/// statement: `ORDER BY time DESC, id DESC LIMIT n` for one parent, `ROW_NUMBER() OVER (PARTITION BY
+/// column ORDER BY time DESC, id DESC)` for several, so a parent with thousands of rows costs an
+/// index range, not the transfer of all of them.
 pub struct NewestByColumn<E: EntityTrait> {
     db: DatabaseConnection,
     column: E::Column,
@@ -115,17 +116,28 @@ where
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
+        let mut select = E::find().filter(self.column.is_in(keys.iter().copied()));
+        if let Some(condition) = &self.condition {
+            select = select.filter(condition.clone());
+        }
+        if let [key] = keys {
+            // One parent (a detail page): a backward index range that stops after `limit` rows.
+            let rows = select
+                .order_by_desc(self.time)
+                .order_by_desc(pk)
+                .limit(self.limit as u64)
+                .all(&self.db)
+                .await
+                .map_err(load_error)?;
+            return Ok(HashMap::from([(*key, rows)]));
+        }
         let rank = format!(
             r#"ROW_NUMBER() OVER (PARTITION BY "{}" ORDER BY "{}" DESC, "{}" DESC)"#,
             self.column.as_str(),
             self.time.as_str(),
             pk.as_str()
         );
-        let mut ranked = E::find().filter(self.column.is_in(keys.iter().copied()));
-        if let Some(condition) = &self.condition {
-            ranked = ranked.filter(condition.clone());
-        }
-        let ranked = ranked.column_as(Expr::cust(rank), "mg_rank").into_query();
+        let ranked = select.column_as(Expr::cust(rank), "mg_rank").into_query();
         let query = Query::select()
             .column(Asterisk)
             .from_subquery(ranked, Alias::new("ranked"))
