@@ -57,6 +57,26 @@ where
     }
 }
 
+/// The rows of `E` whose foreign key `column` is one of `keys`, narrowed by `condition`.
+fn children<E: EntityTrait>(column: E::Column, condition: Option<&Condition>, keys: &[Uuid]) -> sea_orm::Select<E> {
+    let select = E::find().filter(column.is_in(keys.iter().copied()));
+    match condition {
+        Some(condition) => select.filter(condition.clone()),
+        None => select,
+    }
+}
+
+/// `rows` by their foreign key `column`, in the order they came.
+fn group_by<E: EntityTrait>(rows: Vec<E::Model>, column: E::Column) -> HashMap<Uuid, Vec<E::Model>> {
+    let mut grouped: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    for row in rows {
+        if let Some(key) = uuid_of(row.get(column)) {
+            grouped.entry(key).or_default().push(row);
+        }
+    }
+    grouped
+}
+
 /// Rows of `E` grouped by a foreign-key column, optionally narrowed and ordered.
 pub struct ByColumn<E: EntityTrait> {
     db: DatabaseConnection,
@@ -75,21 +95,12 @@ where
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let mut select = E::find().filter(self.column.is_in(keys.iter().copied()));
-        if let Some(condition) = &self.condition {
-            select = select.filter(condition.clone());
-        }
+        let mut select = children::<E>(self.column, self.condition.as_ref(), keys);
         if let Some(order) = self.order {
             select = select.order_by_asc(order);
         }
         let rows = select.all(&self.db).await.map_err(load_error)?;
-        let mut grouped: HashMap<Uuid, Self::Value> = HashMap::new();
-        for row in rows {
-            if let Some(key) = uuid_of(row.get(self.column)) {
-                grouped.entry(key).or_default().push(row);
-            }
-        }
-        Ok(grouped)
+        Ok(group_by::<E>(rows, self.column))
     }
 }
 
@@ -116,10 +127,7 @@ where
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
-        let mut select = E::find().filter(self.column.is_in(keys.iter().copied()));
-        if let Some(condition) = &self.condition {
-            select = select.filter(condition.clone());
-        }
+        let select = children::<E>(self.column, self.condition.as_ref(), keys);
         if let [key] = keys {
             // One parent (a detail page): a backward index range that stops after `limit` rows.
             let rows = select
@@ -146,13 +154,7 @@ where
             .to_owned();
         let statement = self.db.get_database_backend().build(&query);
         let rows = E::find().from_raw_sql(statement).all(&self.db).await.map_err(load_error)?;
-        let mut grouped: HashMap<Uuid, Self::Value> = HashMap::new();
-        for row in rows {
-            if let Some(key) = uuid_of(row.get(self.column)) {
-                grouped.entry(key).or_default().push(row);
-            }
-        }
-        Ok(grouped)
+        Ok(group_by::<E>(rows, self.column))
     }
 }
 
