@@ -14,6 +14,7 @@
 //!   drop their first-level copies through the event bus. A fill that raced a change is not stored
 //!   (an epoch counter; see [`Cache::fill`]), so a reader never reads a write back stale.
 
+use crate::domain::pagination::Page;
 use rand::Rng;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::any::Any;
@@ -44,6 +45,22 @@ pub enum Kind {
     Circle,
     /// `posts` row by id
     Post,
+    /// A course's first page of active COURSE reviews, by course id
+    CourseReviews,
+    /// A master's first page of active MENTOR and APPOINTMENT reviews, by identity id
+    MentorReviews,
+    /// The first page of published courses in one order (ids only), by [`course_listing`]
+    CourseListing,
+    /// Ids of a master's newest published courses, by identity id
+    MentorCourses,
+    /// A circle's first page of active posts, pinned first then newest (ids only), by circle id
+    CircleFeed,
+    /// A user's like of a post, by [`pair_id`] of (user, post); cached as missing when not liked
+    PostLike,
+    /// A user's first page of notifications, by user id
+    Notifications,
+    /// How many of a user's notifications are unread, by user id
+    UnreadNotifications,
 }
 
 impl Kind {
@@ -57,11 +74,36 @@ impl Kind {
             Kind::MentorStats => "mentor-stats",
             Kind::Circle => "circle",
             Kind::Post => "post",
+            Kind::CourseReviews => "course-reviews",
+            Kind::MentorReviews => "mentor-reviews",
+            Kind::CourseListing => "course-listing",
+            Kind::MentorCourses => "mentor-courses",
+            Kind::CircleFeed => "circle-feed",
+            Kind::PostLike => "post-like",
+            Kind::Notifications => "notifications",
+            Kind::UnreadNotifications => "unread-notifications",
         }
     }
 }
 
 pub type Key = (Kind, Uuid);
+
+/// How many orders of the course listing are cached (see [`course_listing`]).
+const COURSE_LISTINGS: u128 = 16;
+
+/// The key id of the unfiltered course listing in order `order` (0..[`COURSE_LISTINGS`]): every
+/// course change drops them all, since any change can move a course in any order.
+pub fn course_listing(order: u8) -> Option<Uuid> {
+    (u128::from(order) < COURSE_LISTINGS).then(|| Uuid::from_u128(u128::from(order)))
+}
+
+/// One key id for a pair of ids (a user's like of a post): a name-based (v5) UUID of both.
+pub fn pair_id(first: Uuid, second: Uuid) -> Uuid {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(first.as_bytes());
+    bytes[16..].copy_from_slice(second.as_bytes());
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, &bytes)
+}
 
 /// Settings: `CACHE_ENABLED`, `CACHE_TTL_SECS`, `CACHE_LOCAL_CAPACITY`, `CACHE_KEY_PREFIX`.
 #[derive(Debug, Clone)]
@@ -165,9 +207,10 @@ impl Cache {
 
     /// What the in-process level knows of `(kind, id)` right now, without waiting on anything:
     /// `Some(Some(value))` cached, `Some(None)` cached as missing, `None` not known here (ask
-    /// [`Cache::load_many`]). Lets a hot read skip the DataLoader's batching delay.
+    /// [`Cache::load_many`]; also for what the running mutation changed, see [`changed_here`]).
+    /// Lets a hot read skip the DataLoader's batching delay.
     pub fn peek<T: Clone + Send + Sync + 'static>(&self, kind: Kind, id: Uuid) -> Option<Option<T>> {
-        if !self.is_enabled() {
+        if !self.is_enabled() || changed_here(kind, id) {
             return None;
         }
         let entry = self.0.local.get(&(kind, id))?;
@@ -175,16 +218,33 @@ impl Cache {
         Some(entry.value.and_then(|v| v.downcast::<T>().ok()).map(|value| (*value).clone()))
     }
 
+    /// The value of `kind` for `id`, as [`Cache::load_many`] does for many: `fetch` runs on a miss
+    /// (`Ok(None)`: the id does not exist, and is remembered so).
+    pub async fn load_one<T, F, Fut, E>(&self, kind: Kind, id: Uuid, fetch: F) -> Result<Option<T>, E>
+    where
+        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let found = self
+            .load_many(kind, &[id], |_| async {
+                Ok(fetch().await?.map(|value| HashMap::from([(id, value)])).unwrap_or_default())
+            })
+            .await?;
+        Ok(found.into_values().next())
+    }
+
     /// Values of `kind` for `ids`: from the cache where present, the rest from `fetch` (with the
     /// ids no other load has in flight), which the cache then keeps. An id `fetch` does not return
-    /// is cached as missing. `T` must be the one type stored for `kind` (see `ENCODERS`).
+    /// is cached as missing. `T` must be the one type stored for `kind` (see `ENCODERS`). Inside a
+    /// mutation, ids it changed ([`changed_here`]) are fetched and not stored.
     pub async fn load_many<T, F, Fut, E>(&self, kind: Kind, ids: &[Uuid], fetch: F) -> Result<HashMap<Uuid, T>, E>
     where
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(Vec<Uuid>) -> Fut,
         Fut: Future<Output = Result<HashMap<Uuid, T>, E>>,
     {
-        if !self.is_enabled() {
+        if !self.is_enabled() || ids.iter().any(|id| changed_here(kind, *id)) {
             return fetch(ids.to_vec()).await;
         }
         let mut found: HashMap<Uuid, T> = HashMap::with_capacity(ids.len());
@@ -429,11 +489,20 @@ const ENCODERS: &[(Kind, Encoder)] = &[
     (Kind::MentorStats, encoder::<entity::mentor_stats::Model>),
     (Kind::Circle, encoder::<entity::circles::Model>),
     (Kind::Post, encoder::<entity::posts::Model>),
+    (Kind::CourseReviews, encoder::<Page<entity::reviews::Model>>),
+    (Kind::MentorReviews, encoder::<Page<entity::reviews::Model>>),
+    (Kind::CourseListing, encoder::<Page<Uuid>>),
+    (Kind::MentorCourses, encoder::<Vec<Uuid>>),
+    (Kind::CircleFeed, encoder::<Page<Uuid>>),
+    (Kind::PostLike, encoder::<entity::post_likes::Model>),
+    (Kind::Notifications, encoder::<Page<entity::notifications::Model>>),
+    (Kind::UnreadNotifications, encoder::<u64>),
 ];
 
-/// What a set of changes makes stale: the marks themselves, plus the read models derived from
-/// them. A course (its row, enrollments or reviews) feeds its `course_stats` and its mentor's
-/// `mentor_stats`; an identity feeds its `mentor_stats`.
+/// What a set of changes makes stale: the marks themselves, plus what is derived from them. A
+/// course (its row, enrollments or reviews) feeds its `course_stats`, its mentor's `mentor_stats`
+/// and course list, and every cached course listing; an identity feeds its `mentor_stats`; a
+/// user's notifications feed their unread count.
 pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> Vec<Key> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let mut keys = changed.clone();
@@ -442,8 +511,12 @@ pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> 
         match kind {
             Kind::Course => keys.push((Kind::CourseStats, *id)),
             Kind::Identity => keys.push((Kind::MentorStats, *id)),
+            Kind::Notifications => keys.push((Kind::UnreadNotifications, *id)),
             _ => {}
         }
+    }
+    if !courses.is_empty() {
+        keys.extend((0..COURSE_LISTINGS).map(|order| (Kind::CourseListing, Uuid::from_u128(order))));
     }
     if !courses.is_empty() {
         let mentors = entity::courses::Entity::find()
@@ -454,7 +527,9 @@ pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> 
             .all(db)
             .await;
         match mentors {
-            Ok(mentors) => keys.extend(mentors.into_iter().map(|id| (Kind::MentorStats, id))),
+            Ok(mentors) => {
+                keys.extend(mentors.into_iter().flat_map(|id| [(Kind::MentorStats, id), (Kind::MentorCourses, id)]))
+            }
             // Without the mentor ids the stats entries expire on their own; say so.
             Err(error) => tracing::warn!(error = %error, "cannot resolve mentors of changed courses"),
         }
@@ -476,6 +551,30 @@ pub fn changed(kind: Kind, id: Uuid) {
             changed.push((kind, id));
         }
     });
+}
+
+/// Whether the mutation running on this task changed `(kind, id)` or what it is derived from. Its
+/// own response (the selection under the mutation field) must read such keys fresh: the cache
+/// drops them only once that whole field has resolved.
+pub fn changed_here(kind: Kind, id: Uuid) -> bool {
+    CHANGED
+        .try_with(|changed| {
+            changed.lock().map(|marks| marks.iter().any(|mark| affects(*mark, (kind, id)))).unwrap_or(true)
+        })
+        .unwrap_or(false)
+}
+
+/// Whether a change to `mark` makes `key` stale (the rules of [`dependents`], without its lookups).
+fn affects(mark: Key, key: Key) -> bool {
+    mark == key
+        || match (mark.0, key.0) {
+            (Kind::Course, Kind::CourseStats)
+            | (Kind::Identity, Kind::MentorStats)
+            | (Kind::Notifications, Kind::UnreadNotifications) => mark.1 == key.1,
+            // Which mentor a course belongs to takes a lookup: any of them may be stale.
+            (Kind::Course, Kind::CourseListing | Kind::MentorStats | Kind::MentorCourses) => true,
+            _ => false,
+        }
 }
 
 /// Runs `work`, collecting what it marks [`changed`]; returns its result and the marks.

@@ -1,10 +1,10 @@
 //! Courses and their contents: creation and editing by the owning verified master, the
 //! draft -> published -> archived lifecycle, ordered contents, and who may read what.
 
-use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_id_page, keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{int_range, money, optional_text, optional_url, string_list, text};
 use crate::auth::Viewer;
-use crate::cache::Kind as CacheKind;
+use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{
@@ -45,7 +45,7 @@ pub struct ContentInput {
     pub is_free: Option<bool>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CourseFilter {
     pub status: Option<CourseStatus>,
     pub difficulty: Option<Difficulty>,
@@ -510,12 +510,19 @@ pub fn json_array_contains(backend: DatabaseBackend, column: &str, value: &str) 
 /// The courses query: filters, visibility (drafts: own only, unless admin), keyset order.
 pub async fn list(
     db: &DatabaseConnection,
+    cache: &Cache,
     viewer: &Viewer,
     filter: CourseFilter,
     order: CourseOrder,
     direction: Direction,
     page: &PageRequest,
 ) -> AppResult<(Page<courses::Model>, Select<courses::Entity>)> {
+    // The unfiltered catalogue (published, any order) is the hot list: its first page is cached.
+    let published = CourseFilter { status: None, ..filter.clone() };
+    let listing = (matches!(filter.status, None | Some(CourseStatus::Published))
+        && published == CourseFilter::default())
+    .then(|| crate::cache::course_listing(order as u8 * 2 + u8::from(direction == Direction::Desc)))
+    .flatten();
     let status = filter.status.unwrap_or(CourseStatus::Published);
     let mut select = courses::Entity::find().filter(courses::Column::Status.eq(status.as_str()));
     if status == CourseStatus::Draft && !super::is_admin(viewer) {
@@ -568,6 +575,16 @@ pub async fn list(
         CourseOrder::Students => (courses::Column::CurrentStudents, |c| SortKey::Int(c.current_students.into())),
     };
     let counted = select.clone();
-    let page = keyset(db, select, &[column], courses::Column::Id, direction, page, |c| (vec![key(c)], c.id)).await?;
+    let run = |page: PageRequest| {
+        let select = select.clone();
+        async move { keyset(db, select, &[column], courses::Column::Id, direction, &page, |c| (vec![key(c)], c.id)).await }
+    };
+    let page = match listing {
+        Some(listing) => {
+            let list = (CacheKind::CourseListing, listing);
+            cached_id_page::<courses::Entity, _, _>(cache, db, list, CacheKind::Course, page, |c| c.id, run).await?
+        }
+        None => run(page.clone()).await?,
+    };
     Ok((page, counted))
 }

@@ -1,9 +1,10 @@
 //! Private messages (between two users) and circle messages (to a circle's active members), the
 //! conversation list, read state, and notifications read by their owner.
 
-use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_first_page, keyset, Direction, Page, PageRequest, SortKey};
 use super::values::text;
 use crate::auth::Viewer;
+use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
 use crate::events::{emit, Event};
 use chrono::{DateTime, Utc};
@@ -225,6 +226,7 @@ fn numbered(backend: DatabaseBackend, sql: &str) -> String {
 /// The viewer's notifications, newest first.
 pub async fn notifications(
     db: &DatabaseConnection,
+    cache: &Cache,
     viewer: &Viewer,
     unread_only: bool,
     page: &PageRequest,
@@ -235,16 +237,21 @@ pub async fn notifications(
         select = select.filter(notifications::Column::IsRead.eq(false));
     }
     let counted = select.clone();
-    let page = keyset(
-        db,
-        select,
-        &[notifications::Column::CreatedAt],
-        notifications::Column::Id,
-        Direction::Desc,
-        page,
-        |n| (vec![SortKey::Time(n.created_at)], n.id),
-    )
-    .await?;
+    let run = |page: PageRequest| {
+        let select = select.clone();
+        async move {
+            let order = [notifications::Column::CreatedAt];
+            keyset(db, select, &order, notifications::Column::Id, Direction::Desc, &page, |n| {
+                (vec![SortKey::Time(n.created_at)], n.id)
+            })
+            .await
+        }
+    };
+    let page = if unread_only {
+        run(page.clone()).await?
+    } else {
+        cached_first_page(cache, (CacheKind::Notifications, me), page, run).await?
+    };
     Ok((page, counted))
 }
 
@@ -263,6 +270,7 @@ pub async fn mark_notification_read(
     if notification.is_read {
         return Ok(notification);
     }
+    crate::cache::changed(CacheKind::Notifications, me);
     let mut active: notifications::ActiveModel = notification.into();
     active.is_read = Set(true);
     active.read_at = Set(Some(Utc::now()));
@@ -271,6 +279,7 @@ pub async fn mark_notification_read(
 
 pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<u64> {
     let me = viewer.require()?;
+    crate::cache::changed(CacheKind::Notifications, me);
     let txn = db.begin().await?;
     let result = notifications::Entity::update_many()
         .col_expr(notifications::Column::IsRead, Expr::value(true))
@@ -283,11 +292,19 @@ pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewe
     Ok(result.rows_affected)
 }
 
-pub async fn unread_notifications(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<u64> {
+/// How many of the viewer's notifications are unread (cached per user; every notification sent
+/// to them or marked read drops it).
+pub async fn unread_notifications(db: &impl ConnectionTrait, cache: &Cache, viewer: &Viewer) -> AppResult<u64> {
     let me = viewer.require()?;
-    Ok(notifications::Entity::find()
-        .filter(notifications::Column::UserId.eq(me))
-        .filter(notifications::Column::IsRead.eq(false))
-        .count(db)
-        .await?)
+    let count = cache
+        .load_one(CacheKind::UnreadNotifications, me, || async {
+            let unread = notifications::Entity::find()
+                .filter(notifications::Column::UserId.eq(me))
+                .filter(notifications::Column::IsRead.eq(false))
+                .count(db)
+                .await?;
+            Ok::<_, AppError>(Some(unread))
+        })
+        .await?;
+    Ok(count.unwrap_or(0))
 }

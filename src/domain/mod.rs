@@ -24,7 +24,27 @@ use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use entity::enums::{UserRole, UserStatus};
 use entity::users;
-use sea_orm::ConnectionTrait;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter,
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Rows of `E` by primary key, in one statement.
+pub async fn rows_by_id<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, E::Model>, DbErr> {
+    let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
+    let rows = E::find().filter(pk.is_in(ids.iter().copied())).all(db).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match row.get(pk) {
+            sea_orm::Value::Uuid(Some(id)) => Some((*id, row)),
+            _ => None,
+        })
+        .collect())
+}
 
 /// The signed-in user, loaded fresh: a token issued before a ban does not let a banned user act.
 pub async fn active_user(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<users::Model> {

@@ -70,6 +70,7 @@ pub async fn send_collapsed(
 }
 
 pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notifications::Model, DbErr> {
+    crate::cache::changed(crate::cache::Kind::Notifications, notice.user_id);
     let notification = notifications::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(notice.user_id),

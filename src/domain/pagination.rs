@@ -1,7 +1,12 @@
 //! The one pagination helper: keyset (seek) pages over any entity, ordered by one or more sort
 //! columns (all in one direction) and the id as tie-breaker. Cursors are opaque (base64 JSON of the sort value and id), stay valid
 //! while rows are added, and never skip or repeat a row. Page size is capped at 100.
+//!
+//! Hot lists keep their first page in the cache facade ([`cached_first_page`],
+//! [`cached_id_page`]): the first [`CACHED_PREFIX`] rows under one key, from which every first page
+//! up to that size is cut; writes that change such a list mark its key.
 
+use crate::cache::{Cache, Kind};
 use crate::error::{AppError, AppResult};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -10,11 +15,16 @@ use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
 };
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
 use uuid::Uuid;
 
 pub const DEFAULT_PAGE: u64 = 20;
 pub const MAX_PAGE: u64 = 100;
+/// How many rows of a hot list's first page the cache keeps.
+pub const CACHED_PREFIX: u64 = DEFAULT_PAGE;
 
 /// The value a row is sorted by, as carried in a cursor.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -114,9 +124,15 @@ impl PageRequest {
     fn size(&self) -> u64 {
         self.last.or(self.first).unwrap_or(DEFAULT_PAGE).min(MAX_PAGE)
     }
+
+    /// The start of the list (no cursor, forward), no bigger than the cached prefix.
+    fn within_cached_prefix(&self) -> bool {
+        self.after.is_none() && self.before.is_none() && self.last.is_none() && self.size() <= CACHED_PREFIX
+    }
 }
 
 /// One page of rows with the cursor of each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page<M> {
     pub rows: Vec<(String, M)>,
     pub has_next_page: bool,
@@ -131,6 +147,99 @@ impl<M> Page<M> {
             has_previous_page: self.has_previous_page,
         }
     }
+}
+
+impl<M> Page<M> {
+    /// The first `size` rows of a first page that holds at least that many when there are more.
+    fn cut(mut self, size: u64) -> Self {
+        let more = self.rows.len() as u64 > size;
+        self.rows.truncate(size as usize);
+        self.has_next_page |= more;
+        self
+    }
+}
+
+/// The first page of a hot list through the cache facade, kept under `(kind, id)`: the cache holds
+/// the list's first [`CACHED_PREFIX`] rows and cuts every first page up to that size from them.
+/// Other pages (a cursor, `last`, a bigger page) and a disabled cache run `load` as asked. Writes
+/// that change the list mark `(kind, id)` changed.
+pub async fn cached_first_page<M, F, Fut>(
+    cache: &Cache,
+    (kind, id): (Kind, Uuid),
+    request: &PageRequest,
+    load: F,
+) -> AppResult<Page<M>>
+where
+    M: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    F: Fn(PageRequest) -> Fut,
+    Fut: Future<Output = AppResult<Page<M>>>,
+{
+    if !cache.is_enabled() || !request.within_cached_prefix() {
+        return load(request.clone()).await;
+    }
+    let prefix = cache.load_one(kind, id, || async { load(PageRequest::first(CACHED_PREFIX)).await.map(Some) }).await?;
+    match prefix {
+        Some(prefix) => Ok(prefix.cut(request.size())),
+        None => load(request.clone()).await,
+    }
+}
+
+/// Like [`cached_first_page`] for a list of entities the cache also holds by id (under `rows`):
+/// the list keeps only ids and cursors, and the rows come from their own entries, so a change to
+/// one row (a like, an edit) does not drop the list. On a cold list the rows it read prime them.
+pub async fn cached_id_page<E, F, Fut>(
+    cache: &Cache,
+    db: &impl ConnectionTrait,
+    list: (Kind, Uuid),
+    rows: Kind,
+    request: &PageRequest,
+    id_of: fn(&E::Model) -> Uuid,
+    load: F,
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    F: Fn(PageRequest) -> Fut,
+    Fut: Future<Output = AppResult<Page<E::Model>>>,
+{
+    if !cache.is_enabled() || !request.within_cached_prefix() {
+        return load(request.clone()).await;
+    }
+    let read: Mutex<HashMap<Uuid, E::Model>> = Mutex::default();
+    let ids = cached_first_page(cache, list, request, |first| {
+        let read = &read;
+        let load = &load;
+        async move {
+            let page = load(first).await?;
+            if let Ok(mut read) = read.lock() {
+                read.extend(page.rows.iter().map(|(_, row)| (id_of(row), row.clone())));
+            }
+            Ok(page.map(|row| id_of(&row)))
+        }
+    })
+    .await?;
+    let wanted: Vec<Uuid> = ids.rows.iter().map(|(_, id)| *id).collect();
+    let mut found = cache
+        .load_many(rows, &wanted, |missing| {
+            let read = &read;
+            async move {
+                let primed: Option<HashMap<Uuid, E::Model>> = read
+                    .lock()
+                    .ok()
+                    .and_then(|read| missing.iter().map(|id| read.get(id).map(|row| (*id, row.clone()))).collect());
+                match primed {
+                    Some(primed) => Ok(primed),
+                    None => Ok::<_, AppError>(super::rows_by_id::<E>(db, &missing).await?),
+                }
+            }
+        })
+        .await?;
+    // A row deleted since the list was cached is left out (its deletion drops the list too).
+    Ok(Page {
+        rows: ids.rows.into_iter().filter_map(|(cursor, id)| Some((cursor, found.remove(&id)?))).collect(),
+        has_next_page: ids.has_next_page,
+        has_previous_page: ids.has_previous_page,
+    })
 }
 
 /// Runs `select` as one keyset page ordered by the `sort` columns (then `id`) in `direction`;

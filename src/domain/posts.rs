@@ -4,10 +4,10 @@
 
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
-use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_id_page, keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{text, url_list};
 use crate::auth::Viewer;
-use crate::cache::Kind as CacheKind;
+use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
@@ -105,6 +105,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) ->
     let media = validate_media(input.post_type, input.media_urls)?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
     crate::cache::changed(CacheKind::Circle, input.circle_id);
+    crate::cache::changed(CacheKind::CircleFeed, input.circle_id);
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let txn = db.begin().await?;
     circle_table::Entity::update_many()
@@ -170,6 +171,7 @@ pub async fn update(
 async fn retire(db: &DatabaseConnection, post: &posts::Model, to: ContentStatus) -> AppResult<posts::Model> {
     crate::cache::changed(CacheKind::Post, post.id);
     crate::cache::changed(CacheKind::Circle, post.circle_id);
+    crate::cache::changed(CacheKind::CircleFeed, post.circle_id);
     let txn = db.begin().await?;
     let moved = posts::Entity::update_many()
         .col_expr(posts::Column::Status, Expr::value(to.as_str()))
@@ -253,6 +255,8 @@ pub async fn set_flag(
 ) -> AppResult<posts::Model> {
     let post = moderated(db, viewer, id).await?;
     crate::cache::changed(CacheKind::Post, id);
+    // Pinning reorders the circle's list.
+    crate::cache::changed(CacheKind::CircleFeed, post.circle_id);
     let mut active: posts::ActiveModel = post.into();
     match flag {
         Flag::Pinned => active.is_top = Set(on),
@@ -388,6 +392,7 @@ pub async fn like_post(db: &DatabaseConnection, viewer: &Viewer, post_id: Uuid, 
         .filter(|p| p.status == ContentStatus::Active)
         .ok_or_else(|| AppError::not_found("post"))?;
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
+    crate::cache::changed(CacheKind::PostLike, crate::cache::pair_id(user.id, post_id));
     let txn = db.begin().await?;
     // The like row first (its unique key decides), then the counter: one lock order everywhere.
     let changed = if like {
@@ -516,6 +521,7 @@ fn post_keys(order: PostOrder, pinned_first: bool) -> PostKeys {
 /// A circle's active posts: pinned first, then newest (LATEST) or most liked (HOT).
 pub async fn circle_posts(
     db: &DatabaseConnection,
+    cache: &Cache,
     circle_id: Uuid,
     order: PostOrder,
     page: &PageRequest,
@@ -525,7 +531,19 @@ pub async fn circle_posts(
         .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
     let (columns, key) = post_keys(order, true);
     let counted = select.clone();
-    let page = keyset(db, select, &columns, posts::Column::Id, Direction::Desc, page, |p| (key(p), p.id)).await?;
+    let run = |page: PageRequest| {
+        let (select, columns) = (select.clone(), columns.clone());
+        async move { keyset(db, select, &columns, posts::Column::Id, Direction::Desc, &page, |p| (key(p), p.id)).await }
+    };
+    // The newest-first list is what a circle's page opens with: its first page is cached (a HOT
+    // order moves with every like, so it is not).
+    let page = match order {
+        PostOrder::Latest => {
+            let list = (CacheKind::CircleFeed, circle_id);
+            cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, run).await?
+        }
+        PostOrder::Hot => run(page.clone()).await?,
+    };
     Ok((page, counted))
 }
 

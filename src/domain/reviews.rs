@@ -5,10 +5,10 @@
 //! the `mentor_stats` view and are always current.
 
 use super::notify::{self, Kind, Notice};
-use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_first_page, keyset, Direction, Page, PageRequest, SortKey};
 use super::values::optional_text;
 use crate::auth::Viewer;
-use crate::cache::Kind as CacheKind;
+use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{AppointmentStatus, ContentStatus, LearningStatus, ReviewType};
@@ -36,6 +36,17 @@ fn rating(value: i32) -> AppResult<i32> {
         return Err(AppError::bad_input("input.rating", "must be between 1 and 5"));
     }
     Ok(value)
+}
+
+/// Marks what a review of `reviewed` (and of `course`) changes: the master's stats and review
+/// list, the course's row (rating, count) and review list.
+fn reviews_changed(reviewed: Uuid, course: Option<Uuid>) {
+    crate::cache::changed(CacheKind::MentorStats, reviewed);
+    crate::cache::changed(CacheKind::MentorReviews, reviewed);
+    if let Some(course) = course {
+        crate::cache::changed(CacheKind::Course, course);
+        crate::cache::changed(CacheKind::CourseReviews, course);
+    }
 }
 
 /// Recomputes a course's rating and review count from its active COURSE reviews.
@@ -133,10 +144,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewReview) 
         }
     };
     let mentor_user = super::identities::find(db, reviewed).await?.map(|i| i.user_id);
-    crate::cache::changed(CacheKind::MentorStats, reviewed);
-    if let Some(course) = course_id {
-        crate::cache::changed(CacheKind::Course, course);
-    }
+    reviews_changed(reviewed, course_id);
     let txn = db.begin().await?;
     match course_id {
         Some(course) => lock_course(&txn, course).await?,
@@ -209,10 +217,7 @@ async fn change(
     review: reviews::Model,
     apply: impl FnOnce(&mut reviews::ActiveModel),
 ) -> AppResult<reviews::Model> {
-    crate::cache::changed(CacheKind::MentorStats, review.reviewed_id);
-    if let Some(course) = review.course_id {
-        crate::cache::changed(CacheKind::Course, course);
-    }
+    reviews_changed(review.reviewed_id, review.course_id);
     let txn = db.begin().await?;
     match review.course_id {
         Some(course) => lock_course(&txn, course).await?,
@@ -282,6 +287,7 @@ pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResu
 /// Active reviews of a course (COURSE) or of a mentor (MENTOR and APPOINTMENT), newest first.
 pub async fn list(
     db: &DatabaseConnection,
+    cache: &Cache,
     course_id: Option<Uuid>,
     mentor_id: Option<Uuid>,
     page: &PageRequest,
@@ -298,10 +304,20 @@ pub async fn list(
             .filter(reviews::Column::ReviewType.ne(ReviewType::Course.as_str()));
     }
     let counted = select.clone();
-    let page = keyset(db, select, &[reviews::Column::CreatedAt], reviews::Column::Id, Direction::Desc, page, |r| {
-        (vec![SortKey::Time(r.created_at)], r.id)
-    })
-    .await?;
+    let run = |page: PageRequest| {
+        let select = select.clone();
+        async move {
+            keyset(db, select, &[reviews::Column::CreatedAt], reviews::Column::Id, Direction::Desc, &page, |r| {
+                (vec![SortKey::Time(r.created_at)], r.id)
+            })
+            .await
+        }
+    };
+    let page = match (course_id, mentor_id) {
+        (Some(course), None) => cached_first_page(cache, (CacheKind::CourseReviews, course), page, run).await?,
+        (None, Some(mentor)) => cached_first_page(cache, (CacheKind::MentorReviews, mentor), page, run).await?,
+        _ => run(page.clone()).await?,
+    };
     Ok((page, counted))
 }
 

@@ -8,54 +8,79 @@ use async_graphql::{Context, InputObject, Object, Result, ID};
 use chrono::{DateTime, Utc};
 use entity::enums::{UserRole, UserStatus};
 use entity::users;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 /// A registered account. `email` and `phone` are visible to the user themself and to admins only.
+/// A user referred to by another row (a review's author, a member) is known by id at first; the
+/// row is loaded, batched, only when a field other than `id` is asked for.
 pub struct User {
-    model: users::Model,
+    id: Uuid,
+    model: OnceCell<users::Model>,
     /// Set when the account is handed to its own (just signed-in) owner.
     owner: bool,
 }
 
 impl User {
     pub fn new(model: users::Model) -> Self {
-        Self { model, owner: false }
+        Self { id: model.id, model: OnceCell::new_with(Some(model)), owner: false }
+    }
+
+    /// The user `id` (an existing user: a foreign key names it).
+    pub fn by_id(id: Uuid) -> Self {
+        Self { id, model: OnceCell::new(), owner: false }
     }
 
     fn own(model: users::Model) -> Self {
-        Self { model, owner: true }
+        Self { owner: true, ..Self::new(model) }
+    }
+
+    async fn model(&self, ctx: &Context<'_>) -> Result<&users::Model, AppError> {
+        self.model
+            .get_or_try_init(|| async {
+                let user = loaders(ctx)?.users.load_one(self.id).await?;
+                user.ok_or_else(|| AppError::not_found("user"))
+            })
+            .await
     }
 }
 
 #[Object]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.model.id.to_string())
+        ID(self.id.to_string())
     }
     /// Null unless the viewer is this user or an admin.
-    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.visible_to(ctx).then_some(self.model.email.as_str())
+    async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        if !self.visible_to(ctx) {
+            return Ok(None);
+        }
+        Ok(Some(self.model(ctx).await?.email.as_str()))
     }
     /// Null unless the viewer is this user or an admin.
-    async fn phone(&self, ctx: &Context<'_>) -> Option<&str> {
-        self.visible_to(ctx).then_some(self.model.phone.as_deref()).flatten()
+    async fn phone(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        if !self.visible_to(ctx) {
+            return Ok(None);
+        }
+        Ok(self.model(ctx).await?.phone.as_deref())
     }
-    async fn status(&self) -> UserStatus {
-        self.model.status
+    async fn status(&self, ctx: &Context<'_>) -> Result<UserStatus> {
+        Ok(self.model(ctx).await?.status)
     }
-    async fn email_verified(&self) -> bool {
-        self.model.email_verified
+    async fn email_verified(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.model(ctx).await?.email_verified)
     }
     /// USER or ADMIN.
-    async fn role(&self) -> UserRole {
-        self.model.role
+    async fn role(&self, ctx: &Context<'_>) -> Result<UserRole> {
+        Ok(self.model(ctx).await?.role)
     }
     /// The user's master and apprentice identities.
     async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<Identity>> {
-        let found = loaders(ctx)?.identities_by_user.load_one(self.model.id).await.map_err(AppError::from)?;
+        let found = loaders(ctx)?.identities_by_user.load_one(self.id).await.map_err(AppError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(Identity).collect())
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.model.created_at
+    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        Ok(self.model(ctx).await?.created_at)
     }
 }
 
@@ -65,7 +90,7 @@ impl User {
             return true;
         }
         match viewer(ctx) {
-            crate::auth::Viewer::User { id, role } => *id == self.model.id || *role == UserRole::Admin,
+            crate::auth::Viewer::User { id, role } => *id == self.id || *role == UserRole::Admin,
             _ => false,
         }
     }

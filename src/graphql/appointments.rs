@@ -78,9 +78,8 @@ impl Appointment {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn student(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let user = loaders(ctx)?.users.load_one(self.0.student_id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+    async fn student(&self) -> Result<Option<User>> {
+        Ok(Some(User::by_id(self.0.student_id)))
     }
     async fn mentor(&self) -> Mentor {
         Mentor::new(self.0.mentor_id)
@@ -139,9 +138,8 @@ impl Review {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    async fn reviewer(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let user = loaders(ctx)?.users.load_one(self.0.reviewer_id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+    async fn reviewer(&self) -> Result<Option<User>> {
+        Ok(Some(User::by_id(self.0.reviewer_id)))
     }
     /// The mentor the review is about (for every kind).
     async fn mentor(&self) -> Mentor {
@@ -184,7 +182,7 @@ pub async fn review_connection(
 ) -> Result<Conn<Review>> {
     let page = page_request(first, after, None, None)?;
     let db = &state(ctx)?.db;
-    let (rows, select) = reviews::list(db, course, mentor, &page).await?;
+    let (rows, select) = reviews::list(db, &state(ctx)?.cache, course, mentor, &page).await?;
     Ok(connection(rows, ConnectionFields::counting(db, select), Review))
 }
 

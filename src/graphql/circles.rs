@@ -97,7 +97,7 @@ impl Circle {
             PostOrderBy::Hot => PostOrder::Hot,
         };
         let db = &state(ctx)?.db;
-        let (rows, select) = posts::circle_posts(db, self.0.id, order, &page).await?;
+        let (rows, select) = posts::circle_posts(db, &state(ctx)?.cache, self.0.id, order, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Post))
     }
     /// The viewer's active membership, if any.
@@ -125,9 +125,8 @@ impl CircleMember {
     async fn is_active(&self) -> bool {
         self.0.is_active
     }
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let user = loaders(ctx)?.users.load_one(self.0.user_id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+    async fn user(&self) -> Result<Option<User>> {
+        Ok(Some(User::by_id(self.0.user_id)))
     }
     /// The identity the member joined with.
     async fn identity(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
@@ -241,10 +240,9 @@ impl Comment {
         self.0.parent_id.map(|id| ID(id.to_string()))
     }
     /// The user the comment answers (the parent comment's author).
-    async fn reply_to_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+    async fn reply_to_user(&self) -> Result<Option<User>> {
         let Some(id) = self.0.reply_to_user_id else { return Ok(None) };
-        let user = loaders(ctx)?.users.load_one(id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+        Ok(Some(User::by_id(id)))
     }
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
         let identity = loaders(ctx)?.identities.load_one(self.0.identity_id).await.map_err(AppError::from)?;

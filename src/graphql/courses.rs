@@ -336,7 +336,8 @@ impl CoursesQuery {
             CourseOrderField::Students => CourseOrder::Students,
         };
         let db = &state(ctx)?.db;
-        let (rows, select) = courses::list(db, viewer(ctx), filter, order, direction.into(), &page).await?;
+        let (rows, select) =
+            courses::list(db, &state(ctx)?.cache, viewer(ctx), filter, order, direction.into(), &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Course))
     }
 }

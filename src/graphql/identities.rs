@@ -11,7 +11,7 @@ use crate::domain::values::scale2;
 use crate::error::AppError;
 use async_graphql::{Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, ID};
 use chrono::{DateTime, Utc};
-use entity::enums::{IdentityStatus, IdentityType, VerificationStatus};
+use entity::enums::{CourseStatus, IdentityStatus, IdentityType, VerificationStatus};
 use entity::{mentor_stats, user_identities, user_profiles};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -173,9 +173,12 @@ impl Mentor {
     async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {
         let limit = super::loaders::MENTOR_COURSES_LIMIT;
         let first = crate::domain::values::int_range("first", first, 0, limit)? as usize;
-        let rows =
-            loaders(ctx)?.published_courses_by_mentor.load_one(self.identity_id).await.map_err(AppError::from)?;
-        Ok(rows.unwrap_or_default().into_iter().take(first).map(Course).collect())
+        let loaders = loaders(ctx)?;
+        let ids = loaders.published_courses_by_mentor.load_one(self.identity_id).await.map_err(AppError::from)?;
+        let ids: Vec<Uuid> = ids.unwrap_or_default().into_iter().take(first).collect();
+        let rows = loaders.courses.load_ordered(&ids).await.map_err(AppError::from)?;
+        // A course unpublished since the list was read is dropped from it too; this filters the gap.
+        Ok(rows.into_iter().filter(|c| c.status == CourseStatus::Published).map(Course).collect())
     }
 }
 

@@ -8,7 +8,7 @@ use crate::cache::{Cache, Kind};
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::enums::{CourseStatus, LearningStatus};
 use entity::*;
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, Order, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, Iterable, ModelTrait,
     PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -51,9 +51,7 @@ where
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
-        let rows = E::find().filter(pk.is_in(keys.iter().copied())).all(&self.0).await.map_err(load_error)?;
-        Ok(rows.into_iter().filter_map(|row| uuid_of(row.get(pk)).map(|id| (id, row))).collect())
+        crate::domain::rows_by_id::<E>(&self.0, keys).await.map_err(load_error)
     }
 }
 
@@ -104,10 +102,11 @@ where
     }
 }
 
-/// The newest `limit` rows of `E` per foreign key (a parent's first page), newest first, in one
-/// statement: `ORDER BY time DESC, id DESC LIMIT n` for one parent, `ROW_NUMBER() OVER (PARTITION BY
-/// column ORDER BY time DESC, id DESC)` for several, so a parent with thousands of rows costs an
-/// index range, not the transfer of all of them.
+/// The ids of the newest `limit` rows of `E` per foreign key (a parent's first page), newest first,
+/// in one statement: `ORDER BY time DESC, id DESC LIMIT n` for one parent, `ROW_NUMBER() OVER
+/// (PARTITION BY column ORDER BY time DESC, id DESC)` for several, so a parent with thousands of rows
+/// costs an index range, not the transfer of all of them. The rows themselves come from their own
+/// (cached) loader.
 pub struct NewestByColumn<E: EntityTrait> {
     db: DatabaseConnection,
     column: E::Column,
@@ -122,22 +121,24 @@ where
     E::Model: Clone + Send + Sync,
     E::Column: Send + Sync,
 {
-    type Value = Vec<E::Model>;
+    type Value = Vec<Uuid>;
     type Error = LoadError;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let Some(pk) = E::PrimaryKey::iter().next().map(|pk| pk.into_column()) else { return Ok(HashMap::new()) };
-        let select = children::<E>(self.column, self.condition.as_ref(), keys);
+        let select = children::<E>(self.column, self.condition.as_ref(), keys).select_only();
         if let [key] = keys {
             // One parent (a detail page): a backward index range that stops after `limit` rows.
-            let rows = select
+            let ids: Vec<Uuid> = select
+                .column(pk)
                 .order_by_desc(self.time)
                 .order_by_desc(pk)
                 .limit(self.limit as u64)
+                .into_tuple()
                 .all(&self.db)
                 .await
                 .map_err(load_error)?;
-            return Ok(HashMap::from([(*key, rows)]));
+            return Ok(HashMap::from([(*key, ids)]));
         }
         let rank = format!(
             r#"ROW_NUMBER() OVER (PARTITION BY "{}" ORDER BY "{}" DESC, "{}" DESC)"#,
@@ -145,16 +146,23 @@ where
             self.time.as_str(),
             pk.as_str()
         );
-        let ranked = select.column_as(Expr::cust(rank), "mg_rank").into_query();
+        let ranked = select.column(self.column).column(pk).column_as(Expr::cust(rank), "mg_rank").into_query();
         let query = Query::select()
-            .column(Asterisk)
+            .column(Alias::new(self.column.as_str()))
+            .column(Alias::new(pk.as_str()))
             .from_subquery(ranked, Alias::new("ranked"))
             .and_where(Expr::col(Alias::new("mg_rank")).lte(self.limit))
             .order_by(Alias::new("mg_rank"), Order::Asc)
             .to_owned();
         let statement = self.db.get_database_backend().build(&query);
-        let rows = E::find().from_raw_sql(statement).all(&self.db).await.map_err(load_error)?;
-        Ok(group_by::<E>(rows, self.column))
+        let rows = self.db.query_all(statement).await.map_err(load_error)?;
+        let mut grouped: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for row in rows {
+            let parent: Uuid = row.try_get("", self.column.as_str()).map_err(load_error)?;
+            let id: Uuid = row.try_get("", pk.as_str()).map_err(load_error)?;
+            grouped.entry(parent).or_default().push(id);
+        }
+        Ok(grouped)
     }
 }
 
@@ -223,10 +231,92 @@ where
     L: Loader<Uuid, Error = LoadError>,
     L::Value: serde::Serialize + serde::de::DeserializeOwned,
 {
+    /// The values of `ids` that exist, in the order of `ids`.
+    pub async fn load_ordered(&self, ids: &[Uuid]) -> Result<Vec<L::Value>, LoadError> {
+        let mut known: HashMap<Uuid, L::Value> = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.cache.peek::<L::Value>(self.kind, *id) {
+                Some(value) => known.extend(value.map(|value| (*id, value))),
+                None => missing.push(*id),
+            }
+        }
+        if !missing.is_empty() {
+            known.extend(self.loader.load_many(missing).await?);
+        }
+        Ok(ids.iter().filter_map(|id| known.remove(id)).collect())
+    }
+
     pub async fn load_one(&self, id: Uuid) -> Result<Option<L::Value>, LoadError> {
+        if crate::cache::changed_here(self.kind, id) {
+            // The running mutation changed it: read it fresh (the batch runs on another task).
+            return Ok(self.loader.loader().inner.load(&[id]).await?.remove(&id));
+        }
         match self.cache.peek(self.kind, id) {
             Some(known) => Ok(known),
             None => self.loader.load_one(id).await,
+        }
+    }
+}
+
+/// A loader keyed by a pair of ids whose values go through the cache facade under `kind`, one
+/// entry per pair ([`crate::cache::pair_id`]).
+pub struct CachedPairs<L> {
+    inner: L,
+    cache: Cache,
+    kind: Kind,
+}
+
+impl<L> Loader<(Uuid, Uuid)> for CachedPairs<L>
+where
+    L: Loader<(Uuid, Uuid), Error = LoadError>,
+    L::Value: serde::Serialize + serde::de::DeserializeOwned,
+{
+    type Value = L::Value;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[(Uuid, Uuid)]) -> Result<HashMap<(Uuid, Uuid), Self::Value>, Self::Error> {
+        let pairs: HashMap<Uuid, (Uuid, Uuid)> =
+            keys.iter().map(|&(first, second)| (crate::cache::pair_id(first, second), (first, second))).collect();
+        let ids: Vec<Uuid> = pairs.keys().copied().collect();
+        let found = self
+            .cache
+            .load_many(self.kind, &ids, |wanted| {
+                let pairs = &pairs;
+                async move {
+                    let wanted: Vec<(Uuid, Uuid)> = wanted.iter().filter_map(|id| pairs.get(id).copied()).collect();
+                    let rows = self.inner.load(&wanted).await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|((first, second), row)| (crate::cache::pair_id(first, second), row))
+                        .collect())
+                }
+            })
+            .await?;
+        Ok(found.into_iter().filter_map(|(id, row)| Some((*pairs.get(&id)?, row))).collect())
+    }
+}
+
+/// [`CachedLoader`] for pairs: what the in-process level holds is answered at once.
+pub struct CachedPairLoader<L: Loader<(Uuid, Uuid)>> {
+    loader: DataLoader<CachedPairs<L>>,
+    cache: Cache,
+    kind: Kind,
+}
+
+impl<L> CachedPairLoader<L>
+where
+    L: Loader<(Uuid, Uuid), Error = LoadError>,
+    L::Value: serde::Serialize + serde::de::DeserializeOwned,
+{
+    pub async fn load_one(&self, (first, second): (Uuid, Uuid)) -> Result<Option<L::Value>, LoadError> {
+        let id = crate::cache::pair_id(first, second);
+        if crate::cache::changed_here(self.kind, id) {
+            return Ok(self.loader.loader().inner.load(&[(first, second)]).await?.remove(&(first, second)));
+        }
+        match self.cache.peek(self.kind, id) {
+            Some(known) => Ok(known),
+            None => self.loader.load_one((first, second)).await,
         }
     }
 }
@@ -293,8 +383,8 @@ pub struct Loaders {
     pub profiles_by_identity: CachedLoader<ByColumn<user_profiles::Entity>>,
     pub mentor_stats: CachedLoader<ById<mentor_stats::Entity>>,
     pub courses: CachedLoader<ById<courses::Entity>>,
-    /// A mentor's newest published courses, at most [`MENTOR_COURSES_LIMIT`].
-    pub published_courses_by_mentor: DataLoader<NewestByColumn<courses::Entity>>,
+    /// Ids of a mentor's newest published courses, at most [`MENTOR_COURSES_LIMIT`].
+    pub published_courses_by_mentor: CachedLoader<NewestByColumn<courses::Entity>>,
     pub course_stats: CachedLoader<ById<course_stats::Entity>>,
     pub contents: DataLoader<ById<course_contents::Entity>>,
     pub contents_by_course: CachedLoader<ByColumn<course_contents::Entity>>,
@@ -306,7 +396,7 @@ pub struct Loaders {
     pub posts: CachedLoader<ById<posts::Entity>>,
     pub comments: DataLoader<ById<comments::Entity>>,
     /// (user, post) -> like
-    pub post_likes: DataLoader<ByPair<post_likes::Entity>>,
+    pub post_likes: CachedPairLoader<ByPair<post_likes::Entity>>,
     /// (user, comment) -> like
     pub comment_likes: DataLoader<ByPair<comment_likes::Entity>>,
     pub appointment_history: DataLoader<ByColumn<appointment_status_logs::Entity>>,
@@ -329,13 +419,17 @@ pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
         ),
         mentor_stats: cached(ById(db.clone(), PhantomData), cache, Kind::MentorStats),
         courses: cached(ById(db.clone(), PhantomData), cache, Kind::Course),
-        published_courses_by_mentor: loader(NewestByColumn {
-            db: db.clone(),
-            column: courses::Column::MentorId,
-            condition: Some(Condition::all().add(courses::Column::Status.eq(CourseStatus::Published.as_str()))),
-            time: courses::Column::CreatedAt,
-            limit: MENTOR_COURSES_LIMIT.into(),
-        }),
+        published_courses_by_mentor: cached(
+            NewestByColumn {
+                db: db.clone(),
+                column: courses::Column::MentorId,
+                condition: Some(Condition::all().add(courses::Column::Status.eq(CourseStatus::Published.as_str()))),
+                time: courses::Column::CreatedAt,
+                limit: MENTOR_COURSES_LIMIT.into(),
+            },
+            cache,
+            Kind::MentorCourses,
+        ),
         course_stats: cached(ById(db.clone(), PhantomData), cache, Kind::CourseStats),
         contents: by_id(&db),
         contents_by_course: cached(
@@ -357,7 +451,19 @@ pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
         ),
         posts: cached(ById(db.clone(), PhantomData), cache, Kind::Post),
         comments: by_id(&db),
-        post_likes: by_pair(&db, (post_likes::Column::UserId, post_likes::Column::PostId), None),
+        post_likes: CachedPairLoader {
+            loader: loader(CachedPairs {
+                inner: ByPair {
+                    db: db.clone(),
+                    columns: (post_likes::Column::UserId, post_likes::Column::PostId),
+                    condition: None,
+                },
+                cache: cache.clone(),
+                kind: Kind::PostLike,
+            }),
+            cache: cache.clone(),
+            kind: Kind::PostLike,
+        },
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
         appointment_history: by_column(
             &db,

@@ -39,15 +39,13 @@ impl Message {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn sender(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let user = loaders(ctx)?.users.load_one(self.0.from_user_id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+    async fn sender(&self) -> Result<Option<User>> {
+        Ok(Some(User::by_id(self.0.from_user_id)))
     }
     /// Private messages only.
-    async fn recipient(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+    async fn recipient(&self) -> Result<Option<User>> {
         let Some(id) = self.0.to_user_id else { return Ok(None) };
-        let user = loaders(ctx)?.users.load_one(id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+        Ok(Some(User::by_id(id)))
     }
     async fn circle(&self, ctx: &Context<'_>) -> Result<Option<Circle>> {
         let Some(id) = self.0.circle_id else { return Ok(None) };
@@ -61,9 +59,8 @@ pub struct Conversation(messages::Conversation);
 
 #[Object]
 impl Conversation {
-    async fn partner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let user = loaders(ctx)?.users.load_one(self.0.partner).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+    async fn partner(&self) -> Result<Option<User>> {
+        Ok(Some(User::by_id(self.0.partner)))
     }
     async fn last_message(&self) -> Message {
         Message(self.0.last_message.clone())
@@ -176,12 +173,13 @@ impl MessagesQuery {
     ) -> Result<Conn<Notification>> {
         let page = page_request(first, after, last, before)?;
         let db = &state(ctx)?.db;
-        let (rows, select) = messages::notifications(db, viewer(ctx), unread_only, &page).await?;
+        let (rows, select) = messages::notifications(db, &state(ctx)?.cache, viewer(ctx), unread_only, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Notification))
     }
 
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(messages::unread_notifications(&state(ctx)?.db, viewer(ctx)).await? as i64)
+        let state = state(ctx)?;
+        Ok(messages::unread_notifications(&state.db, &state.cache, viewer(ctx)).await? as i64)
     }
 }
 

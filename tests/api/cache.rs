@@ -1,6 +1,7 @@
-//! The entity cache, seen from outside: a repeated read costs no SQL, an unknown id is remembered
-//! as missing, a write is read back fresh at once (on this instance and, through Redis, on
-//! another), concurrent readers of a cold key share one load, and Redis down is not an outage.
+//! The cache, seen from outside: a repeated read costs no SQL (entities, and the first pages of the
+//! hot lists), an unknown id is remembered as missing, a write is read back fresh at once (on this
+//! instance and, through Redis, on another), concurrent readers of a cold key share one load, and
+//! Redis down is not an outage.
 
 use crate::helpers::*;
 use serde_json::json;
@@ -229,4 +230,219 @@ async fn redis_down_degrades_to_the_database() {
     let course = app.course(&ada, None, 1, true).await;
     let body = app.gql("query($id: ID!) { course(id: $id) { title } }", json!({ "id": course })).await;
     assert_eq!(data(&body)["course"]["title"], "Rust from zero");
+}
+
+const CATALOGUE: &str = "{ courses(first: 20, orderBy: {field: RATING, direction: DESC}) {
+    edges { node { id title rating reviewCount mentor { profile { name } } } } } }";
+const MENTOR_PAGE: &str = "query($id: ID!) { mentor(id: $id) {
+    stats { courseCount } courses(first: 10) { id title }
+    reviews(first: 5) { edges { node { rating } } } } }";
+const COURSE_REVIEWS: &str = "query($id: ID!, $n: Int, $after: String) { course(id: $id) {
+    reviewCount reviews(first: $n, after: $after) {
+        edges { node { id rating content reviewer { id } } } pageInfo { hasNextPage endCursor } } } }";
+const REVIEW: &str = "mutation($i: CreateReviewInput!) { createReview(input: $i) { id } }";
+
+fn ids(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|item| item.get("node").unwrap_or(item)["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Reads `query` twice: the second (warm) read must cost no SQL and say the same.
+async fn warm(app: &TestApp, token: Option<&str>, query: &str, variables: serde_json::Value) -> serde_json::Value {
+    let first = app.gql_with(token, query, variables.clone()).await;
+    data(&first);
+    let before = app.statements().await;
+    let again = app.gql_with(token, query, variables.clone()).await;
+    assert_eq!(app.statements().await - before, 0, "a warm read of {query} ({variables}) ran SQL");
+    assert_eq!(first, again, "the warm read says what the cold one did");
+    again
+}
+
+/// The catalogue, a course's reviews and a master's page keep their first pages in the cache; every
+/// write that changes one (a review, a new course) is read back at once, and pages cut from the
+/// cached prefix page on correctly with cursors.
+#[tokio::test]
+async fn hot_course_lists_are_served_warm_and_follow_every_write() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let older = app.course(&ada, None, 1, true).await;
+    let newer = app.course(&ada, None, 1, true).await;
+
+    let body = warm(&app, None, CATALOGUE, json!({})).await;
+    assert_eq!(ids(&data(&body)["courses"]["edges"]).len(), 2);
+    let body = warm(&app, None, MENTOR_PAGE, json!({ "id": ada.identity })).await;
+    assert_eq!(ids(&data(&body)["mentor"]["courses"]), [newer.clone(), older.clone()], "newest first");
+    let body = warm(&app, None, COURSE_REVIEWS, json!({ "id": older, "n": 5 })).await;
+    assert_eq!(data(&body)["course"]["reviews"]["edges"], json!([]));
+
+    // Three students review the older course: its rating moves it to the top of the catalogue and
+    // the reviews show at once, newest first.
+    let mut reviews = Vec::new();
+    for (index, rating) in [3, 5, 4].into_iter().enumerate() {
+        let student = app.register(&format!("s{index}@example.com")).await;
+        let enroll = "mutation($c: ID!) { enroll(courseId: $c) { id } }";
+        data(&app.gql_as(&student.access, enroll, json!({ "c": older })).await);
+        let review = json!({ "i": { "reviewType": "COURSE", "courseId": older, "rating": rating, "content": format!("r{index}") } });
+        let body = app.gql_as(&student.access, REVIEW, review).await;
+        reviews.push(data(&body)["createReview"]["id"].as_str().expect("review").to_string());
+    }
+    let body = warm(&app, None, CATALOGUE, json!({})).await;
+    let top = &data(&body)["courses"]["edges"][0]["node"];
+    assert_eq!(
+        (top["id"].as_str(), top["rating"].as_str(), top["reviewCount"].as_i64()),
+        (Some(older.as_str()), Some("4.00"), Some(3))
+    );
+    let body = warm(&app, None, COURSE_REVIEWS, json!({ "id": older, "n": 5 })).await;
+    let newest_first: Vec<String> = reviews.iter().rev().cloned().collect();
+    assert_eq!(ids(&data(&body)["course"]["reviews"]["edges"]), newest_first);
+    assert_eq!(data(&body)["course"]["reviews"]["pageInfo"]["hasNextPage"], false);
+
+    // A smaller first page is cut from the cached prefix (no SQL), and its cursor pages on.
+    let before = app.statements().await;
+    let body = app.gql(COURSE_REVIEWS, json!({ "id": older, "n": 2 })).await;
+    assert_eq!(app.statements().await - before, 0, "first: 2 is cut from the cached first page");
+    let page = &data(&body)["course"]["reviews"];
+    assert_eq!(ids(&page["edges"]), newest_first[..2]);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let cursor = page["pageInfo"]["endCursor"].clone();
+    let body = app.gql(COURSE_REVIEWS, json!({ "id": older, "n": 2, "after": cursor })).await;
+    let page = &data(&body)["course"]["reviews"];
+    assert_eq!(ids(&page["edges"]), newest_first[2..]);
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+
+    // An edit of a review reaches the cached page; a deleted one leaves it.
+    let student = app.register("s9@example.com").await;
+    data(
+        &app.gql_as(&student.access, "mutation($c: ID!) { enroll(courseId: $c) { id } }", json!({ "c": newer })).await,
+    );
+    let body = app
+        .gql_as(&student.access, REVIEW, json!({ "i": { "reviewType": "COURSE", "courseId": newer, "rating": 2 } }))
+        .await;
+    let review = data(&body)["createReview"]["id"].as_str().expect("review").to_string();
+    let body = warm(&app, None, COURSE_REVIEWS, json!({ "id": newer, "n": 5 })).await;
+    assert_eq!(data(&body)["course"]["reviews"]["edges"][0]["node"]["rating"], 2);
+    let update = "mutation($id: ID!) { updateReview(id: $id, input: { rating: 5 }) { id } }";
+    data(&app.gql_as(&student.access, update, json!({ "id": review })).await);
+    let body = app.gql(COURSE_REVIEWS, json!({ "id": newer, "n": 5 })).await;
+    assert_eq!(data(&body)["course"]["reviews"]["edges"][0]["node"]["rating"], 5);
+    data(&app.gql_as(&student.access, "mutation($id: ID!) { deleteReview(id: $id) }", json!({ "id": review })).await);
+    let body = app.gql(COURSE_REVIEWS, json!({ "id": newer, "n": 5 })).await;
+    assert_eq!(data(&body)["course"]["reviews"]["edges"], json!([]));
+
+    // A newly published course heads the master's page and joins the catalogue at once; an
+    // archived one leaves both.
+    let newest = app.course(&ada, None, 1, true).await;
+    let body = warm(&app, None, MENTOR_PAGE, json!({ "id": ada.identity })).await;
+    assert_eq!(ids(&data(&body)["mentor"]["courses"]), [newest.clone(), newer.clone(), older.clone()]);
+    assert_eq!(data(&body)["mentor"]["stats"]["courseCount"], 3);
+    let body = app.gql(CATALOGUE, json!({})).await;
+    assert!(ids(&data(&body)["courses"]["edges"]).contains(&newest));
+    let archive = "mutation($id: ID!) { archiveCourse(id: $id) { status } }";
+    data(&app.gql_as(&ada.session.access, archive, json!({ "id": newest })).await);
+    let body = app.gql(MENTOR_PAGE, json!({ "id": ada.identity })).await;
+    assert_eq!(ids(&data(&body)["mentor"]["courses"]), [newer.clone(), older.clone()]);
+    let body = app.gql(CATALOGUE, json!({})).await;
+    assert!(!ids(&data(&body)["courses"]["edges"]).contains(&newest));
+}
+
+const CIRCLE_FEED: &str = "query($id: ID!) { circle(id: $id) { posts(first: 20) {
+    edges { node { id content likeCount commentCount viewerHasLiked isTop author { id } } } } } }";
+const NOTIFICATIONS: &str =
+    "{ unreadNotificationCount notifications(first: 20) { edges { node { title notificationType isRead } } } }";
+
+/// A circle's first page of posts, a viewer's likes and a user's notifications (count and first
+/// page) are served warm without SQL, and every write that changes them is read back at once: a
+/// like in the like's own response and the next feed read, a new post, a pin, a deletion, a
+/// notification and marking it read.
+#[tokio::test]
+async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.register("owner@example.com").await;
+    let owner_identity = app.apply(&owner, "APPRENTICE", "software").await;
+    let reader = app.register("reader@example.com").await;
+    let reader_identity = app.apply(&reader, "APPRENTICE", "software").await;
+    let body = app
+        .gql_as(
+            &owner.access,
+            "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }",
+            json!({ "i": { "identityId": owner_identity, "name": "Rustaceans", "domain": "software" } }),
+        )
+        .await;
+    let circle = data(&body)["createCircle"]["id"].as_str().expect("circle").to_string();
+    let join = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id } }";
+    data(&app.gql_as(&reader.access, join, json!({ "c": circle, "i": reader_identity })).await);
+    let post = |content: &'static str| {
+        let (app, owner, circle, identity) = (&app, &owner, &circle, &owner_identity);
+        async move {
+            let body = app
+                .gql_as(
+                    &owner.access,
+                    "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+                    json!({ "i": { "circleId": circle, "identityId": identity, "content": content } }),
+                )
+                .await;
+            data(&body)["createPost"]["id"].as_str().expect("post").to_string()
+        }
+    };
+    let first = post("first").await;
+    let second = post("second").await;
+    let feed = |token: &'static str| warm(&app, Some(token), CIRCLE_FEED, json!({ "id": circle }));
+    let (owner_token, reader_token): (&'static str, &'static str) =
+        (Box::leak(owner.access.clone().into_boxed_str()), Box::leak(reader.access.clone().into_boxed_str()));
+
+    let body = feed(reader_token).await;
+    assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [second.clone(), first.clone()]);
+    let body = warm(&app, Some(&owner.access), NOTIFICATIONS, json!({})).await;
+    assert_eq!(data(&body)["unreadNotificationCount"], 0);
+
+    // The reader likes the first post: the like's response, the reader's feed, and the owner's
+    // notifications say so at once.
+    let like = "mutation($id: ID!) { likePost(postId: $id) { likeCount viewerHasLiked } }";
+    let body = app.gql_as(&reader.access, like, json!({ "id": first })).await;
+    assert_eq!(data(&body)["likePost"], json!({ "likeCount": 1, "viewerHasLiked": true }));
+    let body = feed(reader_token).await;
+    let edges = &data(&body)["circle"]["posts"]["edges"];
+    assert_eq!(
+        (edges[1]["node"]["likeCount"].as_i64(), edges[1]["node"]["viewerHasLiked"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(edges[0]["node"]["viewerHasLiked"], false);
+    let body = feed(owner_token).await;
+    assert_eq!(data(&body)["circle"]["posts"]["edges"][1]["node"]["viewerHasLiked"], false, "likes are per viewer");
+    let body = warm(&app, Some(&owner.access), NOTIFICATIONS, json!({})).await;
+    assert_eq!(data(&body)["unreadNotificationCount"], 1);
+    let notifications = &data(&body)["notifications"]["edges"];
+    assert_eq!(
+        (notifications[0]["node"]["notificationType"].as_str(), notifications[0]["node"]["isRead"].as_bool()),
+        (Some("post_liked"), Some(false))
+    );
+
+    let body = app.gql_as(&owner.access, "mutation { markAllNotificationsRead }", json!({})).await;
+    assert_eq!(data(&body)["markAllNotificationsRead"], 1);
+    let body = warm(&app, Some(&owner.access), NOTIFICATIONS, json!({})).await;
+    assert_eq!(data(&body)["unreadNotificationCount"], 0);
+    assert_eq!(data(&body)["notifications"]["edges"][0]["node"]["isRead"], true);
+
+    let unlike = "mutation($id: ID!) { unlikePost(postId: $id) { likeCount viewerHasLiked } }";
+    let body = app.gql_as(&reader.access, unlike, json!({ "id": first })).await;
+    assert_eq!(data(&body)["unlikePost"], json!({ "likeCount": 0, "viewerHasLiked": false }));
+    let body = feed(reader_token).await;
+    assert_eq!(data(&body)["circle"]["posts"]["edges"][1]["node"]["viewerHasLiked"], false);
+
+    // A new post heads the page; a pinned one goes above it; a deleted one leaves.
+    let third = post("third").await;
+    let body = feed(reader_token).await;
+    assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [third.clone(), second.clone(), first.clone()]);
+    let pin = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
+    data(&app.gql_as(&owner.access, pin, json!({ "id": first })).await);
+    let body = feed(reader_token).await;
+    assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first.clone(), third.clone(), second.clone()]);
+    data(&app.gql_as(&owner.access, "mutation($id: ID!) { deletePost(id: $id) }", json!({ "id": third })).await);
+    let body = feed(reader_token).await;
+    assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first, second]);
 }

@@ -607,7 +607,8 @@ async fn permission_matrix_for_circle_mutations() {
 /// number of SQL statements as a page of 2.
 #[tokio::test]
 async fn a_feed_page_runs_a_fixed_number_of_statements() {
-    let app = spawn_app().await;
+    // The database path (see courses::listing_courses_runs_a_fixed_number_of_statements).
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false")]).await;
     let _world = app.world().await;
     let reader = app.person("reader@example.com").await;
     let mut circles = Vec::new();
