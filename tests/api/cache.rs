@@ -391,11 +391,11 @@ async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() 
     };
     let first = post("first").await;
     let second = post("second").await;
-    let feed = |token: &'static str| warm(&app, Some(token), CIRCLE_FEED, json!({ "id": circle }));
-    let (owner_token, reader_token): (&'static str, &'static str) =
-        (Box::leak(owner.access.clone().into_boxed_str()), Box::leak(reader.access.clone().into_boxed_str()));
+    async fn feed(app: &TestApp, token: &str, circle: &str) -> serde_json::Value {
+        warm(app, Some(token), CIRCLE_FEED, json!({ "id": circle })).await
+    }
 
-    let body = feed(reader_token).await;
+    let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [second.clone(), first.clone()]);
     let body = warm(&app, Some(&owner.access), NOTIFICATIONS, json!({})).await;
     assert_eq!(data(&body)["unreadNotificationCount"], 0);
@@ -405,14 +405,14 @@ async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() 
     let like = "mutation($id: ID!) { likePost(postId: $id) { likeCount viewerHasLiked } }";
     let body = app.gql_as(&reader.access, like, json!({ "id": first })).await;
     assert_eq!(data(&body)["likePost"], json!({ "likeCount": 1, "viewerHasLiked": true }));
-    let body = feed(reader_token).await;
+    let body = feed(&app, &reader.access, &circle).await;
     let edges = &data(&body)["circle"]["posts"]["edges"];
     assert_eq!(
         (edges[1]["node"]["likeCount"].as_i64(), edges[1]["node"]["viewerHasLiked"].as_bool()),
         (Some(1), Some(true))
     );
     assert_eq!(edges[0]["node"]["viewerHasLiked"], false);
-    let body = feed(owner_token).await;
+    let body = feed(&app, &owner.access, &circle).await;
     assert_eq!(data(&body)["circle"]["posts"]["edges"][1]["node"]["viewerHasLiked"], false, "likes are per viewer");
     let body = warm(&app, Some(&owner.access), NOTIFICATIONS, json!({})).await;
     assert_eq!(data(&body)["unreadNotificationCount"], 1);
@@ -431,18 +431,18 @@ async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() 
     let unlike = "mutation($id: ID!) { unlikePost(postId: $id) { likeCount viewerHasLiked } }";
     let body = app.gql_as(&reader.access, unlike, json!({ "id": first })).await;
     assert_eq!(data(&body)["unlikePost"], json!({ "likeCount": 0, "viewerHasLiked": false }));
-    let body = feed(reader_token).await;
+    let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(data(&body)["circle"]["posts"]["edges"][1]["node"]["viewerHasLiked"], false);
 
     // A new post heads the page; a pinned one goes above it; a deleted one leaves.
     let third = post("third").await;
-    let body = feed(reader_token).await;
+    let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [third.clone(), second.clone(), first.clone()]);
     let pin = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
     data(&app.gql_as(&owner.access, pin, json!({ "id": first })).await);
-    let body = feed(reader_token).await;
+    let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first.clone(), third.clone(), second.clone()]);
     data(&app.gql_as(&owner.access, "mutation($id: ID!) { deletePost(id: $id) }", json!({ "id": third })).await);
-    let body = feed(reader_token).await;
+    let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first, second]);
 }
