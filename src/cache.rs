@@ -13,12 +13,20 @@
 //!   marks are dropped from both levels before the response is written, and the other instances
 //!   drop their first-level copies through the event bus. A fill that raced a change is not stored
 //!   (an epoch counter; see [`Cache::fill`]), so a reader never reads a write back stale.
+//! - Responses: a read-only query whose every read came through this facade is kept as its
+//!   serialized response, keyed by viewer, operation, query text and variables, and tagged with the
+//!   keys it read ([`recording`], [`Cache::store_response`]). Dropping any of those keys drops the
+//!   response; a query that ran a statement, used an uncached loader or had a side effect is never
+//!   kept ([`uncacheable`]).
 
 use crate::domain::pagination::Page;
+use axum::body::Bytes;
 use rand::Rng;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -105,7 +113,8 @@ pub fn pair_id(first: Uuid, second: Uuid) -> Uuid {
     Uuid::new_v5(&Uuid::NAMESPACE_OID, &bytes)
 }
 
-/// Settings: `CACHE_ENABLED`, `CACHE_TTL_SECS`, `CACHE_LOCAL_CAPACITY`, `CACHE_KEY_PREFIX`.
+/// Settings: `CACHE_ENABLED`, `CACHE_TTL_SECS`, `CACHE_LOCAL_CAPACITY`, `CACHE_KEY_PREFIX`,
+/// `CACHE_RESPONSES`, `CACHE_RESPONSE_MB`.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
     pub enabled: bool,
@@ -114,6 +123,10 @@ pub struct CacheSettings {
     /// How many entries the in-process level holds.
     pub local_capacity: u64,
     pub key_prefix: String,
+    /// Whether whole query responses are kept too (`CACHE_RESPONSES`, default true).
+    pub responses: bool,
+    /// How many bytes of serialized responses the in-process level holds (`CACHE_RESPONSE_MB`).
+    pub response_bytes: u64,
 }
 
 /// How long an id that does not exist stays cached as missing.
@@ -159,7 +172,9 @@ struct Inner {
     redis: Option<redis::aio::ConnectionManager>,
     /// Bumped by every invalidation; a fill that started before a bump is not stored.
     epoch: AtomicU64,
-    in_flight: Mutex<HashMap<Key, Flight>>,
+    /// Loads in flight, with the epoch each began at.
+    in_flight: Mutex<HashMap<Key, (Flight, u64)>>,
+    responses: Responses,
 }
 
 /// Cheap to clone; every clone is the same cache.
@@ -198,7 +213,12 @@ impl Cache {
     fn build(settings: CacheSettings, redis: Option<redis::aio::ConnectionManager>) -> Self {
         let local =
             moka::sync::Cache::builder().max_capacity(settings.local_capacity.max(1)).expire_after(EntryExpiry).build();
-        Self(Arc::new(Inner { settings, local, redis, epoch: AtomicU64::new(0), in_flight: Mutex::default() }))
+        let response_ttl = match redis {
+            Some(_) => LOCAL_TTL_WITH_REDIS.min(settings.ttl),
+            None => settings.ttl,
+        };
+        let responses = Responses::new(settings.response_bytes, response_ttl);
+        Self(Arc::new(Inner { settings, local, redis, epoch: AtomicU64::new(0), in_flight: Mutex::default(), responses }))
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -213,6 +233,7 @@ impl Cache {
         if !self.is_enabled() || changed_here(kind, id) {
             return None;
         }
+        read(kind, id);
         let entry = self.0.local.get(&(kind, id))?;
         metrics::counter!("cache_hits_total", "level" => "local").increment(1);
         Some(entry.value.and_then(|v| v.downcast::<T>().ok()).map(|value| (*value).clone()))
@@ -247,6 +268,9 @@ impl Cache {
         if !self.is_enabled() || ids.iter().any(|id| changed_here(kind, *id)) {
             return fetch(ids.to_vec()).await;
         }
+        for id in ids {
+            read(kind, *id);
+        }
         let mut found: HashMap<Uuid, T> = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
@@ -269,16 +293,21 @@ impl Cache {
         }
         metrics::counter!("cache_misses_total").increment(missing.len() as u64);
 
-        // Single flight: take the keys nobody is loading; wait for the others.
+        // Single flight: take the keys nobody is loading; wait for the others, unless their load
+        // began before an invalidation (it may have read what has changed since): those are
+        // loaded again.
         let (sender, receiver) = watch::channel(None);
+        let epoch = self.0.epoch.load(Ordering::SeqCst);
         let mut mine = Vec::new();
         let mut waits = Vec::new();
+        let mut retry = Vec::new();
         if let Ok(mut in_flight) = self.0.in_flight.lock() {
             for id in missing {
                 match in_flight.get(&(kind, id)) {
-                    Some(flight) => waits.push((id, flight.clone())),
+                    Some((flight, began)) if *began == epoch => waits.push((id, flight.clone())),
+                    Some(_) => retry.push(id),
                     None => {
-                        in_flight.insert((kind, id), receiver.clone());
+                        in_flight.insert((kind, id), (receiver.clone(), epoch));
                         mine.push(id);
                     }
                 }
@@ -288,7 +317,6 @@ impl Cache {
         }
         let mut outcome = Ok(());
         if !mine.is_empty() {
-            let epoch = self.0.epoch.load(Ordering::SeqCst);
             let fetched = fetch(mine.clone()).await;
             let mut entries = HashMap::with_capacity(mine.len());
             match fetched {
@@ -312,7 +340,6 @@ impl Cache {
             let _ = sender.send(Some(Arc::new(entries)));
         }
         outcome?;
-        let mut retry = Vec::new();
         for (id, mut flight) in waits {
             let done = flight.wait_for(|result| result.is_some()).await.ok().and_then(|r| r.clone());
             match done.as_ref().and_then(|entries| entries.get(&id)) {
@@ -453,14 +480,138 @@ impl Cache {
         }
     }
 
-    /// Drops `keys` from the first level only (a change another instance made).
+    /// Drops `keys` from the first level only (a change another instance made), and every
+    /// response that read one of them.
     pub fn invalidate_local(&self, keys: &[Key]) {
         self.0.epoch.fetch_add(1, Ordering::SeqCst);
         for key in keys {
             self.0.local.invalidate(key);
         }
+        self.0.responses.invalidate(keys);
         metrics::counter!("cache_invalidations_total").increment(keys.len() as u64);
     }
+
+    /// The response cache's key of a request: `None` when the cache or its response level is off. `parts` must name
+    /// everything the response depends on besides what it reads (viewer, operation, query text,
+    /// variables).
+    pub fn response_key(&self, parts: &[&str]) -> Option<ResponseKey> {
+        if !self.is_enabled() || !self.0.settings.responses {
+            return None;
+        }
+        let text = parts.join("\u{1f}");
+        Some(ResponseKey { id: self.0.responses.hasher.hash_one(&text), text, epoch: self.0.epoch.load(Ordering::SeqCst) })
+    }
+
+    /// The stored response of `key`, if any.
+    pub fn response(&self, key: &ResponseKey) -> Option<Arc<StoredResponse>> {
+        let stored = self.0.responses.entries.get(&key.id).filter(|stored| stored.key == key.text);
+        let level = if stored.is_some() { "hit" } else { "miss" };
+        metrics::counter!("cache_responses_total", "outcome" => level).increment(1);
+        stored
+    }
+
+    /// Keeps the response of a query that [`recording`] saw read only through this facade, unless
+    /// anything was invalidated since `key` was made (it may have read a value that changed).
+    pub fn store_response(&self, key: ResponseKey, body: Bytes, reads: Reads) {
+        let Reads { mut keys, uncacheable, query } = reads;
+        let Some(operation) = query else { return };
+        if uncacheable || body.len() > MAX_RESPONSE_BYTES {
+            return;
+        }
+        let epoch = key.epoch;
+        if self.0.epoch.load(Ordering::SeqCst) != epoch {
+            metrics::counter!("cache_fills_skipped_total").increment(1);
+            return;
+        }
+        keys.sort_by_key(|(kind, id)| (kind.name(), *id));
+        keys.dedup();
+        let responses = &self.0.responses;
+        let serial = responses.serial.fetch_add(1, Ordering::Relaxed);
+        // Indexed before it is visible, and checked against the epoch after: an invalidation
+        // either finds it in the index or is seen here.
+        if let Ok(mut index) = responses.index.lock() {
+            for tag in &keys {
+                index.entry(*tag).or_default().insert(serial, key.id);
+            }
+        } else {
+            return;
+        }
+        let stored = StoredResponse { key: key.text, body, operation, tags: keys, serial };
+        responses.entries.insert(key.id, Arc::new(stored));
+        if self.0.epoch.load(Ordering::SeqCst) != epoch {
+            responses.entries.invalidate(&key.id);
+        }
+    }
+}
+
+/// Responses bigger than this are not kept.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Which responses read a key: key -> (serial of a stored response -> its id). By serial, not id:
+/// concurrent requests for one id each store (the last one stays), and each one's entries leave
+/// with it alone.
+type ResponseIndex = Arc<Mutex<HashMap<Key, HashMap<u64, u64>>>>;
+
+/// Serialized responses of read-only queries, and which keys each one read.
+struct Responses {
+    entries: moka::sync::Cache<u64, Arc<StoredResponse>>,
+    index: ResponseIndex,
+    serial: AtomicU64,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Responses {
+    fn new(bytes: u64, ttl: Duration) -> Self {
+        let index: ResponseIndex = Arc::default();
+        let listener_index = index.clone();
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(bytes.max(1))
+            .weigher(|_, stored: &Arc<StoredResponse>| {
+                u32::try_from(stored.body.len() + stored.key.len() + 64 * (stored.tags.len() + 1)).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            // A response leaving (dropped, replaced, expired, evicted) leaves the index.
+            .eviction_listener(move |_id: Arc<u64>, stored: Arc<StoredResponse>, _cause| {
+                let Ok(mut index) = listener_index.lock() else { return };
+                for tag in &stored.tags {
+                    if let Some(serials) = index.get_mut(tag) {
+                        serials.remove(&stored.serial);
+                        if serials.is_empty() {
+                            index.remove(tag);
+                        }
+                    }
+                }
+            })
+            .build();
+        Self { entries, index, serial: AtomicU64::new(0), hasher: Default::default() }
+    }
+
+    fn invalidate(&self, keys: &[Key]) {
+        let ids: Vec<u64> = match self.index.lock() {
+            Ok(mut index) => keys.iter().filter_map(|key| index.remove(key)).flat_map(|ids| ids.into_values()).collect(),
+            Err(_) => return,
+        };
+        for id in ids {
+            self.entries.invalidate(&id);
+        }
+    }
+}
+
+/// A request as the response cache knows it (see [`Cache::response_key`]).
+pub struct ResponseKey {
+    id: u64,
+    text: String,
+    /// The invalidation epoch when the request began.
+    epoch: u64,
+}
+
+/// A kept response: the body as sent, and the operation label its metrics count under.
+pub struct StoredResponse {
+    key: String,
+    pub body: Bytes,
+    pub operation: String,
+    tags: Vec<Key>,
+    serial: u64,
 }
 
 fn jittered(ttl: Duration) -> Duration {
@@ -541,6 +692,47 @@ pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> 
 
 tokio::task_local! {
     static CHANGED: Mutex<Vec<Key>>;
+    static READS: RefCell<Reads>;
+}
+
+/// What the request running on this task read, for the response cache.
+#[derive(Debug, Default)]
+pub struct Reads {
+    /// Every cache key it read (hit or miss).
+    keys: Vec<Key>,
+    /// It read something outside this facade (a statement on its task, an uncached loader) or
+    /// had a side effect: its response must not be kept.
+    uncacheable: bool,
+    /// The operation's metrics label, set when it is a query (only queries are kept).
+    query: Option<String>,
+}
+
+/// Runs `work` (one GraphQL request), recording what it reads ([`read`], [`uncacheable`],
+/// [`query_running`]).
+pub async fn recording<T>(work: impl Future<Output = T>) -> (T, Reads) {
+    READS
+        .scope(RefCell::new(Reads::default()), async {
+            let result = work.await;
+            (result, READS.with(|reads| reads.take()))
+        })
+        .await
+}
+
+fn read(kind: Kind, id: Uuid) {
+    let _ = READS.try_with(|reads| reads.borrow_mut().keys.push((kind, id)));
+}
+
+/// The request on this task read something the cache does not know of, or changed something:
+/// its response must not be kept. (The database's statement callback calls this for every
+/// statement, so only the DataLoader batches, which run on their own tasks, escape it; uncached
+/// loaders call it themselves.)
+pub fn uncacheable() {
+    let _ = READS.try_with(|reads| reads.borrow_mut().uncacheable = true);
+}
+
+/// The request on this task is the query labelled `operation`.
+pub fn query_running(operation: &str) {
+    let _ = READS.try_with(|reads| reads.borrow_mut().query = Some(operation.to_string()));
 }
 
 /// Marks an entity the current mutation changed (a no-op outside [`track`], e.g. in the CLI,

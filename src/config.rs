@@ -235,6 +235,8 @@ impl Config {
                 ttl: secs(source, "CACHE_TTL_SECS", 1800)?,
                 local_capacity: positive(source, "CACHE_LOCAL_CAPACITY", 100_000)?,
                 key_prefix: source.get("CACHE_KEY_PREFIX").unwrap_or_else(|| "mg".into()),
+                responses: parse(source, "CACHE_RESPONSES", true)?,
+                response_bytes: positive::<u64>(source, "CACHE_RESPONSE_MB", 64)?.saturating_mul(1024 * 1024),
             },
         };
         if config.database.min_connections > config.database.max_connections {

@@ -53,6 +53,9 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<(DatabaseCon
     let sink = counter.clone();
     db.set_metric_callback(move |info| {
         sink.0.fetch_add(1, Ordering::Relaxed);
+        // A statement on a request's task: what it read is not in the cache, so neither is the
+        // response (see `cache::recording`).
+        crate::cache::uncacheable();
         metrics::counter!("db_statements_total").increment(1);
         metrics::histogram!("db_statement_duration_seconds").record(info.elapsed.as_secs_f64());
         if info.failed {

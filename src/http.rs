@@ -246,9 +246,18 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
                 .into_server_error(Default::default())]));
             continue;
         }
+        // A single query may be answered from, or kept in, the response cache.
+        let cache_key = if is_batch { None } else { response_key(&state.app.cache, &viewer, &request) };
+        if let Some(stored) = cache_key.as_ref().and_then(|key| state.app.cache.response(key)) {
+            crate::graphql::extension::record_request(&stored.operation, "ok", started.elapsed());
+            tracing::Span::current().record("operation", stored.operation.as_str());
+            tracing::info!(duration_ms = started.elapsed().as_millis() as u64, cached = true, "graphql request");
+            return json_response(stored.body.clone());
+        }
         let request = request.data(viewer.clone()).data(RequestMeta { ip });
-        let run = state.schema.execute(request);
-        let response = match tokio::time::timeout(limits.request_timeout, run).await {
+        let run = tokio::time::timeout(limits.request_timeout, state.schema.execute(request));
+        let (outcome, reads) = crate::cache::recording(run).await;
+        let response = match outcome {
             Ok(response) => response,
             Err(_) => {
                 metrics::counter!("graphql_timeouts_total").increment(1);
@@ -257,6 +266,17 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
                     .into_server_error(Default::default())])
             }
         };
+        if let Some(key) = cache_key.filter(|_| response.errors.is_empty() && response.extensions.is_empty()) {
+            let body = match serde_json::to_vec(&BatchResponse::Single(response)) {
+                Ok(body) => Bytes::from(body),
+                Err(error) => {
+                    return error_response(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(error.into()))
+                }
+            };
+            state.app.cache.store_response(key, body.clone(), reads);
+            tracing::info!(duration_ms = started.elapsed().as_millis() as u64, errors = 0, "graphql request");
+            return json_response(body);
+        }
         responses.push(response);
     }
     tracing::info!(
@@ -268,9 +288,42 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
         (false, Some(response)) => BatchResponse::Single(response),
         (_, last) => BatchResponse::Batch(responses.into_iter().chain(last).collect()),
     };
-    let mut response = axum::Json(body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    match serde_json::to_vec(&body) {
+        Ok(body) => json_response(Bytes::from(body)),
+        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(error.into())),
+    }
+}
+
+/// The response cache's key of a single request: who asks (a verified user by id and role, or
+/// anonymous), the operation, the query text and the variables. `None` when it must not be cached:
+/// the cache is off, the credential did not verify, or the request carries extensions or uploads.
+fn response_key(
+    cache: &crate::cache::Cache,
+    viewer: &Viewer,
+    request: &async_graphql::Request,
+) -> Option<crate::cache::ResponseKey> {
+    if !request.extensions.is_empty() || !request.uploads.is_empty() {
+        return None;
+    }
+    let who = match viewer {
+        Viewer::Anonymous => "anonymous".to_string(),
+        Viewer::User { id, role } => format!("{id}/{role:?}"),
+        Viewer::Invalid(_) => return None,
+    };
+    let variables = serde_json::to_string(&request.variables).ok()?;
+    cache.response_key(&[&who, request.operation_name.as_deref().unwrap_or(""), &request.query, &variables])
+}
+
+/// A GraphQL response body as sent: JSON, never stored by HTTP caches (it may be per viewer).
+fn json_response(body: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Per-request facts resolvers may need (audit logs record the client IP).

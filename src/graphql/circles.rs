@@ -379,6 +379,8 @@ impl CirclesQuery {
         let Some(post) = loaders(ctx)?.posts.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
         let post = posts::visible(&state.db, viewer(ctx), post).await?;
         if let Some(post) = &post {
+            // A side effect: this response must be computed every time.
+            crate::cache::uncacheable();
             state.views.record(post.id);
         }
         Ok(post.map(Post))

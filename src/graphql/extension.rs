@@ -49,10 +49,7 @@ impl Extension for GuardExtension {
         }
         let operation = self.label.lock().ok().and_then(|label| label.clone()).unwrap_or_else(|| "invalid".to_string());
         let outcome = if response.errors.is_empty() { "ok" } else { "error" };
-        let elapsed = started.elapsed().as_secs_f64();
-        metrics::counter!("graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("graphql_request_duration_seconds", "operation" => operation.clone()).record(elapsed);
+        record_request(&operation, outcome, started.elapsed());
         for error in &response.errors {
             let code = error_code(error).unwrap_or(code::INTERNAL);
             metrics::counter!("graphql_errors_total", "code" => code).increment(1);
@@ -123,11 +120,23 @@ impl Extension for GuardExtension {
                 .or_else(|| if labels.len() == 1 { labels.values().next() } else { None })
                 .cloned()
         });
+        if let Some(label) = label.as_deref().filter(|label| label.starts_with("query:")) {
+            crate::cache::query_running(label);
+        }
         if let Ok(mut slot) = self.label.lock() {
             *slot = label;
         }
         next.run(ctx, operation_name).await
     }
+}
+
+/// Counts one request of `operation` (its label) and its latency; also for the requests the
+/// response cache answers, which never reach the schema.
+pub fn record_request(operation: &str, outcome: &'static str, elapsed: std::time::Duration) {
+    metrics::counter!("graphql_requests_total", "operation" => operation.to_string(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("graphql_request_duration_seconds", "operation" => operation.to_string())
+        .record(elapsed.as_secs_f64());
 }
 
 /// `query:me`, `mutation:login`, `query:course+courses` (root fields sorted, at most 4).

@@ -321,6 +321,21 @@ where
     }
 }
 
+/// A loader whose values are not cached. Its batches run on their own task, out of sight of the
+/// statement callback, so it tells the response cache itself that the request read outside it.
+pub struct Uncached<T>(DataLoader<T>);
+
+impl<T: Send + Sync + 'static> Uncached<T> {
+    pub async fn load_one<K>(&self, key: K) -> Result<Option<T::Value>, T::Error>
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        T: Loader<K>,
+    {
+        crate::cache::uncacheable();
+        self.0.load_one(key).await
+    }
+}
+
 /// How long a loader waits for more keys before it queries. The fields of a list's items register
 /// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
 /// pass can outlast async-graphql's 1 ms default and split a batch in two.
@@ -330,11 +345,11 @@ fn loader<T>(inner: T) -> DataLoader<T> {
     DataLoader::new(inner, tokio::spawn).delay(BATCH_DELAY)
 }
 
-fn by_id<E: EntityTrait + Send + Sync>(db: &DatabaseConnection) -> DataLoader<ById<E>>
+fn by_id<E: EntityTrait + Send + Sync>(db: &DatabaseConnection) -> Uncached<ById<E>>
 where
     E::Model: Clone + Send + Sync,
 {
-    loader(ById(db.clone(), PhantomData))
+    Uncached(loader(ById(db.clone(), PhantomData)))
 }
 
 fn cached<L>(inner: L, cache: &Cache, kind: Kind) -> CachedLoader<L>
@@ -350,26 +365,26 @@ fn by_column<E>(
     column: E::Column,
     condition: Option<Condition>,
     order: Option<E::Column>,
-) -> DataLoader<ByColumn<E>>
+) -> Uncached<ByColumn<E>>
 where
     E: EntityTrait + Send + Sync,
     E::Model: Clone + Send + Sync,
     E::Column: Send + Sync,
 {
-    loader(ByColumn { db: db.clone(), column, condition, order })
+    Uncached(loader(ByColumn { db: db.clone(), column, condition, order }))
 }
 
 fn by_pair<E>(
     db: &DatabaseConnection,
     columns: (E::Column, E::Column),
     condition: Option<Condition>,
-) -> DataLoader<ByPair<E>>
+) -> Uncached<ByPair<E>>
 where
     E: EntityTrait + Send + Sync,
     E::Model: Clone + Send + Sync,
     E::Column: Send + Sync,
 {
-    loader(ByPair { db: db.clone(), columns, condition })
+    Uncached(loader(ByPair { db: db.clone(), columns, condition }))
 }
 
 /// How many of a mentor's courses `Mentor.courses` can show (its `first` is at most this).
@@ -377,29 +392,29 @@ pub const MENTOR_COURSES_LIMIT: i32 = 100;
 
 /// The loaders of the schema, created once and shared by all requests.
 pub struct Loaders {
-    pub users: DataLoader<ById<users::Entity>>,
+    pub users: Uncached<ById<users::Entity>>,
     pub identities: CachedLoader<ById<user_identities::Entity>>,
-    pub identities_by_user: DataLoader<ByColumn<user_identities::Entity>>,
+    pub identities_by_user: Uncached<ByColumn<user_identities::Entity>>,
     pub profiles_by_identity: CachedLoader<ByColumn<user_profiles::Entity>>,
     pub mentor_stats: CachedLoader<ById<mentor_stats::Entity>>,
     pub courses: CachedLoader<ById<courses::Entity>>,
     /// Ids of a mentor's newest published courses, at most [`MENTOR_COURSES_LIMIT`].
     pub published_courses_by_mentor: CachedLoader<NewestByColumn<courses::Entity>>,
     pub course_stats: CachedLoader<ById<course_stats::Entity>>,
-    pub contents: DataLoader<ById<course_contents::Entity>>,
+    pub contents: Uncached<ById<course_contents::Entity>>,
     pub contents_by_course: CachedLoader<ByColumn<course_contents::Entity>>,
     /// (user, course) -> learning record
-    pub enrollments: DataLoader<ByPair<learning_records::Entity>>,
+    pub enrollments: Uncached<ByPair<learning_records::Entity>>,
     pub circles: CachedLoader<ById<circles::Entity>>,
     /// (user, circle) -> active membership
-    pub memberships: DataLoader<ByPair<circle_members::Entity>>,
+    pub memberships: Uncached<ByPair<circle_members::Entity>>,
     pub posts: CachedLoader<ById<posts::Entity>>,
-    pub comments: DataLoader<ById<comments::Entity>>,
+    pub comments: Uncached<ById<comments::Entity>>,
     /// (user, post) -> like
     pub post_likes: CachedPairLoader<ByPair<post_likes::Entity>>,
     /// (user, comment) -> like
-    pub comment_likes: DataLoader<ByPair<comment_likes::Entity>>,
-    pub appointment_history: DataLoader<ByColumn<appointment_status_logs::Entity>>,
+    pub comment_likes: Uncached<ByPair<comment_likes::Entity>>,
+    pub appointment_history: Uncached<ByColumn<appointment_status_logs::Entity>>,
 }
 
 pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {

@@ -1,7 +1,8 @@
-//! The cache, seen from outside: a repeated read costs no SQL (entities, and the first pages of the
-//! hot lists), an unknown id is remembered as missing, a write is read back fresh at once (on this
-//! instance and, through Redis, on another), concurrent readers of a cold key share one load, and
-//! Redis down is not an outage.
+//! The cache, seen from outside: a repeated read costs no SQL (whole query responses, entities,
+//! and the first pages of the hot lists), an unknown id is remembered as missing, a write is read
+//! back fresh at once (on this instance and, through Redis, on another), even while concurrent
+//! readers race it, concurrent readers of a cold key share one load, and Redis down is not an
+//! outage.
 
 use crate::helpers::*;
 use serde_json::json;
@@ -250,7 +251,9 @@ fn ids(list: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// Reads `query` twice: the second (warm) read must cost no SQL and say the same.
+/// Reads `query` three times: the second read (the kept response) and a third with a query text
+/// the response cache has not seen (so every field resolves again from the cached entities and
+/// lists) must cost no SQL and say what the first did.
 async fn warm(app: &TestApp, token: Option<&str>, query: &str, variables: serde_json::Value) -> serde_json::Value {
     let first = app.gql_with(token, query, variables.clone()).await;
     data(&first);
@@ -258,6 +261,11 @@ async fn warm(app: &TestApp, token: Option<&str>, query: &str, variables: serde_
     let again = app.gql_with(token, query, variables.clone()).await;
     assert_eq!(app.statements().await - before, 0, "a warm read of {query} ({variables}) ran SQL");
     assert_eq!(first, again, "the warm read says what the cold one did");
+    let unseen = format!("{query}\n# {}", uuid::Uuid::new_v4());
+    let before = app.statements().await;
+    let resolved = app.gql_with(token, &unseen, variables.clone()).await;
+    assert_eq!(app.statements().await - before, 0, "a warm resolve of {query} ({variables}) ran SQL");
+    assert_eq!(first, resolved, "the entity-level read says what the cold one did");
     again
 }
 
@@ -349,6 +357,47 @@ async fn hot_course_lists_are_served_warm_and_follow_every_write() {
     assert!(!ids(&data(&body)["courses"]["edges"]).contains(&newest));
 }
 
+/// A circle made by `owner`, which `reader` has joined (both apprentices).
+struct Circle {
+    owner: Session,
+    owner_identity: String,
+    reader: Session,
+    circle: String,
+}
+
+impl Circle {
+    async fn new(app: &TestApp) -> Self {
+        let _world = app.world().await;
+        let owner = app.register("owner@example.com").await;
+        let owner_identity = app.apply(&owner, "APPRENTICE", "software").await;
+        let reader = app.register("reader@example.com").await;
+        let reader_identity = app.apply(&reader, "APPRENTICE", "software").await;
+        let body = app
+            .gql_as(
+                &owner.access,
+                "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }",
+                json!({ "i": { "identityId": owner_identity, "name": "Rustaceans", "domain": "software" } }),
+            )
+            .await;
+        let circle = data(&body)["createCircle"]["id"].as_str().expect("circle").to_string();
+        let join = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id } }";
+        data(&app.gql_as(&reader.access, join, json!({ "c": circle, "i": reader_identity })).await);
+        Self { owner, owner_identity, reader, circle }
+    }
+}
+
+/// A new post of `author` (as `identity`) in `circle`; its id.
+async fn post_in(app: &TestApp, author: &Session, identity: &str, circle: &str, content: &str) -> String {
+    let body = app
+        .gql_as(
+            &author.access,
+            "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+            json!({ "i": { "circleId": circle, "identityId": identity, "content": content } }),
+        )
+        .await;
+    data(&body)["createPost"]["id"].as_str().expect("post").to_string()
+}
+
 const CIRCLE_FEED: &str = "query($id: ID!) { circle(id: $id) { posts(first: 20) {
     edges { node { id content likeCount commentCount viewerHasLiked isTop author { id } } } } } }";
 const NOTIFICATIONS: &str =
@@ -361,34 +410,8 @@ const NOTIFICATIONS: &str =
 #[tokio::test]
 async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() {
     let app = spawn_app().await;
-    let _world = app.world().await;
-    let owner = app.register("owner@example.com").await;
-    let owner_identity = app.apply(&owner, "APPRENTICE", "software").await;
-    let reader = app.register("reader@example.com").await;
-    let reader_identity = app.apply(&reader, "APPRENTICE", "software").await;
-    let body = app
-        .gql_as(
-            &owner.access,
-            "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }",
-            json!({ "i": { "identityId": owner_identity, "name": "Rustaceans", "domain": "software" } }),
-        )
-        .await;
-    let circle = data(&body)["createCircle"]["id"].as_str().expect("circle").to_string();
-    let join = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id } }";
-    data(&app.gql_as(&reader.access, join, json!({ "c": circle, "i": reader_identity })).await);
-    let post = |content: &'static str| {
-        let (app, owner, circle, identity) = (&app, &owner, &circle, &owner_identity);
-        async move {
-            let body = app
-                .gql_as(
-                    &owner.access,
-                    "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
-                    json!({ "i": { "circleId": circle, "identityId": identity, "content": content } }),
-                )
-                .await;
-            data(&body)["createPost"]["id"].as_str().expect("post").to_string()
-        }
-    };
+    let Circle { owner, owner_identity, reader, circle } = Circle::new(&app).await;
+    let post = |content: &'static str| post_in(&app, &owner, &owner_identity, &circle, content);
     let first = post("first").await;
     let second = post("second").await;
     async fn feed(app: &TestApp, token: &str, circle: &str) -> serde_json::Value {
@@ -445,4 +468,181 @@ async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() 
     data(&app.gql_as(&owner.access, "mutation($id: ID!) { deletePost(id: $id) }", json!({ "id": third })).await);
     let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first, second]);
+}
+
+/// How many requests the response cache answered so far.
+async fn response_hits(app: &TestApp) -> f64 {
+    app.metric(r#"cache_responses_total{outcome="hit"}"#).await
+}
+
+/// A query's whole response is kept for the viewer who asked: the same query from the same viewer
+/// is answered from it; another viewer, other variables or another query text are not; a write to
+/// anything it read drops it, a write to anything else does not.
+#[tokio::test]
+async fn whole_responses_are_kept_per_viewer_and_dropped_by_the_writes_they_read() {
+    let app = spawn_app().await;
+    let Circle { owner, owner_identity, reader, circle } = Circle::new(&app).await;
+    let post = post_in(&app, &owner, &owner_identity, &circle, "hello").await;
+    let vars = json!({ "id": circle });
+    let liked = |body: &serde_json::Value| {
+        let node = &data(body)["circle"]["posts"]["edges"][0]["node"];
+        (node["likeCount"].as_i64(), node["viewerHasLiked"].as_bool())
+    };
+
+    // The reader's feed. The first read loads the cache (it ran statements, so its response is
+    // not kept); the second is answered by the cache's entries and lists, and kept; the third is
+    // that kept response.
+    let body = app.gql_as(&reader.access, CIRCLE_FEED, vars.clone()).await;
+    assert_eq!(liked(&body), (Some(0), Some(false)));
+    let hits = response_hits(&app).await;
+    assert_eq!(app.gql_as(&reader.access, CIRCLE_FEED, vars.clone()).await, body);
+    assert_eq!(response_hits(&app).await - hits, 0.0, "a response computed with statements is not kept");
+    let before = app.statements().await;
+    let again = app.gql_as(&reader.access, CIRCLE_FEED, vars.clone()).await;
+    assert_eq!(app.statements().await - before, 0);
+    assert_eq!(body, again);
+    assert_eq!(response_hits(&app).await - hits, 1.0, "the repeat was answered from the kept response");
+
+    // The reader likes the post. Nobody is answered with a response from before the like: the
+    // reader sees their like, the owner and an anonymous visitor see the count only.
+    let like = "mutation($id: ID!) { likePost(postId: $id) { likeCount } }";
+    data(&app.gql_as(&reader.access, like, json!({ "id": post })).await);
+    let hits = response_hits(&app).await;
+    let body = app.gql_as(&reader.access, CIRCLE_FEED, vars.clone()).await;
+    assert_eq!(liked(&body), (Some(1), Some(true)));
+    let body = app.gql_as(&owner.access, CIRCLE_FEED, vars.clone()).await;
+    assert_eq!(liked(&body), (Some(1), Some(false)), "another viewer gets their own response");
+    let body = app.gql(CIRCLE_FEED, vars.clone()).await;
+    assert_eq!(liked(&body), (Some(1), Some(false)));
+    assert_eq!(response_hits(&app).await - hits, 0.0, "a like drops the responses that read the post");
+
+    // Kept per viewer: once the cache holds what the feed reads, each viewer's repeat is a hit and
+    // says what that viewer was told.
+    let mut hits = 0.0;
+    for _ in 0..2 {
+        hits = response_hits(&app).await;
+        assert_eq!(liked(&app.gql_as(&reader.access, CIRCLE_FEED, vars.clone()).await), (Some(1), Some(true)));
+        assert_eq!(liked(&app.gql_as(&owner.access, CIRCLE_FEED, vars.clone()).await), (Some(1), Some(false)));
+        assert_eq!(liked(&app.gql(CIRCLE_FEED, vars.clone()).await), (Some(1), Some(false)));
+    }
+    assert_eq!(response_hits(&app).await - hits, 3.0);
+
+    // Other variables are another response.
+    let other = json!({ "id": uuid::Uuid::new_v4() });
+    let hits = response_hits(&app).await;
+    assert_eq!(data(&app.gql(CIRCLE_FEED, other).await)["circle"], serde_json::Value::Null);
+    assert_eq!(response_hits(&app).await - hits, 0.0);
+
+    // A write to something the feed did not read leaves its responses kept.
+    let kim = app.register("kim@example.com").await;
+    let kim_identity = app.apply(&kim, "APPRENTICE", "software").await;
+    let body = app
+        .gql_as(
+            &kim.access,
+            "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { name } }",
+            json!({ "id": kim_identity, "i": { "name": "Kim" } }),
+        )
+        .await;
+    data(&body);
+    let hits = response_hits(&app).await;
+    assert_eq!(liked(&app.gql_as(&reader.access, CIRCLE_FEED, vars.clone()).await), (Some(1), Some(true)));
+    assert_eq!(response_hits(&app).await - hits, 1.0, "an unrelated write does not drop the feed");
+
+    // The owner edits the post's author profile: the feed shows the author, so it is dropped.
+    let feed_with_name = "query($id: ID!) { circle(id: $id) { posts(first: 20) {
+        edges { node { id author { profile { name } } } } } } }";
+    let body = app.gql(feed_with_name, vars.clone()).await;
+    let name = |body: &serde_json::Value| {
+        data(body)["circle"]["posts"]["edges"][0]["node"]["author"]["profile"]["name"].as_str().map(String::from)
+    };
+    let before = name(&body);
+    assert_eq!(name(&app.gql(feed_with_name, vars.clone()).await), before);
+    let body = app
+        .gql_as(
+            &owner.access,
+            "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { name } }",
+            json!({ "id": owner_identity, "i": { "name": "Owner, renamed" } }),
+        )
+        .await;
+    data(&body);
+    assert_eq!(name(&app.gql(feed_with_name, vars.clone()).await).as_deref(), Some("Owner, renamed"));
+}
+
+/// A query that reads what the cache does not hold (the viewer's own account, a cursor page), one
+/// with a side effect (a post counts a view), one that fails, a batch and a mutation are computed
+/// every time.
+#[tokio::test]
+async fn responses_that_read_outside_the_cache_or_do_something_are_never_kept() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let sam = app.register("sam@example.com").await;
+    let hits = response_hits(&app).await;
+    for _ in 0..3 {
+        let before = app.statements().await;
+        let body = app.gql_as(&sam.access, "{ me { email } }", json!({})).await;
+        assert_eq!(data(&body)["me"]["email"], "sam@example.com");
+        assert!(app.statements().await > before, "`me` reads the users table every time");
+    }
+    for _ in 0..3 {
+        let body = app.gql("query($id: ID!) { course(id: $id) { id } }", json!({ "id": "not-an-id" })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+    let batch = json!([{ "query": "{ domains { name } }" }, { "query": "{ domains { name } }" }]);
+    for _ in 0..3 {
+        let response = app.http.post(app.url("/graphql")).json(&batch).send().await.expect("batch");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body.as_array().map(Vec::len), Some(2));
+    }
+    assert_eq!(response_hits(&app).await - hits, 0.0, "none of these was answered from a kept response");
+
+    // A public query read twice is kept (the test above is not vacuous).
+    for _ in 0..2 {
+        data(&app.gql("{ __typename }", json!({})).await);
+    }
+    assert_eq!(response_hits(&app).await - hits, 1.0);
+}
+
+/// Readers hammer a course while its owner renames it: after each rename returns, every read
+/// started after it says the new title; no response kept from before the rename is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_racing_concurrent_readers_is_never_hidden_by_a_kept_response() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 1, true).await;
+    let read = "query($id: ID!) { course(id: $id) { title mentor { profile { name } } } }";
+    let rename = "mutation($id: ID!, $i: UpdateCourseInput!) { updateCourse(id: $id, input: $i) { title } }";
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reader = || async {
+        let mut reads = 0u32;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let body = app.gql(read, json!({ "id": course })).await;
+            assert!(data(&body)["course"]["title"].is_string());
+            reads += 1;
+        }
+        reads
+    };
+    let writer = async {
+        for round in 0..25 {
+            let title = format!("Rust, take {round}");
+            let body = app.gql_as(&ada.session.access, rename, json!({ "id": course, "i": { "title": title } })).await;
+            assert_eq!(data(&body)["updateCourse"]["title"], title.as_str());
+            for _ in 0..3 {
+                let body = app.gql(read, json!({ "id": course })).await;
+                assert_eq!(data(&body)["course"]["title"], title.as_str(), "round {round}: a read after the write");
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (reads, ()) = tokio::join!(futures_util::future::join_all((0..8).map(|_| reader())), writer);
+    assert!(reads.iter().sum::<u32>() > 100, "the readers ran alongside the writer: {reads:?}");
+    let title = {
+        use sea_orm::EntityTrait;
+        let id: uuid::Uuid = course.parse().expect("course id");
+        let row = entity::courses::Entity::find_by_id(id).one(&app.db().await).await.expect("query").expect("row");
+        row.title
+    };
+    assert_eq!(title, "Rust, take 24");
+    let body = app.gql(read, json!({ "id": course })).await;
+    assert_eq!(data(&body)["course"]["title"], "Rust, take 24");
 }

@@ -191,6 +191,16 @@ impl TestApp {
         db.close().await.ok();
     }
 
+    /// The value of one series of /metrics, e.g. `cache_responses_total{outcome="hit"}` (0 when the
+    /// server has not recorded it yet).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map(|value| value.trim().parse().expect("a number"))
+            .unwrap_or(0.0)
+    }
+
     /// The server's exact count of SQL statements so far (from /metrics).
     pub async fn statements(&self) -> u64 {
         let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
