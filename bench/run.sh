@@ -5,10 +5,12 @@
 #   bench/run.sh small|large [--skip-seed]
 #
 # BENCH_CACHE=on (default) runs the server with its cache in front of Redis (BENCH_REDIS_URL, default
-# redis://127.0.0.1:6379, under a fresh key prefix so earlier runs leave nothing warm); BENCH_CACHE=off
-# turns the cache off, so every read goes to PostgreSQL.
+# redis://127.0.0.1:6379, under a fresh key prefix so earlier runs leave nothing warm), whole query
+# responses included; BENCH_CACHE=entities keeps the entity and list caches but not whole responses
+# (what a viewer's first read of a page costs: every field resolves); BENCH_CACHE=off turns the cache
+# off, so every read goes to PostgreSQL.
 # Needs PostgreSQL (BENCH_ADMIN_URL, default postgres://postgres:postgres@127.0.0.1:5432/postgres).
-# Installs oha (cargo) when missing. Writes bench/results/<scale>-cache-<on|off>.json and prints a
+# Installs oha (cargo) when missing. Writes bench/results/<scale>-cache-<on|entities|off>.json and prints a
 # Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +26,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/master-guide-target}
 export DATABASE_URL="$BASE/$DB" JWT_SECRET=bench-secret-bench-secret-bench-secret-01 BIND_ADDR=127.0.0.1:$PORT
 export LOG_FORMAT=json RUST_LOG=warn DATA_DIR=$(mktemp -d) GRAPHQL_MAX_COMPLEXITY=5000
 case ${BENCH_CACHE:=on} in
-  on) export CACHE_ENABLED=true REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379} \
-        CACHE_KEY_PREFIX=mg-bench-$(date +%s) EVENTS_CHANNEL=mg-bench-$(date +%s):events ;;
+  on|entities) export CACHE_ENABLED=true REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379} \
+        CACHE_KEY_PREFIX=mg-bench-$(date +%s) EVENTS_CHANNEL=mg-bench-$(date +%s):events
+      if [ "$BENCH_CACHE" = entities ]; then export CACHE_RESPONSES=false; fi ;;
   off) export CACHE_ENABLED=false; unset REDIS_URL ;;
-  *) echo "BENCH_CACHE must be on or off" >&2; exit 2 ;;
+  *) echo "BENCH_CACHE must be on, entities or off" >&2; exit 2 ;;
 esac
 BIN=$CARGO_TARGET_DIR/release/master-guide
 mkdir -p bench/results

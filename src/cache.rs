@@ -505,8 +505,8 @@ impl Cache {
     /// The stored response of `key`, if any.
     pub fn response(&self, key: &ResponseKey) -> Option<Arc<StoredResponse>> {
         let stored = self.0.responses.entries.get(&key.id).filter(|stored| stored.key == key.text);
-        let level = if stored.is_some() { "hit" } else { "miss" };
-        metrics::counter!("cache_responses_total", "outcome" => level).increment(1);
+        let outcome = if stored.is_some() { "hit" } else { "miss" };
+        metrics::counter!("cache_responses_total", "outcome" => outcome).increment(1);
         stored
     }
 

@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod columns;
+mod indexes;
 
 mod m20241201_000001_create_users;
 mod m20241201_000002_create_identities;
@@ -22,6 +23,7 @@ mod m20241201_000012_appointment_ends_at;
 mod m20241201_000013_review_and_message_keys;
 mod m20241201_000014_hot_path_indexes;
 mod m20241201_000015_mentor_courses_index;
+mod m20241201_000016_stats_covering_indexes;
 
 pub struct Migrator;
 
@@ -44,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000013_review_and_message_keys::Migration),
             Box::new(m20241201_000014_hot_path_indexes::Migration),
             Box::new(m20241201_000015_mentor_courses_index::Migration),
+            Box::new(m20241201_000016_stats_covering_indexes::Migration),
         ]
     }
 }

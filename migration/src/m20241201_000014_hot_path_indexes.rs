@@ -6,7 +6,6 @@
 //! read forwards or backwards (every keyset order uses one direction for all its keys).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::ConnectionTrait;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -33,18 +32,10 @@ const INDEXES: &[(&str, &str, &str)] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for (name, table, columns) in INDEXES {
-            db.execute_unprepared(&format!("CREATE INDEX {name} ON {table} ({columns})")).await?;
-        }
-        Ok(())
+        crate::indexes::create(manager, INDEXES).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for (name, _, _) in INDEXES {
-            db.execute_unprepared(&format!("DROP INDEX IF EXISTS {name}")).await?;
-        }
-        Ok(())
+        crate::indexes::drop(manager, INDEXES).await
     }
 }
