@@ -26,8 +26,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -218,7 +218,14 @@ impl Cache {
             None => settings.ttl,
         };
         let responses = Responses::new(settings.response_bytes, response_ttl);
-        Self(Arc::new(Inner { settings, local, redis, epoch: AtomicU64::new(0), in_flight: Mutex::default(), responses }))
+        Self(Arc::new(Inner {
+            settings,
+            local,
+            redis,
+            epoch: AtomicU64::new(0),
+            in_flight: Mutex::default(),
+            responses,
+        }))
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -499,7 +506,11 @@ impl Cache {
             return None;
         }
         let text = parts.join("\u{1f}");
-        Some(ResponseKey { id: self.0.responses.hasher.hash_one(&text), text, epoch: self.0.epoch.load(Ordering::SeqCst) })
+        Some(ResponseKey {
+            id: self.0.responses.hasher.hash_one(&text),
+            text,
+            epoch: self.0.epoch.load(Ordering::SeqCst),
+        })
     }
 
     /// The stored response of `key`, if any.
@@ -588,7 +599,9 @@ impl Responses {
 
     fn invalidate(&self, keys: &[Key]) {
         let ids: Vec<u64> = match self.index.lock() {
-            Ok(mut index) => keys.iter().filter_map(|key| index.remove(key)).flat_map(|ids| ids.into_values()).collect(),
+            Ok(mut index) => {
+                keys.iter().filter_map(|key| index.remove(key)).flat_map(|ids| ids.into_values()).collect()
+            }
             Err(_) => return,
         };
         for id in ids {
