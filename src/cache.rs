@@ -498,9 +498,9 @@ impl Cache {
         metrics::counter!("cache_invalidations_total").increment(keys.len() as u64);
     }
 
-    /// The response cache's key of a request: `None` when the cache or its response level is off. `parts` must name
-    /// everything the response depends on besides what it reads (viewer, operation, query text,
-    /// variables).
+    /// The response cache's key of a request: `None` when the cache or its response level is off.
+    /// `parts` must name everything the response depends on besides what it reads (viewer,
+    /// operation, query text, variables).
     pub fn response_key(&self, parts: &[&str]) -> Option<ResponseKey> {
         if !self.is_enabled() || !self.0.settings.responses {
             return None;
@@ -793,4 +793,99 @@ pub async fn track<T>(work: impl Future<Output = T>) -> (T, Vec<Key>) {
             (result, keys)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> Cache {
+        Cache::local(CacheSettings {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+            local_capacity: 100,
+            key_prefix: "test".into(),
+            responses: true,
+            response_bytes: 1 << 20,
+        })
+    }
+
+    /// Runs a "query" named `text` that reads `tags` (and does whatever `also` does), then offers
+    /// its response to the cache.
+    async fn run(cache: &Cache, text: &str, tags: &[Key], also: impl FnOnce()) {
+        let Some(key) = cache.response_key(&[text]) else { panic!("responses are on") };
+        let ((), reads) = recording(async {
+            query_running("query:test");
+            for (kind, id) in tags {
+                read(*kind, *id);
+            }
+            also();
+        })
+        .await;
+        cache.store_response(key, Bytes::from(text.to_string()), reads);
+    }
+
+    fn kept(cache: &Cache, text: &str) -> bool {
+        cache.response_key(&[text]).and_then(|key| cache.response(&key)).is_some()
+    }
+
+    fn indexed(cache: &Cache) -> usize {
+        cache.0.responses.entries.run_pending_tasks();
+        cache.0.responses.index.lock().map(|index| index.values().map(HashMap::len).sum()).unwrap_or(usize::MAX)
+    }
+
+    #[tokio::test]
+    async fn a_response_leaves_with_any_key_it_read_and_takes_its_index_entries_along() {
+        let cache = cache();
+        let (course, post) = ((Kind::Course, Uuid::new_v4()), (Kind::Post, Uuid::new_v4()));
+        run(&cache, "both", &[course, post], || {}).await;
+        run(&cache, "course", &[course], || {}).await;
+        assert!(kept(&cache, "both") && kept(&cache, "course"));
+        assert_eq!(indexed(&cache), 3);
+
+        cache.invalidate_local(&[post]);
+        assert!(!kept(&cache, "both"), "dropped with the post it read");
+        assert!(kept(&cache, "course"), "the other response did not read the post");
+        assert_eq!(indexed(&cache), 1, "the dropped response's course entry left the index too");
+
+        cache.invalidate_local(&[course]);
+        assert!(!kept(&cache, "course"));
+        assert_eq!(indexed(&cache), 0);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_response_leaves_the_index_of_the_one_that_stays() {
+        let cache = cache();
+        let (first, second) = ((Kind::Course, Uuid::new_v4()), (Kind::Course, Uuid::new_v4()));
+        run(&cache, "same", &[first], || {}).await;
+        run(&cache, "same", &[second], || {}).await;
+        assert_eq!(indexed(&cache), 1, "only the response that stays is indexed");
+        cache.invalidate_local(&[second]);
+        assert!(!kept(&cache, "same"));
+        assert_eq!(indexed(&cache), 0);
+    }
+
+    #[tokio::test]
+    async fn responses_are_not_kept_when_they_read_outside_the_cache_or_raced_a_change() {
+        let cache = cache();
+        let course = (Kind::Course, Uuid::new_v4());
+        run(&cache, "statement", &[course], uncacheable).await;
+        assert!(!kept(&cache, "statement"));
+
+        let Some(key) = cache.response_key(&["mutation"]) else { panic!("responses are on") };
+        let ((), reads) = recording(async { read(course.0, course.1) }).await;
+        cache.store_response(key, Bytes::from_static(b"{}"), reads);
+        assert!(!kept(&cache, "mutation"), "only queries are kept");
+
+        let Some(key) = cache.response_key(&["raced"]) else { panic!("responses are on") };
+        let ((), reads) = recording(async {
+            query_running("query:test");
+            read(course.0, course.1);
+        })
+        .await;
+        cache.invalidate_local(&[(Kind::Post, Uuid::new_v4())]);
+        cache.store_response(key, Bytes::from_static(b"{}"), reads);
+        assert!(!kept(&cache, "raced"), "an invalidation ran while it executed");
+        assert_eq!(indexed(&cache), 0);
+    }
 }
