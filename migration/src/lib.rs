@@ -24,6 +24,7 @@ mod m20241201_000013_review_and_message_keys;
 mod m20241201_000014_hot_path_indexes;
 mod m20241201_000015_mentor_courses_index;
 mod m20241201_000016_stats_covering_indexes;
+mod m20241201_000017_mentor_reviews_index;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000014_hot_path_indexes::Migration),
             Box::new(m20241201_000015_mentor_courses_index::Migration),
             Box::new(m20241201_000016_stats_covering_indexes::Migration),
+            Box::new(m20241201_000017_mentor_reviews_index::Migration),
         ]
     }
 }
