@@ -213,11 +213,7 @@ impl Cache {
     fn build(settings: CacheSettings, redis: Option<redis::aio::ConnectionManager>) -> Self {
         let local =
             moka::sync::Cache::builder().max_capacity(settings.local_capacity.max(1)).expire_after(EntryExpiry).build();
-        let response_ttl = match redis {
-            Some(_) => LOCAL_TTL_WITH_REDIS.min(settings.ttl),
-            None => settings.ttl,
-        };
-        let responses = Responses::new(settings.response_bytes, response_ttl);
+        let responses = Responses::new(settings.response_bytes, local_ttl(&settings, redis.is_some()));
         Self(Arc::new(Inner {
             settings,
             local,
@@ -375,10 +371,7 @@ impl Cache {
     }
 
     fn local_ttl(&self) -> Duration {
-        match self.0.redis {
-            Some(_) => LOCAL_TTL_WITH_REDIS.min(self.0.settings.ttl),
-            None => self.0.settings.ttl,
-        }
+        local_ttl(&self.0.settings, self.0.redis.is_some())
     }
 
     fn key(&self, (kind, id): Key) -> String {
@@ -625,6 +618,15 @@ pub struct StoredResponse {
     pub operation: String,
     tags: Vec<Key>,
     serial: u64,
+}
+
+/// How long the in-process level keeps what it holds (entries and responses).
+fn local_ttl(settings: &CacheSettings, with_redis: bool) -> Duration {
+    if with_redis {
+        LOCAL_TTL_WITH_REDIS.min(settings.ttl)
+    } else {
+        settings.ttl
+    }
 }
 
 fn jittered(ttl: Duration) -> Duration {

@@ -235,6 +235,8 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
     let ip = client_ip(headers, peer);
     let started = Instant::now();
     let mut responses = Vec::with_capacity(requests.len());
+    // A single query's response to offer the response cache, with what it read.
+    let mut keep = None;
     for request in requests {
         if let Err(error) = precheck(&request.query) {
             // A single request without a usable query is malformed: 400 (GraphQL over HTTP).
@@ -267,15 +269,7 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
             }
         };
         if let Some(key) = cache_key.filter(|_| response.errors.is_empty() && response.extensions.is_empty()) {
-            let body = match serde_json::to_vec(&BatchResponse::Single(response)) {
-                Ok(body) => Bytes::from(body),
-                Err(error) => {
-                    return error_response(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(error.into()))
-                }
-            };
-            state.app.cache.store_response(key, body.clone(), reads);
-            tracing::info!(duration_ms = started.elapsed().as_millis() as u64, errors = 0, "graphql request");
-            return json_response(body);
+            keep = Some((key, reads));
         }
         responses.push(response);
     }
@@ -288,10 +282,14 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
         (false, Some(response)) => BatchResponse::Single(response),
         (_, last) => BatchResponse::Batch(responses.into_iter().chain(last).collect()),
     };
-    match serde_json::to_vec(&body) {
-        Ok(body) => json_response(Bytes::from(body)),
-        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(error.into())),
+    let body = match serde_json::to_vec(&body) {
+        Ok(body) => Bytes::from(body),
+        Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(error.into())),
+    };
+    if let Some((key, reads)) = keep {
+        state.app.cache.store_response(key, body.clone(), reads);
     }
+    json_response(body)
 }
 
 /// The response cache's key of a single request: who asks (a verified user by id and role, or
