@@ -28,11 +28,15 @@ pub struct AppState {
     pub events: crate::events::EventBus,
     /// Hot entities by id (in-process, in front of Redis when configured).
     pub cache: crate::cache::Cache,
+    /// Rate-limit buckets (shared through Redis when configured).
+    pub limiter: crate::admission::limits::Limiter,
 }
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// `METRICS_ADDR`: /metrics on its own listener.
+    metrics: Option<(TcpListener, axum::Router)>,
     state: AppState,
 }
 
@@ -67,6 +71,12 @@ impl Application {
             }
         };
         let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
+        let limiter = crate::admission::limits::Limiter::new(
+            config.rate.enabled,
+            &config.cache.key_prefix,
+            cache.redis_connection(),
+        );
+        crate::auth::password::configure(config.rate.hash_concurrency, config.rate.hash_queue);
         let state = AppState {
             db,
             keys,
@@ -76,13 +86,28 @@ impl Application {
             views: Arc::default(),
             events,
             cache,
+            limiter,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
-        let router = http::router(HttpState { app: state.clone(), schema });
+        let admission = crate::admission::Admission::new(state.clone(), schema)?;
+        let http_state = HttpState { app: state.clone(), admission };
+        let router = http::router(http_state.clone());
         let listener = TcpListener::bind(state.config.bind_addr)
             .await
             .with_context(|| format!("cannot bind {}", state.config.bind_addr))?;
-        Ok(Self { listener, router, state })
+        let metrics = match state.config.http.metrics_addr {
+            Some(addr) => Some((
+                TcpListener::bind(addr).await.with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?,
+                http::metrics_router(http_state),
+            )),
+            None => None,
+        };
+        Ok(Self { listener, router, metrics, state })
+    }
+
+    /// Where /metrics listens when `METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -103,6 +128,22 @@ impl Application {
         let grace = self.state.config.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
+        tokio::spawn(prune_idempotency_keys(self.state.clone(), stopping_rx.clone()));
+        if let Some((listener, router)) = self.metrics {
+            let mut stopping = stopping_rx.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    while !*stopping.borrow() {
+                        if stopping.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %error, "metrics listener failed");
+                }
+            });
+        }
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
@@ -152,6 +193,20 @@ async fn flush_views(state: AppState, mut stopping: tokio::sync::watch::Receiver
         }
         if stop {
             return;
+        }
+    }
+}
+
+/// Background task: deletes expired idempotency keys every hour.
+async fn prune_idempotency_keys(state: AppState, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
+        if let Err(error) = crate::admission::idempotency::prune(&state.db).await {
+            tracing::warn!(error = %error, "pruning idempotency keys failed");
         }
     }
 }

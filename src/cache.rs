@@ -175,7 +175,13 @@ struct Inner {
     /// Loads in flight, with the epoch each began at.
     in_flight: Mutex<HashMap<Key, (Flight, u64)>>,
     responses: Responses,
+    /// Small named texts (persisted query documents): both levels, whether or not entities are
+    /// cached.
+    texts: moka::sync::Cache<String, Arc<str>>,
 }
+
+/// How much memory the in-process level of [`Cache::text`] may use.
+const TEXT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Cheap to clone; every clone is the same cache.
 #[derive(Clone)]
@@ -221,7 +227,64 @@ impl Cache {
             epoch: AtomicU64::new(0),
             in_flight: Mutex::default(),
             responses,
+            texts: moka::sync::Cache::builder()
+                .max_capacity(TEXT_BYTES)
+                .weigher(|key: &String, text: &Arc<str>| u32::try_from(key.len() + text.len()).unwrap_or(u32::MAX))
+                .time_to_idle(Duration::from_secs(24 * 3600))
+                .build(),
         }))
+    }
+
+    /// The Redis connection behind the second level, for the other users of Redis (rate limits).
+    pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
+        self.0.redis.clone()
+    }
+
+    /// A text kept under `namespace:key` by [`Cache::put_text`] on this or another instance.
+    pub async fn text(&self, namespace: &str, key: &str) -> Option<String> {
+        let name = format!("{namespace}:{key}");
+        if let Some(text) = self.0.texts.get(&name) {
+            return Some(text.to_string());
+        }
+        let redis = self.0.redis.as_ref()?;
+        let mut connection = redis.clone();
+        let redis_key = format!("{}:{name}", self.0.settings.key_prefix);
+        match tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::cmd("GET").arg(&redis_key).query_async::<Option<String>>(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok(found)) => {
+                let found = found?;
+                self.0.texts.insert(name, Arc::from(found.as_str()));
+                Some(found)
+            }
+            Ok(Err(error)) => {
+                redis_degraded("get", &error.to_string());
+                None
+            }
+            Err(_) => {
+                redis_degraded("get", "timed out");
+                None
+            }
+        }
+    }
+
+    /// Keeps `text` under `namespace:key` for `ttl` (in Redis; in process while it is used).
+    pub async fn put_text(&self, namespace: &str, key: &str, text: &str, ttl: Duration) {
+        let name = format!("{namespace}:{key}");
+        self.0.texts.insert(name.clone(), Arc::from(text));
+        let Some(redis) = &self.0.redis else { return };
+        let mut connection = redis.clone();
+        let redis_key = format!("{}:{name}", self.0.settings.key_prefix);
+        let mut command = redis::cmd("SET");
+        command.arg(&redis_key).arg(text).arg("EX").arg(ttl.as_secs().max(1));
+        match tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<()>(&mut connection)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => redis_degraded("set", &error.to_string()),
+            Err(_) => redis_degraded("set", "timed out"),
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -516,7 +579,7 @@ impl Cache {
 
     /// Keeps the response of a query that [`recording`] saw read only through this facade, unless
     /// anything was invalidated since `key` was made (it may have read a value that changed).
-    pub fn store_response(&self, key: ResponseKey, body: Bytes, reads: Reads) {
+    pub fn store_response(&self, key: ResponseKey, body: Bytes, reads: Reads, cost: u64) {
         let Reads { mut keys, uncacheable, query } = reads;
         let Some(operation) = query else { return };
         if uncacheable || body.len() > MAX_RESPONSE_BYTES {
@@ -540,7 +603,7 @@ impl Cache {
         } else {
             return;
         }
-        let stored = StoredResponse { key: key.text, body, operation, tags: keys, serial };
+        let stored = StoredResponse { key: key.text, body, operation, cost, tags: keys, serial };
         responses.entries.insert(key.id, Arc::new(stored));
         if self.0.epoch.load(Ordering::SeqCst) != epoch {
             responses.entries.invalidate(&key.id);
@@ -611,11 +674,13 @@ pub struct ResponseKey {
     epoch: u64,
 }
 
-/// A kept response: the body as sent, and the operation label its metrics count under.
+/// A kept response: the body as sent, the operation label its metrics count under, and what it
+/// cost when it ran (each answer from it is charged that again).
 pub struct StoredResponse {
     key: String,
     pub body: Bytes,
     pub operation: String,
+    pub cost: u64,
     tags: Vec<Key>,
     serial: u64,
 }
@@ -824,7 +889,7 @@ mod tests {
             also();
         })
         .await;
-        cache.store_response(key, Bytes::from(text.to_string()), reads);
+        cache.store_response(key, Bytes::from(text.to_string()), reads, 1);
     }
 
     fn kept(cache: &Cache, text: &str) -> bool {
@@ -876,7 +941,7 @@ mod tests {
 
         let Some(key) = cache.response_key(&["mutation"]) else { panic!("responses are on") };
         let ((), reads) = recording(async { read(course.0, course.1) }).await;
-        cache.store_response(key, Bytes::from_static(b"{}"), reads);
+        cache.store_response(key, Bytes::from_static(b"{}"), reads, 1);
         assert!(!kept(&cache, "mutation"), "only queries are kept");
 
         let Some(key) = cache.response_key(&["raced"]) else { panic!("responses are on") };
@@ -886,7 +951,7 @@ mod tests {
         })
         .await;
         cache.invalidate_local(&[(Kind::Post, Uuid::new_v4())]);
-        cache.store_response(key, Bytes::from_static(b"{}"), reads);
+        cache.store_response(key, Bytes::from_static(b"{}"), reads, 1);
         assert!(!kept(&cache, "raced"), "an invalidation ran while it executed");
         assert_eq!(indexed(&cache), 0);
     }

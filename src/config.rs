@@ -50,25 +50,166 @@ pub struct DatabaseSettings {
     pub idle_timeout: Duration,
     /// `DB_ACQUIRE_TIMEOUT_SECS` (default 10): how long a request waits for a free connection.
     pub acquire_timeout: Duration,
+    /// `DB_STATEMENT_TIMEOUT_SECS` (default 30): PostgreSQL's `statement_timeout` on every connection.
+    pub statement_timeout: Duration,
 }
 
 /// Limits that make hostile requests cheap to refuse.
 #[derive(Debug, Clone)]
 pub struct GraphqlLimits {
-    /// `GRAPHQL_INTROSPECTION` (default true; set false in production to hide the schema).
+    /// `GRAPHQL_INTROSPECTION` (default true in development, false in production).
     pub introspection: bool,
+    /// `GRAPHIQL` (default true in development, false in production): the playground at `/`.
+    pub graphiql: bool,
     /// `GRAPHQL_MAX_DEPTH` (default 15).
     pub max_depth: usize,
-    /// `GRAPHQL_MAX_COMPLEXITY` (default 2000; every field costs 1, lists multiply by `first`).
+    /// `GRAPHQL_MAX_COMPLEXITY` (default 5000): the most one operation may cost. Every field costs
+    /// 1 and a connection multiplies what it selects by its page size (`first`/`last`, else 20).
     pub max_complexity: usize,
+    /// `GRAPHQL_MAX_FIELDS` (default 2000): fields of a document once every fragment is spread.
+    pub max_fields: usize,
     /// `GRAPHQL_MAX_ALIASES` (default 50 aliased fields per document).
     pub max_aliases: usize,
     /// `GRAPHQL_MAX_BATCH` (default 10 operations per batched request).
     pub max_batch: usize,
     /// `GRAPHQL_MAX_BODY_BYTES` (default 1 MiB).
     pub max_body_bytes: usize,
-    /// `GRAPHQL_REQUEST_TIMEOUT_SECS` (default 15).
+    /// `GRAPHQL_REQUEST_TIMEOUT_SECS` (default 15): parse, validation and execution together.
     pub request_timeout: Duration,
+    /// `WS_MAX_OPERATIONS` (default 32): live operations one WebSocket may hold at once.
+    pub ws_max_operations: usize,
+    /// `PERSISTED_ONLY` (default false): run only the operations of `PERSISTED_MANIFEST`.
+    pub persisted_only: bool,
+    /// `PERSISTED_MANIFEST`: the apps' build output, hash -> document (or Apollo's manifest format).
+    pub persisted_manifest: Option<PathBuf>,
+}
+
+/// `N/period`: N units at once, one more every period/N (`10/15m`, `120/1m`, `20/1h`, `5/30s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateRule {
+    pub limit: u32,
+    pub period: Duration,
+}
+
+impl RateRule {
+    /// Time to earn back one unit.
+    pub fn interval(&self) -> Duration {
+        self.period / self.limit.max(1)
+    }
+}
+
+impl FromStr for RateRule {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let (limit, period) = raw.trim().split_once('/').ok_or("expected N/period, e.g. 10/15m")?;
+        let limit: u32 = limit.trim().parse().map_err(|_| format!("'{limit}' is not a count"))?;
+        let period = period.trim();
+        let split = period.find(|c: char| !c.is_ascii_digit()).unwrap_or(period.len());
+        let (amount, unit) = period.split_at(split);
+        let amount: u64 = if amount.is_empty() { 1 } else { amount.parse().map_err(|_| "bad period".to_string())? };
+        let seconds = match unit {
+            "s" => amount,
+            "m" | "min" => amount * 60,
+            "h" => amount * 3600,
+            "d" => amount * 86_400,
+            other => return Err(format!("unknown period unit '{other}' (s, m, h, d)")),
+        };
+        if limit == 0 || seconds == 0 {
+            return Err("count and period must be greater than zero".into());
+        }
+        Ok(Self { limit, period: Duration::from_secs(seconds) })
+    }
+}
+
+/// Rate limits (see `admission::limits`); every rule is `N/period`.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// `RATE_LIMITS` (default true).
+    pub enabled: bool,
+    /// `RATE_LOGIN_ACCOUNT` (default 10/15m): sign-in attempts per email.
+    pub login_account: RateRule,
+    /// `RATE_LOGIN_IP` (default 30/1m): sign-in attempts per client IP.
+    pub login_ip: RateRule,
+    /// `RATE_REGISTER_IP` (default 20/1h): registrations per client IP.
+    pub register_ip: RateRule,
+    /// `RATE_ANONYMOUS_IP` (default 300/1m): operations of anonymous clients per IP.
+    pub anonymous_ip: RateRule,
+    /// `RATE_MUTATION_USER` (default 120/1m): mutations per signed-in user.
+    pub mutation_user: RateRule,
+    /// `RATE_MESSAGE_USER` (default 30/1m): messages sent per user.
+    pub message_user: RateRule,
+    /// `RATE_COST` (default 100000/1m): what one viewer's operations may cost together.
+    pub cost: RateRule,
+    /// `RATE_WS_MESSAGES` (default 100/10s): messages one WebSocket may send.
+    pub ws_messages: RateRule,
+    /// `PASSWORD_HASH_CONCURRENCY` (default: the number of cores): argon2 runs at once.
+    pub hash_concurrency: usize,
+    /// `PASSWORD_HASH_QUEUE_SECS` (default 5): how long a sign-in waits for a hashing slot.
+    pub hash_queue: Duration,
+}
+
+/// What faces the network besides GraphQL itself.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser (`*` for
+    /// any, without credentials). Unset: no cross-origin access.
+    pub cors_origins: Vec<String>,
+    /// `CORS_MAX_AGE_SECS` (default 600): how long browsers keep a preflight.
+    pub cors_max_age: Duration,
+    /// `TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    /// Unset: the socket's peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `METRICS_ADDR`: serve /metrics on this address instead of the API's.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `METRICS_TOKEN`: /metrics on the API's address asks for `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// `METRICS_MAX_OPERATIONS` (default 200): distinct operation names metrics label; the rest
+    /// count as `other`.
+    pub metrics_max_operations: usize,
+}
+
+/// An IP network (`10.0.0.0/8`, `::1/128`; a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V6(_), IpAddr::V4(ip)) => self.contains(IpAddr::V6(ip.to_ipv6_mapped())),
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|ip| self.contains(IpAddr::V4(ip))),
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match raw.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (raw.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or(format!("bad prefix length '{p}'"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +238,8 @@ pub struct Config {
     pub elasticsearch_url: Option<String>,
     pub auth: AuthSettings,
     pub graphql: GraphqlLimits,
+    pub rate: RateLimits,
+    pub http: HttpSettings,
     /// `LOG_FORMAT`: pretty (default in development) or json (default in production).
     pub log_format: LogFormat,
     /// `SHUTDOWN_GRACE_SECS` (default 20): how long in-flight requests get on SIGTERM.
@@ -148,6 +291,7 @@ impl Config {
                 return Err(ConfigError::new("APP_ENV", format!("expected development or production, got '{other}'")))
             }
         };
+        let production = environment == Environment::Production;
         let data_dir = PathBuf::from(source.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url = match source.get("DATABASE_URL") {
             Some(url)
@@ -177,6 +321,12 @@ impl Config {
             }
         };
         let jwt_secret = match source.get("JWT_SECRET") {
+            Some(secret) if environment == Environment::Production && is_development_secret(&secret, &data_dir) => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "is a development secret (the generated DATA_DIR/jwt_secret or an example value); set a random one",
+                ))
+            }
             Some(secret) if secret.len() >= 32 => SecretString::from(secret),
             Some(_) => return Err(ConfigError::new("JWT_SECRET", "must be at least 32 characters")),
             None if environment == Environment::Production => {
@@ -208,6 +358,7 @@ impl Config {
                 max_lifetime: secs(source, "DB_MAX_LIFETIME_SECS", 3600)?,
                 idle_timeout: secs(source, "DB_IDLE_TIMEOUT_SECS", 900)?,
                 acquire_timeout: secs(source, "DB_ACQUIRE_TIMEOUT_SECS", 10)?,
+                statement_timeout: secs(source, "DB_STATEMENT_TIMEOUT_SECS", 30)?,
             },
             redis_url: source.get("REDIS_URL"),
             elasticsearch_url: source.get("ELASTICSEARCH_URL"),
@@ -217,13 +368,56 @@ impl Config {
                 refresh_token_ttl: secs(source, "REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
             },
             graphql: GraphqlLimits {
-                introspection: parse(source, "GRAPHQL_INTROSPECTION", true)?,
+                introspection: parse(source, "GRAPHQL_INTROSPECTION", !production)?,
+                graphiql: parse(source, "GRAPHIQL", !production)?,
                 max_depth: positive(source, "GRAPHQL_MAX_DEPTH", 15)?,
-                max_complexity: positive(source, "GRAPHQL_MAX_COMPLEXITY", 2000)?,
+                max_complexity: positive(source, "GRAPHQL_MAX_COMPLEXITY", 5000)?,
+                max_fields: positive(source, "GRAPHQL_MAX_FIELDS", 2000)?,
                 max_aliases: positive(source, "GRAPHQL_MAX_ALIASES", 50)?,
                 max_batch: positive(source, "GRAPHQL_MAX_BATCH", 10)?,
                 max_body_bytes: positive(source, "GRAPHQL_MAX_BODY_BYTES", 1024 * 1024)?,
                 request_timeout: secs(source, "GRAPHQL_REQUEST_TIMEOUT_SECS", 15)?,
+                ws_max_operations: positive(source, "WS_MAX_OPERATIONS", 32)?,
+                persisted_only: parse(source, "PERSISTED_ONLY", false)?,
+                persisted_manifest: source.get("PERSISTED_MANIFEST").map(PathBuf::from),
+            },
+            rate: RateLimits {
+                enabled: parse(source, "RATE_LIMITS", true)?,
+                login_account: rule(source, "RATE_LOGIN_ACCOUNT", "10/15m")?,
+                login_ip: rule(source, "RATE_LOGIN_IP", "30/1m")?,
+                register_ip: rule(source, "RATE_REGISTER_IP", "20/1h")?,
+                anonymous_ip: rule(source, "RATE_ANONYMOUS_IP", "300/1m")?,
+                mutation_user: rule(source, "RATE_MUTATION_USER", "120/1m")?,
+                message_user: rule(source, "RATE_MESSAGE_USER", "30/1m")?,
+                cost: rule(source, "RATE_COST", "100000/1m")?,
+                ws_messages: rule(source, "RATE_WS_MESSAGES", "100/10s")?,
+                hash_concurrency: positive(
+                    source,
+                    "PASSWORD_HASH_CONCURRENCY",
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+                )?,
+                hash_queue: secs(source, "PASSWORD_HASH_QUEUE_SECS", 5)?,
+            },
+            http: HttpSettings {
+                cors_origins: list(source, "CORS_ORIGINS")
+                    .into_iter()
+                    .map(|origin| origin.trim_end_matches('/').to_string())
+                    .collect(),
+                cors_max_age: secs(source, "CORS_MAX_AGE_SECS", 600)?,
+                trusted_proxies: list(source, "TRUSTED_PROXIES")
+                    .iter()
+                    .map(|net| net.parse().map_err(|message: String| ConfigError::new("TRUSTED_PROXIES", message)))
+                    .collect::<Result<_, _>>()?,
+                metrics_addr: source
+                    .get("METRICS_ADDR")
+                    .map(|raw| {
+                        raw.trim()
+                            .parse()
+                            .map_err(|_| ConfigError::new("METRICS_ADDR", format!("'{raw}' is not host:port")))
+                    })
+                    .transpose()?,
+                metrics_token: source.get("METRICS_TOKEN").map(SecretString::from),
+                metrics_max_operations: positive(source, "METRICS_MAX_OPERATIONS", 200)?,
             },
             data_dir,
             log_format,
@@ -239,6 +433,13 @@ impl Config {
                 response_bytes: positive::<u64>(source, "CACHE_RESPONSE_MB", 64)?.saturating_mul(1024 * 1024),
             },
         };
+        if config.graphql.persisted_only && config.graphql.persisted_manifest.is_none() {
+            return Err(ConfigError::new("PERSISTED_MANIFEST", "is required when PERSISTED_ONLY=true"));
+        }
+        if config.http.cors_origins.iter().any(|o| o != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(ConfigError::new("CORS_ORIGINS", "each origin is `*` or scheme://host[:port]"));
+        }
         if config.database.min_connections > config.database.max_connections {
             return Err(ConfigError::new("DB_MIN_CONNECTIONS", "must not exceed DB_MAX_CONNECTIONS"));
         }
@@ -270,6 +471,30 @@ fn positive<T: FromStr + Default + PartialOrd>(
         return Err(ConfigError::new(var, "must be greater than zero"));
     }
     Ok(value)
+}
+
+fn rule(source: &dyn Source, var: &'static str, default: &str) -> Result<RateRule, ConfigError> {
+    let raw = source.get(var).unwrap_or_else(|| default.to_string());
+    raw.parse().map_err(|message: String| ConfigError::new(var, message))
+}
+
+/// A comma-separated list; empty items dropped.
+fn list(source: &dyn Source, var: &'static str) -> Vec<String> {
+    source
+        .get(var)
+        .map(|raw| raw.split(',').map(str::trim).filter(|item| !item.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Secrets that must never sign production tokens: the one development generated into DATA_DIR,
+/// and the placeholders of the docs and docker-compose.yml.
+fn is_development_secret(secret: &str, data_dir: &Path) -> bool {
+    let generated = std::fs::read_to_string(data_dir.join("jwt_secret")).ok();
+    let lowered = secret.to_ascii_lowercase();
+    generated.is_some_and(|g| g.trim() == secret.trim())
+        || ["change-me", "changeme", "development", "dev-secret", "example", "not-a-secret"]
+            .iter()
+            .any(|p| lowered.contains(p))
 }
 
 fn secs(source: &dyn Source, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -348,6 +573,52 @@ mod tests {
         assert_eq!(config.database.min_connections, 10);
         assert!(config.redis_url.is_none());
         assert!(dir.join("jwt_secret").exists());
+    }
+
+    #[test]
+    fn production_turns_the_playground_off_and_refuses_development_secrets() {
+        let dir = std::env::temp_dir().join(format!("mg-config-{}", uuid::Uuid::new_v4()));
+        let dir = dir.to_string_lossy().to_string();
+        let strong = "k3Q9-zt7VwX2pL8mN4bR6yH1cF5gJ0dS";
+        let config =
+            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", strong)]));
+        let config = config.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.graphql.introspection && !config.graphql.graphiql);
+        let on = Config::from_source(&source(&[
+            ("DATA_DIR", &dir),
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", strong),
+            ("GRAPHQL_INTROSPECTION", "true"),
+        ]));
+        assert!(on.map(|c| c.graphql.introspection).unwrap_or(false));
+        let placeholder = "change-me-change-me-change-me-change-me";
+        let error =
+            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", placeholder)]));
+        assert_eq!(error.err().map(|e| e.var), Some("JWT_SECRET"));
+        // The secret development generated into DATA_DIR is refused too.
+        let _ = Config::from_source(&source(&[("DATA_DIR", &dir)]));
+        let generated = std::fs::read_to_string(std::path::Path::new(&dir).join("jwt_secret")).unwrap_or_default();
+        let error =
+            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", &generated)]));
+        assert_eq!(error.err().map(|e| e.var), Some("JWT_SECRET"));
+    }
+
+    #[test]
+    fn rate_rules_and_networks_parse() {
+        assert_eq!("10/15m".parse::<RateRule>(), Ok(RateRule { limit: 10, period: Duration::from_secs(900) }));
+        assert_eq!("5/s".parse::<RateRule>().map(|r| r.period), Ok(Duration::from_secs(1)));
+        assert!(
+            "0/1m".parse::<RateRule>().is_err()
+                && "10".parse::<RateRule>().is_err()
+                && "1/3y".parse::<RateRule>().is_err()
+        );
+        let net: IpNet = "10.0.0.0/8".parse().unwrap_or_else(|e: String| panic!("{e}"));
+        assert!(net.contains("10.1.2.3".parse().unwrap_or_else(|_| panic!())));
+        assert!(!net.contains("11.0.0.1".parse().unwrap_or_else(|_| panic!())));
+        let one: IpNet = "127.0.0.1".parse().unwrap_or_else(|e: String| panic!("{e}"));
+        assert!(one.contains("127.0.0.1".parse().unwrap_or_else(|_| panic!())));
+        assert!(!one.contains("127.0.0.2".parse().unwrap_or_else(|_| panic!())));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
     }
 
     #[test]

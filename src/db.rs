@@ -45,6 +45,12 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<(DatabaseCon
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+        })
+        // PostgreSQL: every connection starts with a statement_timeout, so no statement outlives
+        // the request that ran it by much (SQLite has no such setting; its busy timeout bounds waits).
+        .map_sqlx_postgres_opts({
+            let ms = settings.statement_timeout.as_millis().to_string();
+            move |opts| opts.options([("statement_timeout", ms.clone())])
         });
     let mut db = Database::connect(options)
         .await

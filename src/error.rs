@@ -14,7 +14,24 @@ pub mod code {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const TIMEOUT: &str = "TIMEOUT";
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    pub const PERSISTED_QUERY_NOT_IN_LIST: &str = "PERSISTED_QUERY_NOT_IN_LIST";
     pub const INTERNAL: &str = "INTERNAL";
+
+    /// Every code, for classifying errors and for the test that each one is produced.
+    pub const ALL: &[&str] = &[
+        UNAUTHENTICATED,
+        FORBIDDEN,
+        NOT_FOUND,
+        BAD_USER_INPUT,
+        CONFLICT,
+        RATE_LIMITED,
+        QUERY_TOO_COMPLEX,
+        TIMEOUT,
+        PERSISTED_QUERY_NOT_FOUND,
+        PERSISTED_QUERY_NOT_IN_LIST,
+        INTERNAL,
+    ];
 }
 
 /// Deliberately not `Display`: async-graphql converts any `Display` type into an error without
@@ -39,7 +56,16 @@ pub enum AppError {
         retry_after_secs: u64,
     },
     QueryTooComplex(String),
+    /// An operation costs more than one operation may (`cost` against `max`).
+    TooCostly {
+        cost: u64,
+        max: u64,
+    },
     Timeout,
+    /// An Automatic Persisted Query hash this server does not know: send the text with it.
+    PersistedQueryNotFound,
+    /// Trusted documents only: the operation is not in the manifest.
+    PersistedQueryNotInList,
     Internal(anyhow::Error),
 }
 
@@ -75,7 +101,14 @@ impl AppError {
             Self::NotFound { entity } => format!("{entity} not found"),
             Self::BadInput { message, .. } | Self::Conflict { message, .. } => message.clone(),
             Self::RateLimited { retry_after_secs } => format!("too many requests, retry in {retry_after_secs}s"),
+            Self::TooCostly { cost, max } => {
+                format!(
+                    "the operation costs {cost}; one operation may cost at most {max} (lists count their page size)"
+                )
+            }
             Self::Timeout => "the request took too long and was stopped".into(),
+            Self::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
+            Self::PersistedQueryNotInList => "only the operations persisted by the apps' build run here".into(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -88,8 +121,10 @@ impl AppError {
             Self::BadInput { .. } => code::BAD_USER_INPUT,
             Self::Conflict { .. } => code::CONFLICT,
             Self::RateLimited { .. } => code::RATE_LIMITED,
-            Self::QueryTooComplex(_) => code::QUERY_TOO_COMPLEX,
+            Self::QueryTooComplex(_) | Self::TooCostly { .. } => code::QUERY_TOO_COMPLEX,
             Self::Timeout => code::TIMEOUT,
+            Self::PersistedQueryNotFound => code::PERSISTED_QUERY_NOT_FOUND,
+            Self::PersistedQueryNotInList => code::PERSISTED_QUERY_NOT_IN_LIST,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -116,6 +151,10 @@ impl AppError {
                 Self::Conflict { field: Some(field), .. } => ext.set("field", field.as_str()),
                 Self::NotFound { entity } => ext.set("entity", *entity),
                 Self::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                Self::TooCostly { cost, max } => {
+                    ext.set("cost", *cost);
+                    ext.set("maxCost", *max);
+                }
                 _ => {}
             }
         })

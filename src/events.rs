@@ -27,6 +27,13 @@ pub enum Event {
     Notification(notifications::Model),
     /// Cached entities a change made stale (for the other instances' in-process caches).
     Invalidate(Vec<Key>),
+    /// A user's sessions ended: one (`session`, a logout) or all of them (a ban). Sockets of those
+    /// sessions close, on every instance.
+    SessionsEnded {
+        user_id: Uuid,
+        session: Option<Uuid>,
+        banned: bool,
+    },
 }
 
 impl Event {
@@ -35,7 +42,7 @@ impl Event {
         match self {
             Self::Message { recipients, .. } => recipients.contains(&user_id),
             Self::Notification(notification) => notification.user_id == user_id,
-            Self::Invalidate(_) => false,
+            Self::Invalidate(_) | Self::SessionsEnded { .. } => false,
         }
     }
 }
@@ -165,6 +172,11 @@ impl EventBus {
             }
         }
         let _ = self.local.send(Arc::new(event));
+    }
+
+    /// Every event from now on (the server's own watchers, e.g. of sessions).
+    pub fn subscribe_all(&self) -> impl futures_util::Stream<Item = Arc<Event>> {
+        tokio_stream::wrappers::BroadcastStream::new(self.local.subscribe()).filter_map(|item| async move { item.ok() })
     }
 
     /// A stream of the events for `user_id`, from now on.

@@ -1,59 +1,134 @@
 //! HTTP surface: POST/GET /graphql, the graphql-transport-ws endpoint, the self-hosted GraphiQL
-//! page, /healthz, /readyz and /metrics.
+//! page, /healthz, /readyz and /metrics; CORS, request ids and trace context.
 //!
-//! The GraphQL handler reads the body itself so that an oversized, malformed or hostile request
-//! is refused with a GraphQL-shaped error (and a 4xx status), never a 5xx and never a stall.
+//! The transports stay thin: they read the request (a body that is too large, not JSON or not a
+//! GraphQL request is refused with a GraphQL-shaped 4xx, never a 5xx), establish who the caller is,
+//! and hand every operation to `admission`, the one way in, then write its answer.
 
+use crate::admission::cost::CostReport;
+use crate::admission::ws::{Socket, SocketExecutor};
+use crate::admission::{self, Admission, Answer, Caller, Options, Outcome};
 use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::error::AppError;
-use crate::graphql::AppSchema;
 use async_graphql::http::{WebSocketProtocols, WsMessage};
-use async_graphql::{BatchRequest, BatchResponse, Data};
+use async_graphql::{BatchRequest, Data};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::Extensions;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use std::net::SocketAddr;
+use secrecy::ExposeSecret;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// Longest query text accepted before parsing.
-const MAX_QUERY_CHARS: usize = 100_000;
-/// Deepest `{`/`(`/`[` nesting accepted before parsing (the parser recurses on nesting).
-const MAX_PRE_PARSE_NESTING: usize = 64;
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
 pub struct HttpState {
     pub app: AppState,
-    pub schema: AppSchema,
+    pub admission: Admission,
 }
 
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let config = &state.app.config;
+    let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
-        .route("/", get(graphiql))
-        .route("/assets/graphiql/{file}", get(graphiql_asset))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if config.graphql.graphiql {
+        router = router.route("/", get(graphiql)).route("/assets/graphiql/{file}", get(graphiql_asset));
+    }
+    if config.http.metrics_addr.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
+    let cors = cors(&config.http);
+    router
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
+            let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+            // W3C trace context: the caller's trace id and parent span join our logs and spans.
+            let (trace_id, parent_id) = traceparent(header("traceparent")).unwrap_or_default();
             tracing::info_span!(
                 "http",
                 method = %request.method(),
                 path = %request.uri().path(),
+                request_id = header("x-request-id"),
+                trace_id,
+                parent_id,
                 operation = tracing::field::Empty,
                 user_id = tracing::field::Empty,
             )
         }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(cors)
         .with_state(state)
+}
+
+/// The metrics endpoint alone, for `METRICS_ADDR`.
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+/// `CORS_ORIGINS`: the listed origins may call the API from a browser, with credentials; `*` lets
+/// any origin call it without them. Unset: no CORS headers, so browsers allow same-origin only.
+fn cors(settings: &crate::config::HttpSettings) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("idempotency-key"),
+            REQUEST_ID,
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("apollographql-client-name"),
+            HeaderName::from_static("apollographql-client-version"),
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(settings.cors_max_age);
+    if settings.cors_origins.iter().any(|origin| origin == "*") {
+        return base.allow_origin(AllowOrigin::any());
+    }
+    let origins: Vec<HeaderValue> =
+        settings.cors_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    base.allow_origin(AllowOrigin::list(origins)).allow_credentials(true)
+}
+
+/// (trace id, parent span id) of a valid `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn traceparent(value: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [version, trace, parent, flags]
+            if hex(version, 2)
+                && *version != "ff"
+                && hex(trace, 32)
+                && hex(parent, 16)
+                && hex(flags, 2)
+                && trace.bytes().any(|b| b != b'0')
+                && parent.bytes().any(|b| b != b'0') =>
+        {
+            Some((trace.to_ascii_lowercase(), parent.to_ascii_lowercase()))
+        }
+        _ => None,
+    }
 }
 
 /// A response holding only request-level GraphQL errors.
@@ -68,14 +143,22 @@ fn peer(extensions: &Extensions) -> Option<SocketAddr> {
     extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0)
 }
 
-fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<std::net::IpAddr> {
-    // Behind a proxy the first X-Forwarded-For hop is the client; otherwise the socket peer.
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse().ok())
-        .or(peer.map(|p| p.ip()))
+/// The client's address: the socket's peer, unless the peer is a trusted proxy (`TRUSTED_PROXIES`);
+/// then the nearest `X-Forwarded-For` hop that is not one. A forged header from anyone else is
+/// ignored.
+fn client_ip(state: &HttpState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+    let peer = peer.map(|p| p.ip());
+    let proxies = &state.app.config.http.trusted_proxies;
+    let trusted = |ip: IpAddr| proxies.iter().any(|net| net.contains(ip));
+    let Some(peer_ip) = peer.filter(|ip| trusted(*ip)) else { return peer };
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    Some(hops.iter().rev().copied().find(|ip| !trusted(*ip)).or(hops.first().copied()).unwrap_or(peer_ip))
 }
 
 async fn graphql_post(
@@ -110,7 +193,7 @@ async fn graphql_post(
             )
         }
     };
-    execute(&state, batch, &headers, peer(&extensions)).await
+    execute(&state, batch, &headers, peer(&extensions), false).await
 }
 
 #[derive(serde::Deserialize)]
@@ -132,19 +215,29 @@ async fn graphql_get(
     let Ok(Query(params)) = params else {
         return error_response(StatusCode::BAD_REQUEST, AppError::bad_input("query", "malformed query string"));
     };
-    let Some(query) = params.query else {
+    // An APQ hash alone (extensions, no query) is a GET as Apollo clients send it.
+    if params.query.is_none() && params.extensions.is_none() {
         return error_response(StatusCode::BAD_REQUEST, AppError::bad_input("query", "missing the `query` parameter"));
-    };
-    let mut request = async_graphql::Request::new(query.clone());
+    }
+    let mut request = async_graphql::Request::new(params.query.unwrap_or_default());
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
     for (field, raw) in [("variables", params.variables), ("extensions", params.extensions)] {
         let Some(raw) = raw else { continue };
-        match serde_json::from_str::<serde_json::Value>(&raw) {
-            Ok(value) if field == "variables" => request.variables = async_graphql::Variables::from_json(value),
-            Ok(_) => {}
-            Err(_) => {
+        let parsed = serde_json::from_str::<serde_json::Value>(&raw).ok();
+        match (field, parsed) {
+            ("variables", Some(value)) => request.variables = async_graphql::Variables::from_json(value),
+            (_, Some(value)) => match serde_json::from_value(value) {
+                Ok(extensions) => request.extensions = extensions,
+                Err(_) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        AppError::bad_input(field, "`extensions` is not an object"),
+                    )
+                }
+            },
+            (_, None) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
                     AppError::bad_input(field, format!("`{field}` is not JSON")),
@@ -152,67 +245,16 @@ async fn graphql_get(
             }
         }
     }
-    if precheck(&query).is_ok() {
-        if let Ok(document) = async_graphql::parser::parse_query(&query) {
-            let is_mutation = document.operations.iter().any(|(name, op)| {
-                op.node.ty != async_graphql::parser::types::OperationType::Query
-                    && (request.operation_name.is_none()
-                        || request.operation_name.as_deref() == name.map(|n| n.as_str()))
-            });
-            if is_mutation {
-                let mut response = error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    AppError::bad_input("query", "only queries may be sent with GET; POST mutations"),
-                );
-                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-                return response;
-            }
-        }
-    }
-    execute(&state, BatchRequest::Single(request), &headers, peer(&extensions)).await
+    execute(&state, BatchRequest::Single(request), &headers, peer(&extensions), true).await
 }
 
-/// Refuses query texts that are too long or too deeply nested before the parser sees them.
-fn precheck(query: &str) -> Result<(), AppError> {
-    if query.trim().is_empty() {
-        return Err(AppError::bad_input("query", "the query is empty"));
-    }
-    if query.len() > MAX_QUERY_CHARS {
-        return Err(AppError::QueryTooComplex(format!("the query exceeds {MAX_QUERY_CHARS} characters")));
-    }
-    let (mut depth, mut deepest, mut in_string, mut escaped, mut in_comment) = (0usize, 0usize, false, false, false);
-    for c in query.chars() {
-        if in_comment {
-            in_comment = c != '\n';
-            continue;
-        }
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '#' => in_comment = true,
-            '"' => in_string = true,
-            '{' | '(' | '[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            '}' | ')' | ']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    if deepest > MAX_PRE_PARSE_NESTING {
-        return Err(AppError::QueryTooComplex(format!("the query nests deeper than {MAX_PRE_PARSE_NESTING} levels")));
-    }
-    Ok(())
-}
-
-async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, peer: Option<SocketAddr>) -> Response {
+async fn execute(
+    state: &HttpState,
+    batch: BatchRequest,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    queries_only: bool,
+) -> Response {
     let limits = &state.app.config.graphql;
     let is_batch = matches!(batch, BatchRequest::Batch(_));
     let requests = match batch {
@@ -227,89 +269,132 @@ async fn execute(state: &HttpState, batch: BatchRequest, headers: &HeaderMap, pe
             requests
         }
     };
+    let idempotency_key = match headers.get(admission::idempotency::HEADER).map(|v| v.to_str().unwrap_or("\u{0}")) {
+        None => None,
+        Some(_) if is_batch => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                AppError::bad_input("Idempotency-Key", "applies to one operation; send batched mutations one by one"),
+            )
+        }
+        Some(raw) => match admission::idempotency::parse_key(raw) {
+            Ok(key) => Some(key),
+            Err(error) => return error_response(StatusCode::BAD_REQUEST, error),
+        },
+    };
     let viewer =
         Viewer::from_authorization(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()), &state.app.keys);
     if let Some(id) = viewer.user_id() {
         tracing::Span::current().record("user_id", tracing::field::display(id));
     }
-    let ip = client_ip(headers, peer);
+    let caller = Caller { viewer, ip: client_ip(state, headers, peer) };
+    let options = Options { cacheable: !is_batch, queries_only, idempotency_key };
     let started = Instant::now();
-    let mut responses = Vec::with_capacity(requests.len());
-    // A single query's response to offer the response cache, with what it read.
-    let mut keep = None;
+    let mut bodies = Vec::with_capacity(requests.len());
+    let (mut status, mut retry_after, mut cost, mut replayed, mut errors) = (StatusCode::OK, None, None, false, 0);
     for request in requests {
-        if let Err(error) = precheck(&request.query) {
-            // A single request without a usable query is malformed: 400 (GraphQL over HTTP).
-            if !is_batch && matches!(error, AppError::BadInput { .. }) {
-                return error_response(StatusCode::BAD_REQUEST, error);
+        let answer = state.admission.admit(request, &caller, options.clone()).await;
+        retry_after = retry_after.or(answer.retry_after());
+        cost = answer.cost.or(cost);
+        match &answer.outcome {
+            Outcome::Refused { status: Some(code), .. } if !is_batch => {
+                status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_REQUEST);
+                errors += 1;
             }
-            responses.push(async_graphql::Response::from_errors(vec![error
-                .to_graphql()
-                .into_server_error(Default::default())]));
-            continue;
+            Outcome::Refused { .. } => errors += 1,
+            Outcome::Executed { response, .. } => errors += response.errors.len(),
+            Outcome::Stored { replayed: true, .. } => replayed = true,
+            Outcome::Stored { .. } => {}
         }
-        // A single query may be answered from, or kept in, the response cache.
-        let cache_key = if is_batch { None } else { response_key(&state.app.cache, &viewer, &request) };
-        if let Some(stored) = cache_key.as_ref().and_then(|key| state.app.cache.response(key)) {
-            crate::graphql::extension::record_request(&stored.operation, "ok", started.elapsed());
-            tracing::Span::current().record("operation", stored.operation.as_str());
-            tracing::info!(duration_ms = started.elapsed().as_millis() as u64, cached = true, "graphql request");
-            return json_response(stored.body.clone());
+        match body_of(state, answer) {
+            Ok(body) => bodies.push(body),
+            Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, error),
         }
-        let request = request.data(viewer.clone()).data(RequestMeta { ip });
-        let run = tokio::time::timeout(limits.request_timeout, state.schema.execute(request));
-        let (outcome, reads) = crate::cache::recording(run).await;
-        let response = match outcome {
-            Ok(response) => response,
-            Err(_) => {
-                metrics::counter!("graphql_timeouts_total").increment(1);
-                async_graphql::Response::from_errors(vec![AppError::Timeout
-                    .to_graphql()
-                    .into_server_error(Default::default())])
+    }
+    tracing::info!(duration_ms = started.elapsed().as_millis() as u64, errors, "graphql request");
+    let body = match (is_batch, bodies.pop()) {
+        (false, Some(body)) => body,
+        (_, last) => {
+            let mut joined = Vec::from(&b"["[..]);
+            for (i, body) in bodies.iter().chain(last.as_ref()).enumerate() {
+                if i > 0 {
+                    joined.push(b',');
+                }
+                joined.extend_from_slice(body);
             }
-        };
-        if let Some(key) = cache_key.filter(|_| response.errors.is_empty() && response.extensions.is_empty()) {
-            keep = Some((key, reads));
+            joined.push(b']');
+            Bytes::from(joined)
         }
-        responses.push(response);
-    }
-    tracing::info!(
-        duration_ms = started.elapsed().as_millis() as u64,
-        errors = responses.iter().map(|r| r.errors.len()).sum::<usize>(),
-        "graphql request"
-    );
-    let body = match (is_batch, responses.pop()) {
-        (false, Some(response)) => BatchResponse::Single(response),
-        (_, last) => BatchResponse::Batch(responses.into_iter().chain(last).collect()),
     };
-    let body = match serde_json::to_vec(&body) {
-        Ok(body) => Bytes::from(body),
-        Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(error.into())),
-    };
-    if let Some((key, reads)) = keep {
-        state.app.cache.store_response(key, body.clone(), reads);
+    let mut response = json_response(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
     }
-    json_response(body)
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(cost) = cost {
+        rate_limit_headers(headers, &cost);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
-/// The response cache's key of a single request: who asks (a verified user by id and role, or
-/// anonymous), the operation, the query text and the variables. `None` when it must not be cached:
-/// the cache is off, the credential did not verify, or the request carries extensions or uploads.
-fn response_key(
-    cache: &crate::cache::Cache,
-    viewer: &Viewer,
-    request: &async_graphql::Request,
-) -> Option<crate::cache::ResponseKey> {
-    if !request.extensions.is_empty() || !request.uploads.is_empty() {
-        return None;
-    }
-    let who = match viewer {
-        Viewer::Anonymous => "anonymous".to_string(),
-        Viewer::User { id, role } => format!("{id}/{role:?}"),
-        Viewer::Invalid(_) => return None,
+/// `RateLimit-Limit`, `-Remaining` and `-Reset` (draft-ietf-httpapi-ratelimit-headers) for the
+/// viewer's cost budget, which every operation draws on.
+fn rate_limit_headers(headers: &mut HeaderMap, cost: &CostReport) {
+    let reset = (cost.reset_at - chrono::Utc::now()).num_seconds().max(0) as u64;
+    headers.insert("ratelimit-limit", HeaderValue::from(cost.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(cost.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset));
+}
+
+/// The JSON of one operation's answer, with `extensions.cost`; a response the cache may keep is
+/// kept (without the cost, which is the viewer's, not the page's).
+fn body_of(state: &HttpState, answer: Answer) -> Result<Bytes, AppError> {
+    let cost = answer.cost;
+    let serialize = |response: &async_graphql::Response| {
+        serde_json::to_vec(response).map(Bytes::from).map_err(|error| AppError::Internal(error.into()))
     };
-    let variables = serde_json::to_string(&request.variables).ok()?;
-    cache.response_key(&[&who, request.operation_name.as_deref().unwrap_or(""), &request.query, &variables])
+    let body = match answer.outcome {
+        Outcome::Refused { error, .. } => serialize(&admission::error_response(&error))?,
+        Outcome::Executed { mut response, keep } => {
+            if !response.extensions.is_empty() {
+                if let Some(value) = cost.and_then(|c| async_graphql::Value::from_json(serde_json::json!(c)).ok()) {
+                    response.extensions.insert("cost".into(), value);
+                }
+                return serialize(&response);
+            }
+            let body = serialize(&response)?;
+            if let Some((key, reads, cost)) = keep {
+                state.app.cache.store_response(key, body.clone(), reads, cost);
+            }
+            body
+        }
+        Outcome::Stored { body, .. } => body,
+    };
+    Ok(with_cost(body, cost))
+}
+
+/// Adds `"extensions":{"cost":...}` to a serialized response that has no extensions (it always
+/// begins with `{"data":` or `{"errors":`).
+fn with_cost(body: Bytes, cost: Option<CostReport>) -> Bytes {
+    let Some(cost) = cost else { return body };
+    if body.len() < 2 || body.last() != Some(&b'}') {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len() + 128);
+    out.extend_from_slice(&body[..body.len() - 1]);
+    out.extend_from_slice(b",\"extensions\":{\"cost\":");
+    if serde_json::to_writer(&mut out, &cost).is_err() {
+        return body;
+    }
+    out.extend_from_slice(b"}}");
+    Bytes::from(out)
 }
 
 /// A GraphQL response body as sent: JSON, never stored by HTTP caches (it may be per viewer).
@@ -332,24 +417,36 @@ pub struct RequestMeta {
 
 /// graphql-transport-ws (and the legacy subscriptions-transport-ws). The viewer comes from the
 /// `connection_init` payload; a bad token closes the socket with 4401 (invalid) / 4403 (forbidden).
-async fn graphql_ws(State(state): State<HttpState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+/// Every operation goes through admission ([`SocketExecutor`]); messages are capped at the HTTP
+/// body limit.
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let protocol = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').find_map(|p| p.trim().parse::<WebSocketProtocols>().ok()))
         .unwrap_or(WebSocketProtocols::GraphQLWS);
+    let ip = client_ip(&state, &headers, peer(&extensions));
+    let max = state.app.config.graphql.max_body_bytes;
     upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
         .protocols(["graphql-transport-ws", "graphql-ws"])
-        .on_upgrade(move |socket| serve_ws(socket, state, protocol))
+        .on_upgrade(move |socket| serve_ws(socket, state, protocol, ip))
 }
 
 const WS_UNAUTHORIZED_PREFIX: &str = "Unauthorized: ";
 const WS_FORBIDDEN_PREFIX: &str = "Forbidden: ";
 
-async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtocols) {
+async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtocols, ip: Option<IpAddr>) {
     let (mut sink, stream) = socket.split();
-    let keys = state.app.keys.clone();
-    let db = state.app.db.clone();
+    let connection = Socket::new(ip);
+    let mut closing = connection.closing();
+    let executor = SocketExecutor { admission: state.admission.clone(), socket: connection.clone() };
     let input =
         stream.take_while(|message| futures_util::future::ready(message.is_ok())).filter_map(|message| async move {
             match message {
@@ -358,25 +455,32 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
                 _ => None,
             }
         });
-    let stream = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+    let admission = state.admission.clone();
+    let stream = async_graphql::http::WebSocket::new(executor, input, protocol)
         .on_connection_init(move |payload| {
-            let keys = keys.clone();
-            let db = db.clone();
+            let admission = admission.clone();
+            let connection = connection.clone();
             async move {
                 let header = payload
                     .get("Authorization")
                     .or_else(|| payload.get("authorization"))
                     .and_then(|v| v.as_str())
                     .map(String::from);
-                let viewer = Viewer::from_authorization(header.as_deref(), &keys);
+                let app = admission.state();
+                let viewer = Viewer::from_authorization(header.as_deref(), &app.keys);
                 if let Viewer::Invalid(reason) = &viewer {
                     return Err(async_graphql::Error::new(format!("{WS_UNAUTHORIZED_PREFIX}{reason}")));
                 }
+                let claims = header
+                    .as_deref()
+                    .and_then(|h| h.trim().strip_prefix("Bearer ").or_else(|| h.trim().strip_prefix("bearer ")))
+                    .and_then(|token| app.keys.verify_access(token.trim()).ok());
                 if viewer.user_id().is_some() {
-                    if let Err(error) = crate::domain::active_user(&db, &viewer).await {
+                    if let Err(error) = crate::domain::active_user(&app.db, &viewer).await {
                         return Err(async_graphql::Error::new(format!("{WS_FORBIDDEN_PREFIX}{}", error.message())));
                     }
                 }
+                connection.signed_in(&admission, viewer.clone(), claims);
                 let mut data = Data::default();
                 data.insert(viewer);
                 Ok(data)
@@ -384,7 +488,19 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
         })
         .keepalive_timeout(std::time::Duration::from_secs(60));
     let mut stream = std::pin::pin!(stream);
-    while let Some(message) = stream.next().await {
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            changed = closing.changed() => {
+                let close = if changed.is_ok() { closing.borrow().clone() } else { None };
+                if let Some((code, reason)) = close {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else { break };
         let outgoing = match message {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {
@@ -455,7 +571,16 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    // On the API's own address `METRICS_TOKEN`, when set, is asked for as a bearer token.
+    if let (Some(token), None) = (&state.app.config.http.metrics_token, state.app.config.http.metrics_addr) {
+        let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let expected = format!("Bearer {}", token.expose_secret());
+        if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "metrics need a token")
+                .into_response();
+        }
+    }
     let mut text = state.app.metrics.render();
     // Exact statement count of this process (the benchmark and tests divide it by requests).
     text.push_str(&format!(
@@ -463,6 +588,10 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         state.app.statements.get()
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn not_found() -> Response {
@@ -474,13 +603,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn precheck_refuses_deep_and_long_queries() {
-        assert!(precheck("{ me { id } }").is_ok());
-        assert!(precheck(&format!("{}{}", "{a".repeat(100), "}".repeat(100))).is_err());
-        assert!(precheck(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
-        // Braces inside strings and comments do not count.
-        assert!(precheck(&format!("{{ f(x: \"{}\") }} # {}", "{".repeat(100), "{".repeat(100))).is_ok());
-        assert!(precheck("   ").is_err());
+    fn trace_context_is_read_only_when_valid() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(traceparent(valid), Some(("4bf92f3577b34da6a3ce929d0e0e4736".into(), "00f067aa0ba902b7".into())));
+        assert_eq!(traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(traceparent("garbage"), None);
+    }
+
+    #[test]
+    fn cost_is_spliced_into_a_serialized_response() {
+        let cost = CostReport { requested: 3, limit: 100, remaining: 97, reset_at: chrono::Utc::now() };
+        let body = with_cost(Bytes::from_static(br#"{"data":{"a":1}}"#), Some(cost));
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(value["data"]["a"], 1);
+        assert_eq!(value["extensions"]["cost"]["requested"], 3);
+        assert_eq!(value["extensions"]["cost"]["remaining"], 97);
     }
 
     #[test]

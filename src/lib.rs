@@ -1,9 +1,11 @@
 //! Master Guide API: the GraphQL server of the Master Guide mentoring community.
 //!
-//! Layout: `config` (typed settings), `app` (state, start, stop), `http` (routes), `graphql`
+//! Layout: `config` (typed settings), `app` (state, start, stop), `http` (routes), `admission`
+//! (the one way in for every operation: checks, cost, limits, idempotency), `graphql`
 //! (schema, thin resolvers), `domain` (rules and transactions), `cache` (the entity cache facade),
 //! `events` (after-commit fan-out), `auth`, `db`, `error`, `telemetry`.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod cache;

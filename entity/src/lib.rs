@@ -1,5 +1,5 @@
 //! sea-orm entities for every table of the Master Guide database design, plus the tables the API
-//! adds (`refresh_tokens`, `appointment_status_logs`), and the read-only stats views
+//! adds (`refresh_tokens`, `appointment_status_logs`, `idempotency_keys`), and the read-only stats views
 //! (`mentor_stats`, `course_stats`). Status columns are typed enums (`enums`).
 
 pub mod enums;
@@ -16,6 +16,7 @@ pub mod course_contents;
 pub mod course_stats;
 pub mod courses;
 pub mod domains;
+pub mod idempotency_keys;
 pub mod learning_records;
 pub mod mentor_stats;
 pub mod messages;

@@ -25,6 +25,7 @@ mod m20241201_000014_hot_path_indexes;
 mod m20241201_000015_mentor_courses_index;
 mod m20241201_000016_stats_covering_indexes;
 mod m20241201_000017_mentor_reviews_index;
+mod m20241201_000018_create_idempotency_keys;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000015_mentor_courses_index::Migration),
             Box::new(m20241201_000016_stats_covering_indexes::Migration),
             Box::new(m20241201_000017_mentor_reviews_index::Migration),
+            Box::new(m20241201_000018_create_idempotency_keys::Migration),
         ]
     }
 }
@@ -77,4 +79,5 @@ pub const TABLES: &[&str] = &[
     "audit_logs",
     "refresh_tokens",
     "appointment_status_logs",
+    "idempotency_keys",
 ];

@@ -1,12 +1,44 @@
 //! Password hashing with argon2id (the crate's defaults: 19 MiB, 2 passes, 1 lane).
 //!
-//! Hashing is CPU-bound, so it runs on the blocking pool and never stalls the async workers.
+//! Hashing is CPU-bound, so it runs on the blocking pool and never stalls the async workers; at
+//! most `PASSWORD_HASH_CONCURRENCY` hashes run at once (one per core by default), so a sign-in flood
+//! queues instead of taking every core and 19 MiB per attempt. A caller that waits longer than
+//! `PASSWORD_HASH_QUEUE_SECS` for a slot is told RATE_LIMITED.
 
 use crate::error::{AppError, AppResult};
 use anyhow::anyhow;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The hashing slots and how long a caller may queue for one; set once at start-up.
+static SLOTS: OnceLock<(Semaphore, Duration)> = OnceLock::new();
+
+/// Sizes the hashing slots (the first call wins; the server calls it before serving).
+pub fn configure(concurrency: usize, queue: Duration) {
+    let _ = SLOTS.set((Semaphore::new(concurrency.max(1)), queue));
+}
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send + 'static) -> AppResult<T> {
+    let (slots, queue) = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        (Semaphore::new(cores), Duration::from_secs(5))
+    });
+    let permit = match tokio::time::timeout(*queue, slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Err(AppError::Internal(anyhow!("hashing slots closed"))),
+        Err(_) => {
+            metrics::counter!("password_hash_queue_timeouts_total").increment(1);
+            return Err(AppError::RateLimited { retry_after_secs: 1 });
+        }
+    };
+    let result = tokio::task::spawn_blocking(work).await.map_err(|error| AppError::Internal(anyhow!(error)))?;
+    drop(permit);
+    result
+}
 
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 128;
@@ -31,9 +63,7 @@ impl Password {
 }
 
 pub async fn hash(password: Password) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password.0))
-        .await
-        .map_err(|error| AppError::Internal(anyhow!(error)))?
+    with_slot(move || hash_blocking(&password.0)).await
 }
 
 fn hash_blocking(password: &str) -> AppResult<String> {
@@ -47,7 +77,7 @@ fn hash_blocking(password: &str) -> AppResult<String> {
 /// Checks `password` against `stored`; with no stored hash (unknown user) it checks a dummy hash so
 /// both failures take the same time and the response does not reveal which emails exist.
 pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
+    with_slot(move || {
         let known = stored.is_some();
         let stored = match stored {
             Some(stored) => stored,
@@ -58,7 +88,6 @@ pub async fn verify(password: String, stored: Option<String>) -> AppResult<bool>
         Ok(known && matches)
     })
     .await
-    .map_err(|error| AppError::Internal(anyhow!(error)))?
 }
 
 fn dummy_hash() -> AppResult<&'static str> {

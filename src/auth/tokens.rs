@@ -22,6 +22,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// The session (refresh-token family) the token was issued for; a logout ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// Signs and checks access tokens; built once from the configured secret.
@@ -49,11 +52,22 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue_access(&self, user_id: Uuid, role: UserRole) -> AppResult<(String, DateTime<Utc>)> {
+    pub fn issue_access(
+        &self,
+        user_id: Uuid,
+        role: UserRole,
+        session: Option<Uuid>,
+    ) -> AppResult<(String, DateTime<Utc>)> {
         let now = Utc::now();
         let expires_at = now + chrono::Duration::from_std(self.access_ttl).map_err(|e| AppError::Internal(e.into()))?;
-        let claims =
-            Claims { sub: user_id, role, iat: now.timestamp(), exp: expires_at.timestamp(), iss: ISSUER.into() };
+        let claims = Claims {
+            sub: user_id,
+            role,
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            iss: ISSUER.into(),
+            sid: session,
+        };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| AppError::Internal(error.into()))?;
         Ok((token, expires_at))
@@ -97,7 +111,7 @@ mod tests {
     fn round_trip_and_tamper() -> AppResult<()> {
         let keys = keys("0123456789abcdef0123456789abcdef", 60);
         let id = Uuid::new_v4();
-        let (token, _) = keys.issue_access(id, UserRole::Admin)?;
+        let (token, _) = keys.issue_access(id, UserRole::Admin, None)?;
         let claims = keys.verify_access(&token)?;
         assert_eq!(claims.sub, id);
         assert_eq!(claims.role, UserRole::Admin);

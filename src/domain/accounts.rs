@@ -137,6 +137,12 @@ pub async fn logout(db: &DatabaseConnection, token: &str) -> AppResult<bool> {
     match stored {
         Some(stored) => {
             revoke_family(db, stored.family_id).await?;
+            // Its live sockets close too (published once the mutation succeeded).
+            crate::events::emit(crate::events::Event::SessionsEnded {
+                user_id: stored.user_id,
+                session: Some(stored.family_id),
+                banned: false,
+            });
             Ok(true)
         }
         None => Ok(false),
@@ -204,7 +210,7 @@ async fn issue(
     family: Uuid,
     id: Uuid,
 ) -> AppResult<Session> {
-    let (access_token, expires_at) = keys.issue_access(user.id, user.role)?;
+    let (access_token, expires_at) = keys.issue_access(user.id, user.role, Some(family))?;
     let refresh_token = random_token(32);
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(keys.refresh_ttl).map_err(|e| AppError::Internal(e.into()))?;

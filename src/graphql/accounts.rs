@@ -150,11 +150,16 @@ impl AccountsQuery {
 #[derive(Default)]
 pub struct AccountsMutation;
 
+fn client_ip(ctx: &Context<'_>) -> Option<std::net::IpAddr> {
+    ctx.data_opt::<crate::http::RequestMeta>().and_then(|meta| meta.ip)
+}
+
 #[Object]
 impl AccountsMutation {
     /// Creates an account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
+        crate::admission::limits::sign_up(state, client_ip(ctx)).await?;
         let registration = Registration { email: input.email, password: input.password, phone: input.phone };
         Ok(AuthPayload(accounts::register(&state.db, &state.keys, registration).await?))
     }
@@ -162,6 +167,7 @@ impl AccountsMutation {
     /// Signs in with email and password. A wrong password and an unknown email give the same error.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
+        crate::admission::limits::sign_in(state, client_ip(ctx), &input.email).await?;
         Ok(AuthPayload(accounts::login(&state.db, &state.keys, &input.email, input.password).await?))
     }
 

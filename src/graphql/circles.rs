@@ -68,6 +68,7 @@ impl Circle {
         Ok(identity.map(Identity))
     }
     /// Active members, earliest first.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -82,6 +83,7 @@ impl Circle {
         Ok(connection(rows, ConnectionFields::counting(db, select), CircleMember))
     }
     /// Active posts, pinned first.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn posts(
         &self,
         ctx: &Context<'_>,
@@ -197,6 +199,7 @@ impl Post {
         Ok(circle.map(Circle))
     }
     /// Comments in thread order (oldest first; `parentId` links replies).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -350,6 +353,7 @@ impl CirclesQuery {
     }
 
     /// Active circles (default: most members first).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn circles(
         &self,
         ctx: &Context<'_>,
@@ -387,6 +391,7 @@ impl CirclesQuery {
     }
 
     /// Active posts of the circles you belong to, newest first.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn feed(
         &self,
         ctx: &Context<'_>,

@@ -94,6 +94,7 @@ impl Course {
         Ok(stats.map(CourseStats))
     }
     /// Active COURSE reviews, newest first.
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn reviews(
         &self,
         ctx: &Context<'_>,
@@ -306,6 +307,7 @@ impl CoursesQuery {
     }
 
     /// Courses, filtered and ordered (default: newest first).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn courses(
         &self,
         ctx: &Context<'_>,

@@ -1,38 +1,44 @@
-//! The request guard: refuses documents with too many aliases, gives every error a stable
-//! `extensions.code`, records per-operation metrics (count by outcome, latency histogram), and
-//! publishes each successful mutation's domain events after commit.
+//! The request guard inside the schema: prices each operation once async-graphql has validated it
+//! (list-aware complexity, refused past the per-operation maximum, charged to the viewer's cost
+//! budget), gives every error a stable `extensions.code`, records per-operation metrics (count by
+//! outcome, latency histogram), and publishes each successful mutation's domain events after
+//! commit.
 //!
-//! Operations are labelled by their root field names (bounded by the schema), not by the
-//! client-chosen operation name, so a client cannot blow up the metrics' cardinality.
+//! Operations are labelled by name (`query CoursePage`), or by their root fields when unnamed
+//! (`query:course`); at most `METRICS_MAX_OPERATIONS` distinct labels are kept, the rest count as
+//! `other`, so a client cannot blow up the metrics' cardinality.
 
+use crate::admission::cost::CostMeter;
 use crate::error::{code, AppError};
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest, NextResolve,
+    NextValidation, ResolveInfo,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Pos, Response, ServerError, ServerResult, Value, Variables};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use async_graphql::{Pos, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 pub struct Guard {
-    max_aliases: usize,
+    max_cost: u64,
 }
 
 impl Guard {
-    pub fn new(max_aliases: usize) -> Self {
-        Self { max_aliases }
+    pub fn new(max_cost: usize, max_labels: usize) -> Self {
+        let _ = LABEL_CAP.set(max_labels);
+        Self { max_cost: max_cost as u64 }
     }
 }
 
 impl ExtensionFactory for Guard {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension { max_aliases: self.max_aliases, labels: Mutex::default(), label: Mutex::default() })
+        Arc::new(GuardExtension { max_cost: self.max_cost, labels: Mutex::default(), label: Mutex::default() })
     }
 }
 
 struct GuardExtension {
-    max_aliases: usize,
+    max_cost: u64,
     /// Root-field label of each operation in the document, by operation name.
     labels: Mutex<HashMap<Option<String>, String>>,
     /// The label of the operation that ran.
@@ -67,21 +73,32 @@ impl Extension for GuardExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        let aliases = count_aliases(&document);
-        if aliases > self.max_aliases {
-            let error = AppError::QueryTooComplex(format!(
-                "the document uses {aliases} aliases; at most {} are allowed",
-                self.max_aliases
-            ));
-            return Err(error.to_graphql().into_server_error(Pos::default()));
-        }
         if let Ok(mut labels) = self.labels.lock() {
             for (name, operation) in document.operations.iter() {
-                let name = name.map(|n| n.to_string());
-                labels.insert(name, label(operation.node.ty, &operation.node.selection_set.node));
+                let label = label(operation.node.ty, name.map(|n| n.as_str()), &operation.node.selection_set.node);
+                labels.insert(name.map(|n| n.to_string()), label);
             }
         }
         Ok(document)
+    }
+
+    /// Prices the validated document: refused past the per-operation maximum, else charged to the
+    /// viewer's budget (admission put a [`CostMeter`] in the request's data); before anything runs.
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let cost = result.complexity as u64;
+        let refuse = |error: AppError| vec![error.to_graphql().into_server_error(Pos::default())];
+        if cost > self.max_cost {
+            return Err(refuse(AppError::TooCostly { cost, max: self.max_cost }));
+        }
+        if let Some(meter) = ctx.data_opt::<Arc<CostMeter>>() {
+            meter.charge(cost).await.map_err(refuse)?;
+        }
+        Ok(result)
     }
 
     /// Each root mutation field runs inside `events::capture`: what its domain call emitted is
@@ -139,8 +156,37 @@ pub fn record_request(operation: &str, outcome: &'static str, elapsed: std::time
         .record(elapsed.as_secs_f64());
 }
 
-/// `query:me`, `mutation:login`, `query:course+courses` (root fields sorted, at most 4).
-fn label(ty: OperationType, selection: &SelectionSet) -> String {
+/// How many distinct operation labels metrics keep (`METRICS_MAX_OPERATIONS`).
+static LABEL_CAP: OnceLock<usize> = OnceLock::new();
+
+/// `label`, if it is one of the first `METRICS_MAX_OPERATIONS` distinct labels seen, else `other`.
+fn bounded(label: String) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let cap = LABEL_CAP.get().copied().unwrap_or(200);
+    let Ok(mut seen) = SEEN.get_or_init(Mutex::default).lock() else { return "other".into() };
+    if seen.contains(&label) || seen.len() < cap {
+        seen.insert(label.clone());
+        label
+    } else {
+        "other".into()
+    }
+}
+
+/// `query CoursePage` for a named operation; `query:me`, `mutation:login`, `query:course+courses`
+/// (root fields sorted, at most 4) for an unnamed one; `other` past the cap.
+fn label(ty: OperationType, name: Option<&str>, selection: &SelectionSet) -> String {
+    let kind = match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    if let Some(name) = name {
+        return bounded(format!("{kind} {}", name.chars().take(64).collect::<String>()));
+    }
+    bounded(root_fields_label(kind, selection))
+}
+
+fn root_fields_label(kind: &str, selection: &SelectionSet) -> String {
     let mut fields: Vec<&str> = selection
         .items
         .iter()
@@ -152,52 +198,16 @@ fn label(ty: OperationType, selection: &SelectionSet) -> String {
     fields.sort_unstable();
     fields.dedup();
     fields.truncate(4);
-    let kind = match ty {
-        OperationType::Query => "query",
-        OperationType::Mutation => "mutation",
-        OperationType::Subscription => "subscription",
-    };
     if fields.is_empty() {
         return format!("{kind}:fragment");
     }
     format!("{kind}:{}", fields.join("+"))
 }
 
-/// Aliased fields across all operations and fragments of the document.
-fn count_aliases(document: &ExecutableDocument) -> usize {
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
-                }
-                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let operations: usize = document.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node)).sum();
-    let fragments: usize = document.fragments.values().map(|f| walk(&f.node.selection_set.node)).sum();
-    operations + fragments
-}
-
 fn error_code(error: &ServerError) -> Option<&'static str> {
     let value = error.extensions.as_ref()?.get("code")?;
     match value {
-        Value::String(code) => [
-            code::UNAUTHENTICATED,
-            code::FORBIDDEN,
-            code::NOT_FOUND,
-            code::BAD_USER_INPUT,
-            code::CONFLICT,
-            code::RATE_LIMITED,
-            code::QUERY_TOO_COMPLEX,
-            code::TIMEOUT,
-            code::INTERNAL,
-        ]
-        .into_iter()
-        .find(|known| known == code),
+        Value::String(code) => code::ALL.iter().copied().find(|known| known == code),
         _ => None,
     }
 }
@@ -234,19 +244,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_aliases_in_operations_and_fragments() -> Result<(), Box<dyn std::error::Error>> {
-        let doc = async_graphql::parser::parse_query(
-            "query { a: me { id } b: me { x: id } ...F } fragment F on Query { c: me { id } }",
-        )?;
-        assert_eq!(count_aliases(&doc), 4);
-        Ok(())
-    }
-
-    #[test]
     fn labels_by_root_fields() -> Result<(), Box<dyn std::error::Error>> {
         let doc = async_graphql::parser::parse_query("query Named { me { id } courses { id } me2: me { id } }")?;
-        let (_, op) = doc.operations.iter().next().ok_or("no operation")?;
-        assert_eq!(label(op.node.ty, &op.node.selection_set.node), "query:courses+me");
+        let (name, op) = doc.operations.iter().next().ok_or("no operation")?;
+        assert_eq!(label(op.node.ty, None, &op.node.selection_set.node), "query:courses+me");
+        assert_eq!(label(op.node.ty, name.map(|n| n.as_str()), &op.node.selection_set.node), "query Named");
         Ok(())
     }
 }

@@ -161,6 +161,7 @@ impl Mentor {
         Ok(stats.map(MentorStats))
     }
     /// Active MENTOR and APPOINTMENT reviews, newest first.
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn reviews(
         &self,
         ctx: &Context<'_>,
@@ -170,6 +171,7 @@ impl Mentor {
         super::appointments::review_connection(ctx, None, Some(self.identity_id), first, after).await
     }
     /// The mentor's published courses, newest first.
+    #[graphql(complexity = "crate::admission::cost::page(Some(first), None, child_complexity)")]
     async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {
         let limit = super::loaders::MENTOR_COURSES_LIMIT;
         let first = crate::domain::values::int_range("first", first, 0, limit)? as usize;
@@ -257,6 +259,7 @@ impl IdentitiesQuery {
     }
 
     /// Active masters with their statistics (default order: best rated first).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn mentors(
         &self,
         ctx: &Context<'_>,

@@ -129,6 +129,7 @@ pub struct MessagesQuery;
 #[Object]
 impl MessagesQuery {
     /// Your private conversations, most recent first.
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -144,6 +145,7 @@ impl MessagesQuery {
 
     /// Messages with a user or in a circle you belong to, in time order; by default the latest 20
     /// (page back with `last` and `before`).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -162,6 +164,7 @@ impl MessagesQuery {
     }
 
     /// Your notifications, newest first.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -191,6 +194,9 @@ impl MessagesMutation {
     /// Sends a private message (`toUserId`) or a circle message (`circleId`, members only).
     async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<Message> {
         let target = target(input.to_user_id, input.circle_id, ("input.toUserId", "input.circleId"))?;
+        if let Some(user) = viewer(ctx).user_id() {
+            crate::admission::limits::message(state(ctx)?, user).await?;
+        }
         let message = messages::send(&state(ctx)?.db, viewer(ctx), target, &input.content, input.message_type).await?;
         Ok(Message(message))
     }

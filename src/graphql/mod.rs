@@ -65,12 +65,12 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, messages::SubscriptionRoo
 
 /// The schema the server runs, with the configured limits and the shared state as context data.
 pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
+    // Complexity is checked by the Guard (it prices and charges it); depth here.
     let mut schema = builder()
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_depth.max(32))
         .limit_directives(8)
-        .extension(extension::Guard::new(limits.max_aliases))
+        .extension(extension::Guard::new(limits.max_complexity, state.config.http.metrics_max_operations))
         .data(loaders::new(state.db.clone(), &state.cache))
         .data(state.events.clone())
         .data(state.cache.clone())

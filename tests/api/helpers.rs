@@ -80,6 +80,16 @@ async fn spawn(overrides: &[(&str, &str)], shared_db: Option<String>) -> TestApp
         ("DB_MAX_CONNECTIONS", "10".into()),
         ("DB_MIN_CONNECTIONS", "1".into()),
         ("SHUTDOWN_GRACE_SECS", "2".into()),
+        // Every test's clients share 127.0.0.1: the per-IP and per-user budgets are wide open
+        // here; the rate-limit tests set the rule they test.
+        ("RATE_LOGIN_ACCOUNT", "100000/1m".into()),
+        ("RATE_LOGIN_IP", "100000/1m".into()),
+        ("RATE_REGISTER_IP", "100000/1m".into()),
+        ("RATE_ANONYMOUS_IP", "100000/1m".into()),
+        ("RATE_MUTATION_USER", "100000/1m".into()),
+        ("RATE_MESSAGE_USER", "100000/1m".into()),
+        ("RATE_COST", "100000000/1m".into()),
+        ("RATE_WS_MESSAGES", "100000/1m".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -119,7 +129,21 @@ impl TestApp {
         self.gql_with(Some(token), query, variables).await
     }
 
+    /// The body without `extensions.cost`, which changes from call to call (the cost tests read it
+    /// with [`TestApp::gql_full`]).
     pub async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut body = self.gql_full(token, query, variables).await;
+        if let Some(extensions) = body.get_mut("extensions").and_then(Value::as_object_mut) {
+            extensions.remove("cost");
+            if extensions.is_empty() {
+                body.as_object_mut().map(|b| b.remove("extensions"));
+            }
+        }
+        body
+    }
+
+    /// POSTs a GraphQL operation; the whole body.
+    pub async fn gql_full(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = self.http.post(self.url("/graphql")).json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);

@@ -1,0 +1,257 @@
+//! What a document costs to look at, bounded before async-graphql validates it: the text's size and
+//! nesting before parsing, then, on the parsed document, aliases, fragment nesting and the size of
+//! the selection once every fragment spread is expanded, counted with one memo per fragment so a
+//! document that would expand to 2^30 fields is refused in microseconds instead of validated for
+//! minutes.
+
+use crate::error::AppError;
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use std::collections::HashMap;
+
+/// Longest query text accepted before parsing.
+pub const MAX_QUERY_CHARS: usize = 100_000;
+/// Deepest `{`/`(`/`[` nesting accepted before parsing (the parser recurses on nesting).
+pub const MAX_PRE_PARSE_NESTING: usize = 64;
+/// Deepest chain of fragments spreading fragments.
+const MAX_FRAGMENT_NESTING: usize = 32;
+/// Texts longer than this are parsed on the blocking pool, off the async workers.
+pub const PARSE_INLINE_BYTES: usize = 16 * 1024;
+
+/// What the checks need to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub max_aliases: usize,
+    pub max_fields: usize,
+}
+
+/// Refuses query texts that are empty, too long or too deeply nested before the parser sees them.
+pub fn precheck(query: &str) -> Result<(), AppError> {
+    if query.trim().is_empty() {
+        return Err(AppError::bad_input("query", "the query is empty"));
+    }
+    if query.len() > MAX_QUERY_CHARS {
+        return Err(AppError::QueryTooComplex(format!("the query exceeds {MAX_QUERY_CHARS} characters")));
+    }
+    let (mut depth, mut deepest, mut in_string, mut escaped, mut in_comment) = (0usize, 0usize, false, false, false);
+    for c in query.chars() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '#' => in_comment = true,
+            '"' => in_string = true,
+            '{' | '(' | '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_PRE_PARSE_NESTING {
+        return Err(AppError::QueryTooComplex(format!("the query nests deeper than {MAX_PRE_PARSE_NESTING} levels")));
+    }
+    Ok(())
+}
+
+/// Parses a prechecked text; a syntax error is BAD_USER_INPUT on `query`.
+pub fn parse(query: &str) -> Result<ExecutableDocument, AppError> {
+    async_graphql::parser::parse_query(query).map_err(|error| AppError::bad_input("query", error.to_string()))
+}
+
+/// Counts of a parsed document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Aliased fields, as written (not expanded).
+    pub aliases: usize,
+    /// Fields of the selected operation with every fragment spread expanded (saturating).
+    pub fields: u64,
+}
+
+/// Checks `document` against `bounds`. Every operation and fragment counts, not only the selected
+/// operation: async-graphql validates them all.
+pub fn check(document: &ExecutableDocument, bounds: Bounds) -> Result<Shape, AppError> {
+    let aliases = count_aliases(document);
+    if aliases > bounds.max_aliases {
+        return Err(AppError::QueryTooComplex(format!(
+            "the document uses {aliases} aliases; at most {} are allowed",
+            bounds.max_aliases
+        )));
+    }
+    let mut sizes = FragmentSizes { document, memo: HashMap::new(), visiting: Vec::new() };
+    let mut fields = 0u64;
+    for (_, op) in document.operations.iter() {
+        fields = fields.saturating_add(sizes.of(&op.node.selection_set.node, 0)?);
+    }
+    // Fragments no operation uses are still validated once each.
+    for fragment in document.fragments.values() {
+        fields = fields.saturating_add(sizes.of(&fragment.node.selection_set.node, 0)?);
+    }
+    if fields > bounds.max_fields as u64 {
+        return Err(AppError::QueryTooComplex(format!(
+            "the document expands to {} fields once its fragments are spread; at most {} are allowed",
+            if fields == u64::MAX { "too many".to_string() } else { fields.to_string() },
+            bounds.max_fields
+        )));
+    }
+    Ok(Shape { aliases, fields })
+}
+
+/// The type of the operation a request selects (`None` when the name matches none, or several
+/// operations and no name: the schema reports that).
+pub fn operation_type(document: &ExecutableDocument, operation: Option<&str>) -> Option<OperationType> {
+    let mut operations = document.operations.iter();
+    match operation {
+        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)).map(|(_, op)| op.node.ty),
+        None => {
+            let (_, first) = operations.next()?;
+            operations.next().is_none().then_some(first.node.ty)
+        }
+    }
+}
+
+/// Expanded sizes of selection sets, each fragment's computed once.
+struct FragmentSizes<'a> {
+    document: &'a ExecutableDocument,
+    memo: HashMap<&'a str, u64>,
+    /// Fragments being expanded (a cycle is refused here; validation would report it too).
+    visiting: Vec<&'a str>,
+}
+
+impl<'a> FragmentSizes<'a> {
+    fn of(&mut self, set: &'a SelectionSet, nesting: usize) -> Result<u64, AppError> {
+        let mut total = 0u64;
+        for item in &set.items {
+            let size = match &item.node {
+                Selection::Field(field) => 1u64.saturating_add(self.of(&field.node.selection_set.node, nesting)?),
+                Selection::InlineFragment(fragment) => self.of(&fragment.node.selection_set.node, nesting)?,
+                Selection::FragmentSpread(spread) => self.spread(spread.node.fragment_name.node.as_str(), nesting)?,
+            };
+            total = total.saturating_add(size);
+        }
+        Ok(total)
+    }
+
+    fn spread(&mut self, name: &'a str, nesting: usize) -> Result<u64, AppError> {
+        if let Some(size) = self.memo.get(name) {
+            return Ok(*size);
+        }
+        if nesting >= MAX_FRAGMENT_NESTING {
+            return Err(AppError::QueryTooComplex(format!(
+                "fragments spread fragments more than {MAX_FRAGMENT_NESTING} levels deep"
+            )));
+        }
+        if self.visiting.contains(&name) {
+            return Err(AppError::QueryTooComplex(format!("fragment {name} spreads itself")));
+        }
+        // An unknown fragment is a validation error reported by the schema; it expands to nothing.
+        let Some((key, fragment)) = self.document.fragments.get_key_value(name) else { return Ok(0) };
+        self.visiting.push(key.as_str());
+        let size = self.of(&fragment.node.selection_set.node, nesting + 1);
+        self.visiting.pop();
+        let size = size?;
+        self.memo.insert(key.as_str(), size);
+        Ok(size)
+    }
+}
+
+/// Aliased fields across all operations and fragments of the document, as written.
+fn count_aliases(document: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    usize::from(field.node.alias.is_some()) + walk(&field.node.selection_set.node)
+                }
+                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    let operations: usize = document.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node)).sum();
+    let fragments: usize = document.fragments.values().map(|f| walk(&f.node.selection_set.node)).sum();
+    operations + fragments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: Bounds = Bounds { max_aliases: 50, max_fields: 5000 };
+
+    #[test]
+    fn precheck_refuses_deep_and_long_queries() {
+        assert!(precheck("{ me { id } }").is_ok());
+        assert!(precheck(&format!("{}{}", "{a".repeat(100), "}".repeat(100))).is_err());
+        assert!(precheck(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        // Braces inside strings and comments do not count.
+        assert!(precheck(&format!("{{ f(x: \"{}\") }} # {}", "{".repeat(100), "{".repeat(100))).is_ok());
+        assert!(precheck("   ").is_err());
+    }
+
+    #[test]
+    fn counts_aliases_in_operations_and_fragments() -> Result<(), Box<dyn std::error::Error>> {
+        let doc = parse("query { a: me { id } b: me { x: id } ...F } fragment F on Query { c: me { id } }")
+            .map_err(|e| e.message())?;
+        assert_eq!(count_aliases(&doc), 4);
+        Ok(())
+    }
+
+    /// 30 fragments, each spreading the one before twice: 2^30 fields once expanded.
+    pub fn exploding(levels: usize) -> String {
+        let mut text = String::from("query { ...F0 }\nfragment F0 on Query { __typename }\n");
+        for i in 1..levels {
+            text.push_str(&format!("fragment F{i} on Query {{ ...F{prev} ...F{prev} }}\n", prev = i - 1));
+        }
+        text.replace("{ ...F0 }", &format!("{{ ...F{} }}", levels - 1))
+    }
+
+    #[test]
+    fn an_exploding_document_is_measured_without_expanding_it() -> Result<(), Box<dyn std::error::Error>> {
+        let doc = parse(&exploding(30)).map_err(|e| e.message())?;
+        let started = std::time::Instant::now();
+        let refused = check(&doc, BOUNDS);
+        assert!(matches!(refused, Err(AppError::QueryTooComplex(_))), "{refused:?}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        // Small expansions pass and are counted exactly: 2^4 spreads of F0 plus the unused chain.
+        let doc = parse(&exploding(5)).map_err(|e| e.message())?;
+        let shape = check(&doc, BOUNDS).map_err(|e| e.message())?;
+        assert_eq!(shape.fields, 16 + (1 + 2 + 4 + 8 + 16));
+        Ok(())
+    }
+
+    #[test]
+    fn cycles_and_deep_fragment_chains_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let doc = parse("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }")
+            .map_err(|e| e.message())?;
+        assert!(check(&doc, BOUNDS).is_err());
+        let mut text = String::from("query { ...F0 } fragment F40 on Query { __typename }\n");
+        for i in 0..40 {
+            text.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+        }
+        let doc = parse(&text).map_err(|e| e.message())?;
+        assert!(check(&doc, BOUNDS).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_selected_operation_type_is_found() -> Result<(), Box<dyn std::error::Error>> {
+        let doc = parse("query A { me { id } } mutation B { logout(refreshToken: \"x\") }").map_err(|e| e.message())?;
+        assert_eq!(operation_type(&doc, Some("B")), Some(OperationType::Mutation));
+        assert_eq!(operation_type(&doc, Some("A")), Some(OperationType::Query));
+        assert_eq!(operation_type(&doc, None), None);
+        assert_eq!(operation_type(&doc, Some("C")), None);
+        Ok(())
+    }
+}

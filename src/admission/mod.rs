@@ -1,0 +1,359 @@
+//! The one way in: every GraphQL operation, over HTTP or WebSocket, passes here before the schema
+//! runs it. In order, all under one time budget (`GRAPHQL_REQUEST_TIMEOUT_SECS`):
+//!
+//! 1. persisted operations: an APQ hash becomes its text; trusted-documents mode refuses the rest;
+//! 2. the text: empty, too long, nested too deep (before parsing);
+//! 3. parsing (large texts on the blocking pool), then aliases and the selection's size with every
+//!    fragment spread (memoized), so validation's work is bounded before async-graphql starts it;
+//! 4. rate limits by caller: mutations per user, everything per IP for anonymous callers;
+//! 5. idempotency keys for mutations, the response cache for queries;
+//! 6. the schema: validation prices the operation (`cost`) and charges the viewer's budget, then
+//!    it executes.
+//!
+//! The transports (`http.rs`, `admission::ws`) only read their input and write the [`Answer`].
+
+pub mod cost;
+pub mod document;
+pub mod idempotency;
+pub mod limits;
+pub mod persisted;
+pub mod ws;
+
+use crate::app::AppState;
+use crate::auth::Viewer;
+use crate::cache::{Reads, ResponseKey};
+use crate::error::AppError;
+use crate::graphql::AppSchema;
+use crate::http::RequestMeta;
+use async_graphql::parser::types::OperationType;
+use axum::body::Bytes;
+use cost::{CostMeter, CostReport};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a mutation with an idempotency key may run on after its client was told TIMEOUT (its
+/// outcome is stored for the retry).
+const IDEMPOTENT_RUN_CAP: Duration = Duration::from_secs(120);
+
+#[derive(Clone)]
+pub struct Admission(Arc<Inner>);
+
+struct Inner {
+    schema: AppSchema,
+    app: AppState,
+    persisted: persisted::Persisted,
+}
+
+/// Who is asking, as the transport established it.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub viewer: Viewer,
+    pub ip: Option<IpAddr>,
+}
+
+impl Caller {
+    /// Whose budgets an operation spends: the signed-in user, else the client's IP.
+    fn subject(&self) -> String {
+        match (self.viewer.user_id(), self.ip) {
+            (Some(id), _) => format!("user:{id}"),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => "ip:unknown".into(),
+        }
+    }
+}
+
+/// What the transport may add to a request.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// A single query over HTTP: it may be answered from, and kept in, the response cache.
+    pub cacheable: bool,
+    /// GET: queries only.
+    pub queries_only: bool,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+}
+
+/// What became of one operation.
+pub struct Answer {
+    pub outcome: Outcome,
+    /// `extensions.cost`, once the operation was priced (or charged from a kept response).
+    pub cost: Option<CostReport>,
+}
+
+pub enum Outcome {
+    /// Refused before the schema ran it: a request-level error. `status` suggests an HTTP status.
+    Refused { error: AppError, status: Option<u16> },
+    /// The schema's response; `keep` when the response cache may store it.
+    Executed { response: async_graphql::Response, keep: Option<(ResponseKey, Reads, u64)> },
+    /// A stored body: a kept response or an idempotent replay.
+    Stored { body: Bytes, replayed: bool },
+}
+
+impl Answer {
+    fn refused(error: AppError) -> Self {
+        Self { outcome: Outcome::Refused { error, status: None }, cost: None }
+    }
+
+    /// The error codes of this answer's errors (for `Retry-After` and status codes).
+    pub fn retry_after(&self) -> Option<u64> {
+        match &self.outcome {
+            Outcome::Refused { error: AppError::RateLimited { retry_after_secs }, .. } => Some(*retry_after_secs),
+            Outcome::Executed { response, .. } => response.errors.iter().find_map(|error| {
+                let ext = error.extensions.as_ref()?;
+                match ext.get("retryAfter")? {
+                    async_graphql::Value::Number(n) => n.as_u64(),
+                    _ => None,
+                }
+            }),
+            _ => None,
+        }
+    }
+
+    /// The GraphQL response as a value (WebSocket; stored bodies are parsed back).
+    pub fn into_response(self) -> async_graphql::Response {
+        let cost = self.cost;
+        let mut response = match self.outcome {
+            Outcome::Refused { error, .. } => error_response(&error),
+            Outcome::Executed { response, .. } => response,
+            Outcome::Stored { body, .. } => serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|value| {
+                    let data = async_graphql::Value::from_json(value.get("data")?.clone()).ok()?;
+                    Some(async_graphql::Response::new(data))
+                })
+                .unwrap_or_else(|| error_response(&AppError::Internal(anyhow::anyhow!("unreadable stored response")))),
+        };
+        if let Some(value) = cost.and_then(|cost| async_graphql::Value::from_json(serde_json::json!(cost)).ok()) {
+            response.extensions.insert("cost".into(), value);
+        }
+        response
+    }
+}
+
+/// A response holding one request-level error.
+pub fn error_response(error: &AppError) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![error.to_graphql().into_server_error(Default::default())])
+}
+
+/// A request that passed the checks before the schema.
+pub struct Prepared {
+    request: async_graphql::Request,
+    kind: Option<OperationType>,
+    meter: Arc<CostMeter>,
+}
+
+impl Prepared {
+    pub fn is_subscription(&self) -> bool {
+        self.kind == Some(OperationType::Subscription)
+    }
+
+    /// The request with what resolvers read from it (viewer, client IP, cost meter).
+    pub fn into_request(self, caller: &Caller) -> async_graphql::Request {
+        self.request.data(caller.viewer.clone()).data(RequestMeta { ip: caller.ip }).data(self.meter)
+    }
+}
+
+impl Admission {
+    pub fn new(app: AppState, schema: AppSchema) -> anyhow::Result<Self> {
+        let manifest = match (&app.config.graphql.persisted_manifest, app.config.graphql.persisted_only) {
+            (Some(path), true) => Some(
+                persisted::load_manifest(path)
+                    .map_err(|error| anyhow::anyhow!("PERSISTED_MANIFEST {}: {error}", path.display()))?,
+            ),
+            _ => None,
+        };
+        let persisted = persisted::Persisted::new(app.cache.clone(), manifest);
+        Ok(Self(Arc::new(Inner { schema, app, persisted })))
+    }
+
+    pub fn schema(&self) -> &AppSchema {
+        &self.0.schema
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.0.app
+    }
+
+    fn meter(&self, caller: &Caller) -> Arc<CostMeter> {
+        let app = &self.0.app;
+        Arc::new(CostMeter::new(app.limiter.clone(), app.config.rate.cost, caller.subject()))
+    }
+
+    /// One operation, start to end, within the request time budget.
+    pub async fn admit(&self, request: async_graphql::Request, caller: &Caller, options: Options) -> Answer {
+        let started = Instant::now();
+        let budget = self.0.app.config.graphql.request_timeout;
+        let answer = match tokio::time::timeout(budget, async {
+            match self.prepare(request, caller, &options).await {
+                Ok(prepared) => self.run(prepared, caller, &options).await,
+                Err(answer) => answer,
+            }
+        })
+        .await
+        {
+            Ok(answer) => answer,
+            Err(_) => {
+                metrics::counter!("graphql_timeouts_total").increment(1);
+                Answer::refused(AppError::Timeout)
+            }
+        };
+        if !matches!(answer.outcome, Outcome::Executed { .. }) {
+            let label = match &answer.outcome {
+                Outcome::Stored { .. } => "cached",
+                _ => "refused",
+            };
+            let outcome = if matches!(answer.outcome, Outcome::Refused { .. }) { "error" } else { "ok" };
+            crate::graphql::extension::record_request(label, outcome, started.elapsed());
+        }
+        answer
+    }
+
+    /// Steps 1–4: persisted operations, the text, the parsed document, rate limits.
+    pub async fn prepare(
+        &self,
+        mut request: async_graphql::Request,
+        caller: &Caller,
+        options: &Options,
+    ) -> Result<Prepared, Answer> {
+        let config = &self.0.app.config;
+        self.0.persisted.resolve(&mut request).await.map_err(Answer::refused)?;
+        document::precheck(&request.query).map_err(|error| {
+            let malformed = matches!(error, AppError::BadInput { .. });
+            Answer { outcome: Outcome::Refused { error, status: malformed.then_some(400) }, cost: None }
+        })?;
+        let document = if request.query.len() > document::PARSE_INLINE_BYTES {
+            let text = request.query.clone();
+            tokio::task::spawn_blocking(move || document::parse(&text))
+                .await
+                .map_err(|error| Answer::refused(AppError::Internal(anyhow::anyhow!(error))))?
+        } else {
+            document::parse(&request.query)
+        };
+        // A syntax error is the schema's to report (with its position), like every validation error.
+        let Ok(document) = document else {
+            return Ok(Prepared { kind: None, meter: self.meter(caller), request });
+        };
+        let bounds =
+            document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
+        document::check(&document, bounds).map_err(Answer::refused)?;
+        let kind = document::operation_type(&document, request.operation_name.as_deref());
+        if options.queries_only && matches!(kind, Some(OperationType::Mutation | OperationType::Subscription)) {
+            let error = AppError::bad_input("query", "only queries may be sent with GET; POST mutations");
+            return Err(Answer { outcome: Outcome::Refused { error, status: Some(405) }, cost: None });
+        }
+        self.limit(caller, kind).await.map_err(Answer::refused)?;
+        request.set_parsed_query(document);
+        Ok(Prepared { request, kind, meter: self.meter(caller) })
+    }
+
+    /// Mutations per signed-in user; every operation of an anonymous caller per IP.
+    async fn limit(&self, caller: &Caller, kind: Option<OperationType>) -> Result<(), AppError> {
+        let app = &self.0.app;
+        let rules = &app.config.rate;
+        match (caller.viewer.user_id(), kind) {
+            (Some(user), Some(OperationType::Mutation)) => {
+                app.limiter.check("mutation", &rules.mutation_user, &user.to_string(), 1).await.into_result()?;
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                let ip = caller.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+                app.limiter.check("anonymous", &rules.anonymous_ip, &ip, 1).await.into_result()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps 5–6: an idempotent mutation, a kept response, or the schema.
+    pub async fn run(&self, prepared: Prepared, caller: &Caller, options: &Options) -> Answer {
+        let app = &self.0.app;
+        if let (Some(OperationType::Mutation), Some(key)) = (prepared.kind, &options.idempotency_key) {
+            return self.run_idempotent(prepared, caller, key).await;
+        }
+        let is_query = prepared.kind == Some(OperationType::Query);
+        let cache_key = if options.cacheable && is_query {
+            response_key(&app.cache, &caller.viewer, &prepared.request)
+        } else {
+            None
+        };
+        if let Some(stored) = cache_key.as_ref().and_then(|key| app.cache.response(key)) {
+            // A kept response costs what it cost when it ran.
+            let charged = prepared.meter.charge(stored.cost).await;
+            let cost = prepared.meter.report();
+            tracing::Span::current().record("operation", stored.operation.as_str());
+            return match charged {
+                Ok(()) => Answer { outcome: Outcome::Stored { body: stored.body.clone(), replayed: false }, cost },
+                Err(error) => Answer { outcome: Outcome::Refused { error, status: None }, cost },
+            };
+        }
+        let meter = prepared.meter.clone();
+        let request = prepared.into_request(caller);
+        let (response, reads) = crate::cache::recording(self.0.schema.execute(request)).await;
+        let cost = meter.report();
+        let keep = cache_key
+            .filter(|_| response.errors.is_empty() && response.extensions.is_empty())
+            .map(|key| (key, reads, cost.map(|c| c.requested).unwrap_or(0)));
+        Answer { outcome: Outcome::Executed { response, keep }, cost }
+    }
+
+    async fn run_idempotent(&self, prepared: Prepared, caller: &Caller, key: &str) -> Answer {
+        let app = &self.0.app;
+        let fingerprint = persisted::sha256_hex(&format!(
+            "{}\u{1f}{}\u{1f}{}",
+            prepared.request.operation_name.as_deref().unwrap_or(""),
+            prepared.request.query,
+            serde_json::to_string(&prepared.request.variables).unwrap_or_default()
+        ));
+        let wait = app.config.graphql.request_timeout.min(Duration::from_secs(10)) / 2;
+        let ticket = match idempotency::claim(&app.db, &caller.subject(), key, &fingerprint, wait).await {
+            Ok(idempotency::Claim::Run(ticket)) => ticket,
+            Ok(idempotency::Claim::Replay(body)) => {
+                let cost = match prepared.meter.charge(0).await {
+                    Ok(()) => prepared.meter.report(),
+                    Err(_) => None,
+                };
+                return Answer { outcome: Outcome::Stored { body, replayed: true }, cost };
+            }
+            Err(error) => return Answer::refused(error),
+        };
+        let meter = prepared.meter.clone();
+        let request = prepared.into_request(caller);
+        let schema = self.0.schema.clone();
+        let db = app.db.clone();
+        // On its own task: if the client's time budget runs out, the mutation still finishes and
+        // its outcome is stored for the retry.
+        let task = tokio::spawn(async move {
+            let response = match tokio::time::timeout(IDEMPOTENT_RUN_CAP, schema.execute(request)).await {
+                Ok(response) => response,
+                Err(_) => error_response(&AppError::Timeout),
+            };
+            let body = if idempotency::is_transient(&response) {
+                None
+            } else {
+                serde_json::to_vec(&response).ok().map(Bytes::from)
+            };
+            idempotency::finish(&db, ticket, body.as_ref()).await;
+            response
+        });
+        match task.await {
+            Ok(response) => Answer { outcome: Outcome::Executed { response, keep: None }, cost: meter.report() },
+            Err(error) => Answer::refused(AppError::Internal(anyhow::anyhow!("mutation task failed: {error}"))),
+        }
+    }
+}
+
+/// The response cache's key of a single request: who asks (a verified user by id and role, or
+/// anonymous), the operation, the query text and the variables. `None` when it must not be cached:
+/// the cache is off, the credential did not verify, or the request carries extensions or uploads.
+fn response_key(cache: &crate::cache::Cache, viewer: &Viewer, request: &async_graphql::Request) -> Option<ResponseKey> {
+    if !request.extensions.0.is_empty() || !request.uploads.is_empty() {
+        return None;
+    }
+    let who = match viewer {
+        Viewer::Anonymous => "anonymous".to_string(),
+        Viewer::User { id, role } => format!("{id}/{role:?}"),
+        Viewer::Invalid(_) => return None,
+    };
+    let variables = serde_json::to_string(&request.variables).ok()?;
+    cache.response_key(&[&who, request.operation_name.as_deref().unwrap_or(""), &request.query, &variables])
+}
