@@ -199,7 +199,8 @@ async fn flush_views(state: AppState, mut stopping: tokio::sync::watch::Receiver
 
 /// Background task: deletes expired idempotency keys every hour.
 async fn prune_idempotency_keys(state: AppState, mut stopping: tokio::sync::watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let every = std::time::Duration::from_secs(3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

@@ -105,6 +105,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Seed { .. } if config.environment == master_guide::config::Environment::Production => {
+            // Demo accounts with a published password, or a benchmark set, never in production.
+            anyhow::bail!("seed refuses to run with APP_ENV=production (with or without --force)")
+        }
         Command::Seed { scale: Some(scale), force } => {
             let scale = master_guide::datagen::Scale::parse(&scale)?;
             let (conn, _) = db::connect(&config.database).await?;

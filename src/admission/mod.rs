@@ -81,6 +81,8 @@ pub struct Answer {
     pub cost: Option<CostReport>,
 }
 
+// Answers are moved once per operation, never stored in bulk: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Refused before the schema ran it: a request-level error. `status` suggests an HTTP status.
     Refused { error: AppError, status: Option<u16> },

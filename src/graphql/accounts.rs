@@ -177,8 +177,23 @@ impl AccountsMutation {
         Ok(AuthPayload(accounts::refresh(&state.db, &state.keys, &refresh_token).await?))
     }
 
-    /// Ends the session the refresh token belongs to. False when the token was unknown.
+    /// Ends the session the refresh token belongs to (its live sockets close too). False when the
+    /// token was unknown.
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
         Ok(accounts::logout(&state(ctx)?.db, &refresh_token).await?)
+    }
+
+    /// Admins: activates, deactivates or bans a user (a reason is required unless ACTIVE). Leaving
+    /// ACTIVE revokes the user's refresh tokens and closes their live sockets on every instance.
+    async fn set_user_status(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        status: entity::enums::UserStatus,
+        reason: Option<String>,
+    ) -> Result<User> {
+        let user_id = super::id_arg("userId", &user_id)?;
+        let user = accounts::set_status(&state(ctx)?.db, viewer(ctx), user_id, status, reason, client_ip(ctx)).await?;
+        Ok(User::new(user))
     }
 }

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod accounts;
+mod admission;
 mod appointments;
 mod browser;
 mod cache;
