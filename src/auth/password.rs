@@ -1,6 +1,6 @@
 //! Password hashing with argon2id (the crate's defaults: 19 MiB, 2 passes, 1 lane).
 //!
-//! Hashing is CPU-bound, so it runs on the blocking pool and never stalls the async workers; at
+//! Hashing is CPU-bound, so it runs on dedicated threads and never stalls the async workers; at
 //! most `PASSWORD_HASH_CONCURRENCY` hashes run at once (one per core by default), so a sign-in flood
 //! queues instead of taking every core and 19 MiB per attempt. A caller that waits longer than
 //! `PASSWORD_HASH_QUEUE_SECS` for a slot is told RATE_LIMITED.
@@ -9,25 +9,59 @@ use crate::error::{AppError, AppResult};
 use anyhow::anyhow;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// The hashing slots and how long a caller may queue for one; set once at start-up.
-static SLOTS: OnceLock<(Semaphore, Duration)> = OnceLock::new();
+/// Hashing runs on a few dedicated threads, one per slot: each keeps the memory of its last hash
+/// (19 MiB) for the next instead of a new blocking-pool thread growing a malloc arena of its own,
+/// so a flood of sign-ins costs `concurrency` x 19 MiB, not hundreds of MiB.
+struct Hashers {
+    slots: Semaphore,
+    queue: Duration,
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+static SETTINGS: OnceLock<(usize, Duration)> = OnceLock::new();
+static HASHERS: OnceLock<Hashers> = OnceLock::new();
 
 /// Sizes the hashing slots (the first call wins; the server calls it before serving).
 pub fn configure(concurrency: usize, queue: Duration) {
-    let _ = SLOTS.set((Semaphore::new(concurrency.max(1)), queue));
+    let _ = SETTINGS.set((concurrency.max(1), queue));
 }
 
-/// Runs `work` on the blocking pool once a hashing slot is free.
-async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send + 'static) -> AppResult<T> {
-    let (slots, queue) = SLOTS.get_or_init(|| {
+fn hashers() -> &'static Hashers {
+    HASHERS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        (Semaphore::new(cores), Duration::from_secs(5))
-    });
-    let permit = match tokio::time::timeout(*queue, slots.acquire()).await {
+        let (concurrency, queue) = *SETTINGS.get_or_init(|| (cores, Duration::from_secs(5)));
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..concurrency {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{index}")).spawn(move || loop {
+                let job = match receiver.lock() {
+                    Ok(receiver) => receiver.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::error!(error = %error, "cannot start a hashing thread");
+            }
+        }
+        Hashers { slots: Semaphore::new(concurrency), queue, jobs: Mutex::new(sender) }
+    })
+}
+
+/// Runs `work` on a hashing thread once a slot is free; RATE_LIMITED after queueing too long.
+async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send + 'static) -> AppResult<T> {
+    let hashers = hashers();
+    let permit = match tokio::time::timeout(hashers.queue, hashers.slots.acquire()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Err(AppError::Internal(anyhow!("hashing slots closed"))),
         Err(_) => {
@@ -35,7 +69,17 @@ async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send
             return Err(AppError::RateLimited { retry_after_secs: 1 });
         }
     };
-    let result = tokio::task::spawn_blocking(work).await.map_err(|error| AppError::Internal(anyhow!(error)))?;
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(work());
+    });
+    hashers
+        .jobs
+        .lock()
+        .map_err(|_| AppError::Internal(anyhow!("hashing queue poisoned")))?
+        .send(job)
+        .map_err(|_| AppError::Internal(anyhow!("hashing threads stopped")))?;
+    let result = result.await.map_err(|_| AppError::Internal(anyhow!("a hashing job was dropped")))?;
     drop(permit);
     result
 }

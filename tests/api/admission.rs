@@ -393,6 +393,7 @@ async fn two_hundred_concurrent_logins_queue_for_the_hashing_slots() {
         assert!(body["errors"].is_null() || code == "UNAUTHENTICATED" || code == "RATE_LIMITED", "{body}");
     }
     let peak = peak_rss_mb();
+    eprintln!("peak RSS during 200 concurrent logins: {peak:.0} MB");
     assert!(peak < 500.0, "peak RSS {peak:.0} MB");
 }
 
