@@ -2,7 +2,7 @@
 //! admin), roles, joins and leaves with `member_count` kept equal to the active members.
 
 use super::notify::{self, Kind, Notice};
-use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{keyset, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, optional_url, string_list, text};
 use crate::auth::Viewer;
 use crate::cache::Kind as CacheKind;
@@ -409,24 +409,14 @@ pub async fn list(
 }
 
 /// A circle's active members, earliest first.
-pub async fn members(
-    db: &DatabaseConnection,
-    circle_id: Uuid,
-    page: &PageRequest,
-) -> AppResult<(Page<circle_members::Model>, Select<circle_members::Entity>)> {
-    let select = circle_members::Entity::find()
-        .filter(circle_members::Column::CircleId.eq(circle_id))
-        .filter(circle_members::Column::IsActive.eq(true));
-    let counted = select.clone();
-    let page = keyset(
-        db,
-        select,
-        &[circle_members::Column::JoinedAt],
-        circle_members::Column::Id,
-        Direction::Asc,
-        page,
-        |m| (vec![SortKey::Time(m.joined_at)], m.id),
-    )
-    .await?;
-    Ok((page, counted))
+pub fn member_list() -> ChildList<circle_members::Entity> {
+    ChildList {
+        parent: circle_members::Column::CircleId,
+        condition: Condition::all().add(circle_members::Column::IsActive.eq(true)),
+        sort: vec![circle_members::Column::JoinedAt],
+        id: circle_members::Column::Id,
+        direction: Direction::Asc,
+        key_of: |m| vec![SortKey::Time(m.joined_at)],
+        id_of: |m| m.id,
+    }
 }

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, Order, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::HashMap;
@@ -131,12 +132,94 @@ impl PageRequest {
     }
 }
 
+/// A page request as a hashable key (cursors as their encoded text), so a DataLoader can group the
+/// parents that ask for the same page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    first: Option<u64>,
+    last: Option<u64>,
+    after: Option<String>,
+    before: Option<String>,
+}
+
+impl PageRequest {
+    pub fn key(&self) -> PageKey {
+        PageKey {
+            first: self.first,
+            last: self.last,
+            after: self.after.as_ref().map(Cursor::encode),
+            before: self.before.as_ref().map(Cursor::encode),
+        }
+    }
+}
+
+impl PageKey {
+    /// The request again (its cursors were issued by [`Cursor::encode`], so they decode).
+    pub fn request(&self) -> PageRequest {
+        let decode = |raw: &Option<String>| raw.as_deref().and_then(|raw| Cursor::decode("cursor", raw).ok());
+        PageRequest { first: self.first, last: self.last, after: decode(&self.after), before: decode(&self.before) }
+    }
+}
+
+/// A list every parent row has of its own (a circle's members, a post's comments): which child
+/// rows belong to a parent (`parent` column, `condition`) and their order, so a page of it can be
+/// read for a batch of parents in one statement ([`keyset_many`]) and counted in one ([`ChildList::counts`]).
+pub struct ChildList<E: EntityTrait> {
+    pub parent: E::Column,
+    pub condition: Condition,
+    pub sort: Vec<E::Column>,
+    pub id: E::Column,
+    pub direction: Direction,
+    pub key_of: fn(&E::Model) -> Vec<SortKey>,
+    pub id_of: fn(&E::Model) -> Uuid,
+}
+
+impl<E: EntityTrait> ChildList<E> {
+    /// The same page of each parent's list.
+    pub async fn pages(
+        &self,
+        db: &impl ConnectionTrait,
+        parents: &[Uuid],
+        request: &PageRequest,
+    ) -> AppResult<HashMap<Uuid, Page<E::Model>>> {
+        let select = E::find().filter(self.condition.clone());
+        let (key_of, id_of) = (self.key_of, self.id_of);
+        keyset_many(db, select, self.parent, parents, &self.sort, self.id, self.direction, request, |row| {
+            (key_of(row), id_of(row))
+        })
+        .await
+    }
+
+    /// How many rows each parent's list has (`totalCount`), in one grouped statement.
+    pub async fn counts(&self, db: &impl ConnectionTrait, parents: &[Uuid]) -> AppResult<HashMap<Uuid, u64>> {
+        let rows: Vec<(Uuid, i64)> = E::find()
+            .filter(self.condition.clone())
+            .filter(self.parent.is_in(parents.iter().copied()))
+            .select_only()
+            .column(self.parent)
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .group_by(self.parent)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut counts: HashMap<Uuid, u64> = parents.iter().map(|p| (*p, 0)).collect();
+        counts.extend(rows.into_iter().map(|(parent, n)| (parent, n.max(0) as u64)));
+        Ok(counts)
+    }
+}
+
 /// One page of rows with the cursor of each.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Page<M> {
     pub rows: Vec<(String, M)>,
     pub has_next_page: bool,
     pub has_previous_page: bool,
+}
+
+impl<M> Default for Page<M> {
+    fn default() -> Self {
+        Self { rows: Vec::new(), has_next_page: false, has_previous_page: false }
+    }
 }
 
 impl<M> Page<M> {
@@ -257,6 +340,68 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
+    let (mut select, order) = seek(select, sort, id, direction, request)?;
+    for column in sort {
+        select = select.order_by(*column, order.clone());
+    }
+    let rows = select.order_by(id, order).limit(request.size() + 1).all(db).await?;
+    Ok(assemble(rows, request, &key_of))
+}
+
+/// The same page of each of `parents`' lists (rows whose `parent` column is the parent), in one
+/// statement: `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each parent's
+/// first `size + 1` rows past the cursor. One parent takes [`keyset`]'s index range instead.
+#[allow(clippy::too_many_arguments)]
+pub async fn keyset_many<E, C>(
+    db: &C,
+    select: Select<E>,
+    parent: E::Column,
+    parents: &[Uuid],
+    sort: &[E::Column],
+    id: E::Column,
+    direction: Direction,
+    request: &PageRequest,
+    key_of: impl Fn(&E::Model) -> (Vec<SortKey>, Uuid),
+) -> AppResult<HashMap<Uuid, Page<E::Model>>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    if let [one] = parents {
+        let page = keyset(db, select.filter(parent.eq(*one)), sort, id, direction, request, key_of).await?;
+        return Ok(HashMap::from([(*one, page)]));
+    }
+    let (select, order) = seek(select.filter(parent.is_in(parents.iter().copied())), sort, id, direction, request)?;
+    let word = if order == Order::Asc { "ASC" } else { "DESC" };
+    let columns: Vec<String> =
+        sort.iter().chain(std::iter::once(&id)).map(|c| format!(r#""{}" {word}"#, c.as_str())).collect();
+    let rank = format!(r#"ROW_NUMBER() OVER (PARTITION BY "{}" ORDER BY {})"#, parent.as_str(), columns.join(", "));
+    let ranked = select.column_as(Expr::cust(rank), "mg_rank").into_query();
+    let query = sea_orm::sea_query::Query::select()
+        .column(sea_orm::sea_query::Asterisk)
+        .from_subquery(ranked, sea_orm::sea_query::Alias::new("ranked"))
+        .and_where(Expr::col(sea_orm::sea_query::Alias::new("mg_rank")).lte(request.size() as i64 + 1))
+        .order_by(sea_orm::sea_query::Alias::new("mg_rank"), Order::Asc)
+        .to_owned();
+    let rows = db.query_all(db.get_database_backend().build(&query)).await?;
+    let mut grouped: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+    for row in rows {
+        let model = <E::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+        if let sea_orm::Value::Uuid(Some(key)) = sea_orm::ModelTrait::get(&model, parent) {
+            grouped.entry(*key).or_default().push(model);
+        }
+    }
+    Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, request, &key_of))).collect())
+}
+
+/// `select` narrowed to the rows past the request's cursor, and the order to read them in.
+fn seek<E: EntityTrait>(
+    select: Select<E>,
+    sort: &[E::Column],
+    id: E::Column,
+    direction: Direction,
+    request: &PageRequest,
+) -> AppResult<(Select<E>, Order)> {
     let backward = request.backward();
     let ascending = (direction == Direction::Asc) != backward;
     let order = if ascending { Order::Asc } else { Order::Desc };
@@ -269,11 +414,13 @@ where
         }
         select = select.filter(after_cursor(sort, id, ascending, cursor));
     }
+    Ok((select, order))
+}
+
+/// A page from up to `size + 1` rows read in seek order.
+fn assemble<M>(mut rows: Vec<M>, request: &PageRequest, key_of: &impl Fn(&M) -> (Vec<SortKey>, Uuid)) -> Page<M> {
+    let backward = request.backward();
     let size = request.size();
-    for column in sort {
-        select = select.order_by(*column, order.clone());
-    }
-    let mut rows = select.order_by(id, order).limit(size + 1).all(db).await?;
     let more = rows.len() as u64 > size;
     rows.truncate(size as usize);
     if backward {
@@ -286,11 +433,11 @@ where
             (Cursor { keys, id }.encode(), row)
         })
         .collect();
-    Ok(Page {
+    Page {
         rows,
         has_next_page: if backward { request.before.is_some() } else { more },
         has_previous_page: if backward { more } else { request.after.is_some() },
-    })
+    }
 }
 
 /// Rows strictly after the cursor in the given order, lexicographically over (sort..., id):

@@ -4,7 +4,7 @@
 
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
-use super::pagination::{cached_id_page, keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_id_page, keyset, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::{text, url_list};
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
@@ -14,7 +14,8 @@ use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -519,32 +520,41 @@ fn post_keys(order: PostOrder, pinned_first: bool) -> PostKeys {
 }
 
 /// A circle's active posts: pinned first, then newest (LATEST) or most liked (HOT).
-pub async fn circle_posts(
+pub fn circle_post_list(order: PostOrder) -> ChildList<posts::Entity> {
+    let (sort, key_of) = post_keys(order, true);
+    ChildList {
+        parent: posts::Column::CircleId,
+        condition: Condition::all().add(posts::Column::Status.eq(ContentStatus::Active.as_str())),
+        sort,
+        id: posts::Column::Id,
+        direction: Direction::Desc,
+        key_of,
+        id_of: |p| p.id,
+    }
+}
+
+/// A page of a circle's posts, `load` reading it from the database (batched across circles by the
+/// caller). The newest-first list is what a circle's page opens with: its first page is cached (a
+/// HOT order moves with every like, so it is not).
+pub async fn circle_posts<F, Fut>(
     db: &DatabaseConnection,
     cache: &Cache,
     circle_id: Uuid,
     order: PostOrder,
     page: &PageRequest,
-) -> AppResult<(Page<posts::Model>, sea_orm::Select<posts::Entity>)> {
-    let select = posts::Entity::find()
-        .filter(posts::Column::CircleId.eq(circle_id))
-        .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
-    let (columns, key) = post_keys(order, true);
-    let counted = select.clone();
-    let run = |page: PageRequest| {
-        let (select, columns) = (select.clone(), columns.clone());
-        async move { keyset(db, select, &columns, posts::Column::Id, Direction::Desc, &page, |p| (key(p), p.id)).await }
-    };
-    // The newest-first list is what a circle's page opens with: its first page is cached (a HOT
-    // order moves with every like, so it is not).
-    let page = match order {
+    load: F,
+) -> AppResult<Page<posts::Model>>
+where
+    F: Fn(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Page<posts::Model>>>,
+{
+    match order {
         PostOrder::Latest => {
             let list = (CacheKind::CircleFeed, circle_id);
-            cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, run).await?
+            cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, load).await
         }
-        PostOrder::Hot => run(page.clone()).await?,
-    };
-    Ok((page, counted))
+        PostOrder::Hot => load(page.clone()).await,
+    }
 }
 
 /// The viewer's feed: active posts of the circles they are an active member of, newest first.
@@ -571,20 +581,15 @@ pub async fn feed(
     Ok((page, counted))
 }
 
-/// A post's comments in thread order (oldest first). Deleted ones stay (their body is hidden by
-/// the API) so replies keep their context; hidden ones are left out.
-pub async fn comments_of(
-    db: &DatabaseConnection,
-    post_id: Uuid,
-    page: &PageRequest,
-) -> AppResult<(Page<comments::Model>, sea_orm::Select<comments::Entity>)> {
-    let select = comments::Entity::find()
-        .filter(comments::Column::PostId.eq(post_id))
-        .filter(comments::Column::Status.ne(ContentStatus::Hidden.as_str()));
-    let counted = select.clone();
-    let page = keyset(db, select, &[comments::Column::CreatedAt], comments::Column::Id, Direction::Asc, page, |c| {
-        (vec![SortKey::Time(c.created_at)], c.id)
-    })
-    .await?;
-    Ok((page, counted))
+/// A post's comments in thread order (oldest first), deleted ones included (they read "deleted").
+pub fn comment_list() -> ChildList<comments::Entity> {
+    ChildList {
+        parent: comments::Column::PostId,
+        condition: Condition::all().add(comments::Column::Status.ne(ContentStatus::Hidden.as_str())),
+        sort: vec![comments::Column::CreatedAt],
+        id: comments::Column::Id,
+        direction: Direction::Asc,
+        key_of: |c| vec![SortKey::Time(c.created_at)],
+        id_of: |c| c.id,
+    }
 }

@@ -78,9 +78,10 @@ impl Circle {
         before: Option<String>,
     ) -> Result<Conn<CircleMember>> {
         let page = page_request(first, after, last, before)?;
-        let db = &state(ctx)?.db;
-        let (rows, select) = circles::members(db, self.0.id, &page).await?;
-        Ok(connection(rows, ConnectionFields::counting(db, select), CircleMember))
+        let loaders = loaders(ctx)?;
+        let rows = loaders.circle_members.load_one((self.0.id, page.key())).await.map_err(AppError::from)?;
+        let count = ConnectionFields::loaded(loaders.circle_member_counts.clone(), self.0.id);
+        Ok(connection(rows.unwrap_or_default(), count, CircleMember))
     }
     /// Active posts, pinned first.
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
@@ -98,9 +99,20 @@ impl Circle {
             PostOrderBy::Latest => PostOrder::Latest,
             PostOrderBy::Hot => PostOrder::Hot,
         };
-        let db = &state(ctx)?.db;
-        let (rows, select) = posts::circle_posts(db, &state(ctx)?.cache, self.0.id, order, &page).await?;
-        Ok(connection(rows, ConnectionFields::counting(db, select), Post))
+        let state = state(ctx)?;
+        let loaders = loaders(ctx)?;
+        let pages = match order {
+            PostOrder::Latest => &loaders.circle_posts_latest,
+            PostOrder::Hot => &loaders.circle_posts_hot,
+        };
+        let circle = self.0.id;
+        let load = |page: crate::domain::pagination::PageRequest| async move {
+            let rows = pages.load_one((circle, page.key())).await.map_err(AppError::from)?;
+            Ok(rows.unwrap_or_default())
+        };
+        let rows = posts::circle_posts(&state.db, &state.cache, circle, order, &page, load).await?;
+        let count = ConnectionFields::loaded(loaders.circle_post_counts.clone(), circle);
+        Ok(connection(rows, count, Post))
     }
     /// The viewer's active membership, if any.
     async fn viewer_membership(&self, ctx: &Context<'_>) -> Result<Option<CircleMember>> {
@@ -209,9 +221,10 @@ impl Post {
         before: Option<String>,
     ) -> Result<Conn<Comment>> {
         let page = page_request(first, after, last, before)?;
-        let db = &state(ctx)?.db;
-        let (rows, select) = posts::comments_of(db, self.0.id, &page).await?;
-        Ok(connection(rows, ConnectionFields::counting(db, select), Comment))
+        let loaders = loaders(ctx)?;
+        let rows = loaders.post_comments.load_one((self.0.id, page.key())).await.map_err(AppError::from)?;
+        let count = ConnectionFields::loaded(loaders.post_comment_counts.clone(), self.0.id);
+        Ok(connection(rows.unwrap_or_default(), count, Comment))
     }
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };

@@ -5,6 +5,7 @@
 //! only batch.
 
 use crate::cache::{Cache, Kind};
+use crate::domain::pagination::{ChildList, Page, PageKey};
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::enums::{CourseStatus, LearningStatus};
 use entity::*;
@@ -164,6 +165,60 @@ where
         }
         Ok(grouped)
     }
+}
+
+/// The same page of each parent's [`ChildList`] (a circle's members, a post's comments), keyed by
+/// (parent, page): a list of 20 circles asking for their first 5 members each is one statement.
+pub struct Pages<E: EntityTrait> {
+    db: DatabaseConnection,
+    list: ChildList<E>,
+}
+
+impl<E> Loader<(Uuid, PageKey)> for Pages<E>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    type Value = Page<E::Model>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[(Uuid, PageKey)]) -> Result<HashMap<(Uuid, PageKey), Self::Value>, Self::Error> {
+        let mut by_page: HashMap<&PageKey, Vec<Uuid>> = HashMap::new();
+        for (parent, page) in keys {
+            by_page.entry(page).or_default().push(*parent);
+        }
+        let mut found = HashMap::with_capacity(keys.len());
+        for (page, parents) in by_page {
+            let pages = self.list.pages(&self.db, &parents, &page.request()).await.map_err(app_load_error)?;
+            found.extend(pages.into_iter().map(|(parent, rows)| ((parent, page.clone()), rows)));
+        }
+        Ok(found)
+    }
+}
+
+/// How many rows each parent's [`ChildList`] has (`totalCount`), in one grouped statement.
+pub struct Counts<E: EntityTrait> {
+    db: DatabaseConnection,
+    list: ChildList<E>,
+}
+
+impl<E> Loader<Uuid> for Counts<E>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, u64>, Self::Error> {
+        self.list.counts(&self.db, keys).await.map_err(app_load_error)
+    }
+}
+
+fn app_load_error(error: crate::error::AppError) -> LoadError {
+    load_error(sea_orm::DbErr::Custom(error.message()))
 }
 
 /// At most one row of `E` per pair of columns, keyed by (first, second): a viewer's enrollment in
@@ -415,6 +470,14 @@ pub struct Loaders {
     /// (user, comment) -> like
     pub comment_likes: Uncached<ByPair<comment_likes::Entity>>,
     pub appointment_history: Uncached<ByColumn<appointment_status_logs::Entity>>,
+    /// Pages of circles' members, posts (by order) and posts' comments, and their counts.
+    pub circle_members: Uncached<Pages<circle_members::Entity>>,
+    pub circle_member_counts: Arc<Uncached<Counts<circle_members::Entity>>>,
+    pub circle_posts_latest: Uncached<Pages<posts::Entity>>,
+    pub circle_posts_hot: Uncached<Pages<posts::Entity>>,
+    pub circle_post_counts: Arc<Uncached<Counts<posts::Entity>>>,
+    pub post_comments: Uncached<Pages<comments::Entity>>,
+    pub post_comment_counts: Arc<Uncached<Counts<comments::Entity>>>,
 }
 
 pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
@@ -486,7 +549,38 @@ pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
             None,
             Some(appointment_status_logs::Column::CreatedAt),
         ),
+        circle_members: pages(&db, crate::domain::circles::member_list()),
+        circle_member_counts: counts(&db, crate::domain::circles::member_list()),
+        circle_posts_latest: pages(
+            &db,
+            crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::Latest),
+        ),
+        circle_posts_hot: pages(&db, crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::Hot)),
+        circle_post_counts: counts(
+            &db,
+            crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::Latest),
+        ),
+        post_comments: pages(&db, crate::domain::posts::comment_list()),
+        post_comment_counts: counts(&db, crate::domain::posts::comment_list()),
     }
+}
+
+fn pages<E>(db: &DatabaseConnection, list: ChildList<E>) -> Uncached<Pages<E>>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    Uncached(loader(Pages { db: db.clone(), list }))
+}
+
+fn counts<E>(db: &DatabaseConnection, list: ChildList<E>) -> Arc<Uncached<Counts<E>>>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+{
+    Arc::new(Uncached(loader(Counts { db: db.clone(), list })))
 }
 
 /// Whether a loaded enrollment currently gives access to paid content.

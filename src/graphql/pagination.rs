@@ -32,6 +32,24 @@ impl ConnectionFields {
             }),
         }
     }
+
+    /// `totalCount` from a parent's count loader (one grouped statement for a batch of parents).
+    pub fn loaded<E>(counts: Arc<super::loaders::Uncached<super::loaders::Counts<E>>>, parent: uuid::Uuid) -> Self
+    where
+        E: EntityTrait + Send + Sync,
+        E::Model: Clone + Send + Sync,
+        E::Column: Send + Sync,
+    {
+        Self {
+            count: Arc::new(move || {
+                let counts = counts.clone();
+                Box::pin(async move {
+                    let count = counts.load_one(parent).await.map_err(crate::error::AppError::from)?;
+                    Ok(count.unwrap_or(0))
+                })
+            }),
+        }
+    }
 }
 
 #[Object]

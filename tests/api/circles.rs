@@ -701,3 +701,70 @@ async fn reconcile_reports_and_repairs_drifted_counters() {
     let (ok, report) = reconcile(false);
     assert!(ok && drifted(&report).is_empty(), "consistent after repair:\n{report}");
 }
+
+/// Per-parent lists are batched too: circles with their members, posts and each post's comments,
+/// with every `totalCount`, cost the same statements for 2 circles as for 6 (the database path).
+#[tokio::test]
+async fn nested_per_parent_pages_and_counts_run_a_fixed_number_of_statements() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false")]).await;
+    let _world = app.world().await;
+    let reader = app.person("reader@example.com").await;
+    for index in 0..6 {
+        let owner = app.person(&format!("owner{index}@example.com")).await;
+        let circle = app.new_circle(&owner).await;
+        app.join(&reader, &circle).await;
+        for n in 0..3 {
+            let post = app.post(&owner, &circle, &format!("post {n}")).await;
+            for _ in 0..n {
+                app.comment(&reader, &post, None).await;
+            }
+        }
+    }
+    let query = "query($n: Int, $order: PostOrderBy) { circles(first: $n, orderBy: NEWEST) { edges { node {
+        members(first: 3) { totalCount edges { node { role user { id } } } }
+        posts(first: 2, orderBy: $order) { totalCount edges { cursor node { id content
+            comments(first: 1) { totalCount edges { node { id content } } } } } }
+    } } } }";
+    for order in ["LATEST", "HOT"] {
+        let mut costs = Vec::new();
+        for n in [2, 6] {
+            let mut fewest = u64::MAX;
+            for _ in 0..3 {
+                let before = app.statements().await;
+                let body = app.gql_as(&reader.session.access, query, json!({ "n": n, "order": order })).await;
+                let circles = data(&body)["circles"]["edges"].as_array().cloned().unwrap_or_default();
+                assert_eq!(circles.len(), n as usize);
+                for circle in &circles {
+                    let node = &circle["node"];
+                    assert_eq!(node["members"]["totalCount"], 2, "{node}");
+                    assert_eq!(node["posts"]["totalCount"], 3, "{node}");
+                    let posts = node["posts"]["edges"].as_array().cloned().unwrap_or_default();
+                    assert_eq!(posts.len(), 2, "{node}");
+                    for post in posts {
+                        let content = post["node"]["content"].as_str().unwrap_or_default().to_string();
+                        let expected: i64 = content.trim_start_matches("post ").parse().unwrap_or(-1);
+                        assert_eq!(post["node"]["comments"]["totalCount"], expected, "{post}");
+                        let shown = post["node"]["comments"]["edges"].as_array().map(Vec::len).unwrap_or(0);
+                        assert_eq!(shown as i64, expected.min(1), "{post}");
+                    }
+                }
+                fewest = fewest.min(app.statements().await - before);
+            }
+            costs.push(fewest);
+        }
+        assert_eq!(costs[0], costs[1], "{order}: statements for 2 vs 6 circles: {costs:?}");
+    }
+    // Paging one circle's posts on with a cursor still walks every post once.
+    let circle = {
+        let body = app.gql("{ circles(first: 1) { edges { node { id } } } }", json!({})).await;
+        data(&body)["circles"]["edges"][0]["node"]["id"].as_str().expect("circle").to_string()
+    };
+    let page = "query($c: ID!, $after: String) { circle(id: $c) { posts(first: 2, after: $after) {
+        pageInfo { hasNextPage endCursor } edges { node { id } } } } }";
+    let first = app.gql(page, json!({ "c": circle })).await;
+    let cursor = data(&first)["circle"]["posts"]["pageInfo"]["endCursor"].clone();
+    assert_eq!(data(&first)["circle"]["posts"]["pageInfo"]["hasNextPage"], true);
+    let second = app.gql(page, json!({ "c": circle, "after": cursor })).await;
+    assert_eq!(data(&second)["circle"]["posts"]["edges"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data(&second)["circle"]["posts"]["pageInfo"]["hasNextPage"], false);
+}
