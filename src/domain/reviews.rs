@@ -5,7 +5,7 @@
 //! the `mentor_stats` view and are always current.
 
 use super::notify::{self, Kind, Notice};
-use super::pagination::{cached_first_page, keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_first_page, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::optional_text;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
@@ -16,9 +16,10 @@ use entity::{appointments, courses, reviews};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
+use sea_orm::Condition;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QuerySelect, Select, Set, TransactionTrait,
+    QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -287,43 +288,51 @@ pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResu
     change(db, review, |active| active.status = Set(ContentStatus::Hidden)).await
 }
 
-/// Active reviews of a course (COURSE) or of a mentor (MENTOR and APPOINTMENT), newest first.
-pub async fn list(
-    db: &DatabaseConnection,
-    cache: &Cache,
-    course_id: Option<Uuid>,
-    mentor_id: Option<Uuid>,
-    page: &PageRequest,
-) -> AppResult<(Page<reviews::Model>, Select<reviews::Entity>)> {
-    let mut select = reviews::Entity::find().filter(reviews::Column::Status.eq(ContentStatus::Active.as_str()));
-    if let Some(course) = course_id {
-        select = select
-            .filter(reviews::Column::CourseId.eq(course))
-            .filter(reviews::Column::ReviewType.eq(ReviewType::Course.as_str()));
-    }
-    if let Some(mentor) = mentor_id {
-        select = select
-            .filter(reviews::Column::ReviewedId.eq(mentor))
-            // A literal, not a bound value: the partial index of migration 17 has exactly this
-            // predicate, and only a literal lets the planner prove it for every plan.
-            .filter(Expr::cust(MENTOR_REVIEWS_PREDICATE));
-    }
-    let counted = select.clone();
-    let run = |page: PageRequest| {
-        let select = select.clone();
-        async move {
-            keyset(db, select, &[reviews::Column::CreatedAt], reviews::Column::Id, Direction::Desc, &page, |r| {
-                (vec![SortKey::Time(r.created_at)], r.id)
-            })
-            .await
-        }
+/// Whose reviews a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewsOf {
+    /// A course's active COURSE reviews.
+    Course(Uuid),
+    /// A master identity's active MENTOR and APPOINTMENT reviews.
+    Mentor(Uuid),
+}
+
+/// The active reviews of a course, or of a master, newest first.
+pub fn review_list(course: bool) -> ChildList<reviews::Entity> {
+    let active = reviews::Column::Status.eq(ContentStatus::Active.as_str());
+    let (parent, condition) = if course {
+        (
+            reviews::Column::CourseId,
+            Condition::all().add(active).add(reviews::Column::ReviewType.eq(ReviewType::Course.as_str())),
+        )
+    } else {
+        // A literal, not a bound value: the partial index of migration 17 has exactly this
+        // predicate, and only a literal lets the planner prove it for every plan.
+        (reviews::Column::ReviewedId, Condition::all().add(active).add(Expr::cust(MENTOR_REVIEWS_PREDICATE)))
     };
-    let page = match (course_id, mentor_id) {
-        (Some(course), None) => cached_first_page(cache, (CacheKind::CourseReviews, course), page, run).await?,
-        (None, Some(mentor)) => cached_first_page(cache, (CacheKind::MentorReviews, mentor), page, run).await?,
-        _ => run(page.clone()).await?,
+    ChildList {
+        parent,
+        condition,
+        sort: vec![reviews::Column::CreatedAt],
+        id: reviews::Column::Id,
+        direction: Direction::Desc,
+        key_of: |r| vec![SortKey::Time(r.created_at)],
+        id_of: |r| r.id,
+    }
+}
+
+/// A page of the reviews of `of`, `load` reading it from the database (batched across parents by
+/// the caller); first pages are cached.
+pub async fn list<F, Fut>(cache: &Cache, of: ReviewsOf, page: &PageRequest, load: F) -> AppResult<Page<reviews::Model>>
+where
+    F: Fn(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Page<reviews::Model>>>,
+{
+    let list = match of {
+        ReviewsOf::Course(course) => (CacheKind::CourseReviews, course),
+        ReviewsOf::Mentor(mentor) => (CacheKind::MentorReviews, mentor),
     };
-    Ok((page, counted))
+    cached_first_page(cache, list, page, load).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<reviews::Model>> {

@@ -175,15 +175,22 @@ pub struct UpdateReviewInput {
 /// Reviews of a course (COURSE) or mentor (MENTOR and APPOINTMENT) as a connection.
 pub async fn review_connection(
     ctx: &Context<'_>,
-    course: Option<uuid::Uuid>,
-    mentor: Option<uuid::Uuid>,
+    of: reviews::ReviewsOf,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Conn<Review>> {
     let page = page_request(first, after, None, None)?;
-    let db = &state(ctx)?.db;
-    let (rows, select) = reviews::list(db, &state(ctx)?.cache, course, mentor, &page).await?;
-    Ok(connection(rows, ConnectionFields::counting(db, select), Review))
+    let loaders = loaders(ctx)?;
+    let (pages, counts, parent) = match of {
+        reviews::ReviewsOf::Course(id) => (&loaders.course_reviews, &loaders.course_review_counts, id),
+        reviews::ReviewsOf::Mentor(id) => (&loaders.mentor_reviews, &loaders.mentor_review_counts, id),
+    };
+    let load = |page: crate::domain::pagination::PageRequest| async move {
+        let rows = pages.load_one((parent, page.key())).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default())
+    };
+    let rows = reviews::list(&state(ctx)?.cache, of, &page, load).await?;
+    Ok(connection(rows, ConnectionFields::loaded(counts.clone(), parent), Review))
 }
 
 #[derive(Default)]

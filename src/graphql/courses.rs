@@ -101,7 +101,8 @@ impl Course {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<super::pagination::Conn<super::appointments::Review>> {
-        super::appointments::review_connection(ctx, Some(self.0.id), None, first, after).await
+        super::appointments::review_connection(ctx, crate::domain::reviews::ReviewsOf::Course(self.0.id), first, after)
+            .await
     }
     /// The viewer's enrollment in this course, if any.
     async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<LearningRecord>> {

@@ -168,7 +168,13 @@ impl Mentor {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Conn<super::appointments::Review>> {
-        super::appointments::review_connection(ctx, None, Some(self.identity_id), first, after).await
+        super::appointments::review_connection(
+            ctx,
+            crate::domain::reviews::ReviewsOf::Mentor(self.identity_id),
+            first,
+            after,
+        )
+        .await
     }
     /// The mentor's published courses, newest first.
     #[graphql(complexity = "crate::admission::cost::page(Some(first), None, child_complexity)")]

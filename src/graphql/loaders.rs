@@ -478,6 +478,11 @@ pub struct Loaders {
     pub circle_post_counts: Arc<Uncached<Counts<posts::Entity>>>,
     pub post_comments: Uncached<Pages<comments::Entity>>,
     pub post_comment_counts: Arc<Uncached<Counts<comments::Entity>>>,
+    /// Pages of courses' and masters' reviews, and their counts.
+    pub course_reviews: Uncached<Pages<reviews::Entity>>,
+    pub course_review_counts: Arc<Uncached<Counts<reviews::Entity>>>,
+    pub mentor_reviews: Uncached<Pages<reviews::Entity>>,
+    pub mentor_review_counts: Arc<Uncached<Counts<reviews::Entity>>>,
 }
 
 pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
@@ -562,6 +567,10 @@ pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
         ),
         post_comments: pages(&db, crate::domain::posts::comment_list()),
         post_comment_counts: counts(&db, crate::domain::posts::comment_list()),
+        course_reviews: pages(&db, crate::domain::reviews::review_list(true)),
+        course_review_counts: counts(&db, crate::domain::reviews::review_list(true)),
+        mentor_reviews: pages(&db, crate::domain::reviews::review_list(false)),
+        mentor_review_counts: counts(&db, crate::domain::reviews::review_list(false)),
     }
 }
 

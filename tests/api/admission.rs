@@ -635,3 +635,15 @@ async fn request_ids_trace_context_and_a_protected_metrics_endpoint() {
         .expect("t");
     assert!(text.contains(r#"operation="query LandingPage""#), "{text}");
 }
+
+#[tokio::test]
+async fn a_socket_closes_when_its_access_token_expires() {
+    let app = spawn_app_with(&[("ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let user = app.register("brief@example.com").await;
+    let mut ws = socket(&app, Some(&user.access)).await;
+    subscribe(&mut ws, "1", "subscription { messageReceived { content } }").await;
+    let started = Instant::now();
+    let closed = next_json(&mut ws).await;
+    assert_eq!(closed["code"], 4401, "{closed}");
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+}
