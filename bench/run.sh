@@ -25,6 +25,9 @@ BASE=${ADMIN_URL%/*}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/master-guide-target}
 export DATABASE_URL="$BASE/$DB" JWT_SECRET=bench-secret-bench-secret-bench-secret-01 BIND_ADDR=127.0.0.1:$PORT
 export LOG_FORMAT=json RUST_LOG=warn DATA_DIR=$(mktemp -d) GRAPHQL_MAX_COMPLEXITY=5000
+# One load generator on one IP stands for many clients: per-IP and per-viewer budgets would refuse it
+# (BENCH_RATE_LIMITS=true measures them instead).
+export RATE_LIMITS=${BENCH_RATE_LIMITS:-false}
 case ${BENCH_CACHE:=on} in
   on|entities) export CACHE_ENABLED=true REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379} \
         CACHE_KEY_PREFIX=mg-bench-$(date +%s) EVENTS_CHANNEL=mg-bench-$(date +%s):events
