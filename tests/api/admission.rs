@@ -454,6 +454,12 @@ async fn an_idempotency_key_makes_a_mutation_happen_once() {
     assert_eq!(error_code(&bad), "BAD_USER_INPUT");
     assert_eq!(app.count("messages").await, 3);
     assert_eq!(app.count("idempotency_keys").await, 3);
+    // The keys live in the database: another instance (or this one after a restart) replays them.
+    let other = spawn_sibling(&app, &[]).await;
+    let (replayed, again) = post_with_key(&other, &ann.access, "key-1", "hello once", &bob.user_id).await;
+    assert!(replayed, "{again}");
+    assert_eq!(data(&again)["sendMessage"]["id"], id.as_str());
+    assert_eq!(app.count("messages").await, 3);
 }
 
 fn sha256(text: &str) -> String {
