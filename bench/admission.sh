@@ -38,7 +38,7 @@ start() { # start BINARY: a fresh embedded server
   for _ in $(seq 1 60); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.5; done
   echo "server $1 did not start" >&2; exit 1
 }
-stop() { kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; }
+stop() { [ -n "$SERVER" ] || return 0; kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 trap 'stop' EXIT
 URL="http://127.0.0.1:$PORT/graphql"
 

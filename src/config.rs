@@ -433,6 +433,12 @@ impl Config {
                 response_bytes: positive::<u64>(source, "CACHE_RESPONSE_MB", 64)?.saturating_mul(1024 * 1024),
             },
         };
+        if production && config.http.metrics_addr.is_none() && config.http.metrics_token.is_none() {
+            return Err(ConfigError::new(
+                "METRICS_TOKEN",
+                "production serves /metrics only on METRICS_ADDR or behind METRICS_TOKEN: set one",
+            ));
+        }
         if config.graphql.persisted_only && config.graphql.persisted_manifest.is_none() {
             return Err(ConfigError::new("PERSISTED_MANIFEST", "is required when PERSISTED_ONLY=true"));
         }
@@ -580,27 +586,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mg-config-{}", uuid::Uuid::new_v4()));
         let dir = dir.to_string_lossy().to_string();
         let strong = "k3Q9-zt7VwX2pL8mN4bR6yH1cF5gJ0dS";
-        let config =
-            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", strong)]));
-        let config = config.unwrap_or_else(|e| panic!("{e}"));
+        let prod = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("DATA_DIR", dir.as_str()), ("APP_ENV", "production"), ("METRICS_TOKEN", "t0ken")];
+            pairs.extend_from_slice(extra);
+            Config::from_source(&source(&pairs))
+        };
+        let config = prod(&[("JWT_SECRET", strong)]).unwrap_or_else(|e| panic!("{e}"));
         assert!(!config.graphql.introspection && !config.graphql.graphiql);
-        let on = Config::from_source(&source(&[
-            ("DATA_DIR", &dir),
-            ("APP_ENV", "production"),
-            ("JWT_SECRET", strong),
-            ("GRAPHQL_INTROSPECTION", "true"),
-        ]));
+        let on = prod(&[("JWT_SECRET", strong), ("GRAPHQL_INTROSPECTION", "true")]);
         assert!(on.map(|c| c.graphql.introspection).unwrap_or(false));
-        let placeholder = "change-me-change-me-change-me-change-me";
-        let error =
-            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", placeholder)]));
+        let error = prod(&[("JWT_SECRET", "change-me-change-me-change-me-change-me")]);
         assert_eq!(error.err().map(|e| e.var), Some("JWT_SECRET"));
         // The secret development generated into DATA_DIR is refused too.
         let _ = Config::from_source(&source(&[("DATA_DIR", &dir)]));
         let generated = std::fs::read_to_string(std::path::Path::new(&dir).join("jwt_secret")).unwrap_or_default();
-        let error =
-            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", &generated)]));
+        let error = prod(&[("JWT_SECRET", &generated)]);
         assert_eq!(error.err().map(|e| e.var), Some("JWT_SECRET"));
+        // /metrics must be protected in production.
+        let error =
+            Config::from_source(&source(&[("DATA_DIR", &dir), ("APP_ENV", "production"), ("JWT_SECRET", strong)]));
+        assert_eq!(error.err().map(|e| e.var), Some("METRICS_TOKEN"));
     }
 
     #[test]

@@ -174,9 +174,10 @@ impl EventBus {
         let _ = self.local.send(Arc::new(event));
     }
 
-    /// Every event from now on (the server's own watchers, e.g. of sessions).
-    pub fn subscribe_all(&self) -> impl futures_util::Stream<Item = Arc<Event>> {
-        tokio_stream::wrappers::BroadcastStream::new(self.local.subscribe()).filter_map(|item| async move { item.ok() })
+    /// Every event from now on, lags included (the server's own watchers, e.g. of sessions, must
+    /// know when they missed some).
+    pub fn subscribe_all(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.local.subscribe()
     }
 
     /// A stream of the events for `user_id`, from now on.

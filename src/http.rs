@@ -151,14 +151,35 @@ fn client_ip(state: &HttpState, headers: &HeaderMap, peer: Option<SocketAddr>) -
     let proxies = &state.app.config.http.trusted_proxies;
     let trusted = |ip: IpAddr| proxies.iter().any(|net| net.contains(ip));
     let Some(peer_ip) = peer.filter(|ip| trusted(*ip)) else { return peer };
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    Some(hops.iter().rev().copied().find(|ip| !trusted(*ip)).or(hops.first().copied()).unwrap_or(peer_ip))
+    // From the nearest hop back: trusted proxies are skipped; the first other hop is the client. A
+    // hop that cannot be read ends the walk at the last address a trusted proxy vouched for.
+    let mut client = peer_ip;
+    for hop in hops.iter().rev() {
+        let Some(ip) = forwarded_ip(hop) else { return Some(client) };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// An `X-Forwarded-For` hop: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn forwarded_ip(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).and_then(|v6| v6.parse().ok())
 }
 
 async fn graphql_post(
@@ -467,6 +488,8 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
                     .and_then(|v| v.as_str())
                     .map(String::from);
                 let app = admission.state();
+                // Before the checks, so a ban landing while they run still reaches the watcher.
+                let events = app.events.subscribe_all();
                 let viewer = Viewer::from_authorization(header.as_deref(), &app.keys);
                 if let Viewer::Invalid(reason) = &viewer {
                     return Err(async_graphql::Error::new(format!("{WS_UNAUTHORIZED_PREFIX}{reason}")));
@@ -480,7 +503,17 @@ async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtoc
                         return Err(async_graphql::Error::new(format!("{WS_FORBIDDEN_PREFIX}{}", error.message())));
                     }
                 }
-                connection.signed_in(&admission, viewer.clone(), claims);
+                // A token of a session that logged out opens no socket.
+                if let Some(session) = claims.as_ref().and_then(|c| c.sid) {
+                    match crate::domain::accounts::session_is_live(&app.db, session).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Err(async_graphql::Error::new(format!("{WS_UNAUTHORIZED_PREFIX}the session ended")))
+                        }
+                        Err(error) => return Err(async_graphql::Error::new(error.message())),
+                    }
+                }
+                connection.signed_in(&admission, viewer.clone(), claims, events);
                 let mut data = Data::default();
                 data.insert(viewer);
                 Ok(data)
@@ -608,6 +641,15 @@ mod tests {
         assert_eq!(traceparent(valid), Some(("4bf92f3577b34da6a3ce929d0e0e4736".into(), "00f067aa0ba902b7".into())));
         assert_eq!(traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
         assert_eq!(traceparent("garbage"), None);
+    }
+
+    #[test]
+    fn forwarded_hops_are_read_in_their_usual_forms() {
+        assert_eq!(forwarded_ip("203.0.113.9"), "203.0.113.9".parse().ok());
+        assert_eq!(forwarded_ip("203.0.113.9:4711"), "203.0.113.9".parse().ok());
+        assert_eq!(forwarded_ip("[2001:db8::1]:443"), "2001:db8::1".parse().ok());
+        assert_eq!(forwarded_ip("[2001:db8::1]"), "2001:db8::1".parse().ok());
+        assert_eq!(forwarded_ip("unknown"), None);
     }
 
     #[test]

@@ -32,31 +32,38 @@ pub fn precheck(query: &str) -> Result<(), AppError> {
     if query.len() > MAX_QUERY_CHARS {
         return Err(AppError::QueryTooComplex(format!("the query exceeds {MAX_QUERY_CHARS} characters")));
     }
-    let (mut depth, mut deepest, mut in_string, mut escaped, mut in_comment) = (0usize, 0usize, false, false, false);
-    for c in query.chars() {
-        if in_comment {
-            in_comment = c != '\n';
-            continue;
-        }
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
+    let bytes = query.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    // Strings ("...", with \ escapes), block strings ("""...""", where only \""" escapes) and
+    // comments hold no structure.
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
             }
-            continue;
-        }
-        match c {
-            '#' => in_comment = true,
-            '"' => in_string = true,
-            '{' | '(' | '[' => {
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                }
+                i += 2; // the closing quotes; the step below takes the third
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'(' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
             }
-            '}' | ')' | ']' => depth = depth.saturating_sub(1),
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     if deepest > MAX_PRE_PARSE_NESTING {
         return Err(AppError::QueryTooComplex(format!("the query nests deeper than {MAX_PRE_PARSE_NESTING} levels")));
@@ -198,6 +205,13 @@ mod tests {
         // Braces inside strings and comments do not count.
         assert!(precheck(&format!("{{ f(x: \"{}\") }} # {}", "{".repeat(100), "{".repeat(100))).is_ok());
         assert!(precheck("   ").is_err());
+        // A block string holding a lone quote does not hide the nesting after it.
+        let deep = format!(r#"{{ f(x: """ " """) {}{} }}"#, "{a".repeat(100), "}".repeat(100));
+        assert!(precheck(&deep).is_err());
+        // An escaped triple quote stays inside the block string; so does an escaped quote in a string.
+        let escaped = format!(r#"{{ f(x: """ \""" {} """) }}"#, "{".repeat(100));
+        assert!(precheck(&escaped).is_ok());
+        assert!(precheck(&format!(r#"{{ f(x: "a\"{}") }}"#, "{".repeat(100))).is_ok());
     }
 
     #[test]

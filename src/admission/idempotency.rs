@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// How long a stored response answers repeats.
 pub const RETENTION: chrono::Duration = chrono::Duration::hours(24);
+/// How long a `pending` claim holds its key: longer than a keyed mutation may run
+/// (`admission::IDEMPOTENT_RUN_CAP`), so a claim whose process died frees its key soon, not in a day.
+pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
 /// How often a duplicate looks whether the first request finished.
 const POLL: Duration = Duration::from_millis(50);
 pub const HEADER: &str = "idempotency-key";
@@ -62,7 +65,7 @@ pub async fn claim(
             status: Set("pending".into()),
             response: Set(None),
             created_at: Set(now),
-            expires_at: Set(now + RETENTION),
+            expires_at: Set(now + LEASE),
         };
         let inserted = Entity::insert(row)
             .on_conflict(OnConflict::columns([Column::Scope, Column::IdempotencyKey]).do_nothing().to_owned())
@@ -103,15 +106,24 @@ pub async fn claim(
     }
 }
 
-/// Whether a response means the mutation did not take effect, so a retry must run it.
+/// Whether a response means the mutation did not take effect, so a retry must run it: no data at
+/// all, and only errors that say nothing ran or it was rolled back (INTERNAL, TIMEOUT,
+/// RATE_LIMITED). A response with any data (one root field committed) is stored as it is.
 pub fn is_transient(response: &async_graphql::Response) -> bool {
-    response.errors.iter().any(|error| {
-        let code = error.extensions.as_ref().and_then(|ext| ext.get("code")).and_then(|code| match code {
-            async_graphql::Value::String(code) => Some(code.clone()),
-            _ => None,
-        });
-        matches!(code.as_deref(), Some(code::INTERNAL | code::TIMEOUT | code::RATE_LIMITED) | None)
-    })
+    let no_data = match &response.data {
+        async_graphql::Value::Null => true,
+        async_graphql::Value::Object(fields) => fields.values().all(|v| matches!(v, async_graphql::Value::Null)),
+        _ => false,
+    };
+    no_data
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| {
+            let code = error.extensions.as_ref().and_then(|ext| ext.get("code")).and_then(|code| match code {
+                async_graphql::Value::String(code) => Some(code.clone()),
+                _ => None,
+            });
+            matches!(code.as_deref(), Some(code::INTERNAL | code::TIMEOUT | code::RATE_LIMITED))
+        })
 }
 
 /// Stores the response of a claimed key (`Some`), or releases the key (`None`).
@@ -121,6 +133,7 @@ pub async fn finish(db: &DatabaseConnection, ticket: Ticket, body: Option<&Bytes
     let result = match body {
         Some(body) => filter
             .col_expr(Column::Status, sea_orm::sea_query::Expr::value("done"))
+            .col_expr(Column::ExpiresAt, sea_orm::sea_query::Expr::value(Utc::now() + RETENTION))
             .col_expr(Column::Response, sea_orm::sea_query::Expr::value(String::from_utf8_lossy(body).into_owned()))
             .exec(db)
             .await

@@ -162,10 +162,24 @@ impl Limiter {
     }
 }
 
+/// The bucket of a client address: an IPv4 address, or the /64 of an IPv6 one (a single host
+/// usually holds a whole /64, so per-address buckets would be free for the taking).
+pub fn ip_key(ip: Option<std::net::IpAddr>) -> String {
+    match ip {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
 /// A sign-in attempt: per client IP and per account (the normalized email), before any hashing.
 pub async fn sign_in(app: &crate::app::AppState, ip: Option<std::net::IpAddr>, email: &str) -> Result<(), AppError> {
     let rules = &app.config.rate;
-    let ip = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    let ip = ip_key(ip);
     app.limiter.check("login_ip", &rules.login_ip, &ip, 1).await.into_result()?;
     let account = email.trim().to_lowercase();
     app.limiter.check("login_account", &rules.login_account, &account, 1).await.into_result()?;
@@ -174,7 +188,7 @@ pub async fn sign_in(app: &crate::app::AppState, ip: Option<std::net::IpAddr>, e
 
 /// A registration: per client IP.
 pub async fn sign_up(app: &crate::app::AppState, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
-    let ip = ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+    let ip = ip_key(ip);
     app.limiter.check("register_ip", &app.config.rate.register_ip, &ip, 1).await.into_result().map(|_| ())
 }
 
@@ -207,6 +221,15 @@ mod tests {
         assert_eq!(refused.retry_after_secs(), refused.retry_after.as_secs_f64().ceil() as u64);
         // Another subject has its own bucket.
         assert!(limiter.check("login", &rule, "b@x", 1).await.allowed);
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let a = ip_key("2001:db8:1:2:aaaa::1".parse().ok());
+        assert_eq!(a, ip_key("2001:db8:1:2:bbbb::9".parse().ok()));
+        assert_ne!(a, ip_key("2001:db8:1:3::1".parse().ok()));
+        assert_eq!(ip_key("::ffff:203.0.113.9".parse().ok()), "203.0.113.9");
+        assert_eq!(ip_key("203.0.113.9".parse().ok()), "203.0.113.9");
     }
 
     #[tokio::test]

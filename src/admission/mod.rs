@@ -2,11 +2,12 @@
 //! runs it. In order, all under one time budget (`GRAPHQL_REQUEST_TIMEOUT_SECS`):
 //!
 //! 1. persisted operations: an APQ hash becomes its text; trusted-documents mode refuses the rest;
-//! 2. the text: empty, too long, nested too deep (before parsing);
+//! 2. the text: empty, too long, nested too deep (before parsing); a query the response cache
+//!    kept under this exact text, variables and viewer is answered here, its limits charged;
 //! 3. parsing (large texts on the blocking pool), then aliases and the selection's size with every
 //!    fragment spread (memoized), so validation's work is bounded before async-graphql starts it;
 //! 4. rate limits by caller: mutations per user, everything per IP for anonymous callers;
-//! 5. idempotency keys for mutations, the response cache for queries;
+//! 5. idempotency keys for mutations;
 //! 6. the schema: validation prices the operation (`cost`) and charges the viewer's budget, then
 //!    it executes.
 //!
@@ -55,10 +56,9 @@ pub struct Caller {
 impl Caller {
     /// Whose budgets an operation spends: the signed-in user, else the client's IP.
     fn subject(&self) -> String {
-        match (self.viewer.user_id(), self.ip) {
-            (Some(id), _) => format!("user:{id}"),
-            (None, Some(ip)) => format!("ip:{ip}"),
-            (None, None) => "ip:unknown".into(),
+        match self.viewer.user_id() {
+            Some(id) => format!("user:{id}"),
+            None => format!("ip:{}", limits::ip_key(self.ip)),
         }
     }
 }
@@ -143,6 +143,9 @@ pub struct Prepared {
     request: async_graphql::Request,
     kind: Option<OperationType>,
     meter: Arc<CostMeter>,
+    /// Where the response cache keeps this query's response (made before it runs, see
+    /// [`crate::cache::Cache::response_key`]).
+    cache_key: Option<ResponseKey>,
 }
 
 impl Prepared {
@@ -219,11 +222,29 @@ impl Admission {
         options: &Options,
     ) -> Result<Prepared, Answer> {
         let config = &self.0.app.config;
-        self.0.persisted.resolve(&mut request).await.map_err(Answer::refused)?;
+        let new_text = self.0.persisted.resolve(&mut request).await.map_err(Answer::refused)?;
         document::precheck(&request.query).map_err(|error| {
             let malformed = matches!(error, AppError::BadInput { .. });
             Answer { outcome: Outcome::Refused { error, status: malformed.then_some(400) }, cost: None }
         })?;
+        // A kept response answers before parsing: only a query that passed every check below was
+        // kept, under its exact text, variables and viewer. Its caller's limits still apply.
+        let cache_key = if options.cacheable && new_text.is_none() {
+            response_key(&self.0.app.cache, &caller.viewer, &request)
+        } else {
+            None
+        };
+        if let Some(stored) = cache_key.as_ref().and_then(|key| self.0.app.cache.response(key)) {
+            self.limit(caller, Some(OperationType::Query)).await.map_err(Answer::refused)?;
+            let meter = self.meter(caller);
+            let charged = meter.charge(stored.cost).await;
+            let cost = meter.report();
+            tracing::Span::current().record("operation", stored.operation.as_str());
+            return Err(match charged {
+                Ok(()) => Answer { outcome: Outcome::Stored { body: stored.body.clone(), replayed: false }, cost },
+                Err(error) => Answer { outcome: Outcome::Refused { error, status: None }, cost },
+            });
+        }
         let document = if request.query.len() > document::PARSE_INLINE_BYTES {
             let text = request.query.clone();
             tokio::task::spawn_blocking(move || document::parse(&text))
@@ -234,7 +255,8 @@ impl Admission {
         };
         // A syntax error is the schema's to report (with its position), like every validation error.
         let Ok(document) = document else {
-            return Ok(Prepared { kind: None, meter: self.meter(caller), request });
+            self.limit(caller, None).await.map_err(Answer::refused)?;
+            return Ok(Prepared { kind: None, meter: self.meter(caller), request, cache_key: None });
         };
         let bounds =
             document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
@@ -245,8 +267,12 @@ impl Admission {
             return Err(Answer { outcome: Outcome::Refused { error, status: Some(405) }, cost: None });
         }
         self.limit(caller, kind).await.map_err(Answer::refused)?;
+        if let Some(hash) = new_text {
+            self.0.persisted.register(&hash, &request.query).await;
+        }
         request.set_parsed_query(document);
-        Ok(Prepared { request, kind, meter: self.meter(caller) })
+        let cache_key = cache_key.filter(|_| kind == Some(OperationType::Query));
+        Ok(Prepared { request, kind, meter: self.meter(caller), cache_key })
     }
 
     /// Mutations per signed-in user; every operation of an anonymous caller per IP.
@@ -259,35 +285,23 @@ impl Admission {
             }
             (Some(_), _) => {}
             (None, _) => {
-                let ip = caller.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
+                let ip = limits::ip_key(caller.ip);
                 app.limiter.check("anonymous", &rules.anonymous_ip, &ip, 1).await.into_result()?;
             }
         }
         Ok(())
     }
 
-    /// Steps 5–6: an idempotent mutation, a kept response, or the schema.
-    pub async fn run(&self, prepared: Prepared, caller: &Caller, options: &Options) -> Answer {
-        let app = &self.0.app;
-        if let (Some(OperationType::Mutation), Some(key)) = (prepared.kind, &options.idempotency_key) {
+    /// Steps 5–6: an idempotent mutation, or the schema (a kept response answered in `prepare`).
+    pub async fn run(&self, mut prepared: Prepared, caller: &Caller, options: &Options) -> Answer {
+        // Keys belong to a signed-in viewer: an anonymous "viewer" is only an IP, shared by strangers,
+        // and its mutations (sign-up, sign-in) answer with tokens that must not be stored.
+        if let (Some(OperationType::Mutation), Some(key), Some(_)) =
+            (prepared.kind, &options.idempotency_key, caller.viewer.user_id())
+        {
             return self.run_idempotent(prepared, caller, key).await;
         }
-        let is_query = prepared.kind == Some(OperationType::Query);
-        let cache_key = if options.cacheable && is_query {
-            response_key(&app.cache, &caller.viewer, &prepared.request)
-        } else {
-            None
-        };
-        if let Some(stored) = cache_key.as_ref().and_then(|key| app.cache.response(key)) {
-            // A kept response costs what it cost when it ran.
-            let charged = prepared.meter.charge(stored.cost).await;
-            let cost = prepared.meter.report();
-            tracing::Span::current().record("operation", stored.operation.as_str());
-            return match charged {
-                Ok(()) => Answer { outcome: Outcome::Stored { body: stored.body.clone(), replayed: false }, cost },
-                Err(error) => Answer { outcome: Outcome::Refused { error, status: None }, cost },
-            };
-        }
+        let cache_key = prepared.cache_key.take();
         let meter = prepared.meter.clone();
         let request = prepared.into_request(caller);
         let (response, reads) = crate::cache::recording(self.0.schema.execute(request)).await;

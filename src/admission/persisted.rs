@@ -30,8 +30,9 @@ impl Persisted {
     }
 
     /// Replaces a persisted request's hash with its text (and drops the `persistedQuery`
-    /// extension, which has done its work), or refuses it.
-    pub async fn resolve(&self, request: &mut async_graphql::Request) -> Result<(), AppError> {
+    /// extension, which has done its work), or refuses it. `Some(hash)` when the request brought a
+    /// new text for a hash: [`Persisted::register`] it once the text passed admission's checks.
+    pub async fn resolve(&self, request: &mut async_graphql::Request) -> Result<Option<String>, AppError> {
         let hash = match request.extensions.0.remove("persistedQuery") {
             None => None,
             Some(value) => Some(hash_of(value.into_json().unwrap_or_default())?),
@@ -42,17 +43,17 @@ impl Persisted {
             return match known {
                 Some(text) => {
                     request.query = text.clone();
-                    Ok(())
+                    Ok(None)
                 }
                 None => Err(AppError::PersistedQueryNotInList),
             };
         }
-        let Some(hash) = hash else { return Ok(()) };
+        let Some(hash) = hash else { return Ok(None) };
         if request.query.trim().is_empty() {
             return match self.cache.text(APQ_NAMESPACE, &hash).await {
                 Some(text) => {
                     request.query = text;
-                    Ok(())
+                    Ok(None)
                 }
                 None => Err(AppError::PersistedQueryNotFound),
             };
@@ -63,10 +64,13 @@ impl Persisted {
                 "does not match the query's SHA-256",
             ));
         }
-        // Only texts the server can run are kept; a bad one is refused by the checks that follow
-        // and merely costs its slot.
-        self.cache.put_text(APQ_NAMESPACE, &hash, &request.query, APQ_TTL).await;
-        Ok(())
+        Ok(Some(hash))
+    }
+
+    /// Keeps the text of `hash` (it matched, and passed the size, nesting, expansion and rate
+    /// checks, so no anonymous flood of texts gets stored).
+    pub async fn register(&self, hash: &str, text: &str) {
+        self.cache.put_text(APQ_NAMESPACE, hash, text, APQ_TTL).await;
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Socket {
     viewer: Mutex<Viewer>,
     live: AtomicUsize,
     closer: watch::Sender<Option<Close>>,
+    /// Held while the socket lives; its session watcher ends when this drops.
+    ended: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl Socket {
@@ -36,6 +38,7 @@ impl Socket {
             viewer: Mutex::new(Viewer::Anonymous),
             live: AtomicUsize::new(0),
             closer,
+            ended: Mutex::new(None),
         })
     }
 
@@ -49,50 +52,89 @@ impl Socket {
         Caller { viewer, ip: self.ip }
     }
 
-    /// The viewer `connection_init` established; watches its session from then on.
+    /// The viewer `connection_init` established; watches its session from then on. `events` was
+    /// subscribed before the viewer was checked, so a ban landing in between is not missed.
     pub fn signed_in(
         self: &Arc<Self>,
         admission: &Admission,
         viewer: Viewer,
         claims: Option<crate::auth::tokens::Claims>,
+        mut events: tokio::sync::broadcast::Receiver<Arc<Event>>,
     ) {
         if let Ok(mut slot) = self.viewer.lock() {
             *slot = viewer.clone();
         }
+        let Some(user_id) = viewer.user_id() else { return };
         let expires_at = claims.as_ref().map(|c| c.exp);
         let own_session = claims.and_then(|c| c.sid);
-        let Some(user_id) = viewer.user_id() else { return };
+        // Dropped with the socket: the watcher ends with it.
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
+        if let Ok(mut slot) = self.ended.lock() {
+            *slot = Some(ended_tx);
+        }
         let socket = Arc::downgrade(self);
-        let events = admission.state().events.subscribe_all();
+        let db = admission.state().db.clone();
         tokio::spawn(async move {
             let expiry = async {
                 let left = expires_at.map(|exp| exp - chrono::Utc::now().timestamp()).unwrap_or(i64::MAX / 4);
                 tokio::time::sleep(std::time::Duration::from_secs(left.max(0) as u64)).await;
             };
             let ended = async {
-                let mut events = std::pin::pin!(events);
-                while let Some(event) = events.next().await {
-                    if let Event::SessionsEnded { user_id: ended, session, banned } = event.as_ref() {
-                        let ours = session.is_none() || *session == own_session;
-                        if *ended == user_id && ours {
-                            return *banned;
+                loop {
+                    match events.recv().await {
+                        Ok(event) => {
+                            if let Event::SessionsEnded { user_id: ended, session, banned } = event.as_ref() {
+                                if *ended == user_id && (session.is_none() || *session == own_session) {
+                                    return Some(*banned);
+                                }
+                            }
                         }
+                        // Events were missed: ask the database what they could have said.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            if let Some(banned) = still_signed_in(&db, user_id, own_session).await {
+                                return Some(banned);
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
                 }
-                futures_util::future::pending().await
             };
             let close = tokio::select! {
-                _ = expiry => (4401, "Unauthorized: the access token expired".to_string()),
-                banned = ended => if banned {
+                _ = ended_rx => None,
+                _ = expiry => Some((4401, "Unauthorized: the access token expired".to_string())),
+                ended = ended => ended.map(|banned| if banned {
                     (4403, "Forbidden: the account is banned".to_string())
                 } else {
                     (4401, "Unauthorized: the session ended".to_string())
-                },
+                }),
             };
-            if let Some(socket) = socket.upgrade() {
+            if let (Some(close), Some(socket)) = (close, socket.upgrade()) {
                 let _ = socket.closer.send(Some(close));
             }
         });
+    }
+}
+
+/// `None` while the user is active and the session live; else whether the user is banned.
+async fn still_signed_in(
+    db: &sea_orm::DatabaseConnection,
+    user_id: uuid::Uuid,
+    session: Option<uuid::Uuid>,
+) -> Option<bool> {
+    let viewer = Viewer::User { id: user_id, role: entity::enums::UserRole::User };
+    match crate::domain::active_user(db, &viewer).await {
+        Ok(_) => {}
+        Err(AppError::Forbidden(message)) => return Some(message.contains("banned")),
+        Err(_) => return Some(false),
+    }
+    match session {
+        Some(session) => match crate::domain::accounts::session_is_live(db, session).await {
+            Ok(true) => None,
+            Ok(false) => Some(false),
+            // The database is unreachable: keep the socket rather than guess.
+            Err(_) => None,
+        },
+        None => None,
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 /// (19 MiB) for the next instead of a new blocking-pool thread growing a malloc arena of its own,
 /// so a flood of sign-ins costs `concurrency` x 19 MiB, not hundreds of MiB.
 struct Hashers {
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     queue: Duration,
     jobs: Mutex<std::sync::mpsc::Sender<Job>>,
 }
@@ -54,14 +54,16 @@ fn hashers() -> &'static Hashers {
                 tracing::error!(error = %error, "cannot start a hashing thread");
             }
         }
-        Hashers { slots: Semaphore::new(concurrency), queue, jobs: Mutex::new(sender) }
+        Hashers { slots: Arc::new(Semaphore::new(concurrency)), queue, jobs: Mutex::new(sender) }
     })
 }
 
 /// Runs `work` on a hashing thread once a slot is free; RATE_LIMITED after queueing too long.
 async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send + 'static) -> AppResult<T> {
     let hashers = hashers();
-    let permit = match tokio::time::timeout(hashers.queue, hashers.slots.acquire()).await {
+    // The permit travels with the job: a caller that gives up (timeout, disconnect) frees its slot
+    // only when the hash it started is done, so the slots bound the work actually running.
+    let permit = match tokio::time::timeout(hashers.queue, hashers.slots.clone().acquire_owned()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Err(AppError::Internal(anyhow!("hashing slots closed"))),
         Err(_) => {
@@ -71,7 +73,11 @@ async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send
     };
     let (done, result) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        let _ = done.send(work());
+        // Nobody waits for it any more: skip the work.
+        if !done.is_closed() {
+            let _ = done.send(work());
+        }
+        drop(permit);
     });
     hashers
         .jobs
@@ -79,9 +85,7 @@ async fn with_slot<T: Send + 'static>(work: impl FnOnce() -> AppResult<T> + Send
         .map_err(|_| AppError::Internal(anyhow!("hashing queue poisoned")))?
         .send(job)
         .map_err(|_| AppError::Internal(anyhow!("hashing threads stopped")))?;
-    let result = result.await.map_err(|_| AppError::Internal(anyhow!("a hashing job was dropped")))?;
-    drop(permit);
-    result
+    result.await.map_err(|_| AppError::Internal(anyhow!("a hashing job was dropped")))?
 }
 
 pub const MIN_LEN: usize = 8;

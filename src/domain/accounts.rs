@@ -220,6 +220,19 @@ pub async fn set_status(
     Ok(user)
 }
 
+/// Whether a session (refresh-token family) still has a usable refresh token: false once it
+/// logged out, was revoked by a ban, or expired.
+pub async fn session_is_live(db: &impl ConnectionTrait, family: Uuid) -> AppResult<bool> {
+    use sea_orm::PaginatorTrait;
+    let live = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::FamilyId.eq(family))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .filter(refresh_tokens::Column::ExpiresAt.gt(Utc::now()))
+        .count(db)
+        .await?;
+    Ok(live > 0)
+}
+
 pub async fn find_user(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<users::Model>> {
     Ok(users::Entity::find_by_id(id).one(db).await?)
 }

@@ -75,7 +75,7 @@ impl Extension for GuardExtension {
         let document = next.run(ctx, query, variables).await?;
         if let Ok(mut labels) = self.labels.lock() {
             for (name, operation) in document.operations.iter() {
-                let label = label(operation.node.ty, name.map(|n| n.as_str()), &operation.node.selection_set.node);
+                let label = raw_label(operation.node.ty, name.map(|n| n.as_str()), &operation.node.selection_set.node);
                 labels.insert(name.map(|n| n.to_string()), label);
             }
         }
@@ -137,7 +137,9 @@ impl Extension for GuardExtension {
                 .or_else(|| if labels.len() == 1 { labels.values().next() } else { None })
                 .cloned()
         });
-        if let Some(label) = label.as_deref().filter(|label| label.starts_with("query:")) {
+        // Only a validated operation earns a label of its own (invalid documents cannot fill the cap).
+        let label = label.map(bounded);
+        if let Some(label) = label.as_deref().filter(|label| label.starts_with("query")) {
             crate::cache::query_running(label);
         }
         if let Ok(mut slot) = self.label.lock() {
@@ -173,17 +175,17 @@ fn bounded(label: String) -> String {
 }
 
 /// `query CoursePage` for a named operation; `query:me`, `mutation:login`, `query:course+courses`
-/// (root fields sorted, at most 4) for an unnamed one; `other` past the cap.
-fn label(ty: OperationType, name: Option<&str>, selection: &SelectionSet) -> String {
+/// (root fields sorted, at most 4) for an unnamed one. [`bounded`] caps the distinct ones.
+fn raw_label(ty: OperationType, name: Option<&str>, selection: &SelectionSet) -> String {
     let kind = match ty {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",
         OperationType::Subscription => "subscription",
     };
     if let Some(name) = name {
-        return bounded(format!("{kind} {}", name.chars().take(64).collect::<String>()));
+        return format!("{kind} {}", name.chars().take(64).collect::<String>());
     }
-    bounded(root_fields_label(kind, selection))
+    root_fields_label(kind, selection)
 }
 
 fn root_fields_label(kind: &str, selection: &SelectionSet) -> String {
@@ -247,8 +249,8 @@ mod tests {
     fn labels_by_root_fields() -> Result<(), Box<dyn std::error::Error>> {
         let doc = async_graphql::parser::parse_query("query Named { me { id } courses { id } me2: me { id } }")?;
         let (name, op) = doc.operations.iter().next().ok_or("no operation")?;
-        assert_eq!(label(op.node.ty, None, &op.node.selection_set.node), "query:courses+me");
-        assert_eq!(label(op.node.ty, name.map(|n| n.as_str()), &op.node.selection_set.node), "query Named");
+        assert_eq!(raw_label(op.node.ty, None, &op.node.selection_set.node), "query:courses+me");
+        assert_eq!(raw_label(op.node.ty, name.map(|n| n.as_str()), &op.node.selection_set.node), "query Named");
         Ok(())
     }
 }

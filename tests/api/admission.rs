@@ -254,6 +254,14 @@ async fn a_ban_or_a_logout_closes_the_users_sockets_within_a_second() {
     let body = app.gql("mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": bystander.refresh })).await;
     assert_eq!(data(&body)["logout"], true);
     assert_eq!(next_json(&mut other).await["code"], 4401);
+    // The logged-out session's access token (still within its 15 minutes) opens no new socket.
+    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut again, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let init =
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", bystander.access) } });
+    again.send(Frame::Text(init.to_string().into())).await.expect("init");
+    assert_eq!(next_json(&mut again).await["code"], 4401);
     // Non-admins cannot ban.
     let body = app
         .gql_as(
@@ -522,7 +530,9 @@ const STRONG_SECRET: &str = "Zq8vN2xL5rT9wK3mB7cF1hJ4pD6gS0yA";
 
 #[tokio::test]
 async fn production_mode_hides_the_playground_and_the_schema() {
-    let app = spawn_app_with(&[("APP_ENV", "production"), ("JWT_SECRET", STRONG_SECRET)]).await;
+    let app =
+        spawn_app_with(&[("APP_ENV", "production"), ("JWT_SECRET", STRONG_SECRET), ("METRICS_ADDR", "127.0.0.1:0")])
+            .await;
     let page = app.http.get(app.url("/")).send().await.expect("get /");
     assert_eq!(page.status().as_u16(), 404);
     let body = app.gql("{ __schema { types { name } } __type(name: \"User\") { name } }", json!({})).await;
