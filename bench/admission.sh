@@ -25,8 +25,18 @@ cargo build --release --quiet
 cp "$CARGO_TARGET_DIR/release/master-guide" "$WORK/current"
 git worktree remove --force "$WORK/reference-tree" 2>/dev/null || true
 git worktree add --detach "$WORK/reference-tree" "$REFERENCE" >/dev/null
-(cd "$WORK/reference-tree" && cargo build --release --quiet)
-cp "$CARGO_TARGET_DIR/release/master-guide" "$WORK/reference"
+# Its own target dir: workspace crates of another checkout in the same one would leave this tree's
+# artifacts stale (cargo's fingerprints compare mtimes). Seeded from ours, so only they rebuild.
+REFERENCE_TARGET=$CARGO_TARGET_DIR/bench-reference
+KEPT=$REFERENCE_TARGET/master-guide-$(git rev-parse --short "$REFERENCE")
+if [ ! -x "$KEPT" ]; then
+  if [ ! -d "$REFERENCE_TARGET/release" ]; then
+    mkdir -p "$REFERENCE_TARGET" && cp -r "$CARGO_TARGET_DIR/release" "$REFERENCE_TARGET/"
+  fi
+  (cd "$WORK/reference-tree" && CARGO_TARGET_DIR=$REFERENCE_TARGET cargo build --release --quiet)
+  cp "$REFERENCE_TARGET/release/master-guide" "$KEPT"
+fi
+cp "$KEPT" "$WORK/reference"
 git worktree remove --force "$WORK/reference-tree"
 
 SERVER=

@@ -34,8 +34,13 @@ pub struct CostReport {
     pub limit: u64,
     /// What is left of it now.
     pub remaining: u64,
-    /// When the budget is whole again.
+    /// When the budget is whole again (whole seconds).
+    #[serde(serialize_with = "seconds")]
     pub reset_at: DateTime<Utc>,
+}
+
+fn seconds<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&at.format("%Y-%m-%dT%H:%M:%SZ"))
 }
 
 /// Charges one request's operations to its viewer's budget and remembers the report.

@@ -99,6 +99,11 @@ impl Limiter {
         }))
     }
 
+    /// Whether any rule is enforced (`RATE_LIMITS`).
+    pub fn is_enabled(&self) -> bool {
+        self.0.enabled
+    }
+
     /// Spends `cost` units of `rule` for `subject` (an IP, a user id, an email), if it has them.
     pub async fn check(&self, name: &'static str, rule: &RateRule, subject: &str, cost: u64) -> Decision {
         let full = Decision {
