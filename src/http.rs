@@ -24,6 +24,7 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use secrecy::ExposeSecret;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -71,7 +72,8 @@ pub fn router(state: HttpState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, FastRequestId))
         .layer(cors)
-        .with_state(state)
+        // Behind one Arc: the state is cloned for every request that extracts it.
+        .with_state(Arc::new(state))
 }
 
 /// A random UUID v4 per request that asks for none, from the thread's RNG (no system call per
@@ -89,7 +91,7 @@ impl MakeRequestId for FastRequestId {
 
 /// The metrics endpoint alone, for `METRICS_ADDR`.
 pub fn metrics_router(state: HttpState) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(state)
+    Router::new().route("/metrics", get(metrics)).with_state(Arc::new(state))
 }
 
 /// `CORS_ORIGINS`: the listed origins may call the API from a browser, with credentials; `*` lets
@@ -196,7 +198,7 @@ fn forwarded_ip(hop: &str) -> Option<IpAddr> {
 }
 
 async fn graphql_post(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Body,
@@ -241,7 +243,7 @@ struct GetParams {
 
 /// GET /graphql: queries only (GraphQL over HTTP); mutations must be POSTed.
 async fn graphql_get(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     extensions: Extensions,
     headers: HeaderMap,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
@@ -454,7 +456,7 @@ pub struct RequestMeta {
 /// Every operation goes through admission ([`SocketExecutor`]); messages are capped at the HTTP
 /// body limit.
 async fn graphql_ws(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     extensions: Extensions,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -476,7 +478,7 @@ async fn graphql_ws(
 const WS_UNAUTHORIZED_PREFIX: &str = "Unauthorized: ";
 const WS_FORBIDDEN_PREFIX: &str = "Forbidden: ";
 
-async fn serve_ws(socket: WebSocket, state: HttpState, protocol: WebSocketProtocols, ip: Option<IpAddr>) {
+async fn serve_ws(socket: WebSocket, state: Arc<HttpState>, protocol: WebSocketProtocols, ip: Option<IpAddr>) {
     let (mut sink, stream) = socket.split();
     let connection = Socket::new(ip);
     let mut closing = connection.closing();
@@ -609,7 +611,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<HttpState>) -> Response {
+async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
     if crate::db::ping(&state.app.db).await {
         (StatusCode::OK, "ready").into_response()
     } else {
@@ -617,7 +619,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     // On the API's own address `METRICS_TOKEN`, when set, is asked for as a bearer token.
     if let (Some(token), None) = (&state.app.config.http.metrics_token, state.app.config.http.metrics_addr) {
         let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");

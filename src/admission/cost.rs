@@ -40,7 +40,7 @@ pub struct CostReport {
 }
 
 fn seconds<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&at.format("%Y-%m-%dT%H:%M:%SZ"))
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 /// Charges one request's operations to its viewer's budget and remembers the report.

@@ -303,7 +303,8 @@ impl Admission {
         if let (Some(OperationType::Mutation), Some(key), Some(_)) =
             (prepared.kind, &options.idempotency_key, caller.viewer.user_id())
         {
-            return self.run_idempotent(prepared, caller, key).await;
+            // Boxed: its state would otherwise make every operation's future as large as its own.
+            return Box::pin(self.run_idempotent(prepared, caller, key)).await;
         }
         let cache_key = prepared.cache_key.take();
         let meter = prepared.meter.clone();
