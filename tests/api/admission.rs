@@ -275,11 +275,7 @@ async fn a_ban_or_a_logout_closes_the_users_sockets_within_a_second() {
 
 #[tokio::test]
 async fn a_ban_on_one_instance_closes_the_socket_held_by_another() {
-    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must set TEST_REDIS_URL (scripts/test does)");
-        eprintln!("SKIPPED cross-instance ban test: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = test_redis("cross-instance ban test") else { return };
     let channel = format!("mg-test-{}", uuid::Uuid::new_v4());
     let settings = [("REDIS_URL", redis.as_str()), ("EVENTS_CHANNEL", channel.as_str())];
     let a = spawn_app_with(&settings).await;
@@ -343,11 +339,7 @@ async fn wrong_passwords_on_one_account_are_rate_limited() {
 
 #[tokio::test]
 async fn two_instances_sharing_redis_share_the_login_budget() {
-    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must set TEST_REDIS_URL (scripts/test does)");
-        eprintln!("SKIPPED shared rate-limit test: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = test_redis("shared rate-limit test") else { return };
     let prefix = format!("mg-test-{}", uuid::Uuid::new_v4().simple());
     let settings =
         [("REDIS_URL", redis.as_str()), ("CACHE_KEY_PREFIX", prefix.as_str()), ("RATE_LOGIN_ACCOUNT", "6/15m")];

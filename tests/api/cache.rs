@@ -181,11 +181,7 @@ async fn post_counters_read_back_fresh() {
 /// instance loaded, and a change made on one is read fresh on the other within a second.
 #[tokio::test]
 async fn instances_share_the_second_level_and_see_each_others_changes() {
-    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must set TEST_REDIS_URL (scripts/test does)");
-        eprintln!("SKIPPED shared-cache test: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = test_redis("shared-cache test") else { return };
     let prefix = format!("mg-test-{}", uuid::Uuid::new_v4());
     let channel = format!("{prefix}:events");
     let settings =

@@ -263,6 +263,19 @@ impl Drop for TestApp {
     }
 }
 
+/// `TEST_REDIS_URL`, or `None` after saying in the run that `what` is skipped (CI always has it:
+/// scripts/test starts Redis).
+pub fn test_redis(what: &str) -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(std::env::var("CI").is_err(), "CI must set TEST_REDIS_URL (scripts/test does)");
+            eprintln!("SKIPPED {what}: TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
 /// The `extensions.code` of the first error.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")

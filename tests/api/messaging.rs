@@ -286,11 +286,7 @@ async fn subscribers_receive_their_messages_and_notifications_live() {
 /// connected to B within a second.
 #[tokio::test]
 async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() {
-    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must set TEST_REDIS_URL (scripts/test does)");
-        eprintln!("SKIPPED cross-instance test: TEST_REDIS_URL is not set");
-        return;
-    };
+    let Some(redis) = test_redis("cross-instance test") else { return };
     let channel = format!("mg-test-{}", uuid::Uuid::new_v4());
     let settings = [("REDIS_URL", redis.as_str()), ("EVENTS_CHANNEL", channel.as_str())];
     let a = spawn_app_with(&settings).await;
