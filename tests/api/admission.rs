@@ -655,3 +655,40 @@ async fn a_socket_closes_when_its_access_token_expires() {
     assert_eq!(closed["code"], 4401, "{closed}");
     assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn bad_status_changes_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin("admin@example.com").await;
+    let user = app.register("user@example.com").await;
+    let before = app.snapshot("users").await;
+    let audit = app.count("audit_logs").await;
+    let set = "mutation($u: ID!, $s: UserStatus!, $r: String) { setUserStatus(userId: $u, status: $s, reason: $r) { status } }";
+    let cases = [
+        (json!({ "u": user.user_id, "s": "BANNED" }), "BAD_USER_INPUT", Some("reason")),
+        (json!({ "u": user.user_id, "s": "BANNED", "r": "   " }), "BAD_USER_INPUT", Some("reason")),
+        (json!({ "u": user.user_id, "s": "INACTIVE", "r": "x".repeat(501) }), "BAD_USER_INPUT", Some("reason")),
+        (json!({ "u": admin.user_id, "s": "BANNED", "r": "oops" }), "BAD_USER_INPUT", Some("userId")),
+        (json!({ "u": "not-a-uuid", "s": "BANNED", "r": "spam" }), "BAD_USER_INPUT", Some("userId")),
+        (json!({ "u": uuid::Uuid::new_v4().to_string(), "s": "BANNED", "r": "spam" }), "NOT_FOUND", None),
+        (json!({ "u": user.user_id, "s": "DELETED", "r": "spam" }), "BAD_USER_INPUT", None),
+    ];
+    for (variables, code, field) in cases {
+        let body = app.gql_as(&admin.access, set, variables.clone()).await;
+        assert_eq!(error_code(&body), code, "{variables}: {body}");
+        if let Some(field) = field {
+            assert_eq!(error_field(&body), field, "{variables}: {body}");
+        }
+    }
+    // Signed out, and as a non-admin.
+    let anonymous = app.gql(set, json!({ "u": user.user_id, "s": "BANNED", "r": "spam" })).await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+    let by_user = app.gql_as(&user.access, set, json!({ "u": admin.user_id, "s": "BANNED", "r": "spam" })).await;
+    assert_eq!(error_code(&by_user), "FORBIDDEN");
+    assert_eq!(app.snapshot("users").await, before, "nothing changed");
+    assert_eq!(app.count("audit_logs").await, audit);
+    // Setting the status a user already has is a no-op success that writes no audit row.
+    let body = app.gql_as(&admin.access, set, json!({ "u": user.user_id, "s": "ACTIVE" })).await;
+    assert_eq!(data(&body)["setUserStatus"]["status"], "ACTIVE");
+    assert_eq!(app.count("audit_logs").await, audit);
+}
