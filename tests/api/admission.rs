@@ -5,13 +5,11 @@
 //! trusted proxies.
 
 use crate::helpers::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const SEND: &str = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id content } }";
 const LOGIN: &str = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }";
@@ -29,49 +27,12 @@ const HUNDRED_CUBED: &str = "{ circles(first: 100) { edges { node { posts(first:
     comments(first: 100) { edges { node { id content } } } } } } } } } }";
 
 async fn socket(app: &TestApp, token: Option<&str>) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    let payload = match token {
-        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
-        None => json!({}),
-    };
-    socket
-        .send(Frame::Text(json!({ "type": "connection_init", "payload": payload }).to_string().into()))
-        .await
-        .expect("init");
-    let ack = next_json(&mut socket).await;
-    assert_eq!(ack["type"], "connection_ack", "{ack}");
-    socket
+    ws_connect(app, token).await
 }
 
 async fn subscribe(socket: &mut Socket, id: &str, query: &str) {
     let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
     socket.send(Frame::Text(message.to_string().into())).await.expect("subscribe");
-}
-
-/// The next protocol message (pings skipped), or `{ "type": "close", "code": .. }`.
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let frame = match tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a frame within 5 s")
-        {
-            Some(Ok(frame)) => frame,
-            // The server dropped the connection (e.g. a message over the size cap).
-            Some(Err(error)) => return json!({ "type": "close", "error": error.to_string() }),
-            None => return json!({ "type": "close" }),
-        };
-        match frame {
-            Frame::Text(text) => {
-                let value: Value = serde_json::from_str(&text).expect("json");
-                if value["type"] == "ping" || value["type"] == "pong" {
-                    continue;
-                }
-                return value;
-            }
-            Frame::Close(frame) => return json!({ "type": "close", "code": frame.map(|f| u16::from(f.code)) }),
-            _ => continue,
-        }
-    }
 }
 
 /// The first `next` or `error` message for operation `id` (other operations' `complete`s skipped).

@@ -276,6 +276,54 @@ pub fn test_redis(what: &str) -> Option<String> {
     }
 }
 
+/// A graphql-transport-ws client socket.
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a graphql-transport-ws socket, sends `connection_init` (with the token, if any) and
+/// returns it once the server acknowledged.
+pub async fn ws_connect(app: &TestApp, token: Option<&str>) -> Socket {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let payload = match token {
+        Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+        None => json!({}),
+    };
+    let init = json!({ "type": "connection_init", "payload": payload });
+    socket.send(tokio_tungstenite::tungstenite::Message::Text(init.to_string().into())).await.expect("init");
+    let ack = next_json(&mut socket).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
+/// The next protocol message (pings skipped), or `{ "type": "close", "code": .. }` when the server
+/// closed the socket (or dropped the connection).
+pub async fn next_json(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await;
+        let frame = match next.expect("a frame within 5 s") {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => return json!({ "type": "close", "error": error.to_string() }),
+            None => return json!({ "type": "close" }),
+        };
+        match frame {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).expect("json");
+                if value["type"] == "ping" || value["type"] == "pong" {
+                    continue;
+                }
+                return value;
+            }
+            Message::Close(frame) => return json!({ "type": "close", "code": frame.map(|f| u16::from(f.code)) }),
+            _ => continue,
+        }
+    }
+}
+
 /// The `extensions.code` of the first error.
 pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no code>")

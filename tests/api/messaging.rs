@@ -2,50 +2,22 @@
 //! server instances through Redis).
 
 use crate::helpers::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 const SEND: &str = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id content } }";
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a graphql-transport-ws subscription; returns the socket once the server acknowledged it.
 async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    socket.send(Frame::Text(init.to_string().into())).await.expect("init");
-    let ack = next_json(&mut socket).await;
-    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    let mut socket = ws_connect(app, Some(token)).await;
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
     socket.send(Frame::Text(subscribe.to_string().into())).await.expect("subscribe");
     // Let the server register the stream before events are produced.
     tokio::time::sleep(Duration::from_millis(200)).await;
     socket
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("socket open")
-            .expect("frame");
-        match frame {
-            Frame::Text(text) => {
-                let value: Value = serde_json::from_str(&text).expect("json");
-                if value["type"] == "ping" || value["type"] == "pong" {
-                    continue;
-                }
-                return value;
-            }
-            Frame::Close(frame) => return json!({ "type": "close", "code": frame.map(|f| u16::from(f.code)) }),
-            _ => continue,
-        }
-    }
 }
 
 #[tokio::test]
