@@ -12,6 +12,7 @@ use sea_orm::DatabaseConnection;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// What every request handler and resolver shares. Cheap to clone.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub cache: crate::cache::Cache,
     /// Rate-limit buckets (shared through Redis when configured).
     pub limiter: crate::admission::limits::Limiter,
+    /// The link to Redis when REDIS_URL is set (its state is `/readyz`'s "degraded").
+    pub redis: Option<crate::redis_link::RedisLink>,
 }
 
 pub struct Application {
@@ -46,36 +49,29 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (db, statements) = db::connect(&config.database).await?;
         db::migrate(&db).await?;
-        let cache = match &config.redis_url {
-            None => crate::cache::Cache::local(config.cache.clone()),
-            Some(url) => match crate::cache::Cache::redis(config.cache.clone(), url).await {
-                Ok(cache) => cache,
-                Err(error) => {
-                    // Degrade: the in-process level alone.
-                    tracing::warn!(error = %error, "Redis unavailable: caching in this instance only");
-                    crate::cache::Cache::local(config.cache.clone())
-                }
-            },
-        };
-        let events = match &config.redis_url {
-            None => crate::events::EventBus::local(),
+        // One link to Redis for the cache, the limiter and the bus; it connects (and reconnects) in
+        // the background, so a Redis that is down at start-up is picked up when it comes.
+        let redis = match &config.redis_url {
+            None => None,
             Some(url) => {
-                match crate::events::EventBus::redis(url, config.events_channel.clone(), cache.clone()).await {
-                    Ok(bus) => bus,
-                    Err(error) => {
-                        // Degrade: subscriptions still work for clients of this instance.
-                        tracing::warn!(error = %error, "Redis unavailable: live events stay in this instance");
-                        crate::events::EventBus::local()
-                    }
+                let link = crate::redis_link::RedisLink::connect(url)?;
+                if !link.wait_up(Duration::from_secs(2)).await {
+                    tracing::warn!("Redis unreachable at start-up: degraded (in-process) until it answers");
                 }
+                Some(link)
             }
         };
+        let cache = match &redis {
+            None => crate::cache::Cache::local(config.cache.clone()),
+            Some(link) => crate::cache::Cache::redis(config.cache.clone(), link.clone()),
+        };
+        let events = match &redis {
+            None => crate::events::EventBus::local(),
+            Some(link) => crate::events::EventBus::redis(link.clone(), config.events_channel.clone(), cache.clone()),
+        };
         let keys = TokenKeys::new(&config.auth.jwt_secret, config.auth.access_token_ttl, config.auth.refresh_token_ttl);
-        let limiter = crate::admission::limits::Limiter::new(
-            config.rate.enabled,
-            &config.cache.key_prefix,
-            cache.redis_connection(),
-        );
+        let limiter =
+            crate::admission::limits::Limiter::new(config.rate.enabled, &config.cache.key_prefix, redis.clone());
         crate::auth::password::configure(config.rate.hash_concurrency, config.rate.hash_queue);
         let state = AppState {
             db,
@@ -87,6 +83,7 @@ impl Application {
             events,
             cache,
             limiter,
+            redis,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let admission = crate::admission::Admission::new(state.clone(), schema)?;

@@ -20,12 +20,13 @@
 //!   kept ([`uncacheable`]).
 
 use crate::domain::pagination::Page;
+use crate::redis_link::RedisLink;
 use axum::body::Bytes;
 use rand::Rng;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,7 +170,11 @@ type Flight = watch::Receiver<Option<Arc<HashMap<Uuid, Entry>>>>;
 struct Inner {
     settings: CacheSettings,
     local: moka::sync::Cache<Key, Entry>,
-    redis: Option<redis::aio::ConnectionManager>,
+    redis: Option<RedisLink>,
+    /// Redis keys whose DEL could not reach Redis (it was down): deleted when it is back, so a
+    /// change made during the outage cannot come back from Redis. Past [`PENDING_DELETES`] keys
+    /// the whole prefix is cleared instead.
+    pending_deletes: Mutex<(HashSet<String>, bool)>,
     /// Bumped by every invalidation; a fill that started before a bump is not stored.
     epoch: AtomicU64,
     /// Loads in flight, with the epoch each began at.
@@ -187,22 +192,8 @@ const TEXT_BYTES: u64 = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Cache(Arc<Inner>);
 
-/// How long start-up waits for Redis before carrying on without it.
-const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A self-reconnecting Redis connection with bounded patience: a dead Redis makes start-up fall back
-/// within [`REDIS_CONNECT_TIMEOUT`] instead of retrying for minutes, and a Redis that dies later
-/// costs each command at most a second before the caller degrades.
-pub(crate) async fn redis_connection(client: &redis::Client) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_millis(500))
-        .set_response_timeout(Duration::from_secs(1))
-        .set_number_of_retries(1);
-    tokio::time::timeout(REDIS_CONNECT_TIMEOUT, redis::aio::ConnectionManager::new_with_config(client.clone(), config))
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))?
-        .map_err(Into::into)
-}
+/// How many undelivered Redis deletes are remembered one by one (see `pending_deletes`).
+const PENDING_DELETES: usize = 100_000;
 
 impl Cache {
     /// In-process only.
@@ -210,13 +201,87 @@ impl Cache {
         Self::build(settings, None)
     }
 
-    /// In-process in front of Redis.
-    pub async fn redis(settings: CacheSettings, url: &str) -> anyhow::Result<Self> {
-        let connection = redis_connection(&redis::Client::open(url)?).await?;
-        Ok(Self::build(settings, Some(connection)))
+    /// In-process in front of Redis. When the link comes back after an outage, the in-process
+    /// level is dropped (other instances' invalidations may have been missed) and the deletes that
+    /// could not reach Redis are sent.
+    pub fn redis(settings: CacheSettings, link: RedisLink) -> Self {
+        let cache = Self::build(settings, Some(link.clone()));
+        let weak = Arc::downgrade(&cache.0);
+        let mut changes = link.changes();
+        tokio::spawn(async move {
+            let mut was_up = *changes.borrow_and_update();
+            while changes.changed().await.is_ok() {
+                let up = *changes.borrow_and_update();
+                let Some(inner) = weak.upgrade() else { return };
+                if up && !was_up {
+                    Cache(inner).recovered().await;
+                }
+                was_up = up;
+            }
+        });
+        cache
     }
 
-    fn build(settings: CacheSettings, redis: Option<redis::aio::ConnectionManager>) -> Self {
+    /// Redis is back: drop what this instance may hold stale, and what Redis may hold stale.
+    async fn recovered(&self) {
+        self.clear_local();
+        let (keys, overflowed) = match self.0.pending_deletes.lock() {
+            Ok(mut pending) => (std::mem::take(&mut pending.0), std::mem::replace(&mut pending.1, false)),
+            Err(_) => return,
+        };
+        let Some(link) = &self.0.redis else { return };
+        let Some(mut connection) = link.connection() else { return };
+        let mut names: Vec<String> = keys.into_iter().collect();
+        if overflowed {
+            // Too many to remember: every key under the prefix.
+            let pattern = format!("{}:*", self.0.settings.key_prefix);
+            let mut cursor = 0u64;
+            loop {
+                let reply: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut connection)
+                    .await;
+                let Ok((next, found)) = reply else { break };
+                names.extend(found);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        for chunk in names.chunks(1000) {
+            if let Err(error) = redis::cmd("DEL").arg(chunk).query_async::<i64>(&mut connection).await {
+                self.remember_deletes(chunk.to_vec());
+                link.failed(Some(&error));
+                return;
+            }
+        }
+        tracing::info!(deleted = names.len(), "cache: Redis is back; in-process level dropped, missed deletes sent");
+    }
+
+    fn remember_deletes(&self, names: Vec<String>) {
+        if let Ok(mut pending) = self.0.pending_deletes.lock() {
+            if pending.0.len() + names.len() > PENDING_DELETES {
+                pending.1 = true;
+                pending.0.clear();
+            } else if !pending.1 {
+                pending.0.extend(names);
+            }
+        }
+    }
+
+    /// Drops everything the in-process level holds (entities and responses).
+    pub fn clear_local(&self) {
+        self.0.epoch.fetch_add(1, Ordering::SeqCst);
+        self.0.local.invalidate_all();
+        self.0.responses.clear();
+    }
+
+    fn build(settings: CacheSettings, redis: Option<RedisLink>) -> Self {
         let local =
             moka::sync::Cache::builder().max_capacity(settings.local_capacity.max(1)).expire_after(EntryExpiry).build();
         let responses = Responses::new(settings.response_bytes, local_ttl(&settings, redis.is_some()));
@@ -224,6 +289,7 @@ impl Cache {
             settings,
             local,
             redis,
+            pending_deletes: Mutex::default(),
             epoch: AtomicU64::new(0),
             in_flight: Mutex::default(),
             responses,
@@ -235,19 +301,14 @@ impl Cache {
         }))
     }
 
-    /// The Redis connection behind the second level, for the other users of Redis (rate limits).
-    pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
-        self.0.redis.clone()
-    }
-
     /// A text kept under `namespace:key` by [`Cache::put_text`] on this or another instance.
     pub async fn text(&self, namespace: &str, key: &str) -> Option<String> {
         let name = format!("{namespace}:{key}");
         if let Some(text) = self.0.texts.get(&name) {
             return Some(text.to_string());
         }
-        let redis = self.0.redis.as_ref()?;
-        let mut connection = redis.clone();
+        let link = self.0.redis.as_ref()?;
+        let mut connection = link.connection()?;
         let redis_key = format!("{}:{name}", self.0.settings.key_prefix);
         match tokio::time::timeout(
             REDIS_TIMEOUT,
@@ -261,11 +322,11 @@ impl Cache {
                 Some(found)
             }
             Ok(Err(error)) => {
-                redis_degraded("get", &error.to_string());
+                redis_degraded(link, "get", Some(&error));
                 None
             }
             Err(_) => {
-                redis_degraded("get", "timed out");
+                redis_degraded(link, "get", None);
                 None
             }
         }
@@ -275,15 +336,15 @@ impl Cache {
     pub async fn put_text(&self, namespace: &str, key: &str, text: &str, ttl: Duration) {
         let name = format!("{namespace}:{key}");
         self.0.texts.insert(name.clone(), Arc::from(text));
-        let Some(redis) = &self.0.redis else { return };
-        let mut connection = redis.clone();
+        let Some(link) = &self.0.redis else { return };
+        let Some(mut connection) = link.connection() else { return };
         let redis_key = format!("{}:{name}", self.0.settings.key_prefix);
         let mut command = redis::cmd("SET");
         command.arg(&redis_key).arg(text).arg("EX").arg(ttl.as_secs().max(1));
         match tokio::time::timeout(REDIS_TIMEOUT, command.query_async::<()>(&mut connection)).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => redis_degraded("set", &error.to_string()),
-            Err(_) => redis_degraded("set", "timed out"),
+            Ok(Err(error)) => redis_degraded(link, "set", Some(&error)),
+            Err(_) => redis_degraded(link, "set", None),
         }
     }
 
@@ -447,9 +508,9 @@ impl Cache {
     where
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let Some(redis) = &self.0.redis else { return ids };
+        let Some(link) = &self.0.redis else { return ids };
+        let Some(mut connection) = link.connection() else { return ids };
         let keys: Vec<String> = ids.iter().map(|id| self.key((kind, *id))).collect();
-        let mut connection = redis.clone();
         let epoch = self.0.epoch.load(Ordering::SeqCst);
         let reply = tokio::time::timeout(
             REDIS_TIMEOUT,
@@ -459,11 +520,12 @@ impl Cache {
         let values = match reply {
             Ok(Ok(values)) if values.len() == ids.len() => values,
             Ok(Err(error)) => {
-                redis_degraded("get", &error.to_string());
+                redis_degraded(link, "get", Some(&error));
                 return ids;
             }
-            _ => {
-                redis_degraded("get", "timed out");
+            Ok(Ok(_)) => return ids,
+            Err(_) => {
+                redis_degraded(link, "get", None);
                 return ids;
             }
         };
@@ -499,7 +561,8 @@ impl Cache {
         for (id, entry) in entries {
             self.0.local.insert((kind, *id), entry.clone());
         }
-        let Some(redis) = &self.0.redis else { return };
+        let Some(link) = &self.0.redis else { return };
+        let Some(mut connection) = link.connection() else { return };
         let mut pipe = redis::pipe();
         for (id, entry) in entries {
             let (payload, ttl) = match &entry.value {
@@ -511,11 +574,10 @@ impl Cache {
             };
             pipe.cmd("SET").arg(self.key((kind, *id))).arg(payload).arg("EX").arg(ttl.as_secs().max(1)).ignore();
         }
-        let mut connection = redis.clone();
         match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut connection)).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => redis_degraded("set", &error.to_string()),
-            Err(_) => redis_degraded("set", "timed out"),
+            Ok(Err(error)) => redis_degraded(link, "set", Some(&error)),
+            Err(_) => redis_degraded(link, "set", None),
         }
     }
 
@@ -531,15 +593,24 @@ impl Cache {
             return;
         }
         self.invalidate_local(keys);
-        let Some(redis) = &self.0.redis else { return };
+        let Some(link) = &self.0.redis else { return };
         let names: Vec<String> = keys.iter().map(|key| self.key(*key)).collect();
-        let mut connection = redis.clone();
+        let Some(mut connection) = link.connection() else {
+            self.remember_deletes(names);
+            return;
+        };
         match tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("DEL").arg(&names).query_async::<i64>(&mut connection))
             .await
         {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => redis_degraded("del", &error.to_string()),
-            Err(_) => redis_degraded("del", "timed out"),
+            Ok(Err(error)) => {
+                redis_degraded(link, "del", Some(&error));
+                self.remember_deletes(names);
+            }
+            Err(_) => {
+                redis_degraded(link, "del", None);
+                self.remember_deletes(names);
+            }
         }
     }
 
@@ -664,6 +735,10 @@ impl Responses {
             self.entries.invalidate(&id);
         }
     }
+
+    fn clear(&self) {
+        self.entries.invalidate_all();
+    }
 }
 
 /// A request as the response cache knows it (see [`Cache::response_key`]).
@@ -699,9 +774,10 @@ fn jittered(ttl: Duration) -> Duration {
     ttl + Duration::from_millis(if spread == 0 { 0 } else { rand::thread_rng().gen_range(0..spread) })
 }
 
-fn redis_degraded(operation: &'static str, error: &str) {
+fn redis_degraded(link: &RedisLink, operation: &'static str, error: Option<&redis::RedisError>) {
     metrics::counter!("cache_redis_errors_total", "operation" => operation).increment(1);
-    tracing::warn!(operation, error, "Redis cache unavailable; using the database");
+    tracing::debug!(operation, error = ?error.map(|e| e.to_string()), "Redis cache call failed; using the database");
+    link.failed(error);
 }
 
 type Encoder = fn(&(dyn Any + Send + Sync)) -> Option<String>;

@@ -78,6 +78,9 @@ pub struct GraphqlLimits {
     pub request_timeout: Duration,
     /// `WS_MAX_OPERATIONS` (default 32): live operations one WebSocket may hold at once.
     pub ws_max_operations: usize,
+    /// `WS_INIT_TIMEOUT_SECS` (default 3): a socket that sends no `connection_init` within this
+    /// closes with 4408.
+    pub ws_init_timeout: Duration,
     /// `PERSISTED_ONLY` (default false): run only the operations of `PERSISTED_MANIFEST`.
     pub persisted_only: bool,
     /// `PERSISTED_MANIFEST`: the apps' build output, hash -> document (or Apollo's manifest format).
@@ -378,6 +381,7 @@ impl Config {
                 max_body_bytes: positive(source, "GRAPHQL_MAX_BODY_BYTES", 1024 * 1024)?,
                 request_timeout: secs(source, "GRAPHQL_REQUEST_TIMEOUT_SECS", 15)?,
                 ws_max_operations: positive(source, "WS_MAX_OPERATIONS", 32)?,
+                ws_init_timeout: secs(source, "WS_INIT_TIMEOUT_SECS", 3)?,
                 persisted_only: parse(source, "PERSISTED_ONLY", false)?,
                 persisted_manifest: source.get("PERSISTED_MANIFEST").map(PathBuf::from),
             },

@@ -8,10 +8,12 @@
 //! and every instance drops its in-process copies of what another instance changed.
 
 use crate::cache::{Cache, Key};
+use crate::redis_link::RedisLink;
 use entity::{messages, notifications};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -97,8 +99,11 @@ pub struct EventBus {
 
 #[derive(Clone)]
 struct RedisFanout {
-    connection: redis::aio::ConnectionManager,
+    link: RedisLink,
     channel: String,
+    /// Whether this instance's relay is subscribed: while it is not, this instance's events are
+    /// also delivered locally (they would not come back through Redis).
+    relaying: Arc<AtomicBool>,
 }
 
 impl EventBus {
@@ -109,34 +114,14 @@ impl EventBus {
     }
 
     /// Through Redis pub/sub: publishes go to `channel`, and a background task relays everything on
-    /// the channel (this instance's events included) to local subscribers.
-    pub async fn redis(url: &str, channel: String, cache: Cache) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let connection = crate::cache::redis_connection(&client).await?;
+    /// the channel (this instance's events included) to local subscribers. The relay resubscribes
+    /// with backoff whenever its connection ends; after a gap it drops the in-process cache level
+    /// (invalidations may have been missed). While Redis is away, events are delivered locally.
+    pub fn redis(link: RedisLink, channel: String, cache: Cache) -> Self {
         let (local, _) = broadcast::channel(1024);
-        let pubsub = tokio::time::timeout(Duration::from_secs(2), async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            anyhow::Ok(pubsub)
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out subscribing to Redis"))??;
-        let relay = local.clone();
-        tokio::spawn(async move {
-            let mut stream = pubsub.into_on_message();
-            while let Some(message) = stream.next().await {
-                let Ok(payload) = message.get_payload::<String>() else { continue };
-                match serde_json::from_str::<Event>(&payload) {
-                    Ok(Event::Invalidate(keys)) => cache.invalidate_local(&keys),
-                    Ok(event) => {
-                        let _ = relay.send(Arc::new(event));
-                    }
-                    Err(error) => tracing::warn!(error = %error, "undecodable event on the bus"),
-                }
-            }
-            tracing::error!("redis event subscription ended");
-        });
-        Ok(Self { local, redis: Some(RedisFanout { connection, channel }) })
+        let relaying = Arc::new(AtomicBool::new(false));
+        tokio::spawn(relay(link.clone(), channel.clone(), cache, local.clone(), relaying.clone()));
+        Self { local, redis: Some(RedisFanout { link, channel, relaying }) }
     }
 
     /// Drops `keys` from this instance's cache levels now (so this response and the client's next
@@ -154,21 +139,32 @@ impl EventBus {
     pub async fn publish(&self, event: Event) {
         metrics::counter!("events_published_total").increment(1);
         if let Some(fanout) = &self.redis {
-            match serde_json::to_string(&event) {
-                Ok(payload) => {
-                    let mut connection = fanout.connection.clone();
-                    let sent: redis::RedisResult<i64> =
-                        redis::cmd("PUBLISH").arg(&fanout.channel).arg(payload).query_async(&mut connection).await;
-                    match sent {
-                        Ok(_) => return,
-                        // Degrade rather than fail: this instance's subscribers still get it.
-                        Err(error) => {
-                            metrics::counter!("events_redis_fallback_total").increment(1);
-                            tracing::warn!(error = %error, "redis publish failed; delivering locally");
+            if let Some(mut connection) = fanout.link.connection() {
+                match serde_json::to_string(&event) {
+                    Ok(payload) => {
+                        let sent = tokio::time::timeout(
+                            PUBLISH_TIMEOUT,
+                            redis::cmd("PUBLISH").arg(&fanout.channel).arg(payload).query_async::<i64>(&mut connection),
+                        )
+                        .await;
+                        match sent {
+                            Ok(Ok(_)) if fanout.relaying.load(Ordering::Acquire) => return,
+                            Ok(Ok(_)) => {}
+                            // Degrade rather than fail: this instance's subscribers still get it.
+                            Ok(Err(error)) => {
+                                metrics::counter!("events_redis_fallback_total").increment(1);
+                                fanout.link.failed(Some(&error));
+                            }
+                            Err(_) => {
+                                metrics::counter!("events_redis_fallback_total").increment(1);
+                                fanout.link.failed(None);
+                            }
                         }
                     }
+                    Err(error) => tracing::error!(error = %error, "cannot encode event"),
                 }
-                Err(error) => tracing::error!(error = %error, "cannot encode event"),
+            } else {
+                metrics::counter!("events_redis_fallback_total").increment(1);
             }
         }
         let _ = self.local.send(Arc::new(event));
@@ -187,5 +183,64 @@ impl EventBus {
             let event = item.ok().filter(|event| event.is_for(user_id));
             async move { event }
         })
+    }
+}
+
+/// A publish slower than this counts as a failure (the event is delivered locally).
+const PUBLISH_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Relays the channel to local subscribers for as long as the bus lives, resubscribing with backoff
+/// (100 ms doubling to 5 s) whenever the subscription ends or cannot be made.
+async fn relay(
+    link: RedisLink,
+    channel: String,
+    cache: Cache,
+    local: broadcast::Sender<Arc<Event>>,
+    relaying: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut subscribed_before = false;
+    loop {
+        let subscribed = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut pubsub = link.client().get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            anyhow::Ok(pubsub)
+        })
+        .await;
+        let pubsub = match subscribed {
+            Ok(Ok(pubsub)) => pubsub,
+            _ => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        relaying.store(true, Ordering::Release);
+        metrics::gauge!("events_relay_up").set(1.0);
+        if subscribed_before {
+            // Invalidations published while the relay was away never reached this instance.
+            cache.clear_local();
+            tracing::info!("redis event relay resubscribed");
+        }
+        subscribed_before = true;
+        let mut stream = pubsub.into_on_message();
+        while let Some(message) = stream.next().await {
+            let Ok(payload) = message.get_payload::<String>() else { continue };
+            match serde_json::from_str::<Event>(&payload) {
+                Ok(Event::Invalidate(keys)) => cache.invalidate_local(&keys),
+                Ok(event) => {
+                    let _ = local.send(Arc::new(event));
+                }
+                Err(error) => tracing::warn!(error = %error, "undecodable event on the bus"),
+            }
+        }
+        relaying.store(false, Ordering::Release);
+        metrics::gauge!("events_relay_up").set(0.0);
+        tracing::warn!("redis event subscription ended; resubscribing");
+        link.failed(None);
+        if local.receiver_count() == 0 && std::sync::Arc::strong_count(&relaying) == 1 {
+            return; // the bus is gone
+        }
     }
 }

@@ -6,22 +6,19 @@
 //! and hand every operation to `admission`, the one way in, then write its answer.
 
 use crate::admission::cost::CostReport;
-use crate::admission::ws::{Socket, SocketExecutor};
 use crate::admission::{self, Admission, Answer, Caller, Options, Outcome};
 use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::error::AppError;
-use async_graphql::http::{WebSocketProtocols, WsMessage};
-use async_graphql::{BatchRequest, Data};
+use async_graphql::BatchRequest;
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::Extensions;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::{SinkExt, StreamExt};
 use secrecy::ExposeSecret;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -146,12 +143,136 @@ fn traceparent(value: &str) -> Option<(String, String)> {
     }
 }
 
-/// A response holding only request-level GraphQL errors.
+/// The response media types of GraphQL over HTTP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Media {
+    /// `application/json`: every well-formed request answers 200, errors or not.
+    Json,
+    /// `application/graphql-response+json`: a request error (no `data`) answers 4xx.
+    GraphqlResponse,
+}
+
+impl Media {
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Media::Json => "application/json; charset=utf-8",
+            Media::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+
+    /// The type the client's `Accept` prefers (by `q`; on a tie the GraphQL one, unless it only
+    /// came in through a wildcard). No header means `application/json`; `None` means neither is
+    /// acceptable (406).
+    fn negotiate(headers: &HeaderMap) -> Option<Media> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Some(Media::Json);
+        };
+        if accept.trim().is_empty() {
+            return Some(Media::Json);
+        }
+        let mut best: Option<(f32, Media)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let media = match media.as_str() {
+                "application/graphql-response+json" => Media::GraphqlResponse,
+                "application/json" | "application/*" | "*/*" => Media::Json,
+                _ => continue,
+            };
+            if q <= 0.0 {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((best_q, best_media)) => {
+                    q > best_q || (q == best_q && media == Media::GraphqlResponse && best_media == Media::Json)
+                }
+            };
+            if better {
+                best = Some((q, media));
+            }
+        }
+        best.map(|(_, media)| media)
+    }
+
+    /// The status of one operation's answer: what admission asked for, else 200 under
+    /// `application/json`; under `application/graphql-response+json` a request error's status
+    /// follows its code.
+    fn status(self, answer: &Answer) -> StatusCode {
+        let code = match &answer.outcome {
+            Outcome::Refused { status: Some(code), .. } => {
+                return StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            _ if self == Media::Json => return StatusCode::OK,
+            Outcome::Refused { error, .. } => error.code(),
+            Outcome::Executed { response, .. } if admission::is_request_error(response) => {
+                admission::first_code(response).unwrap_or(crate::error::code::BAD_USER_INPUT)
+            }
+            Outcome::Executed { .. } | Outcome::Stored { .. } => return StatusCode::OK,
+        };
+        request_error_status(code)
+    }
+}
+
+/// The HTTP status of a request error with this `extensions.code`.
+fn request_error_status(code: &str) -> StatusCode {
+    use crate::error::code;
+    match code {
+        code::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+        code::FORBIDDEN => StatusCode::FORBIDDEN,
+        code::NOT_FOUND => StatusCode::NOT_FOUND,
+        code::CONFLICT => StatusCode::CONFLICT,
+        code::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+        code::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
+        code::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A response holding only a request error (the request never reached GraphQL execution).
 fn error_response(status: StatusCode, error: AppError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }]
-    });
-    (status, axum::Json(body)).into_response()
+    error_response_as(Media::Json, status, error)
+}
+
+fn error_response_as(media: Media, status: StatusCode, error: AppError) -> Response {
+    let body = admission::to_json(&admission::error_response(&error)).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, media.content_type());
+    response
+}
+
+/// A request body as a GraphQL request, or a BAD_USER_INPUT that says what is wrong with it in
+/// the request's own terms (serde's own message for the untagged batch names internal types).
+fn read_request(bytes: &[u8]) -> Result<BatchRequest, AppError> {
+    if let Ok(batch) = serde_json::from_slice::<BatchRequest>(bytes) {
+        return Ok(batch);
+    }
+    let bad = |message: String| AppError::bad_input("body", message);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad("the body is empty; send {\"query\": \"...\"}".into()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| bad(format!("the body is not JSON: {error}")))?;
+    let explain = |value: serde_json::Value, at: String| {
+        serde_json::from_value::<async_graphql::Request>(value).err().map(|error| format!("{at}{error}"))
+    };
+    let reason = match value {
+        serde_json::Value::Object(_) => explain(value, String::new()),
+        serde_json::Value::Array(items) => items.into_iter().enumerate().find_map(|(i, item)| {
+            if item.is_object() {
+                explain(item, format!("operation {i} of the batch: "))
+            } else {
+                Some(format!("operation {i} of the batch is not a JSON object"))
+            }
+        }),
+        _ => None,
+    };
+    Err(bad(reason
+        .unwrap_or_else(|| "a GraphQL request is a JSON object with `query` (or an array of them for a batch)".into())))
 }
 
 fn peer(extensions: &Extensions) -> Option<SocketAddr> {
@@ -203,10 +324,12 @@ async fn graphql_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Some(media) = Media::negotiate(&headers) else { return not_acceptable() };
     let limits = &state.app.config.graphql;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.starts_with("application/json") && !content_type.starts_with("application/graphql-response+json") {
-        return error_response(
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
+        return error_response_as(
+            media,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::bad_input("content-type", "POST /graphql takes Content-Type: application/json"),
         );
@@ -214,22 +337,28 @@ async fn graphql_post(
     let bytes = match axum::body::to_bytes(body, limits.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return error_response(
+            return error_response_as(
+                media,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 AppError::bad_input("body", format!("request body exceeds {} bytes", limits.max_body_bytes)),
             )
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
-        Ok(batch) => batch,
-        Err(error) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                AppError::bad_input("body", format!("body is not a GraphQL request: {error}")),
-            )
-        }
-    };
-    execute(&state, batch, &headers, peer(&extensions), false).await
+    match read_request(&bytes) {
+        Ok(batch) => execute(&state, batch, &headers, peer(&extensions), false, media).await,
+        Err(error) => error_response_as(media, StatusCode::BAD_REQUEST, error),
+    }
+}
+
+/// 406: the client accepts neither GraphQL response type.
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        AppError::bad_input(
+            "accept",
+            "this endpoint answers application/graphql-response+json or application/json; accept one of them",
+        ),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -248,6 +377,8 @@ async fn graphql_get(
     headers: HeaderMap,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let Some(media) = Media::negotiate(&headers) else { return not_acceptable() };
+    let error_response = |status, error| error_response_as(media, status, error);
     let Ok(Query(params)) = params else {
         return error_response(StatusCode::BAD_REQUEST, AppError::bad_input("query", "malformed query string"));
     };
@@ -281,7 +412,7 @@ async fn graphql_get(
             }
         }
     }
-    execute(&state, BatchRequest::Single(request), &headers, peer(&extensions), true).await
+    execute(&state, BatchRequest::Single(request), &headers, peer(&extensions), true, media).await
 }
 
 async fn execute(
@@ -290,7 +421,9 @@ async fn execute(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     queries_only: bool,
+    media: Media,
 ) -> Response {
+    let error_response = |status, error| error_response_as(media, status, error);
     let limits = &state.app.config.graphql;
     let is_batch = matches!(batch, BatchRequest::Batch(_));
     let requests = match batch {
@@ -332,11 +465,10 @@ async fn execute(
         let answer = state.admission.admit(request, &caller, options.clone()).await;
         retry_after = retry_after.or(answer.retry_after());
         cost = answer.cost.or(cost);
+        if !is_batch {
+            status = media.status(&answer);
+        }
         match &answer.outcome {
-            Outcome::Refused { status: Some(code), .. } if !is_batch => {
-                status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_REQUEST);
-                errors += 1;
-            }
             Outcome::Refused { .. } => errors += 1,
             Outcome::Executed { response, .. } => errors += response.errors.len(),
             Outcome::Stored { replayed: true, .. } => replayed = true,
@@ -362,7 +494,7 @@ async fn execute(
             Bytes::from(joined)
         }
     };
-    let mut response = json_response(body);
+    let mut response = json_response(media, body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if status == StatusCode::METHOD_NOT_ALLOWED {
@@ -394,7 +526,7 @@ fn rate_limit_headers(headers: &mut HeaderMap, cost: &CostReport) {
 fn body_of(state: &HttpState, answer: Answer) -> Result<Bytes, AppError> {
     let cost = answer.cost;
     let serialize = |response: &async_graphql::Response| {
-        serde_json::to_vec(response).map(Bytes::from).map_err(|error| AppError::Internal(error.into()))
+        admission::to_json(response).map(Bytes::from).map_err(|error| AppError::Internal(error.into()))
     };
     let body = match answer.outcome {
         Outcome::Refused { error, .. } => serialize(&admission::error_response(&error))?,
@@ -433,13 +565,10 @@ fn with_cost(body: Bytes, cost: Option<CostReport>) -> Bytes {
     Bytes::from(out)
 }
 
-/// A GraphQL response body as sent: JSON, never stored by HTTP caches (it may be per viewer).
-fn json_response(body: Bytes) -> Response {
+/// A GraphQL response body as sent: never stored by HTTP caches (it may be per viewer).
+fn json_response(media: Media, body: Bytes) -> Response {
     (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
+        [(header::CONTENT_TYPE, media.content_type()), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         body,
     )
         .into_response()
@@ -451,119 +580,28 @@ pub struct RequestMeta {
     pub ip: Option<std::net::IpAddr>,
 }
 
-/// graphql-transport-ws (and the legacy subscriptions-transport-ws). The viewer comes from the
-/// `connection_init` payload; a bad token closes the socket with 4401 (invalid) / 4403 (forbidden).
-/// Every operation goes through admission ([`SocketExecutor`]); messages are capped at the HTTP
-/// body limit.
+/// graphql-transport-ws ([`admission::ws`] speaks the protocol). The viewer comes from the
+/// `connection_init` payload; messages are capped at the HTTP body limit.
 async fn graphql_ws(
     State(state): State<Arc<HttpState>>,
     extensions: Extensions,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let protocol = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').find_map(|p| p.trim().parse::<WebSocketProtocols>().ok()))
-        .unwrap_or(WebSocketProtocols::GraphQLWS);
+    let subprotocol = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == admission::ws::PROTOCOL);
     let ip = client_ip(&state, &headers, peer(&extensions));
     let max = state.app.config.graphql.max_body_bytes;
+    let admission = state.admission.clone();
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
-        .protocols(["graphql-transport-ws", "graphql-ws"])
-        .on_upgrade(move |socket| serve_ws(socket, state, protocol, ip))
-}
-
-const WS_UNAUTHORIZED_PREFIX: &str = "Unauthorized: ";
-const WS_FORBIDDEN_PREFIX: &str = "Forbidden: ";
-
-async fn serve_ws(socket: WebSocket, state: Arc<HttpState>, protocol: WebSocketProtocols, ip: Option<IpAddr>) {
-    let (mut sink, stream) = socket.split();
-    let connection = Socket::new(ip);
-    let mut closing = connection.closing();
-    let executor = SocketExecutor { admission: state.admission.clone(), socket: connection.clone() };
-    let input =
-        stream.take_while(|message| futures_util::future::ready(message.is_ok())).filter_map(|message| async move {
-            match message {
-                Ok(Message::Text(text)) => Some(Bytes::from(text.as_str().to_owned())),
-                Ok(Message::Binary(bytes)) => Some(bytes),
-                _ => None,
-            }
-        });
-    let admission = state.admission.clone();
-    let stream = async_graphql::http::WebSocket::new(executor, input, protocol)
-        .on_connection_init(move |payload| {
-            let admission = admission.clone();
-            let connection = connection.clone();
-            async move {
-                let header = payload
-                    .get("Authorization")
-                    .or_else(|| payload.get("authorization"))
-                    .and_then(|v| v.as_str())
-                    .map(String::from);
-                let app = admission.state();
-                // Before the checks, so a ban landing while they run still reaches the watcher.
-                let events = app.events.subscribe_all();
-                let viewer = Viewer::from_authorization(header.as_deref(), &app.keys);
-                if let Viewer::Invalid(reason) = &viewer {
-                    return Err(async_graphql::Error::new(format!("{WS_UNAUTHORIZED_PREFIX}{reason}")));
-                }
-                let claims = header
-                    .as_deref()
-                    .and_then(|h| h.trim().strip_prefix("Bearer ").or_else(|| h.trim().strip_prefix("bearer ")))
-                    .and_then(|token| app.keys.verify_access(token.trim()).ok());
-                if viewer.user_id().is_some() {
-                    if let Err(error) = crate::domain::active_user(&app.db, &viewer).await {
-                        return Err(async_graphql::Error::new(format!("{WS_FORBIDDEN_PREFIX}{}", error.message())));
-                    }
-                }
-                // A token of a session that logged out opens no socket.
-                if let Some(session) = claims.as_ref().and_then(|c| c.sid) {
-                    match crate::domain::accounts::session_is_live(&app.db, session).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            return Err(async_graphql::Error::new(format!("{WS_UNAUTHORIZED_PREFIX}the session ended")))
-                        }
-                        Err(error) => return Err(async_graphql::Error::new(error.message())),
-                    }
-                }
-                connection.signed_in(&admission, viewer.clone(), claims, events);
-                let mut data = Data::default();
-                data.insert(viewer);
-                Ok(data)
-            }
-        })
-        .keepalive_timeout(std::time::Duration::from_secs(60));
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let message = tokio::select! {
-            message = stream.next() => message,
-            changed = closing.changed() => {
-                let close = if changed.is_ok() { closing.borrow().clone() } else { None };
-                if let Some((code, reason)) = close {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
-                }
-                continue;
-            }
-        };
-        let Some(message) = message else { break };
-        let outgoing = match message {
-            WsMessage::Text(text) => Message::Text(text.into()),
-            WsMessage::Close(code, reason) => {
-                let code = match code {
-                    1002 if reason.starts_with(WS_UNAUTHORIZED_PREFIX) => 4401,
-                    1002 if reason.starts_with(WS_FORBIDDEN_PREFIX) => 4403,
-                    _ => code,
-                };
-                Message::Close(Some(CloseFrame { code, reason: reason.into() }))
-            }
-        };
-        if sink.send(outgoing).await.is_err() {
-            break;
-        }
-    }
+        .protocols([admission::ws::PROTOCOL])
+        .on_upgrade(move |socket| admission::ws::serve(socket, admission, ip, subprotocol))
 }
 
 async fn graphiql(method: Method) -> Response {
@@ -611,12 +649,23 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready while the database answers. Without Redis (configured but unreachable) the instance
+/// still serves, degraded: 200 with `degraded`, so a Redis outage does not take every instance
+/// out of the load balancer.
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
-    if crate::db::ping(&state.app.db).await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-    }
+    let redis = match &state.app.redis {
+        None => "off",
+        Some(link) if link.is_up() => "up",
+        Some(_) => "down",
+    };
+    let database = crate::db::ping(&state.app.db).await;
+    let (status, text) = match (database, redis) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, "down") => (StatusCode::OK, "degraded"),
+        (true, _) => (StatusCode::OK, "ready"),
+    };
+    let body = serde_json::json!({ "status": text, "database": if database { "up" } else { "down" }, "redis": redis });
+    (status, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod redis_link;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

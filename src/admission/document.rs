@@ -5,7 +5,7 @@
 //! minutes.
 
 use crate::error::AppError;
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet};
 use std::collections::HashMap;
 
 /// Longest query text accepted before parsing.
@@ -117,14 +117,44 @@ pub fn check(document: &ExecutableDocument, bounds: Bounds) -> Result<Shape, App
 /// The type of the operation a request selects (`None` when the name matches none, or several
 /// operations and no name: the schema reports that).
 pub fn operation_type(document: &ExecutableDocument, operation: Option<&str>) -> Option<OperationType> {
+    selected(document, operation).map(|op| op.ty)
+}
+
+/// The operation a request runs: the named one, or the document's only one.
+fn selected<'a>(document: &'a ExecutableDocument, operation: Option<&str>) -> Option<&'a OperationDefinition> {
     let mut operations = document.operations.iter();
     match operation {
-        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)).map(|(_, op)| op.node.ty),
+        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)).map(|(_, op)| &op.node),
         None => {
             let (_, first) = operations.next()?;
-            operations.next().is_none().then_some(first.node.ty)
+            operations.next().is_none().then_some(&first.node)
         }
     }
+}
+
+/// A required variable (non-null, no default) the request did not provide, or provided as null,
+/// is a request error (async-graphql would only notice it while resolving, as an internal error).
+pub fn check_variables(
+    document: &ExecutableDocument,
+    operation: Option<&str>,
+    variables: &async_graphql::Variables,
+) -> Result<(), AppError> {
+    let Some(operation) = selected(document, operation) else { return Ok(()) };
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        if !definition.var_type.node.nullable && definition.default_value.is_none() {
+            let name = &definition.name.node;
+            let given = variables.get(name);
+            if given.is_none() || given == Some(&async_graphql::Value::Null) {
+                let what = if given.is_none() { "was not provided" } else { "must not be null" };
+                return Err(AppError::bad_input(
+                    format!("variables.{name}"),
+                    format!("variable ${name} of required type {} {what}", definition.var_type.node),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Expanded sizes of selection sets, each fragment's computed once.

@@ -78,7 +78,7 @@ pub struct Limiter(Arc<Inner>);
 struct Inner {
     enabled: bool,
     prefix: String,
-    redis: Option<(redis::aio::ConnectionManager, redis::Script)>,
+    redis: Option<(crate::redis_link::RedisLink, redis::Script)>,
     /// In-process buckets: TAT as time since `epoch`. Idle buckets leave (a bucket idle for its
     /// period is full anyway).
     local: moka::sync::Cache<String, Arc<Mutex<Duration>>>,
@@ -86,11 +86,11 @@ struct Inner {
 }
 
 impl Limiter {
-    pub fn new(enabled: bool, prefix: &str, redis: Option<redis::aio::ConnectionManager>) -> Self {
+    pub fn new(enabled: bool, prefix: &str, redis: Option<crate::redis_link::RedisLink>) -> Self {
         Self(Arc::new(Inner {
             enabled,
             prefix: format!("{prefix}:rl"),
-            redis: redis.map(|connection| (connection, redis::Script::new(GCRA_SCRIPT))),
+            redis: redis.map(|link| (link, redis::Script::new(GCRA_SCRIPT))),
             local: moka::sync::Cache::builder()
                 .max_capacity(200_000)
                 .time_to_idle(Duration::from_secs(24 * 3600))
@@ -128,8 +128,8 @@ impl Limiter {
     }
 
     async fn shared(&self, key: &str, rule: &RateRule, cost: u64) -> Option<Decision> {
-        let (connection, script) = self.0.redis.as_ref()?;
-        let mut connection = connection.clone();
+        let (link, script) = self.0.redis.as_ref()?;
+        let mut connection = link.connection()?;
         let mut invocation = script.key(key);
         invocation.arg(rule.interval().as_micros().max(1) as u64).arg(rule.period.as_micros() as u64).arg(cost);
         match tokio::time::timeout(REDIS_TIMEOUT, invocation.invoke_async::<(i64, i64, i64)>(&mut connection)).await {
@@ -141,10 +141,12 @@ impl Limiter {
             )),
             Ok(Err(error)) => {
                 degraded(&error.to_string());
+                link.failed(Some(&error));
                 None
             }
             Err(_) => {
                 degraded("timed out");
+                link.failed(None);
                 None
             }
         }
@@ -204,7 +206,7 @@ pub async fn message(app: &crate::app::AppState, user: uuid::Uuid) -> Result<(),
 
 fn degraded(error: &str) {
     metrics::counter!("rate_limit_redis_errors_total").increment(1);
-    tracing::warn!(error, "Redis rate limits unavailable; limiting in this instance only");
+    tracing::debug!(error, "Redis rate limits unavailable; limiting in this instance only");
 }
 
 #[cfg(test)]

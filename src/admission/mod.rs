@@ -118,19 +118,48 @@ impl Answer {
         let mut response = match self.outcome {
             Outcome::Refused { error, .. } => error_response(&error),
             Outcome::Executed { response, .. } => response,
-            Outcome::Stored { body, .. } => serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|value| {
-                    let data = async_graphql::Value::from_json(value.get("data")?.clone()).ok()?;
-                    Some(async_graphql::Response::new(data))
-                })
-                .unwrap_or_else(|| error_response(&AppError::Internal(anyhow::anyhow!("unreadable stored response")))),
+            Outcome::Stored { body, .. } => serde_json::from_slice::<async_graphql::Response>(&body)
+                .unwrap_or_else(|_| error_response(&AppError::Internal(anyhow::anyhow!("unreadable stored response")))),
         };
         if let Some(value) = cost.and_then(|cost| async_graphql::Value::from_json(serde_json::json!(cost)).ok()) {
             response.extensions.insert("cost".into(), value);
         }
         response
     }
+}
+
+/// Whether `response` answers a request error (raised before execution: parsing, validation,
+/// variables, limits): errors and no data. Such a response has no `data` entry, and GraphQL over
+/// HTTP gives it a 4xx status under `application/graphql-response+json`.
+pub fn is_request_error(response: &async_graphql::Response) -> bool {
+    !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The `extensions.code` of a response's first error.
+pub fn first_code(response: &async_graphql::Response) -> Option<&str> {
+    let extensions = response.errors.first()?.extensions.as_ref()?;
+    match extensions.get("code")? {
+        async_graphql::Value::String(code) => Some(code.as_str()),
+        _ => None,
+    }
+}
+
+/// A response as the spec serializes it: `errors` first when there are any, no `data` entry for a
+/// request error (`"data": null` means execution ran and nulled it), `extensions` last.
+pub fn to_json(response: &async_graphql::Response) -> serde_json::Result<Vec<u8>> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        errors: &'a [async_graphql::ServerError],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a async_graphql::Value>,
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    }
+    let data = (!is_request_error(response)).then_some(&response.data);
+    serde_json::to_vec(&Body { errors: &response.errors, data, extensions: &response.extensions })
 }
 
 /// A response holding one request-level error.
@@ -263,6 +292,8 @@ impl Admission {
             document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
         document::check(&document, bounds).map_err(Answer::refused)?;
         let kind = document::operation_type(&document, request.operation_name.as_deref());
+        document::check_variables(&document, request.operation_name.as_deref(), &request.variables)
+            .map_err(Answer::refused)?;
         if options.queries_only && matches!(kind, Some(OperationType::Mutation | OperationType::Subscription)) {
             let error = AppError::bad_input("query", "only queries may be sent with GET; POST mutations");
             return Err(Answer { outcome: Outcome::Refused { error, status: Some(405) }, cost: None });
@@ -348,11 +379,8 @@ impl Admission {
                 Ok(response) => response,
                 Err(_) => error_response(&AppError::Timeout),
             };
-            let body = if idempotency::is_transient(&response) {
-                None
-            } else {
-                serde_json::to_vec(&response).ok().map(Bytes::from)
-            };
+            let body =
+                if idempotency::is_transient(&response) { None } else { to_json(&response).ok().map(Bytes::from) };
             idempotency::finish(&db, ticket, body.as_ref()).await;
             response
         });

@@ -111,7 +111,7 @@ impl Extension for GuardExtension {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         // Every field of every request passes here: leave the others at one comparison.
-        if info.path_node.parent.is_some() || info.parent_type != "MutationRoot" {
+        if info.path_node.parent.is_some() || info.parent_type != "Mutation" {
             return next.run(ctx, info).await;
         }
         let bus = ctx.data_opt::<crate::events::EventBus>();

@@ -221,7 +221,7 @@ impl MessagesMutation {
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Messages sent to you (privately or in your circles), live. Needs a token in connection_init.
     async fn message_received(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = Message>> {

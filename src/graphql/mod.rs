@@ -12,12 +12,14 @@ pub mod learning;
 pub mod loaders;
 pub mod messages;
 pub mod pagination;
+pub mod shape;
 
 use crate::app::AppState;
 use crate::config::GraphqlLimits;
 use async_graphql::{Enum, MergedObject, Schema, SchemaBuilder};
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     accounts::AccountsQuery,
     domains::DomainsQuery,
@@ -30,6 +32,7 @@ pub struct QueryRoot(
 );
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     accounts::AccountsMutation,
     domains::DomainsMutation,
@@ -71,6 +74,7 @@ pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
         .limit_recursive_depth(limits.max_depth.max(32))
         .limit_directives(8)
         .extension(extension::Guard::new(limits.max_complexity, state.config.http.metrics_max_operations))
+        .extension(shape::SpecShape)
         .data(loaders::new(state.db.clone(), &state.cache))
         .data(state.events.clone())
         .data(state.cache.clone())

@@ -13,6 +13,7 @@ mod browser;
 mod cache;
 mod circles;
 mod config_files;
+mod conformance;
 mod courses;
 mod hostile;
 mod http;
