@@ -170,6 +170,12 @@ impl EventBus {
         let _ = self.local.send(Arc::new(event));
     }
 
+    /// Whether events cross instances right now: `None` without Redis, else whether the relay is
+    /// subscribed.
+    pub fn is_relaying(&self) -> Option<bool> {
+        self.redis.as_ref().map(|fanout| fanout.relaying.load(Ordering::Acquire))
+    }
+
     /// Every event from now on, lags included (the server's own watchers, e.g. of sessions, must
     /// know when they missed some).
     pub fn subscribe_all(&self) -> broadcast::Receiver<Arc<Event>> {

@@ -664,7 +664,17 @@ async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
         (true, "down") => (StatusCode::OK, "degraded"),
         (true, _) => (StatusCode::OK, "ready"),
     };
-    let body = serde_json::json!({ "status": text, "database": if database { "up" } else { "down" }, "redis": redis });
+    let events = match state.app.events.is_relaying() {
+        None => "local",
+        Some(true) => "redis",
+        Some(false) => "local (relay resubscribing)",
+    };
+    let body = serde_json::json!({
+        "status": text,
+        "database": if database { "up" } else { "down" },
+        "redis": redis,
+        "events": events,
+    });
     (status, axum::Json(body)).into_response()
 }
 

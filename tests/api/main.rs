@@ -21,5 +21,6 @@ mod identities;
 mod learning;
 mod messaging;
 mod migrations;
+mod redis_outage;
 mod schema;
 mod websocket;
