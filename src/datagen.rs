@@ -505,7 +505,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
             student_id: Set(user_ids[student]),
             mentor_id: Set(identity_ids[mentor]),
             appointment_time: Set(start),
-            ends_at: Set(Some(start + Duration::minutes(60))),
+            ends_at: Set(start + Duration::minutes(60)),
             duration_minutes: Set(60),
             meeting_type: Set(MeetingType::Video),
             status: Set(status),

@@ -12,7 +12,7 @@ pub struct Model {
     pub mentor_id: Uuid,
     pub appointment_time: DateTimeUtc,
     /// appointment_time + duration (added column; see migration 000012).
-    pub ends_at: Option<DateTimeUtc>,
+    pub ends_at: DateTimeUtc,
     pub duration_minutes: i32,
     pub meeting_type: MeetingType,
     pub status: AppointmentStatus,

@@ -26,6 +26,7 @@ mod m20241201_000015_mentor_courses_index;
 mod m20241201_000016_stats_covering_indexes;
 mod m20241201_000017_mentor_reviews_index;
 mod m20241201_000018_create_idempotency_keys;
+mod m20241201_000019_integrity_corners;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000016_stats_covering_indexes::Migration),
             Box::new(m20241201_000017_mentor_reviews_index::Migration),
             Box::new(m20241201_000018_create_idempotency_keys::Migration),
+            Box::new(m20241201_000019_integrity_corners::Migration),
         ]
     }
 }

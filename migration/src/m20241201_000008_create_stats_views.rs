@@ -14,7 +14,7 @@ use sea_orm_migration::sea_orm::ConnectionTrait;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const MENTOR_STATS: &str = "
+pub(crate) const MENTOR_STATS: &str = "
 CREATE VIEW mentor_stats AS
 SELECT
     ui.id AS identity_id,

@@ -1,10 +1,12 @@
 //! Paid one-to-one appointments: booking without double booking, the status machine with its
 //! history, and who may see what.
 //!
-//! No overlap for a mentor or a student among pending/confirmed appointments: a booking's
-//! transaction first writes the mentor identity's row and then the student's user row (always in
-//! that order), which row-locks both on PostgreSQL and takes the write lock on SQLite, so
-//! concurrent bookings touching either party run one after another and each sees the others.
+//! No person is ever booked twice at once among pending/confirmed appointments, whichever side they
+//! are on: a person is busy while they teach through any of their master identities and while they
+//! learn as a student. A booking's transaction first writes both people's user rows (the mentor's
+//! user and the student), in id order, which row-locks both on PostgreSQL (one lock order, so no
+//! deadlock) and takes the write lock on SQLite; concurrent bookings touching either person run one
+//! after another and each sees the others. The same booking sent again returns the one it made.
 
 use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
@@ -79,15 +81,6 @@ fn price(rate: Decimal, minutes: i32) -> Decimal {
     super::values::scale2(rate * Decimal::from(minutes) / Decimal::from(60))
 }
 
-async fn touch_identity(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
-    user_identities::Entity::update_many()
-        .col_expr(user_identities::Column::UpdatedAt, Expr::col(user_identities::Column::UpdatedAt).into())
-        .filter(user_identities::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
 async fn touch_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
     users::Entity::update_many()
         .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt).into())
@@ -97,21 +90,33 @@ async fn touch_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
     Ok(())
 }
 
-/// Pending or confirmed appointments overlapping [start, end) for the condition's party.
-async fn overlapping(
+/// The appointments `person` takes part in: as the student, or as the mentor through any of their
+/// identities.
+fn involving(person: Uuid) -> Condition {
+    let identities = sea_orm::sea_query::Query::select()
+        .column(user_identities::Column::Id)
+        .from(user_identities::Entity)
+        .and_where(user_identities::Column::UserId.eq(person))
+        .to_owned();
+    Condition::any()
+        .add(appointments::Column::StudentId.eq(person))
+        .add(appointments::Column::MentorId.in_subquery(identities))
+}
+
+/// A pending or confirmed appointment overlapping [start, end) that `person` takes part in.
+async fn clash(
     txn: &DatabaseTransaction,
-    party: Condition,
+    person: Uuid,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> AppResult<bool> {
-    let clash = appointments::Entity::find()
-        .filter(party)
+) -> AppResult<Option<appointments::Model>> {
+    Ok(appointments::Entity::find()
+        .filter(involving(person))
         .filter(appointments::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
         .filter(appointments::Column::AppointmentTime.lt(end))
         .filter(appointments::Column::EndsAt.gt(start))
         .one(txn)
-        .await?;
-    Ok(clash.is_some())
+        .await?)
 }
 
 async fn log(
@@ -170,18 +175,31 @@ pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> A
     let end = start + Duration::minutes(input.duration_minutes.into());
 
     let txn = db.begin().await?;
-    touch_identity(&txn, mentor.id).await?;
-    touch_user(&txn, student.id).await?;
-    if overlapping(&txn, Condition::all().add(appointments::Column::MentorId.eq(mentor.id)), start, end).await? {
+    let (first, second) =
+        if mentor.user_id < student.id { (mentor.user_id, student.id) } else { (student.id, mentor.user_id) };
+    touch_user(&txn, first).await?;
+    touch_user(&txn, second).await?;
+    if let Some(existing) = clash(&txn, student.id, start, end).await? {
+        // The same booking sent again (a retry, a double tap): the one it made.
+        let same = existing.student_id == student.id
+            && existing.mentor_id == mentor.id
+            && existing.appointment_time == start
+            && existing.duration_minutes == input.duration_minutes
+            && existing.meeting_type == input.meeting_type;
+        if same {
+            return Ok(existing);
+        }
+        let message = if existing.student_id == student.id {
+            "you already have an appointment then"
+        } else {
+            "you are teaching an appointment then"
+        };
+        return Err(AppError::Conflict { field: Some("input.appointmentTime".into()), message: message.into() });
+    }
+    if clash(&txn, mentor.user_id, start, end).await?.is_some() {
         return Err(AppError::Conflict {
             field: Some("input.appointmentTime".into()),
             message: "the mentor is already booked then".into(),
-        });
-    }
-    if overlapping(&txn, Condition::all().add(appointments::Column::StudentId.eq(student.id)), start, end).await? {
-        return Err(AppError::Conflict {
-            field: Some("input.appointmentTime".into()),
-            message: "you already have an appointment then".into(),
         });
     }
     let appointment = appointments::ActiveModel {
@@ -189,7 +207,7 @@ pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> A
         student_id: Set(student.id),
         mentor_id: Set(mentor.id),
         appointment_time: Set(start),
-        ends_at: Set(Some(end)),
+        ends_at: Set(end),
         duration_minutes: Set(input.duration_minutes),
         meeting_type: Set(input.meeting_type),
         status: Set(AppointmentStatus::Pending),

@@ -91,11 +91,24 @@ pub async fn enroll(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -
     let now = Utc::now();
     let record = match existing {
         Some(dropped) => {
-            let mut active: learning_records::ActiveModel = dropped.into();
-            active.status = Set(LearningStatus::Enrolled);
-            active.enrolled_at = Set(now);
-            active.last_accessed_at = Set(now);
-            active.update(&txn).await?
+            // Only while it is still dropped: of concurrent re-enrollments (serialized by the seat's
+            // lock) the first moves it, the others give their seat back and return its record.
+            let moved = learning_records::Entity::update_many()
+                .col_expr(learning_records::Column::Status, Expr::value(LearningStatus::Enrolled.as_str()))
+                .col_expr(learning_records::Column::EnrolledAt, Expr::value(now))
+                .col_expr(learning_records::Column::LastAccessedAt, Expr::value(now))
+                .filter(learning_records::Column::Id.eq(dropped.id))
+                .filter(learning_records::Column::Status.eq(LearningStatus::Dropped.as_str()))
+                .exec(&txn)
+                .await?;
+            if moved.rows_affected != 1 {
+                txn.rollback().await?;
+                return record_of(db, user.id, course_id).await?.ok_or_else(|| AppError::not_found("enrollment"));
+            }
+            learning_records::Entity::find_by_id(dropped.id)
+                .one(&txn)
+                .await?
+                .ok_or_else(|| AppError::not_found("enrollment"))?
         }
         None => {
             let inserted = learning_records::ActiveModel {

@@ -13,8 +13,6 @@ use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{AppointmentStatus, ContentStatus, LearningStatus, ReviewType};
 use entity::{appointments, courses, reviews};
-use rust_decimal::prelude::FromPrimitive;
-use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::Condition;
 use sea_orm::{
@@ -66,13 +64,7 @@ async fn refresh_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult
         .all(txn)
         .await?;
     let count = ratings.len() as i32;
-    let average = if count == 0 {
-        Decimal::ZERO
-    } else {
-        Decimal::from_f64(ratings.iter().map(|r| f64::from(*r)).sum::<f64>() / f64::from(count))
-            .unwrap_or_default()
-            .round_dp(2)
-    };
+    let average = super::values::average_rating(ratings.iter().map(|r| i64::from(*r)).sum(), i64::from(count));
     courses::Entity::update_many()
         .col_expr(courses::Column::Rating, Expr::value(average))
         .col_expr(courses::Column::ReviewCount, Expr::value(count))

@@ -1,6 +1,7 @@
 //! Parsed input values ("parse, don't validate"): once built, they are known to be valid.
 
 use crate::error::{AppError, AppResult};
+use rust_decimal::Decimal;
 
 /// A normalized email address (trimmed, lowercase, at most 255 characters, `local@domain.tld`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,5 +217,35 @@ mod more_tests {
         assert!(string_list("s", vec!["x".into(); 31], 30, 50).is_err());
         assert!(string_list("s", vec!["x".repeat(51)], 30, 50).is_err());
         assert!(string_list("s", vec!["  ".into()], 30, 50).is_err());
+    }
+}
+
+/// The one rounding rule for ratings, shared by the app and `master-guide reconcile`: the exact mean
+/// of `count` ratings summing to `sum`, to two places, half away from zero (4.125 is 4.13); 0 with
+/// no ratings. Reconcile's SQL computes the same with integers: `(200 * sum + count) / (2 * count)`
+/// hundredths.
+pub fn average_rating(sum: i64, count: i64) -> Decimal {
+    if count == 0 {
+        return Decimal::ZERO;
+    }
+    (Decimal::from(sum) / Decimal::from(count))
+        .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+#[cfg(test)]
+mod rating_tests {
+    use super::*;
+
+    #[test]
+    fn ratings_round_half_away_from_zero_exactly() {
+        assert_eq!(average_rating(33, 8).to_string(), "4.13"); // 4.125
+        assert_eq!(average_rating(823, 200).to_string(), "4.12"); // 4.115, not representable in f64
+        assert_eq!(average_rating(9, 2).to_string(), "4.50");
+        assert_eq!(average_rating(0, 0), Decimal::ZERO);
+        // The SQL rule gives the same hundredths.
+        for (sum, count) in [(33i64, 8i64), (823, 200), (9, 2), (14, 3), (5, 1)] {
+            let hundredths = (200 * sum + count) / (2 * count);
+            assert_eq!(Decimal::new(hundredths, 2), average_rating(sum, count), "{sum}/{count}");
+        }
     }
 }

@@ -52,7 +52,7 @@ impl Appointment {
         self.0.appointment_time
     }
     async fn ends_at(&self) -> DateTime<Utc> {
-        self.0.ends_at.unwrap_or(self.0.appointment_time + chrono::Duration::minutes(self.0.duration_minutes.into()))
+        self.0.ends_at
     }
     async fn duration_minutes(&self) -> i32 {
         self.0.duration_minutes

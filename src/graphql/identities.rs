@@ -118,7 +118,8 @@ impl Mentor {
     }
 }
 
-/// The design's mentor_stats: published courses, distinct students, MENTOR reviews.
+/// The design's mentor_stats: published courses, distinct students, and the reviews
+/// `Mentor.reviews` lists (MENTOR and APPOINTMENT reviews).
 pub struct MentorStats(mentor_stats::Model);
 
 #[Object]
@@ -130,10 +131,12 @@ impl MentorStats {
     async fn student_count(&self) -> i64 {
         self.0.student_count
     }
-    /// Mean rating of MENTOR reviews; null until there is one.
+    /// Mean rating of the mentor's MENTOR and APPOINTMENT reviews (half away from zero to two
+    /// places); null until there is one.
     async fn average_rating(&self) -> Option<f64> {
         (self.0.review_count > 0).then_some((self.0.average_rating * 100.0).round() / 100.0)
     }
+    /// Active MENTOR and APPOINTMENT reviews: `Mentor.reviews.totalCount`.
     async fn review_count(&self) -> i64 {
         self.0.review_count
     }

@@ -284,6 +284,30 @@ async fn course_ratings_follow_create_edit_delete_and_concurrent_reviews() {
     assert_eq!(course_rating(&app, &course).await.1, 29);
     let notes = app.snapshot("notifications").await.join("\n");
     assert_eq!(notes.matches("\"reviewed\"").count(), 31, "the mentor hears of each review");
+    app.assert_no_drift();
+}
+
+/// One rounding rule for ratings, the app's and `reconcile`'s: a mean of 4.125 is 4.13 (half away
+/// from zero, not banker's 4.12), and reconcile agrees.
+#[tokio::test]
+async fn a_rating_midway_rounds_half_away_from_zero_and_reconcile_agrees() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 1, true).await;
+    for (index, rating) in [5, 5, 5, 5, 4, 4, 4, 1].into_iter().enumerate() {
+        let student = app.register(&format!("t{index}@example.com")).await;
+        data(
+            &app.gql_as(&student.access, "mutation($c: ID!) { enroll(courseId: $c) { id } }", json!({ "c": course }))
+                .await,
+        );
+        let review = json!({ "i": { "reviewType": "COURSE", "courseId": course, "rating": rating } });
+        data(&app.gql_as(&student.access, REVIEW, review).await);
+    }
+    let (rating, count, average) = course_rating(&app, &course).await;
+    assert_eq!((rating.as_str(), count), ("4.13", 8), "33 / 8 = 4.125");
+    assert_eq!(average, json!(4.13));
+    app.assert_no_drift();
 }
 
 #[tokio::test]
@@ -311,8 +335,9 @@ async fn mentor_and_appointment_reviews_need_a_completed_appointment() {
             json!({ "id": ada.identity }),
         )
         .await;
-    assert_eq!(data(&body)["mentor"]["stats"]["reviewCount"], 1, "MENTOR reviews only: {body}");
-    assert_eq!(data(&body)["mentor"]["stats"]["averageRating"], 5.0);
+    // The stats count the reviews the list shows (MENTOR and APPOINTMENT): 5 and 4.
+    assert_eq!(data(&body)["mentor"]["stats"]["reviewCount"], 2, "{body}");
+    assert_eq!(data(&body)["mentor"]["stats"]["averageRating"], 4.5);
     assert_eq!(data(&body)["mentor"]["reviews"]["totalCount"], 2);
 
     let bad: Vec<(Value, &str)> = vec![
@@ -331,4 +356,80 @@ async fn mentor_and_appointment_reviews_need_a_completed_appointment() {
         assert_eq!(error_field(&body), field);
     }
     assert_eq!(app.snapshot("reviews").await, before);
+}
+
+/// One person is never booked twice at once, whichever side they are on: a master with
+/// identities in two domains cannot be booked for one hour through both, and cannot book another
+/// master as a student during an hour they teach. Concurrent attempts, checked in the database.
+#[tokio::test]
+async fn one_person_is_never_booked_twice_at_once_through_any_identity_or_side() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let ada_design = app.second_identity(&world, &ada, "design").await;
+    let bob = app.master(&world, "bob@example.com", "software").await;
+    let students: Vec<Session> = {
+        let mut list = Vec::new();
+        for index in 0..6 {
+            list.push(app.register(&format!("s{index}@example.com")).await);
+        }
+        list
+    };
+    let at = slot(4, 14, 0);
+    // Six students at once, three through each of Ada's identities, plus Ada herself booking Bob
+    // for the same hour: exactly one of the seven wins.
+    let mut attempts = Vec::new();
+    for (index, student) in students.iter().enumerate() {
+        let identity = if index % 2 == 0 { &ada.identity } else { &ada_design };
+        attempts.push(app.gql_as(&student.access, BOOK, booking(identity, at, 60)));
+    }
+    attempts.push(app.gql_as(&ada.session.access, BOOK, booking(&bob.identity, slot(4, 14, 30), 60)));
+    let results = futures_util::future::join_all(attempts).await;
+    let booked = results.iter().filter(|b| b["data"]["bookAppointment"]["id"].is_string()).count();
+    let refused = results.iter().filter(|b| error_code(b) == "CONFLICT").count();
+    assert_eq!((booked, refused), (1, 6), "{results:?}");
+    assert_eq!(app.count("appointments").await, 1);
+
+    // Sequentially, each way round: through the other identity, and Ada as a student while she
+    // teaches (and Bob's students cannot book Ada's teaching hour through Bob either way round).
+    let teaching = results[..6].iter().any(|b| b["data"]["bookAppointment"]["id"].is_string());
+    let spare = app.register("spare@example.com").await;
+    for identity in [&ada.identity, &ada_design] {
+        let body = app.gql_as(&spare.access, BOOK, booking(identity, slot(4, 14, 15), 30)).await;
+        assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    }
+    let body = app.gql_as(&ada.session.access, BOOK, booking(&bob.identity, slot(4, 13, 30), 60)).await;
+    assert_eq!(error_code(&body), "CONFLICT", "Ada is busy at 14:00 (teaching: {teaching}): {body}");
+    // Another hour is free for everyone.
+    data(&app.gql_as(&spare.access, BOOK, booking(&ada_design, slot(4, 18, 0), 60)).await);
+    assert_eq!(app.count("appointments").await, 2);
+    // No two active appointments of one person overlap, in the database.
+    let overlaps = "SELECT COUNT(*) AS n FROM appointments a JOIN appointments b ON a.id < b.id
+        AND a.status IN ('pending','confirmed') AND b.status IN ('pending','confirmed')
+        AND a.appointment_time < b.ends_at AND b.appointment_time < a.ends_at
+        JOIN user_identities ma ON ma.id = a.mentor_id JOIN user_identities mb ON mb.id = b.mentor_id
+        WHERE ma.user_id IN (mb.user_id, b.student_id) OR a.student_id IN (mb.user_id, b.student_id)";
+    assert_eq!(app.scalar(overlaps).await, 0);
+}
+
+/// The same booking sent twice (a retry, a double tap) returns the appointment it made, at once
+/// or one after the other; a different booking of the same hour is still a CONFLICT.
+#[tokio::test]
+async fn the_same_booking_sent_twice_returns_the_existing_appointment() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let sam = app.register("sam@example.com").await;
+    let at = slot(5, 9, 0);
+    let first = app.gql_as(&sam.access, BOOK, booking(&ada.identity, at, 60)).await;
+    let id = data(&first)["bookAppointment"]["id"].clone();
+    let again =
+        futures_util::future::join_all((0..4).map(|_| app.gql_as(&sam.access, BOOK, booking(&ada.identity, at, 60))))
+            .await;
+    for body in &again {
+        assert_eq!(data(body)["bookAppointment"]["id"], id, "{body}");
+    }
+    let body = app.gql_as(&sam.access, BOOK, booking(&ada.identity, at, 30)).await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    assert_eq!(app.count("appointments").await, 1);
 }

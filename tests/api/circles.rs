@@ -2,7 +2,6 @@
 //! concurrency (checked in the database), permissions, bad input, and the cost of a feed page.
 
 use crate::helpers::*;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
 const CREATE_CIRCLE: &str = "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id memberCount } }";
@@ -65,16 +64,6 @@ impl TestApp {
             .gql_as(&member.session.access, COMMENT, json!({ "i": { "postId": post, "identityId": member.identity, "content": "nice", "parentId": parent } }))
             .await;
         data(&body)["addComment"]["id"].as_str().expect("comment").to_string()
-    }
-
-    async fn scalar(&self, sql: &str) -> i64 {
-        let db = self.db().await;
-        let row = db
-            .query_one(Statement::from_string(db.get_database_backend(), sql.to_string()))
-            .await
-            .expect("query")
-            .expect("row");
-        row.try_get_by_index::<i64>(0).expect("number")
     }
 }
 

@@ -209,6 +209,19 @@ impl TestApp {
         n
     }
 
+    /// The first column of the first row of `sql` (a COUNT, say).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let db = self.db().await;
+        let row = db
+            .query_one(Statement::from_string(db.get_database_backend(), sql.to_string()))
+            .await
+            .expect("query")
+            .expect("row");
+        let value = row.try_get_by_index::<i64>(0).expect("number");
+        db.close().await.ok();
+        value
+    }
+
     pub async fn exec(&self, sql: &str) {
         let db = self.db().await;
         db.execute_unprepared(sql).await.expect("exec sql");
@@ -471,5 +484,43 @@ impl TestApp {
         let out = rows.iter().map(|row| row.to_string()).collect();
         db.close().await.ok();
         out
+    }
+}
+
+impl TestApp {
+    /// Runs `master-guide reconcile` (the real binary, without `--repair`) over this server's
+    /// database and fails the test unless every counter equals what the detail tables say.
+    pub fn assert_no_drift(&self) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_master-guide"))
+            .arg("reconcile")
+            .env("DATABASE_URL", &self.db_url)
+            .env("DATA_DIR", &self.data_dir)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run master-guide reconcile");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "reconcile found drift:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A second master identity of `master`'s user, in `domain`, approved and with an hourly rate.
+    pub async fn second_identity(&self, world: &World, master: &Master, domain: &str) -> String {
+        let identity = self.apply(&master.session, "MASTER", domain).await;
+        let body = self
+            .gql_as(
+                &world.admin.access,
+                "mutation($id: ID!) { reviewIdentity(id: $id, decision: APPROVE) { status } }",
+                json!({ "id": identity }),
+            )
+            .await;
+        assert_eq!(data(&body)["reviewIdentity"]["status"], "ACTIVE");
+        let body = self
+            .gql_as(
+                &master.session.access,
+                "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { id } }",
+                json!({ "id": identity, "i": { "name": "second", "hourlyRate": "80.00" } }),
+            )
+            .await;
+        data(&body);
+        identity
     }
 }

@@ -35,6 +35,7 @@ async fn fifty_concurrent_students_never_oversell_ten_seats() {
     assert_eq!(full, 40);
     assert_eq!(app.count("learning_records").await, 10);
     assert_eq!(current_students(&app, &course).await, 10);
+    app.assert_no_drift();
 }
 
 #[tokio::test]
@@ -206,4 +207,27 @@ async fn permission_matrix_for_learning_mutations() {
     app.exec("UPDATE users SET status = 'banned' WHERE email = 'sam@example.com'").await;
     let body = app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+}
+
+/// After a drop, the same student re-enrolling from ten clients at once takes one seat and moves
+/// one record (the seat's lock serializes them; the others give their seat back).
+#[tokio::test]
+async fn ten_concurrent_re_enrollments_after_a_drop_take_one_seat() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, Some(5), 1, true).await;
+    let sam = app.register("sam@example.com").await;
+    let first = app.gql_as(&sam.access, ENROLL, json!({ "c": course })).await;
+    data(&app.gql_as(&sam.access, DROP, json!({ "c": course })).await);
+    assert_eq!(current_students(&app, &course).await, 0);
+    let again =
+        futures_util::future::join_all((0..10).map(|_| app.gql_as(&sam.access, ENROLL, json!({ "c": course })))).await;
+    for body in &again {
+        assert_eq!(data(body)["enroll"]["id"], data(&first)["enroll"]["id"], "{body}");
+        assert_eq!(data(body)["enroll"]["status"], "ENROLLED", "{body}");
+    }
+    assert_eq!(current_students(&app, &course).await, 1);
+    assert_eq!(app.count("learning_records").await, 1);
+    app.assert_no_drift();
 }

@@ -6,7 +6,7 @@ use entity::enums::*;
 use entity::*;
 use migration::{Migrator, MigratorTrait, TABLES};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, Set, SqlErr, Statement};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, Set, SqlErr, Statement};
 use uuid::Uuid;
 
 async fn table_names(db: &DatabaseConnection) -> Vec<String> {
@@ -365,7 +365,6 @@ async fn check_constraints_and_foreign_keys_hold() {
     // Foreign keys are on (SQLite too): a post for a circle that does not exist is refused.
     assert!(refused(format!("UPDATE posts SET circle_id = '{}'", Uuid::new_v4())).await, "posts.circle_id FK");
     // ON DELETE CASCADE: deleting the user removes their identity, course, post and comment.
-    use sea_orm::EntityTrait;
     users::Entity::delete_by_id(f.user).exec(&db).await.expect_err("circles.created_by has no cascade");
     circles::Entity::delete_by_id(f.circle).exec(&db).await.expect("delete circle");
     assert_eq!(app.count("posts").await, 0, "posts cascade with their circle");
@@ -399,4 +398,35 @@ async fn stats_views_answer() {
     assert_eq!(rows[0].try_get::<uuid::Uuid>("", "identity_id").expect("identity_id"), f.identity);
     assert_eq!(rows[0].try_get::<i64>("", "course_count").expect("course_count"), 1);
     assert_eq!(rows[0].try_get::<i64>("", "review_count").expect("review_count"), 0);
+}
+
+/// Migration 19: appointments booked before `ends_at` existed get it (start + duration), and it is
+/// required from then on, on both backends.
+#[tokio::test]
+async fn appointment_end_times_are_backfilled_and_required() {
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let fixture = fixture(&db).await;
+    Migrator::down(&db, Some(1)).await.expect("down to 18");
+    let backend = db.get_database_backend();
+    let start = Utc::now() + chrono::Duration::days(2);
+    let id = Uuid::new_v4();
+    let legacy = Statement::from_sql_and_values(
+        backend,
+        match backend {
+            sea_orm::DatabaseBackend::Sqlite => "INSERT INTO appointments (id, student_id, mentor_id, appointment_time, duration_minutes, meeting_type, status, price, created_at, updated_at) VALUES (?, ?, ?, ?, 90, 'video', 'pending', 10, ?, ?)",
+            _ => "INSERT INTO appointments (id, student_id, mentor_id, appointment_time, duration_minutes, meeting_type, status, price, created_at, updated_at) VALUES ($1, $2, $3, $4, 90, 'video', 'pending', 10, $5, $6)",
+        },
+        [id.into(), fixture.user.into(), fixture.identity.into(), start.into(), start.into(), start.into()],
+    );
+    db.execute(legacy).await.expect("a row as booked before migration 12");
+    Migrator::up(&db, None).await.expect("up again");
+    let row = appointments::Entity::find_by_id(id).one(&db).await.expect("read").expect("row");
+    let expected = start + chrono::Duration::minutes(90);
+    assert!((row.ends_at - expected).num_milliseconds().abs() < 5, "{} vs {expected}", row.ends_at);
+    let cleared = db.execute_unprepared("UPDATE appointments SET ends_at = NULL").await;
+    assert!(cleared.is_err(), "ends_at is required");
+    let row = appointments::Entity::find_by_id(id).one(&db).await.expect("read").expect("row");
+    assert!((row.ends_at - expected).num_milliseconds().abs() < 5);
+    db.close().await.ok();
 }
