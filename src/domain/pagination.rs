@@ -38,6 +38,29 @@ pub enum SortKey {
 }
 
 impl SortKey {
+    /// Whether this key can be compared with a column of type `ty` (a cursor edited by hand may
+    /// carry a key of another type, which the database would refuse).
+    fn fits(&self, ty: &sea_orm::ColumnType) -> bool {
+        use sea_orm::ColumnType as T;
+        match self {
+            Self::Bool(_) => matches!(ty, T::Boolean),
+            Self::Int(_) => matches!(
+                ty,
+                T::TinyInteger
+                    | T::SmallInteger
+                    | T::Integer
+                    | T::BigInteger
+                    | T::TinyUnsigned
+                    | T::SmallUnsigned
+                    | T::Unsigned
+                    | T::BigUnsigned
+            ),
+            Self::Num(_) => matches!(ty, T::Decimal(_) | T::Money(_)),
+            Self::Float(v) => v.is_finite() && matches!(ty, T::Float | T::Double),
+            Self::Time(_) => matches!(ty, T::DateTime | T::Timestamp | T::TimestampWithTimeZone),
+        }
+    }
+
     fn to_value(&self) -> sea_orm::Value {
         match self {
             Self::Bool(v) => (*v).into(),
@@ -408,7 +431,9 @@ fn seek<E: EntityTrait>(
     let cursor = if backward { request.before.as_ref() } else { request.after.as_ref() };
     let mut select = select;
     if let Some(cursor) = cursor {
-        if cursor.keys.len() != sort.len() {
+        let fits = cursor.keys.len() == sort.len()
+            && sort.iter().zip(&cursor.keys).all(|(column, key)| key.fits(column.def().get_column_type()));
+        if !fits {
             let field = if backward { "before" } else { "after" };
             return Err(AppError::bad_input(field, "the cursor belongs to another ordering"));
         }

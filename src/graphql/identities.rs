@@ -213,15 +213,16 @@ pub struct ApplyIdentityInput {
 /// Input of `updateProfile`: omitted fields stay as they are; null clears a field.
 #[derive(InputObject)]
 pub struct UpdateProfileInput {
-    /// 1..100 characters; required when the profile is created.
-    pub name: Option<String>,
+    /// 1..100 characters; required when the profile is created, and never null (a profile keeps
+    /// a name).
+    pub name: MaybeUndefined<String>,
     pub avatar: MaybeUndefined<String>,
     /// Up to 5000 characters.
     pub bio: MaybeUndefined<String>,
-    /// At most 30 skills of at most 50 characters.
-    pub skills: Option<Vec<String>>,
-    /// 0..80.
-    pub experience_years: Option<i32>,
+    /// At most 30 skills of at most 50 characters; null clears them.
+    pub skills: MaybeUndefined<Vec<String>>,
+    /// 0..80; null resets it to 0.
+    pub experience_years: MaybeUndefined<i32>,
     /// >= 0 with at most 2 decimals, e.g. "120.00".
     pub hourly_rate: MaybeUndefined<Decimal>,
     pub location: MaybeUndefined<String>,
@@ -342,12 +343,19 @@ impl IdentitiesMutation {
     /// Creates or edits the profile of one of your identities.
     async fn update_profile(&self, ctx: &Context<'_>, identity_id: ID, input: UpdateProfileInput) -> Result<Profile> {
         let identity_id = id_arg("identityId", &identity_id)?;
+        let name = match input.name {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => {
+                return Err(AppError::bad_input("input.name", "a profile keeps a name; it cannot be cleared").into())
+            }
+            MaybeUndefined::Value(name) => Some(name),
+        };
         let input = ProfileInput {
-            name: input.name,
+            name,
             avatar: maybe_undefined(input.avatar),
             bio: maybe_undefined(input.bio),
-            skills: input.skills,
-            experience_years: input.experience_years,
+            skills: maybe_undefined(input.skills).map(Option::unwrap_or_default),
+            experience_years: maybe_undefined(input.experience_years).map(|years| years.unwrap_or(0)),
             hourly_rate: maybe_undefined(input.hourly_rate),
             location: maybe_undefined(input.location),
             website: maybe_undefined(input.website),

@@ -329,3 +329,49 @@ async fn errored_nullable_fields_are_null_and_keys_keep_the_selection_order() {
         assert!(email_then_id, "{text}");
     }
 }
+
+/// Client mistakes are client errors, never INTERNAL: a cursor edited by hand (valid base64 and
+/// JSON, keys of another type than the order's column) and a profile name set to null.
+#[tokio::test]
+async fn tampered_cursors_and_a_null_name_are_client_errors() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    app.course(&ada, None, 1, true).await;
+    let encode = |cursor: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cursor.to_string());
+    let id = uuid::Uuid::new_v4();
+    let cursors = [
+        encode(json!({ "k": [{ "Time": "2026-01-01T00:00:00Z" }], "id": id })),
+        encode(json!({ "k": [{ "Bool": true }], "id": id })),
+        encode(json!({ "k": [{ "Int": 3 }, { "Int": 4 }], "id": id })),
+    ];
+    let pages = [
+        "query($a: String) { courses(orderBy: { field: RATING }, after: $a) { totalCount } }",
+        "query($a: String) { courses(orderBy: { field: PRICE }, after: $a) { totalCount } }",
+        "query($a: String) { mentors(orderBy: { field: RATING }, after: $a) { totalCount } }",
+        "query($a: String) { mentors(orderBy: { field: STUDENTS }, before: $a, last: 2) { totalCount } }",
+    ];
+    for page in pages {
+        for cursor in &cursors {
+            let body = app.gql(page, json!({ "a": cursor })).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{page} {cursor}: {body}");
+        }
+        // A cursor the API issued still pages.
+        let first = page.replace("after: $a", "first: 1").replace("before: $a, last: 2", "last: 1");
+        let body = app.gql(&first.replace("query($a: String) ", ""), json!({})).await;
+        data(&body);
+    }
+    let update = "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { name skills experienceYears } }";
+    let body = app.gql_as(&ada.session.access, update, json!({ "id": ada.identity, "i": { "name": null } })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_field(&body), "input.name", "{body}");
+    let body = app
+        .gql_as(
+            &ada.session.access,
+            update,
+            json!({ "id": ada.identity, "i": { "skills": null, "experienceYears": null } }),
+        )
+        .await;
+    assert_eq!(data(&body)["updateProfile"], json!({ "name": "ada", "skills": [], "experienceYears": 0 }), "{body}");
+}
