@@ -65,6 +65,11 @@ pub fn emit(event: Event) {
 /// Runs one mutation; publishes its events if `succeeded` says its result is a success, and drops
 /// what it changed from the cache whatever the outcome (a failure after a commit must not leave a
 /// stale copy; dropping an unchanged entry only costs a reload).
+///
+/// What follows the work runs on a task of its own, and so does the invalidation of whatever the
+/// work had marked if this future is dropped before it finished (the request timed out, or its
+/// client went away, perhaps after the work committed): a cancellation cannot leave a changed
+/// entry cached.
 pub async fn capture<T>(
     bus: &EventBus,
     cache: &Cache,
@@ -72,22 +77,63 @@ pub async fn capture<T>(
     work: impl Future<Output = T>,
     succeeded: impl Fn(&T) -> bool,
 ) -> T {
-    let ((result, events), changed) = crate::cache::track(PENDING.scope(Mutex::new(Vec::new()), async {
-        let result = work.await;
-        let events = PENDING.with(|pending| pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default());
-        (result, events)
-    }))
+    let marks = crate::cache::Marks::default();
+    let mut unfinished =
+        Unfinished { marks: marks.clone(), bus: bus.clone(), cache: cache.clone(), db: db.clone(), armed: true };
+    let (result, events) = crate::cache::track(
+        marks.clone(),
+        PENDING.scope(Mutex::new(Vec::new()), async {
+            let result = work.await;
+            let events =
+                PENDING.with(|pending| pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default());
+            (result, events)
+        }),
+    )
     .await;
-    if !changed.is_empty() {
-        let keys = crate::cache::dependents(db, changed).await;
-        bus.invalidate(cache, keys).await;
-    }
-    if succeeded(&result) {
+    unfinished.armed = false;
+    let changed = crate::cache::take_marks(&marks);
+    let events = if succeeded(&result) { events } else { Vec::new() };
+    let (bus, cache, db) = (bus.clone(), cache.clone(), db.clone());
+    let tail = tokio::spawn(async move {
+        if !changed.is_empty() {
+            let keys = crate::cache::dependents(&db, changed).await;
+            bus.invalidate(&cache, keys).await;
+        }
         for event in events {
             bus.publish(event).await;
         }
-    }
+    });
+    let _ = tail.await;
     result
+}
+
+/// Invalidates what a mutation marked if its [`capture`] is dropped before the work finished.
+struct Unfinished {
+    marks: crate::cache::Marks,
+    bus: EventBus,
+    cache: Cache,
+    db: sea_orm::DatabaseConnection,
+    armed: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let changed = crate::cache::take_marks(&self.marks);
+        if changed.is_empty() {
+            return;
+        }
+        metrics::counter!("cache_invalidations_after_cancel_total").increment(1);
+        let (bus, cache, db) = (self.bus.clone(), self.cache.clone(), self.db.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let keys = crate::cache::dependents(&db, changed).await;
+                bus.invalidate(&cache, keys).await;
+            });
+        }
+    }
 }
 
 /// Where events go: local subscribers, through Redis when configured.
@@ -247,6 +293,44 @@ async fn relay(
         link.failed(None);
         if local.receiver_count() == 0 && std::sync::Arc::strong_count(&relaying) == 1 {
             return; // the bus is gone
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{CacheSettings, Kind};
+
+    /// A mutation whose request is cancelled after its work marked a change (it may have
+    /// committed) still drops that entry from the cache.
+    #[tokio::test]
+    async fn a_mutation_dropped_half_way_still_invalidates_what_it_marked() {
+        let cache = Cache::local(CacheSettings {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+            local_capacity: 100,
+            key_prefix: "t".into(),
+            responses: false,
+            response_bytes: 1 << 20,
+        });
+        let db = sea_orm::Database::connect("sqlite::memory:").await.expect("sqlite");
+        let bus = EventBus::local();
+        let id = Uuid::new_v4();
+        let kind = Kind::UnreadNotifications;
+        let kept = cache.load_one::<u64, _, _, String>(kind, id, || async { Ok(Some(1)) }).await;
+        assert_eq!(kept, Ok(Some(1)));
+        assert_eq!(cache.peek::<u64>(kind, id), Some(Some(1)));
+        let work = async {
+            crate::cache::changed(kind, id);
+            std::future::pending::<()>().await; // committed, then the request is cut off
+        };
+        let cancelled = tokio::time::timeout(Duration::from_millis(50), capture(&bus, &cache, &db, work, |_| true));
+        assert!(cancelled.await.is_err());
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while cache.peek::<u64>(kind, id).is_some() {
+            assert!(std::time::Instant::now() < deadline, "the marked entry was never dropped");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

@@ -1,0 +1,92 @@
+//! What the request running on this task read (for the response level) and changed (for
+//! invalidation), kept in task-locals.
+
+use super::rules::affects;
+use super::{Key, Kind};
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+tokio::task_local! {
+    static CHANGED: Arc<Mutex<Vec<Key>>>;
+    static READS: RefCell<Reads>;
+}
+
+/// What the request running on this task read, for the response cache.
+#[derive(Debug, Default)]
+pub struct Reads {
+    /// Every cache key it read (hit or miss).
+    pub(super) keys: Vec<Key>,
+    /// It read something outside this facade (a statement on its task, an uncached loader) or
+    /// had a side effect: its response must not be kept.
+    pub(super) uncacheable: bool,
+    /// The operation's metrics label, set when it is a query (only queries are kept).
+    pub(super) query: Option<String>,
+}
+
+/// Runs `work` (one GraphQL request), recording what it reads ([`read`], [`uncacheable`],
+/// [`query_running`]).
+pub async fn recording<T>(work: impl Future<Output = T>) -> (T, Reads) {
+    READS
+        .scope(RefCell::new(Reads::default()), async {
+            let result = work.await;
+            (result, READS.with(|reads| reads.take()))
+        })
+        .await
+}
+
+pub(super) fn read(kind: Kind, id: Uuid) {
+    let _ = READS.try_with(|reads| reads.borrow_mut().keys.push((kind, id)));
+}
+
+/// The request on this task read something the cache does not know of, or changed something:
+/// its response must not be kept. (The database's statement callback calls this for every
+/// statement, so only the DataLoader batches, which run on their own tasks, escape it; uncached
+/// loaders call it themselves.)
+pub fn uncacheable() {
+    let _ = READS.try_with(|reads| reads.borrow_mut().uncacheable = true);
+}
+
+/// The request on this task is the query labelled `operation`.
+pub fn query_running(operation: &str) {
+    let _ = READS.try_with(|reads| reads.borrow_mut().query = Some(operation.to_string()));
+}
+
+/// Marks an entity the current mutation changed (a no-op outside [`track`], e.g. in the CLI,
+/// which has no cache).
+pub fn changed(kind: Kind, id: Uuid) {
+    let _ = CHANGED.try_with(|changed| {
+        if let Ok(mut changed) = changed.lock() {
+            changed.push((kind, id));
+        }
+    });
+}
+
+/// Whether the mutation running on this task changed `(kind, id)` or what it is derived from. Its
+/// own response (the selection under the mutation field) must read such keys fresh: the cache
+/// drops them only once that whole field has resolved.
+pub fn changed_here(kind: Kind, id: Uuid) -> bool {
+    CHANGED
+        .try_with(|changed| {
+            changed.lock().map(|marks| marks.iter().any(|mark| affects(*mark, (kind, id)))).unwrap_or(true)
+        })
+        .unwrap_or(false)
+}
+
+/// The marks a tracked mutation made so far (shared with [`track`], so a caller still holds them if
+/// the work is dropped half-way).
+pub type Marks = Arc<Mutex<Vec<Key>>>;
+
+/// Runs `work`, collecting what it marks [`changed`] into `marks`.
+pub async fn track<T>(marks: Marks, work: impl Future<Output = T>) -> T {
+    CHANGED.scope(marks, work).await
+}
+
+/// The marks, sorted and without repeats (and emptied).
+pub fn take_marks(marks: &Marks) -> Vec<Key> {
+    let mut keys = marks.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default();
+    keys.sort_by_key(|(kind, id)| (kind.name(), *id));
+    keys.dedup();
+    keys
+}
