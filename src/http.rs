@@ -28,6 +28,10 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::trace::TraceLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -48,7 +52,7 @@ pub fn router(state: HttpState) -> Router {
     if config.http.metrics_addr.is_none() {
         router = router.route("/metrics", get(metrics));
     }
-    let cors = cors(&config.http);
+    let cors = (!config.http.cors_origins.is_empty()).then(|| cors(&config.http));
     router
         .fallback(not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
@@ -68,7 +72,8 @@ pub fn router(state: HttpState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, FastRequestId))
-        .layer(cors)
+        // Without CORS_ORIGINS there is nothing to allow (browsers stay same-origin): no layer.
+        .layer(tower::util::option_layer(cors))
         // Behind one Arc: the state is cloned for every request that extracts it.
         .with_state(Arc::new(state))
 }
@@ -109,10 +114,10 @@ fn cors(settings: &crate::config::HttpSettings) -> CorsLayer {
         .expose_headers([
             REQUEST_ID,
             header::RETRY_AFTER,
-            HeaderName::from_static("ratelimit-limit"),
-            HeaderName::from_static("ratelimit-remaining"),
-            HeaderName::from_static("ratelimit-reset"),
-            HeaderName::from_static("idempotent-replayed"),
+            RATELIMIT_LIMIT,
+            RATELIMIT_REMAINING,
+            RATELIMIT_RESET,
+            IDEMPOTENT_REPLAYED,
         ])
         .max_age(settings.cors_max_age);
     if settings.cors_origins.iter().any(|origin| origin == "*") {
@@ -248,7 +253,12 @@ fn error_response_as(media: Media, status: StatusCode, error: AppError) -> Respo
 /// A request body as a GraphQL request, or a BAD_USER_INPUT that says what is wrong with it in
 /// the request's own terms (serde's own message for the untagged batch names internal types).
 fn read_request(bytes: &[u8]) -> Result<BatchRequest, AppError> {
-    if let Ok(batch) = serde_json::from_slice::<BatchRequest>(bytes) {
+    // The common case, a single object, without the untagged batch's buffering.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if let Ok(request) = serde_json::from_slice::<async_graphql::Request>(bytes) {
+            return Ok(BatchRequest::Single(request));
+        }
+    } else if let Ok(batch) = serde_json::from_slice::<BatchRequest>(bytes) {
         return Ok(batch);
     }
     let bad = |message: String| AppError::bad_input("body", message);
@@ -318,13 +328,11 @@ fn forwarded_ip(hop: &str) -> Option<IpAddr> {
     hop.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).and_then(|v6| v6.parse().ok())
 }
 
-async fn graphql_post(
-    State(state): State<Arc<HttpState>>,
-    extensions: Extensions,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Some(media) = Media::negotiate(&headers) else { return not_acceptable() };
+async fn graphql_post(State(state): State<Arc<HttpState>>, request: axum::extract::Request) -> Response {
+    // Taken apart, not extracted piecewise: the header and extension extractors clone their maps.
+    let (parts, body) = request.into_parts();
+    let (headers, extensions) = (&parts.headers, &parts.extensions);
+    let Some(media) = Media::negotiate(headers) else { return not_acceptable() };
     let limits = &state.app.config.graphql;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
@@ -345,7 +353,7 @@ async fn graphql_post(
         }
     };
     match read_request(&bytes) {
-        Ok(batch) => execute(&state, batch, &headers, peer(&extensions), false, media).await,
+        Ok(batch) => execute(&state, batch, headers, peer(extensions), false, media).await,
         Err(error) => error_response_as(media, StatusCode::BAD_REQUEST, error),
     }
 }
@@ -507,7 +515,7 @@ async fn execute(
         rate_limit_headers(headers, &cost);
     }
     if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     response
 }
@@ -515,10 +523,9 @@ async fn execute(
 /// `RateLimit-Limit`, `-Remaining` and `-Reset` (draft-ietf-httpapi-ratelimit-headers) for the
 /// viewer's cost budget, which every operation draws on.
 fn rate_limit_headers(headers: &mut HeaderMap, cost: &CostReport) {
-    let reset = (cost.reset_at - chrono::Utc::now()).num_seconds().max(0) as u64;
-    headers.insert("ratelimit-limit", HeaderValue::from(cost.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(cost.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(reset));
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(cost.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(cost.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(cost.reset_after));
 }
 
 /// The JSON of one operation's answer, with `extensions.cost`; a response the cache may keep is
@@ -728,7 +735,7 @@ mod tests {
 
     #[test]
     fn cost_is_spliced_into_a_serialized_response() {
-        let cost = CostReport { requested: 3, limit: 100, remaining: 97, reset_at: chrono::Utc::now() };
+        let cost = CostReport { requested: 3, limit: 100, remaining: 97, reset_at: chrono::Utc::now(), reset_after: 0 };
         let body = with_cost(Bytes::from_static(br#"{"data":{"a":1}}"#), Some(cost));
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         assert_eq!(value["data"]["a"], 1);

@@ -37,10 +37,25 @@ pub struct CostReport {
     /// When the budget is whole again (whole seconds).
     #[serde(serialize_with = "seconds")]
     pub reset_at: DateTime<Utc>,
+    /// Seconds from now until then (the `RateLimit-Reset` header).
+    #[serde(skip)]
+    pub reset_after: u64,
 }
 
+/// RFC 3339 to the second. Every response carries one, and most share the second: the text of the
+/// last one is kept per thread.
 fn seconds<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let secs = at.timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+        serializer.serialize_str(&last.1)
+    })
 }
 
 /// Charges one request's operations to its viewer's budget and remembers the report.
@@ -65,6 +80,7 @@ impl CostMeter {
             limit: decision.limit,
             remaining: decision.remaining,
             reset_at: Utc::now() + reset,
+            reset_after: decision.reset_after.as_secs(),
         };
         if let Ok(mut slot) = self.report.lock() {
             *slot = Some(report);
