@@ -162,3 +162,26 @@ async fn no_request_fails_while_redis_is_away_and_both_instances_pick_it_up_agai
         assert_eq!(data(&body)["mentor"]["profile"]["name"], "Mia 39", "{body}");
     }
 }
+
+/// A Redis that is down when the server starts is picked up when it comes: start-up does not fail
+/// or wait for it, and the link and the event relay connect by themselves.
+#[tokio::test]
+async fn a_redis_down_at_start_up_is_picked_up_when_it_comes() {
+    if Command::new("redis-server").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "CI must have redis-server (scripts/test installs it)");
+        eprintln!("SKIPPED Redis start-up test: redis-server is not installed");
+        return;
+    }
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    let ready = readiness(&app).await;
+    assert_eq!((ready["status"].as_str(), ready["redis"].as_str()), (Some("degraded"), Some("down")), "{ready}");
+    let ann = app.register("ann@example.com").await;
+    data(&app.gql_as(&ann.access, "{ me { id } }", json!({})).await);
+    let _redis = OwnRedis::start(port).expect("start redis-server");
+    until_ready(&app, "redis", "up").await;
+    until_ready(&app, "events", "redis").await;
+    assert_eq!(readiness(&app).await["status"], "ready");
+    data(&app.gql_as(&ann.access, "{ me { id } }", json!({})).await);
+}
