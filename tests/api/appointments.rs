@@ -82,6 +82,7 @@ async fn twenty_students_booking_one_slot_get_exactly_one_appointment() {
         assert!(body["data"]["bookAppointment"]["id"].is_string(), "{start}: {body}");
     }
     assert_eq!(app.count("appointments").await, 3);
+    app.assert_no_drift();
 }
 
 #[tokio::test]

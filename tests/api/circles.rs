@@ -114,6 +114,7 @@ async fn concurrent_likes_and_unlikes_keep_like_count_equal_to_the_rows() {
     assert_eq!(data(&body)["likePost"]["likeCount"].as_i64(), Some(first));
     assert_eq!(data(&body)["likePost"]["viewerHasLiked"], true);
     assert_eq!(app.count("post_likes").await, likes + 1);
+    app.assert_no_drift();
 }
 
 #[tokio::test]
@@ -152,6 +153,7 @@ async fn member_and_post_counts_hold_under_concurrent_joins_posts_and_leaves() {
     let body = app.gql("query($id: ID!) { circle(id: $id) { memberCount postCount } }", json!({ "id": circle })).await;
     assert_eq!(data(&body)["circle"]["memberCount"], 11);
     assert_eq!(data(&body)["circle"]["postCount"], 40);
+    app.assert_no_drift();
 }
 
 #[tokio::test]
