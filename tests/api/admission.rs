@@ -8,7 +8,6 @@ use crate::helpers::*;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 const SEND: &str = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id content } }";
@@ -31,8 +30,7 @@ async fn socket(app: &TestApp, token: Option<&str>) -> Socket {
 }
 
 async fn subscribe(socket: &mut Socket, id: &str, query: &str) {
-    let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
-    socket.send(Frame::Text(message.to_string().into())).await.expect("subscribe");
+    ws_send(socket, json!({ "id": id, "type": "subscribe", "payload": { "query": query } })).await;
 }
 
 /// The first `next` or `error` message for operation `id` (other operations' `complete`s skipped).
@@ -215,9 +213,7 @@ async fn a_ban_or_a_logout_closes_the_users_sockets_within_a_second() {
     assert_eq!(data(&body)["logout"], true);
     assert_eq!(next_json(&mut other).await["code"], 4401);
     // The logged-out session's access token (still within its 15 minutes) opens no new socket.
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut again, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let mut again = ws_open(&app, Some("graphql-transport-ws")).await;
     let init =
         json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", bystander.access) } });
     again.send(Frame::Text(init.to_string().into())).await.expect("init");

@@ -68,19 +68,6 @@ async fn the_official_graphql_ws_client_subscribes_queries_and_mutates() {
     assert_eq!(app.count("messages").await, 1);
 }
 
-/// A socket with `protocols` (none: no header) that has sent nothing yet.
-async fn raw_socket(app: &TestApp, protocol: Option<&str>) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    if let Some(protocol) = protocol {
-        request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
-    }
-    tokio_tungstenite::connect_async(request).await.expect("connect").0
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket.send(Frame::Text(message.to_string().into())).await.expect("send");
-}
-
 async fn closed_with(socket: &mut Socket) -> Value {
     let message = next_json(socket).await;
     assert_eq!(message["type"], "close", "expected a close, got {message}");
@@ -93,16 +80,17 @@ async fn graphql_transport_ws_close_codes_follow_the_protocol() {
     let ann = app.register("ann@example.com").await;
 
     // 4406: no graphql-transport-ws subprotocol.
-    let mut socket = raw_socket(&app, None).await;
+    let mut socket = ws_open(&app, None).await;
     assert_eq!(closed_with(&mut socket).await, 4406);
     // Only the legacy protocol offered: the upgrade selects none, and a client fails the handshake.
     let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
     request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-ws".parse().expect("header"));
-    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err(), "no subprotocol selected");
 
     // 4401: subscribe before connection_ack.
-    let mut socket = raw_socket(&app, Some("graphql-transport-ws")).await;
-    send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ domains { code } }" } })).await;
+    let mut socket = ws_open(&app, Some("graphql-transport-ws")).await;
+    ws_send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ domains { code } }" } }))
+        .await;
     assert_eq!(closed_with(&mut socket).await, 4401);
 
     // 4400: not JSON, an unknown type, a message only the server sends, a subscribe without an id.
@@ -112,111 +100,94 @@ async fn graphql_transport_ws_close_codes_follow_the_protocol() {
         Frame::Text(json!({ "type": "next", "id": "1", "payload": {} }).to_string().into()),
         Frame::Text(json!({ "type": "connection_init", "payload": "token" }).to_string().into()),
     ] {
-        let mut socket = raw_socket(&app, Some("graphql-transport-ws")).await;
+        let mut socket = ws_open(&app, Some("graphql-transport-ws")).await;
         socket.send(bad.clone()).await.expect("send");
         assert_eq!(closed_with(&mut socket).await, 4400, "{bad:?}");
     }
     let mut socket = ws_connect(&app, None).await;
-    send(&mut socket, json!({ "type": "subscribe", "payload": { "query": "{ domains { code } }" } })).await;
+    ws_send(&mut socket, json!({ "type": "subscribe", "payload": { "query": "{ domains { code } }" } })).await;
     assert_eq!(closed_with(&mut socket).await, 4400);
 
     // 4408: no connection_init within WS_INIT_TIMEOUT_SECS.
     let started = std::time::Instant::now();
-    let mut socket = raw_socket(&app, Some("graphql-transport-ws")).await;
+    let mut socket = ws_open(&app, Some("graphql-transport-ws")).await;
     assert_eq!(closed_with(&mut socket).await, 4408);
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
 
     // 4429: a second connection_init.
     let mut socket = ws_connect(&app, None).await;
-    send(&mut socket, json!({ "type": "connection_init" })).await;
+    ws_send(&mut socket, json!({ "type": "connection_init" })).await;
     assert_eq!(closed_with(&mut socket).await, 4429);
 
     // 4409: a second subscribe under a live id.
     let mut socket = ws_connect(&app, Some(&ann.access)).await;
     let subscription =
         json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription { messageReceived { id } }" } });
-    send(&mut socket, subscription.clone()).await;
-    send(&mut socket, subscription.clone()).await;
+    ws_send(&mut socket, subscription.clone()).await;
+    ws_send(&mut socket, subscription.clone()).await;
     assert_eq!(closed_with(&mut socket).await, 4409);
 
     // 4401 / 4403 at connection_init: a bad token, a banned user.
-    let mut socket = raw_socket(&app, Some("graphql-transport-ws")).await;
-    send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": "Bearer nope" } })).await;
+    let mut socket = ws_open(&app, Some("graphql-transport-ws")).await;
+    ws_send(&mut socket, json!({ "type": "connection_init", "payload": { "Authorization": "Bearer nope" } })).await;
     assert_eq!(closed_with(&mut socket).await, 4401);
     app.exec("UPDATE users SET status = 'banned' WHERE email = 'ann@example.com'").await;
-    let mut socket = raw_socket(&app, Some("graphql-transport-ws")).await;
+    let mut socket = ws_open(&app, Some("graphql-transport-ws")).await;
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", ann.access) } });
-    send(&mut socket, init).await;
+    ws_send(&mut socket, init).await;
     assert_eq!(closed_with(&mut socket).await, 4403);
 }
 
 #[tokio::test]
 async fn graphql_transport_ws_messages_follow_the_protocol() {
     let app = spawn_app().await;
-    let mut socket = raw_socket(&app, Some("graphql-transport-ws")).await;
+    let mut socket = ws_open(&app, Some("graphql-transport-ws")).await;
     // ping is answered with pong, before and after the ack, echoing its payload.
-    send(&mut socket, json!({ "type": "ping", "payload": { "n": 1 } })).await;
-    let pong = raw_next(&mut socket).await;
+    ws_send(&mut socket, json!({ "type": "ping", "payload": { "n": 1 } })).await;
+    let pong = next_message(&mut socket).await;
     assert_eq!(pong, json!({ "type": "pong", "payload": { "n": 1 } }));
-    send(&mut socket, json!({ "type": "connection_init" })).await;
-    assert_eq!(raw_next(&mut socket).await, json!({ "type": "connection_ack" }));
-    send(&mut socket, json!({ "type": "ping" })).await;
-    assert_eq!(raw_next(&mut socket).await, json!({ "type": "pong" }));
+    ws_send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(next_message(&mut socket).await, json!({ "type": "connection_ack" }));
+    ws_send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next_message(&mut socket).await, json!({ "type": "pong" }));
 
     // A query: one next, then complete.
-    send(&mut socket, json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ __typename }" } })).await;
-    let next = raw_next(&mut socket).await;
+    ws_send(&mut socket, json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ __typename }" } })).await;
+    let next = next_message(&mut socket).await;
     assert_eq!(next["type"], "next");
     assert_eq!(next["id"], "q");
     assert_eq!(next["payload"]["data"]["__typename"], "Query");
-    assert_eq!(raw_next(&mut socket).await, json!({ "id": "q", "type": "complete" }));
+    assert_eq!(next_message(&mut socket).await, json!({ "id": "q", "type": "complete" }));
 
     // A request error: one error message with the errors, no next, no complete.
-    send(&mut socket, json!({ "id": "v", "type": "subscribe", "payload": { "query": "{ nope }" } })).await;
-    let error = raw_next(&mut socket).await;
+    ws_send(&mut socket, json!({ "id": "v", "type": "subscribe", "payload": { "query": "{ nope }" } })).await;
+    let error = next_message(&mut socket).await;
     assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error["id"], "v");
     assert_eq!(error["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{error}");
     // A missing required variable is a request error too.
     let query = "query($id: ID!) { mentor(id: $id) { id } }";
-    send(&mut socket, json!({ "id": "m", "type": "subscribe", "payload": { "query": query } })).await;
-    let error = raw_next(&mut socket).await;
+    ws_send(&mut socket, json!({ "id": "m", "type": "subscribe", "payload": { "query": query } })).await;
+    let error = next_message(&mut socket).await;
     assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error["payload"][0]["extensions"]["field"], "variables.id", "{error}");
 
     // The id of a finished operation may be used again; a client's complete ends a subscription
     // (no messages for it afterwards), and its id is free again.
-    send(&mut socket, json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ __typename }" } })).await;
-    assert_eq!(raw_next(&mut socket).await["type"], "next");
-    assert_eq!(raw_next(&mut socket).await["type"], "complete");
+    ws_send(&mut socket, json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ __typename }" } })).await;
+    assert_eq!(next_message(&mut socket).await["type"], "next");
+    assert_eq!(next_message(&mut socket).await["type"], "complete");
     let ann = app.register("ann@example.com").await;
     let mut socket = ws_connect(&app, Some(&ann.access)).await;
     let subscription =
         json!({ "id": "s", "type": "subscribe", "payload": { "query": "subscription { messageReceived { id } }" } });
-    send(&mut socket, subscription.clone()).await;
-    send(&mut socket, json!({ "id": "s", "type": "complete" })).await;
-    send(&mut socket, subscription).await;
-    send(&mut socket, json!({ "id": "t", "type": "subscribe", "payload": { "query": "{ me { id } }" } })).await;
-    let next = raw_next(&mut socket).await;
+    ws_send(&mut socket, subscription.clone()).await;
+    ws_send(&mut socket, json!({ "id": "s", "type": "complete" })).await;
+    ws_send(&mut socket, subscription).await;
+    ws_send(&mut socket, json!({ "id": "t", "type": "subscribe", "payload": { "query": "{ me { id } }" } })).await;
+    let next = next_message(&mut socket).await;
     assert_eq!(next["id"], "t", "nothing for the completed subscription: {next}");
     assert_eq!(next["payload"]["data"]["me"]["id"], ann.user_id.as_str());
-}
-
-/// The next message, pings and pongs included (unlike [`next_json`]).
-async fn raw_next(socket: &mut Socket) -> Value {
-    use futures_util::StreamExt;
-    loop {
-        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("open")
-            .expect("frame");
-        match frame {
-            Frame::Text(text) => return serde_json::from_str(&text).expect("json"),
-            Frame::Close(frame) => return json!({ "type": "close", "code": frame.map(|f| u16::from(f.code)) }),
-            _ => continue,
-        }
-    }
 }
 
 async fn post(app: &TestApp, accept: Option<&str>, body: &str) -> (u16, String, String) {

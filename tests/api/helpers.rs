@@ -292,28 +292,59 @@ pub fn test_redis(what: &str) -> Option<String> {
 /// A graphql-transport-ws client socket.
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Opens a socket to /graphql/ws offering `protocol` (none: no subprotocol header) and sends
+/// nothing.
+pub async fn ws_open(app: &TestApp, protocol: Option<&str>) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+    }
+    tokio_tungstenite::connect_async(request).await.expect("connect").0
+}
+
+/// Sends one protocol message.
+pub async fn ws_send(socket: &mut Socket, message: Value) {
+    use futures_util::SinkExt;
+    socket.send(tokio_tungstenite::tungstenite::Message::Text(message.to_string().into())).await.expect("send");
+}
+
 /// Opens a graphql-transport-ws socket, sends `connection_init` (with the token, if any) and
 /// returns it once the server acknowledged.
 pub async fn ws_connect(app: &TestApp, token: Option<&str>) -> Socket {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let mut socket = ws_open(app, Some("graphql-transport-ws")).await;
     let payload = match token {
         Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
         None => json!({}),
     };
-    let init = json!({ "type": "connection_init", "payload": payload });
-    socket.send(tokio_tungstenite::tungstenite::Message::Text(init.to_string().into())).await.expect("init");
+    ws_send(&mut socket, json!({ "type": "connection_init", "payload": payload })).await;
     let ack = next_json(&mut socket).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
+/// A signed-in socket subscribed (operation id "1") to `query`, once the server has had a moment
+/// to register the stream before events are produced.
+pub async fn ws_subscribed(app: &TestApp, token: &str, query: &str) -> Socket {
+    let mut socket = ws_connect(app, Some(token)).await;
+    ws_send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": { "query": query } })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     socket
 }
 
 /// The next protocol message (pings skipped), or `{ "type": "close", "code": .. }` when the server
 /// closed the socket (or dropped the connection).
 pub async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = next_message(socket).await;
+        if message["type"] != "ping" && message["type"] != "pong" {
+            return message;
+        }
+    }
+}
+
+/// The next protocol message, pings and pongs included; a close as in [`next_json`].
+pub async fn next_message(socket: &mut Socket) -> Value {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     loop {
@@ -324,13 +355,7 @@ pub async fn next_json(socket: &mut Socket) -> Value {
             None => return json!({ "type": "close" }),
         };
         match frame {
-            Message::Text(text) => {
-                let value: Value = serde_json::from_str(&text).expect("json");
-                if value["type"] == "ping" || value["type"] == "pong" {
-                    continue;
-                }
-                return value;
-            }
+            Message::Text(text) => return serde_json::from_str(&text).expect("json"),
             Message::Close(frame) => return json!({ "type": "close", "code": frame.map(|f| u16::from(f.code)) }),
             _ => continue,
         }
@@ -410,23 +435,9 @@ impl TestApp {
     /// A verified master with a profile (hourly rate 100.00).
     pub async fn master(&self, world: &World, email: &str, domain: &str) -> Master {
         let session = self.register(email).await;
-        let identity = self.apply(&session, "MASTER", domain).await;
-        let body = self
-            .gql_as(
-                &world.admin.access,
-                "mutation($id: ID!) { reviewIdentity(id: $id, decision: APPROVE) { status } }",
-                json!({ "id": identity }),
-            )
-            .await;
-        assert_eq!(data(&body)["reviewIdentity"]["status"], "ACTIVE");
-        let body = self
-            .gql_as(
-                &session.access,
-                "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { id } }",
-                json!({ "id": identity, "i": { "name": email.split('@').next().unwrap_or("m"), "hourlyRate": "100.00", "skills": ["rust"] } }),
-            )
-            .await;
-        data(&body);
+        let profile =
+            json!({ "name": email.split('@').next().unwrap_or("m"), "hourlyRate": "100.00", "skills": ["rust"] });
+        let identity = self.approved_master(world, &session, domain, profile).await;
         Master { session, identity }
     }
 
@@ -504,7 +515,13 @@ impl TestApp {
 
     /// A second master identity of `master`'s user, in `domain`, approved and with an hourly rate.
     pub async fn second_identity(&self, world: &World, master: &Master, domain: &str) -> String {
-        let identity = self.apply(&master.session, "MASTER", domain).await;
+        let profile = json!({ "name": "second", "hourlyRate": "80.00" });
+        self.approved_master(world, &master.session, domain, profile).await
+    }
+
+    /// A MASTER identity of `session` in `domain`, approved by the admin, with `profile`.
+    async fn approved_master(&self, world: &World, session: &Session, domain: &str, profile: Value) -> String {
+        let identity = self.apply(session, "MASTER", domain).await;
         let body = self
             .gql_as(
                 &world.admin.access,
@@ -515,9 +532,9 @@ impl TestApp {
         assert_eq!(data(&body)["reviewIdentity"]["status"], "ACTIVE");
         let body = self
             .gql_as(
-                &master.session.access,
+                &session.access,
                 "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { id } }",
-                json!({ "id": identity, "i": { "name": "second", "hourlyRate": "80.00" } }),
+                json!({ "id": identity, "i": profile }),
             )
             .await;
         data(&body);

@@ -5,20 +5,9 @@ use crate::helpers::*;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 const SEND: &str = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id content } }";
-
-/// Opens a graphql-transport-ws subscription; returns the socket once the server acknowledged it.
-async fn subscribe(app: &TestApp, token: &str, query: &str) -> Socket {
-    let mut socket = ws_connect(app, Some(token)).await;
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
-    socket.send(Frame::Text(subscribe.to_string().into())).await.expect("subscribe");
-    // Let the server register the stream before events are produced.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    socket
-}
 
 #[tokio::test]
 async fn private_messages_conversations_and_read_state() {
@@ -189,8 +178,8 @@ async fn subscribers_receive_their_messages_and_notifications_live() {
     let bob = app.register("bob@example.com").await;
     let eve = app.register("eve@example.com").await;
     let mut bob_messages =
-        subscribe(&app, &bob.access, "subscription { messageReceived { content sender { id } } }").await;
-    let mut eve_messages = subscribe(&app, &eve.access, "subscription { messageReceived { content } }").await;
+        ws_subscribed(&app, &bob.access, "subscription { messageReceived { content sender { id } } }").await;
+    let mut eve_messages = ws_subscribed(&app, &eve.access, "subscription { messageReceived { content } }").await;
     data(&app.gql_as(&ann.access, SEND, json!({ "i": { "toUserId": bob.user_id, "content": "psst" } })).await);
     let event = next_json(&mut bob_messages).await;
     assert_eq!(event["type"], "next", "{event}");
@@ -202,7 +191,7 @@ async fn subscribers_receive_their_messages_and_notifications_live() {
 
     // A notification arrives live when the mutation that made it commits...
     let mut ann_notes =
-        subscribe(&app, &ann.access, "subscription { notificationReceived { notificationType } }").await;
+        ws_subscribed(&app, &ann.access, "subscription { notificationReceived { notificationType } }").await;
     let identity = app.apply(&ann, "MASTER", "software").await;
     data(
         &app.gql_as(
@@ -236,9 +225,7 @@ async fn subscribers_receive_their_messages_and_notifications_live() {
     assert_eq!(event["payload"]["data"]["notificationReceived"]["notificationType"], "identity_rejected");
 
     // Anonymous subscriptions are refused with an error; a banned user's socket is closed (4403).
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut anon, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let mut anon = ws_open(&app, Some("graphql-transport-ws")).await;
     anon.send(Frame::Text(json!({ "type": "connection_init" }).to_string().into())).await.expect("init");
     assert_eq!(next_json(&mut anon).await["type"], "connection_ack");
     anon.send(Frame::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { messageReceived { content } }" } }).to_string().into())).await.expect("sub");
@@ -246,9 +233,7 @@ async fn subscribers_receive_their_messages_and_notifications_live() {
     assert_eq!(reply["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{reply}");
 
     app.exec("UPDATE users SET status = 'banned' WHERE email = 'eve@example.com'").await;
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().expect("request");
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut banned, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let mut banned = ws_open(&app, Some("graphql-transport-ws")).await;
     let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", eve.access) } });
     banned.send(Frame::Text(init.to_string().into())).await.expect("init");
     assert_eq!(next_json(&mut banned).await, json!({ "type": "close", "code": 4403 }));
@@ -265,7 +250,7 @@ async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() {
     let b = spawn_sibling(&a, &settings).await;
     let ann = a.register("ann@example.com").await;
     let bob = a.register("bob@example.com").await;
-    let mut on_b = subscribe(&b, &bob.access, "subscription { messageReceived { content } }").await;
+    let mut on_b = ws_subscribed(&b, &bob.access, "subscription { messageReceived { content } }").await;
     let sent = Instant::now();
     data(
         &a.gql_as(&ann.access, SEND, json!({ "i": { "toUserId": bob.user_id, "content": "across instances" } })).await,

@@ -4,13 +4,12 @@
 //! message across instances.
 
 use crate::helpers::*;
-use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message as Frame;
 
 const SEND: &str = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id content } }";
+const MESSAGES: &str = "subscription { messageReceived { content } }";
 
 /// A redis-server of this test's own on `port`, killed (by its pid) when dropped.
 struct OwnRedis(Child);
@@ -46,6 +45,17 @@ impl Drop for OwnRedis {
     }
 }
 
+/// Whether redis-server can be started here; says in the run that `what` is skipped when not (CI
+/// always has it: scripts/test installs it).
+fn redis_server(what: &str) -> bool {
+    if Command::new("redis-server").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").is_err(), "CI must have redis-server (scripts/test installs it)");
+    eprintln!("SKIPPED {what}: redis-server is not installed");
+    false
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
@@ -67,19 +77,9 @@ async fn until_ready(app: &TestApp, key: &str, value: &str) {
     }
 }
 
-async fn subscribe(app: &TestApp, token: &str) -> Socket {
-    let mut socket = ws_connect(app, Some(token)).await;
-    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { messageReceived { content } }" } });
-    socket.send(Frame::Text(subscribe.to_string().into())).await.expect("subscribe");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    socket
-}
-
 #[tokio::test]
 async fn no_request_fails_while_redis_is_away_and_both_instances_pick_it_up_again() {
-    if Command::new("redis-server").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "CI must have redis-server (scripts/test installs it)");
-        eprintln!("SKIPPED Redis outage test: redis-server is not installed");
+    if !redis_server("Redis outage test") {
         return;
     }
     let port = free_port();
@@ -103,8 +103,8 @@ async fn no_request_fails_while_redis_is_away_and_both_instances_pick_it_up_agai
         until_ready(app, "redis", "up").await;
         until_ready(app, "events", "redis").await;
     }
-    let mut ann_on_a = subscribe(&a, &ann.access).await;
-    let mut bob_on_b = subscribe(&b, &bob.access).await;
+    let mut ann_on_a = ws_subscribed(&a, &ann.access, MESSAGES).await;
+    let mut bob_on_b = ws_subscribed(&b, &bob.access, MESSAGES).await;
 
     redis.kill();
     // Every kind of call while Redis is away: cached reads, a mutation, rate-limited sign-ins, a
@@ -167,9 +167,7 @@ async fn no_request_fails_while_redis_is_away_and_both_instances_pick_it_up_agai
 /// or wait for it, and the link and the event relay connect by themselves.
 #[tokio::test]
 async fn a_redis_down_at_start_up_is_picked_up_when_it_comes() {
-    if Command::new("redis-server").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "CI must have redis-server (scripts/test installs it)");
-        eprintln!("SKIPPED Redis start-up test: redis-server is not installed");
+    if !redis_server("Redis start-up test") {
         return;
     }
     let port = free_port();
