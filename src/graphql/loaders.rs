@@ -391,13 +391,18 @@ impl<T: Send + Sync + 'static> Uncached<T> {
     }
 }
 
-/// How long a loader waits for more keys before it queries. The fields of a list's items register
-/// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
-/// pass can outlast async-graphql's 1 ms default and split a batch in two.
-const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(4);
+// How long a loader waits for more keys before it queries. The fields of a list's items register
+// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
+// pass can outlast async-graphql's 1 ms default and split a batch in two.
+// `GRAPHQL_BATCH_DELAY_MS` (default 4 ms): `new` sets it for the loaders it builds, all on its own
+// thread and at once.
+thread_local! {
+    static BATCH_DELAY: std::cell::Cell<std::time::Duration> =
+        const { std::cell::Cell::new(std::time::Duration::from_millis(4)) };
+}
 
 fn loader<T>(inner: T) -> DataLoader<T> {
-    DataLoader::new(inner, tokio::spawn).delay(BATCH_DELAY)
+    DataLoader::new(inner, tokio::spawn).delay(BATCH_DELAY.with(std::cell::Cell::get))
 }
 
 fn by_id<E: EntityTrait + Send + Sync>(db: &DatabaseConnection) -> Uncached<ById<E>>
@@ -485,7 +490,8 @@ pub struct Loaders {
     pub mentor_review_counts: Arc<Uncached<Counts<reviews::Entity>>>,
 }
 
-pub fn new(db: DatabaseConnection, cache: &Cache) -> Loaders {
+pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Duration) -> Loaders {
+    BATCH_DELAY.with(|delay| delay.set(batch_delay));
     Loaders {
         users: by_id(&db),
         identities: cached(ById(db.clone(), PhantomData), cache, Kind::Identity),

@@ -75,7 +75,7 @@ pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
         .limit_directives(8)
         .extension(extension::Guard::new(limits.max_complexity, state.config.http.metrics_max_operations))
         .extension(shape::SpecShape)
-        .data(loaders::new(state.db.clone(), &state.cache))
+        .data(loaders::new(state.db.clone(), &state.cache, limits.batch_delay))
         .data(state.events.clone())
         .data(state.cache.clone())
         .data(state);

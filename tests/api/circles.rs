@@ -599,7 +599,7 @@ async fn permission_matrix_for_circle_mutations() {
 #[tokio::test]
 async fn a_feed_page_runs_a_fixed_number_of_statements() {
     // The database path (see courses::listing_courses_runs_a_fixed_number_of_statements).
-    let app = spawn_app_with(&[("CACHE_ENABLED", "false")]).await;
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
     let _world = app.world().await;
     let reader = app.person("reader@example.com").await;
     let mut circles = Vec::new();
@@ -697,7 +697,7 @@ async fn reconcile_reports_and_repairs_drifted_counters() {
 /// with every `totalCount`, cost the same statements for 2 circles as for 6 (the database path).
 #[tokio::test]
 async fn nested_per_parent_pages_and_counts_run_a_fixed_number_of_statements() {
-    let app = spawn_app_with(&[("CACHE_ENABLED", "false")]).await;
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
     let _world = app.world().await;
     let reader = app.person("reader@example.com").await;
     for index in 0..6 {
