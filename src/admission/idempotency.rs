@@ -7,11 +7,11 @@
 //! say the mutation did not happen (INTERNAL, TIMEOUT, RATE_LIMITED before it ran) release the key
 //! so a retry runs. Rows expire after 24 h.
 
+use crate::domain::write;
 use crate::error::{code, AppError};
 use axum::body::Bytes;
 use chrono::Utc;
 use entity::idempotency_keys::{self, Column, Entity};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use std::time::{Duration, Instant};
 
@@ -67,23 +67,18 @@ pub async fn claim(
             created_at: Set(now),
             expires_at: Set(now + LEASE),
         };
-        let inserted = Entity::insert(row)
-            .on_conflict(OnConflict::columns([Column::Scope, Column::IdempotencyKey]).do_nothing().to_owned())
-            .exec_without_returning(db)
-            .await?;
-        if inserted == 1 {
+        if write::insert_new(db, row, [Column::Scope, Column::IdempotencyKey]).await? {
             return Ok(Claim::Run(Ticket { scope: scope.to_string(), key: key.to_string() }));
         }
         let Some(existing) = Entity::find_by_id((scope.to_string(), key.to_string())).one(db).await? else {
             continue; // released in between: claim again
         };
         if existing.expires_at <= now {
-            Entity::delete_many()
+            let expired = Entity::delete_many()
                 .filter(Column::Scope.eq(scope))
                 .filter(Column::IdempotencyKey.eq(key))
-                .filter(Column::ExpiresAt.lte(now))
-                .exec(db)
-                .await?;
+                .filter(Column::ExpiresAt.lte(now));
+            write::delete_many(db, expired).await?;
             continue;
         }
         if existing.fingerprint != fingerprint {
@@ -131,19 +126,22 @@ pub async fn finish(db: &DatabaseConnection, ticket: Ticket, body: Option<&Bytes
     let filter =
         Entity::update_many().filter(Column::Scope.eq(&ticket.scope)).filter(Column::IdempotencyKey.eq(&ticket.key));
     let result = match body {
-        Some(body) => filter
-            .col_expr(Column::Status, sea_orm::sea_query::Expr::value("done"))
-            .col_expr(Column::ExpiresAt, sea_orm::sea_query::Expr::value(Utc::now() + RETENTION))
-            .col_expr(Column::Response, sea_orm::sea_query::Expr::value(String::from_utf8_lossy(body).into_owned()))
-            .exec(db)
-            .await
-            .map(|_| ()),
-        None => Entity::delete_many()
-            .filter(Column::Scope.eq(&ticket.scope))
-            .filter(Column::IdempotencyKey.eq(&ticket.key))
-            .exec(db)
-            .await
-            .map(|_| ()),
+        Some(body) => {
+            let done = filter
+                .col_expr(Column::Status, sea_orm::sea_query::Expr::value("done"))
+                .col_expr(Column::ExpiresAt, sea_orm::sea_query::Expr::value(Utc::now() + RETENTION))
+                .col_expr(
+                    Column::Response,
+                    sea_orm::sea_query::Expr::value(String::from_utf8_lossy(body).into_owned()),
+                );
+            write::update_many(db, done).await.map(|_| ())
+        }
+        None => {
+            let released = Entity::delete_many()
+                .filter(Column::Scope.eq(&ticket.scope))
+                .filter(Column::IdempotencyKey.eq(&ticket.key));
+            write::delete_many(db, released).await.map(|_| ())
+        }
     };
     if let Err(error) = result {
         // The mutation's own result stands; the key simply does not protect a retry.
@@ -153,5 +151,5 @@ pub async fn finish(db: &DatabaseConnection, ticket: Ticket, body: Option<&Bytes
 
 /// Deletes expired keys (run now and then by the server).
 pub async fn prune(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
-    Ok(Entity::delete_many().filter(Column::ExpiresAt.lte(Utc::now())).exec(db).await?.rows_affected)
+    write::delete_many(db, Entity::delete_many().filter(Column::ExpiresAt.lte(Utc::now()))).await
 }

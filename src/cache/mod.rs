@@ -9,7 +9,8 @@
 //! - Breakdown: concurrent loads of the same missing key wait for the one load in flight (and
 //!   concurrent loads of different keys are batched by the DataLoader in front of this).
 //! - Avalanche: every TTL gets a random jitter, so keys filled together do not expire together.
-//! - Writes: domain code marks what it changed ([`changed`]); when the mutation field finishes the
+//! - Writes: the write helpers (`domain::write`) mark what each written row feeds, by the table in
+//!   [`rules::Feeds`] ([`changed`]); when the mutation field finishes the
 //!   marks are dropped from both levels before the response is written, and the other instances
 //!   drop their first-level copies through the event bus. A fill that raced a change is not stored
 //!   (an epoch counter; see [`Cache::fill`]), so a reader never reads a write back stale.
@@ -28,7 +29,7 @@
 mod levels;
 mod recording;
 mod responses;
-mod rules;
+pub mod rules;
 #[cfg(test)]
 mod tests;
 

@@ -1,11 +1,126 @@
-//! Which changes make which cached entries stale.
+//! Which changes make which cached entries stale: [`Feeds`], the one table of which rows feed which
+//! cached kinds (marked by the write helpers, `domain::write`, for every row they write), and
+//! [`dependents`], what is derived from those marks by lookups.
 
-use super::{Key, Kind, COURSE_LISTINGS};
+use super::{pair_id, Key, Kind, COURSE_LISTINGS};
+use entity::*;
+use sea_orm::{EntityTrait, ModelTrait};
 use uuid::Uuid;
+
+/// A table's column type.
+pub type Column<M> = <<M as ModelTrait>::Entity as EntityTrait>::Column;
+
+/// What a written row feeds in the cache. `touched` says whether the write set a column (always
+/// true for inserted and deleted rows), so a row can feed an entry only through some columns.
+pub trait Feeds: ModelTrait {
+    /// Whether rows of this table feed anything (the helpers skip `RETURNING` for those that do not).
+    const FEEDS: bool = true;
+    fn feeds(&self, touched: &dyn Fn(Column<Self>) -> bool, keys: &mut Vec<Key>);
+}
+
+impl Feeds for courses::Model {
+    fn feeds(&self, _: &dyn Fn(courses::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Course, self.id));
+    }
+}
+
+impl Feeds for course_contents::Model {
+    fn feeds(&self, _: &dyn Fn(course_contents::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::CourseContents, self.course_id));
+    }
+}
+
+impl Feeds for learning_records::Model {
+    fn feeds(&self, touched: &dyn Fn(learning_records::Column) -> bool, keys: &mut Vec<Key>) {
+        // Progress feeds the course's `course_stats`; who is enrolled also the mentor's students.
+        keys.push((Kind::CourseStats, self.course_id));
+        if touched(learning_records::Column::Status) {
+            keys.push((Kind::Course, self.course_id));
+        }
+    }
+}
+
+impl Feeds for reviews::Model {
+    fn feeds(&self, _: &dyn Fn(reviews::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.extend([(Kind::MentorReviews, self.reviewed_id), (Kind::MentorStats, self.reviewed_id)]);
+        if let Some(course) = self.course_id {
+            keys.extend([(Kind::CourseReviews, course), (Kind::CourseStats, course)]);
+        }
+    }
+}
+
+impl Feeds for user_identities::Model {
+    fn feeds(&self, _: &dyn Fn(user_identities::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Identity, self.id));
+    }
+}
+
+impl Feeds for user_profiles::Model {
+    fn feeds(&self, _: &dyn Fn(user_profiles::Column) -> bool, keys: &mut Vec<Key>) {
+        // Name, avatar and rate also show in `mentor_stats` (and, by lookup, `course_stats`).
+        keys.extend([(Kind::Profile, self.identity_id), (Kind::MentorStats, self.identity_id)]);
+    }
+}
+
+impl Feeds for circles::Model {
+    fn feeds(&self, _: &dyn Fn(circles::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Circle, self.id));
+    }
+}
+
+impl Feeds for posts::Model {
+    fn feeds(&self, touched: &dyn Fn(posts::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Post, self.id));
+        // The feed holds ids in (pinned, newest) order: counters do not move a post in it.
+        use posts::Column::*;
+        if [Status, IsTop, CreatedAt, CircleId].into_iter().any(touched) {
+            keys.push((Kind::CircleFeed, self.circle_id));
+        }
+    }
+}
+
+impl Feeds for post_likes::Model {
+    fn feeds(&self, _: &dyn Fn(post_likes::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::PostLike, pair_id(self.user_id, self.post_id)));
+    }
+}
+
+impl Feeds for notifications::Model {
+    fn feeds(&self, _: &dyn Fn(notifications::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Notifications, self.user_id));
+    }
+}
+
+/// Tables nothing is cached from (their reads go to the database).
+macro_rules! feeds_nothing {
+    ($($table:ident),* $(,)?) => {$(
+        impl Feeds for $table::Model {
+            const FEEDS: bool = false;
+            fn feeds(&self, _: &dyn Fn($table::Column) -> bool, _: &mut Vec<Key>) {}
+        }
+    )*};
+}
+
+feeds_nothing!(
+    appointment_status_logs,
+    appointments,
+    audit_logs,
+    circle_members,
+    comment_likes,
+    comments,
+    content_progress,
+    domains,
+    idempotency_keys,
+    messages,
+    refresh_tokens,
+    system_configs,
+    users,
+);
 /// What a set of changes makes stale: the marks themselves, plus what is derived from them. A
 /// course (its row, enrollments or reviews) feeds its `course_stats`, its mentor's `mentor_stats`
 /// and course list, and every cached course listing; an identity feeds its `mentor_stats`; a
-/// user's notifications feed their unread count.
+/// profile feeds the `course_stats` of its identity's courses (the mentor's name); a user's
+/// notifications feed their unread count.
 pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> Vec<Key> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let mut keys = changed.clone();
@@ -20,6 +135,20 @@ pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> 
     }
     if !courses.is_empty() {
         keys.extend((0..COURSE_LISTINGS).map(|order| (Kind::CourseListing, Uuid::from_u128(order))));
+    }
+    let profiles: Vec<Uuid> = changed.iter().filter(|(kind, _)| *kind == Kind::Profile).map(|(_, id)| *id).collect();
+    if !profiles.is_empty() {
+        let taught = entity::courses::Entity::find()
+            .select_only()
+            .column(entity::courses::Column::Id)
+            .filter(entity::courses::Column::MentorId.is_in(profiles))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await;
+        match taught {
+            Ok(taught) => keys.extend(taught.into_iter().map(|id| (Kind::CourseStats, id))),
+            Err(error) => tracing::warn!(error = %error, "cannot resolve courses of changed profiles"),
+        }
     }
     if !courses.is_empty() {
         let mentors = entity::courses::Entity::find()
@@ -50,7 +179,8 @@ pub(super) fn affects(mark: Key, key: Key) -> bool {
             | (Kind::Identity, Kind::MentorStats)
             | (Kind::Notifications, Kind::UnreadNotifications) => mark.1 == key.1,
             // Which mentor a course belongs to takes a lookup: any of them may be stale.
-            (Kind::Course, Kind::CourseListing | Kind::MentorStats | Kind::MentorCourses) => true,
+            (Kind::Course, Kind::CourseListing | Kind::MentorStats | Kind::MentorCourses)
+            | (Kind::Profile, Kind::CourseStats) => true,
             _ => false,
         }
 }

@@ -1,5 +1,6 @@
 //! Accounts: registration, login, refresh-token rotation, logout, admin grants.
 
+use super::write;
 use crate::auth::password::{self, Password};
 use crate::auth::tokens::{hash_refresh_token, random_token, TokenKeys};
 use crate::domain::values::{parse_phone, Email};
@@ -8,9 +9,7 @@ use chrono::{DateTime, Utc};
 use entity::enums::{UserRole, UserStatus};
 use entity::{refresh_tokens, users};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
 
 /// What a successful register/login/refresh hands back to the client.
@@ -40,20 +39,22 @@ pub async fn register(db: &DatabaseConnection, keys: &TokenKeys, input: Registra
     let password_hash = password::hash(password).await?;
     let now = Utc::now();
     let txn = db.begin().await?;
-    let user = users::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        email: Set(email.into_inner()),
-        password_hash: Set(password_hash),
-        phone: Set(phone),
-        status: Set(UserStatus::Active),
-        role: Set(UserRole::User),
-        email_verified: Set(false),
-        phone_verified: Set(false),
-        last_login_at: Set(Some(now)),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let user = write::insert(
+        &txn,
+        users::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            email: Set(email.into_inner()),
+            password_hash: Set(password_hash),
+            phone: Set(phone),
+            status: Set(UserStatus::Active),
+            role: Set(UserRole::User),
+            email_verified: Set(false),
+            phone_verified: Set(false),
+            last_login_at: Set(Some(now)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await
     .map_err(AppError::on_unique("input.email", "an account with this email already exists"))?;
     let session = start_session(&txn, keys, user, Uuid::new_v4()).await?;
@@ -80,7 +81,7 @@ pub async fn login(db: &DatabaseConnection, keys: &TokenKeys, email: &str, passw
     let now = Utc::now();
     let mut active: users::ActiveModel = user.into();
     active.last_login_at = Set(Some(now));
-    let user = active.update(&txn).await?;
+    let user = write::update(&txn, active).await?;
     let session = start_session(&txn, keys, user, Uuid::new_v4()).await?;
     txn.commit().await?;
     Ok(session)
@@ -112,14 +113,16 @@ pub async fn refresh(db: &DatabaseConnection, keys: &TokenKeys, token: &str) -> 
     let txn = db.begin().await?;
     let next_id = Uuid::new_v4();
     // Conditional update: of two concurrent refreshes with the same token, exactly one wins.
-    let rotated = refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
-        .col_expr(refresh_tokens::Column::ReplacedBy, Expr::value(next_id))
-        .filter(refresh_tokens::Column::Id.eq(stored.id))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if rotated.rows_affected != 1 {
+    let rotated = write::update_many(
+        &txn,
+        refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+            .col_expr(refresh_tokens::Column::ReplacedBy, Expr::value(next_id))
+            .filter(refresh_tokens::Column::Id.eq(stored.id))
+            .filter(refresh_tokens::Column::RevokedAt.is_null()),
+    )
+    .await?;
+    if rotated != 1 {
         return Err(invalid());
     }
     let session = issue(&txn, keys, user, stored.family_id, next_id).await?;
@@ -173,12 +176,14 @@ pub async fn set_status(
     }
     let txn = db.begin().await?;
     // The row lock (PostgreSQL) / write lock (SQLite) first, so two admins' changes serialize.
-    let locked = users::Entity::update_many()
-        .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(users::Column::Id.eq(user_id))
-        .exec(&txn)
-        .await?;
-    if locked.rows_affected == 0 {
+    let locked = write::update_many(
+        &txn,
+        users::Entity::update_many()
+            .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(users::Column::Id.eq(user_id)),
+    )
+    .await?;
+    if locked == 0 {
         return Err(AppError::not_found("user"));
     }
     let user = find_user(&txn, user_id).await?.ok_or_else(|| AppError::not_found("user"))?;
@@ -188,14 +193,16 @@ pub async fn set_status(
     let old = user.status;
     let mut active: users::ActiveModel = user.into();
     active.status = Set(status);
-    let user = active.update(&txn).await?;
+    let user = write::update(&txn, active).await?;
     if status != UserStatus::Active {
-        refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
-            .filter(refresh_tokens::Column::UserId.eq(user_id))
-            .filter(refresh_tokens::Column::RevokedAt.is_null())
-            .exec(&txn)
-            .await?;
+        write::update_many(
+            &txn,
+            refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+                .filter(refresh_tokens::Column::UserId.eq(user_id))
+                .filter(refresh_tokens::Column::RevokedAt.is_null()),
+        )
+        .await?;
     }
     crate::domain::audit::record(
         &txn,
@@ -249,7 +256,7 @@ pub async fn grant_admin(db: &DatabaseConnection, email: &str) -> AppResult<user
     let mut active: users::ActiveModel = user.into();
     active.role = Set(UserRole::Admin);
     active.updated_at = Set(Utc::now());
-    let user = active.update(&txn).await?;
+    let user = write::update(&txn, active).await?;
     crate::domain::audit::record(
         &txn,
         crate::domain::audit::AuditEntry {
@@ -298,27 +305,31 @@ async fn issue(
     let refresh_token = random_token(32);
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(keys.refresh_ttl).map_err(|e| AppError::Internal(e.into()))?;
-    refresh_tokens::ActiveModel {
-        id: Set(id),
-        user_id: Set(user.id),
-        family_id: Set(family),
-        token_hash: Set(hash_refresh_token(&refresh_token)),
-        expires_at: Set(now + ttl),
-        revoked_at: Set(None),
-        replaced_by: Set(None),
-        created_at: Set(now),
-    }
-    .insert(db)
+    write::insert(
+        db,
+        refresh_tokens::ActiveModel {
+            id: Set(id),
+            user_id: Set(user.id),
+            family_id: Set(family),
+            token_hash: Set(hash_refresh_token(&refresh_token)),
+            expires_at: Set(now + ttl),
+            revoked_at: Set(None),
+            replaced_by: Set(None),
+            created_at: Set(now),
+        },
+    )
     .await?;
     Ok(Session { access_token, refresh_token, expires_at, user })
 }
 
 async fn revoke_family(db: &impl ConnectionTrait, family: Uuid) -> AppResult<()> {
-    refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh_tokens::Column::FamilyId.eq(family))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+    write::update_many(
+        db,
+        refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(refresh_tokens::Column::FamilyId.eq(family))
+            .filter(refresh_tokens::Column::RevokedAt.is_null()),
+    )
+    .await?;
     Ok(())
 }

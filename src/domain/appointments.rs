@@ -11,6 +11,7 @@
 use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, url};
+use super::write;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Duration, Utc};
@@ -19,8 +20,8 @@ use entity::{appointment_status_logs, appointments, user_identities, user_profil
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, Select, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Select,
+    Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -82,11 +83,13 @@ fn price(rate: Decimal, minutes: i32) -> Decimal {
 }
 
 async fn touch_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
-    users::Entity::update_many()
-        .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt).into())
-        .filter(users::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
+    write::update_many(
+        txn,
+        users::Entity::update_many()
+            .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt).into())
+            .filter(users::Column::Id.eq(id)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -127,16 +130,18 @@ async fn log(
     reason: Option<String>,
     by: Uuid,
 ) -> AppResult<()> {
-    appointment_status_logs::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        appointment_id: Set(appointment),
-        from_status: Set(from),
-        to_status: Set(to),
-        reason: Set(reason),
-        changed_by: Set(Some(by)),
-        created_at: Set(Utc::now()),
-    }
-    .insert(db)
+    write::insert(
+        db,
+        appointment_status_logs::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            appointment_id: Set(appointment),
+            from_status: Set(from),
+            to_status: Set(to),
+            reason: Set(reason),
+            changed_by: Set(Some(by)),
+            created_at: Set(Utc::now()),
+        },
+    )
     .await?;
     Ok(())
 }
@@ -202,23 +207,25 @@ pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> A
             message: "the mentor is already booked then".into(),
         });
     }
-    let appointment = appointments::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        student_id: Set(student.id),
-        mentor_id: Set(mentor.id),
-        appointment_time: Set(start),
-        ends_at: Set(end),
-        duration_minutes: Set(input.duration_minutes),
-        meeting_type: Set(input.meeting_type),
-        status: Set(AppointmentStatus::Pending),
-        price: Set(price(rate, input.duration_minutes)),
-        notes: Set(notes),
-        meeting_url: Set(None),
-        meeting_id: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let appointment = write::insert(
+        &txn,
+        appointments::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            student_id: Set(student.id),
+            mentor_id: Set(mentor.id),
+            appointment_time: Set(start),
+            ends_at: Set(end),
+            duration_minutes: Set(input.duration_minutes),
+            meeting_type: Set(input.meeting_type),
+            status: Set(AppointmentStatus::Pending),
+            price: Set(price(rate, input.duration_minutes)),
+            notes: Set(notes),
+            meeting_url: Set(None),
+            meeting_id: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
     log(&txn, appointment.id, None, AppointmentStatus::Pending, None, student.id).await?;
     notify::send(
@@ -328,7 +335,7 @@ pub async fn transition(
     if let Transition::Confirm { meeting_url } = &transition {
         update = update.col_expr(appointments::Column::MeetingUrl, Expr::value(meeting_url.clone()));
     }
-    if update.exec(&txn).await?.rows_affected != 1 {
+    if write::update_many(&txn, update).await? != 1 {
         return Err(AppError::Conflict { field: None, message: "the appointment changed meanwhile; try again".into() });
     }
     let reason = match &transition {

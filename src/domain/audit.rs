@@ -1,8 +1,9 @@
 //! Writes to `audit_logs`: who changed which sensitive row, with old and new data as JSON.
 
+use super::write;
 use chrono::Utc;
 use entity::audit_logs;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{ConnectionTrait, DbErr, Set};
 use uuid::Uuid;
 
 pub struct AuditEntry<'a> {
@@ -16,17 +17,19 @@ pub struct AuditEntry<'a> {
 
 /// Records an entry inside the caller's transaction, so it commits or rolls back with the change.
 pub async fn record(db: &impl ConnectionTrait, entry: AuditEntry<'_>) -> Result<(), DbErr> {
-    audit_logs::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        table_name: Set(entry.table.to_string()),
-        operation: Set(entry.operation.to_string()),
-        old_data: Set(entry.old),
-        new_data: Set(entry.new),
-        user_id: Set(entry.user_id),
-        ip_address: Set(entry.ip.map(|ip| ip.to_string())),
-        created_at: Set(Utc::now()),
-    }
-    .insert(db)
+    write::insert(
+        db,
+        audit_logs::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            table_name: Set(entry.table.to_string()),
+            operation: Set(entry.operation.to_string()),
+            old_data: Set(entry.old),
+            new_data: Set(entry.new),
+            user_id: Set(entry.user_id),
+            ip_address: Set(entry.ip.map(|ip| ip.to_string())),
+            created_at: Set(Utc::now()),
+        },
+    )
     .await
     .map(|_| ())
 }

@@ -4,16 +4,16 @@
 use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, optional_url, string_list, text};
+use super::write;
 use crate::auth::Viewer;
-use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CircleStatus, IdentityStatus, MemberRole, StringList};
 use entity::{circle_members, circles, user_identities, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, Select, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, Select, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -84,12 +84,13 @@ pub async fn moderates(db: &impl ConnectionTrait, user: &users::Model, circle_id
 }
 
 async fn lock_circle(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
-    crate::cache::changed(CacheKind::Circle, id);
-    circles::Entity::update_many()
-        .col_expr(circles::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(circles::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
+    write::update_many(
+        txn,
+        circles::Entity::update_many()
+            .col_expr(circles::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(circles::Column::Id.eq(id)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -109,33 +110,37 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput
     }
     let now = Utc::now();
     let txn = db.begin().await?;
-    let circle = circles::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        name: Set(name),
-        description: Set(description),
-        domain: Set(domain),
-        created_by: Set(identity.id),
-        status: Set(CircleStatus::Active),
-        member_count: Set(1),
-        post_count: Set(0),
-        avatar: Set(avatar),
-        rules: Set(rules),
-        tags: Set(Some(StringList(tags))),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let circle = write::insert(
+        &txn,
+        circles::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set(name),
+            description: Set(description),
+            domain: Set(domain),
+            created_by: Set(identity.id),
+            status: Set(CircleStatus::Active),
+            member_count: Set(1),
+            post_count: Set(0),
+            avatar: Set(avatar),
+            rules: Set(rules),
+            tags: Set(Some(StringList(tags))),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
-    circle_members::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        circle_id: Set(circle.id),
-        user_id: Set(user.id),
-        identity_id: Set(identity.id),
-        role: Set(MemberRole::Admin),
-        joined_at: Set(now),
-        is_active: Set(true),
-    }
-    .insert(&txn)
+    write::insert(
+        &txn,
+        circle_members::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            circle_id: Set(circle.id),
+            user_id: Set(user.id),
+            identity_id: Set(identity.id),
+            role: Set(MemberRole::Admin),
+            joined_at: Set(now),
+            is_active: Set(true),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(circle)
@@ -155,7 +160,6 @@ async fn administered(
         return Err(AppError::forbidden("circle admins only"));
     }
     // Every caller changes the circle (or its members).
-    crate::cache::changed(CacheKind::Circle, id);
     Ok((user, circle))
 }
 
@@ -195,7 +199,7 @@ pub async fn update(
         active.avatar = Set(v);
     }
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    Ok(write::update(db, active).await?)
 }
 
 /// Archives a circle: it stays readable, takes no new members, posts or comments. Idempotent.
@@ -208,7 +212,7 @@ pub async fn archive(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppR
     let mut active: circles::ActiveModel = circle.into();
     active.status = Set(CircleStatus::Archived);
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    Ok(write::update(db, active).await?)
 }
 
 fn ensure_open(circle: &circles::Model) -> AppResult<()> {
@@ -229,7 +233,6 @@ pub async fn join(
     let user = super::active_user(db, viewer).await?;
     let identity = own_active_identity(db, &user, identity_id, "identityId").await?;
     let circle = find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
-    crate::cache::changed(CacheKind::Circle, circle_id);
     if let Some(member) = membership(db, circle_id, user.id).await? {
         return Ok(member);
     }
@@ -247,19 +250,21 @@ pub async fn join(
         .await?;
     let joined = match previous {
         Some(old) => {
-            let moved = circle_members::Entity::update_many()
-                .col_expr(circle_members::Column::IsActive, Expr::value(true))
-                .col_expr(circle_members::Column::Role, Expr::value(MemberRole::Member.as_str()))
-                .col_expr(circle_members::Column::IdentityId, Expr::value(identity.id))
-                .col_expr(circle_members::Column::JoinedAt, Expr::value(now))
-                .filter(circle_members::Column::Id.eq(old.id))
-                .filter(circle_members::Column::IsActive.eq(false))
-                .exec(&txn)
-                .await?;
-            moved.rows_affected == 1
+            let moved = write::update_many(
+                &txn,
+                circle_members::Entity::update_many()
+                    .col_expr(circle_members::Column::IsActive, Expr::value(true))
+                    .col_expr(circle_members::Column::Role, Expr::value(MemberRole::Member.as_str()))
+                    .col_expr(circle_members::Column::IdentityId, Expr::value(identity.id))
+                    .col_expr(circle_members::Column::JoinedAt, Expr::value(now))
+                    .filter(circle_members::Column::Id.eq(old.id))
+                    .filter(circle_members::Column::IsActive.eq(false)),
+            )
+            .await?;
+            moved == 1
         }
         None => {
-            let inserted = circle_members::Entity::insert(circle_members::ActiveModel {
+            let row = circle_members::ActiveModel {
                 id: Set(Uuid::new_v4()),
                 circle_id: Set(circle_id),
                 user_id: Set(user.id),
@@ -267,26 +272,18 @@ pub async fn join(
                 role: Set(MemberRole::Member),
                 joined_at: Set(now),
                 is_active: Set(true),
-            })
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::columns([
-                    circle_members::Column::CircleId,
-                    circle_members::Column::UserId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            inserted == 1
+            };
+            write::insert_new(&txn, row, [circle_members::Column::CircleId, circle_members::Column::UserId]).await?
         }
     };
     if joined {
-        circles::Entity::update_many()
-            .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).add(1))
-            .filter(circles::Column::Id.eq(circle_id))
-            .exec(&txn)
-            .await?;
+        write::update_many(
+            &txn,
+            circles::Entity::update_many()
+                .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).add(1))
+                .filter(circles::Column::Id.eq(circle_id)),
+        )
+        .await?;
     }
     txn.commit().await?;
     membership(db, circle_id, user.id).await?.ok_or_else(|| AppError::not_found("membership"))
@@ -317,19 +314,23 @@ pub async fn leave(db: &DatabaseConnection, viewer: &Viewer, circle_id: Uuid) ->
             message: "the last admin cannot leave; make another member admin first".into(),
         });
     }
-    let moved = circle_members::Entity::update_many()
-        .col_expr(circle_members::Column::IsActive, Expr::value(false))
-        .filter(circle_members::Column::Id.eq(member.id))
-        .filter(circle_members::Column::IsActive.eq(true))
-        .exec(&txn)
+    let moved = write::update_many(
+        &txn,
+        circle_members::Entity::update_many()
+            .col_expr(circle_members::Column::IsActive, Expr::value(false))
+            .filter(circle_members::Column::Id.eq(member.id))
+            .filter(circle_members::Column::IsActive.eq(true)),
+    )
+    .await?;
+    if moved == 1 {
+        write::update_many(
+            &txn,
+            circles::Entity::update_many()
+                .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).sub(1))
+                .filter(circles::Column::Id.eq(circle_id))
+                .filter(circles::Column::MemberCount.gt(0)),
+        )
         .await?;
-    if moved.rows_affected == 1 {
-        circles::Entity::update_many()
-            .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).sub(1))
-            .filter(circles::Column::Id.eq(circle_id))
-            .filter(circles::Column::MemberCount.gt(0))
-            .exec(&txn)
-            .await?;
     }
     txn.commit().await?;
     Ok(true)
@@ -359,7 +360,7 @@ pub async fn set_role(
     }
     let mut active: circle_members::ActiveModel = member.into();
     active.role = Set(role);
-    let member = active.update(&txn).await?;
+    let member = write::update(&txn, active).await?;
     notify::send(
         &txn,
         Notice {

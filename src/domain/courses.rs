@@ -3,6 +3,7 @@
 
 use super::pagination::{cached_id_page, keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{int_range, money, optional_text, optional_url, string_list, text};
+use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
@@ -14,8 +15,8 @@ use entity::{course_contents, courses, user_identities, users};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Select, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, Select, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -119,13 +120,13 @@ fn ensure_teaching(identity: &user_identities::Model) -> AppResult<()> {
 /// Takes the course's row lock (PostgreSQL) / the write lock (SQLite) as the transaction's first
 /// statement, so edits of one course's contents run one after another.
 async fn lock_course(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
-    crate::cache::changed(CacheKind::Course, id);
-    crate::cache::changed(CacheKind::CourseContents, id);
-    courses::Entity::update_many()
-        .col_expr(courses::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(courses::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
+    write::update_many(
+        txn,
+        courses::Entity::update_many()
+            .col_expr(courses::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(courses::Column::Id.eq(id)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -177,30 +178,30 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CourseInput
     }
     ensure_teaching(&identity)?;
     let now = Utc::now();
-    let course = courses::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        mentor_id: Set(identity.id),
-        title: Set(title),
-        description: Set(valid.description.flatten()),
-        cover_image: Set(valid.cover_image.flatten()),
-        price: Set(price),
-        duration_hours: Set(hours),
-        difficulty: Set(valid.difficulty.flatten()),
-        status: Set(CourseStatus::Draft),
-        max_students: Set(valid.max_students.flatten()),
-        current_students: Set(0),
-        rating: Set(Decimal::ZERO),
-        review_count: Set(0),
-        tags: Set(Some(StringList(valid.tags.unwrap_or_default()))),
-        prerequisites: Set(valid.prerequisites.flatten()),
-        learning_objectives: Set(Some(StringList(valid.learning_objectives.unwrap_or_default()))),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(db)
+    let course = write::insert(
+        db,
+        courses::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            mentor_id: Set(identity.id),
+            title: Set(title),
+            description: Set(valid.description.flatten()),
+            cover_image: Set(valid.cover_image.flatten()),
+            price: Set(price),
+            duration_hours: Set(hours),
+            difficulty: Set(valid.difficulty.flatten()),
+            status: Set(CourseStatus::Draft),
+            max_students: Set(valid.max_students.flatten()),
+            current_students: Set(0),
+            rating: Set(Decimal::ZERO),
+            review_count: Set(0),
+            tags: Set(Some(StringList(valid.tags.unwrap_or_default()))),
+            prerequisites: Set(valid.prerequisites.flatten()),
+            learning_objectives: Set(Some(StringList(valid.learning_objectives.unwrap_or_default()))),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
-    // The mentor's course count.
-    crate::cache::changed(CacheKind::Course, course.id);
     Ok(course)
 }
 
@@ -217,7 +218,6 @@ pub async fn update(
     let valid = validate(input)?;
     let (_, owned) = owned(db, viewer, id).await?;
     ensure_teaching(&owned.identity)?;
-    crate::cache::changed(CacheKind::Course, id);
     if owned.course.status == CourseStatus::Archived {
         return Err(AppError::Conflict {
             field: None,
@@ -267,7 +267,7 @@ pub async fn update(
         active.learning_objectives = Set(Some(StringList(v)));
     }
     active.updated_at = Set(Utc::now());
-    let course = active.update(&txn).await?;
+    let course = write::update(&txn, active).await?;
     txn.commit().await?;
     Ok(course)
 }
@@ -309,16 +309,17 @@ async fn transition(
     from: &[CourseStatus],
     to: CourseStatus,
 ) -> AppResult<courses::Model> {
-    crate::cache::changed(CacheKind::Course, id);
-    let moved = courses::Entity::update_many()
-        .col_expr(courses::Column::Status, Expr::value(to.as_str()))
-        .col_expr(courses::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(courses::Column::Id.eq(id))
-        .filter(courses::Column::Status.is_in(from.iter().map(CourseStatus::as_str)))
-        .exec(db)
-        .await?;
+    let moved = write::update_many(
+        db,
+        courses::Entity::update_many()
+            .col_expr(courses::Column::Status, Expr::value(to.as_str()))
+            .col_expr(courses::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(courses::Column::Id.eq(id))
+            .filter(courses::Column::Status.is_in(from.iter().map(CourseStatus::as_str))),
+    )
+    .await?;
     let course = find(db, id).await?.ok_or_else(|| AppError::not_found("course"))?;
-    if moved.rows_affected == 0 && course.status != to {
+    if moved == 0 && course.status != to {
         return Err(AppError::Conflict { field: None, message: "the course changed meanwhile; try again".into() });
     }
     Ok(course)
@@ -367,20 +368,22 @@ pub async fn add_content(
         return Err(AppError::bad_input("courseId", "a course holds at most 500 content items"));
     }
     let now = Utc::now();
-    let content = course_contents::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        course_id: Set(course_id),
-        title: Set(title),
-        content_type: Set(content_type),
-        content_url: Set(input.content_url.flatten()),
-        content_text: Set(input.content_text.flatten()),
-        order_index: Set(count as i32),
-        duration_minutes: Set(input.duration_minutes.flatten()),
-        is_free: Set(input.is_free.unwrap_or(false)),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let content = write::insert(
+        &txn,
+        course_contents::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            course_id: Set(course_id),
+            title: Set(title),
+            content_type: Set(content_type),
+            content_url: Set(input.content_url.flatten()),
+            content_text: Set(input.content_text.flatten()),
+            order_index: Set(count as i32),
+            duration_minutes: Set(input.duration_minutes.flatten()),
+            is_free: Set(input.is_free.unwrap_or(false)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(content)
@@ -402,7 +405,6 @@ pub async fn update_content(
 ) -> AppResult<course_contents::Model> {
     let input = validate_content(input)?;
     let content = content_of_viewer(db, viewer, id).await?;
-    crate::cache::changed(CacheKind::CourseContents, content.course_id);
     let mut active: course_contents::ActiveModel = content.into();
     if let Some(v) = input.title {
         active.title = Set(v);
@@ -423,7 +425,7 @@ pub async fn update_content(
         active.is_free = Set(v);
     }
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    Ok(write::update(db, active).await?)
 }
 
 /// Removes a content item and closes the gap in the order. A published course keeps at least one.
@@ -440,7 +442,7 @@ pub async fn remove_content(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
             message: "a published course keeps at least one content item".into(),
         });
     }
-    course_contents::Entity::delete_by_id(id).exec(&txn).await?;
+    write::delete_many(&txn, course_contents::Entity::delete_many().filter(course_contents::Column::Id.eq(id))).await?;
     let remaining: Vec<Uuid> = siblings.iter().map(|c| c.id).filter(|c| *c != id).collect();
     write_order(&txn, &remaining).await?;
     txn.commit().await?;
@@ -475,11 +477,13 @@ pub async fn reorder(
 /// Writes order_index 0..n-1 in the given order (dense and unique within the course).
 async fn write_order(txn: &DatabaseTransaction, ids: &[Uuid]) -> AppResult<()> {
     for (index, id) in ids.iter().enumerate() {
-        course_contents::Entity::update_many()
-            .col_expr(course_contents::Column::OrderIndex, Expr::value(index as i32))
-            .filter(course_contents::Column::Id.eq(*id))
-            .exec(txn)
-            .await?;
+        write::update_many(
+            txn,
+            course_contents::Entity::update_many()
+                .col_expr(course_contents::Column::OrderIndex, Expr::value(index as i32))
+                .filter(course_contents::Column::Id.eq(*id)),
+        )
+        .await?;
     }
     Ok(())
 }

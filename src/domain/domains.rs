@@ -1,13 +1,12 @@
 //! Professional domains: the admin-managed list an identity's domain must come from.
 
 use super::values::{optional_text, optional_url, text};
+use super::write;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::domains;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 pub struct DomainInput {
@@ -54,17 +53,19 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: DomainInput
     let description = optional_text("input.description", input.description, 5000)?;
     let icon = optional_url("input.icon", input.icon, 500)?;
     super::admin(db, viewer).await?;
-    domains::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        name: Set(name),
-        code: Set(code),
-        description: Set(description),
-        icon: Set(icon),
-        sort_order: Set(input.sort_order.unwrap_or(0)),
-        is_active: Set(input.is_active.unwrap_or(true)),
-        created_at: Set(Utc::now()),
-    }
-    .insert(db)
+    write::insert(
+        db,
+        domains::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set(name),
+            code: Set(code),
+            description: Set(description),
+            icon: Set(icon),
+            sort_order: Set(input.sort_order.unwrap_or(0)),
+            is_active: Set(input.is_active.unwrap_or(true)),
+            created_at: Set(Utc::now()),
+        },
+    )
     .await
     .map_err(AppError::on_unique("input", "a domain with this name or code already exists"))
 }
@@ -101,5 +102,7 @@ pub async fn update(
     if let Some(is_active) = input.is_active {
         active.is_active = Set(is_active);
     }
-    active.update(db).await.map_err(AppError::on_unique("input", "a domain with this name or code already exists"))
+    write::update(db, active)
+        .await
+        .map_err(AppError::on_unique("input", "a domain with this name or code already exists"))
 }

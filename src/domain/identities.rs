@@ -3,17 +3,15 @@
 use super::audit::{self, AuditEntry};
 use super::notify::{self, Kind, Notice};
 use super::values::{int_range, money, optional_text, optional_url, string_list, text, url, url_list};
+use super::write;
 use crate::auth::Viewer;
-use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{IdentityStatus, IdentityType, StringList, VerificationStatus};
 use entity::{user_identities, user_profiles};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use std::net::IpAddr;
 use uuid::Uuid;
 
@@ -67,18 +65,20 @@ pub async fn apply(db: &DatabaseConnection, viewer: &Viewer, input: Application)
         IdentityType::Master => (IdentityStatus::Pending, VerificationStatus::Pending),
     };
     let now = Utc::now();
-    user_identities::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        user_id: Set(user.id),
-        identity_type: Set(input.identity_type),
-        domain: Set(domain),
-        status: Set(status),
-        verification_status: Set(verification),
-        verification_documents: Set((!documents.is_empty()).then_some(StringList(documents))),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(db)
+    write::insert(
+        db,
+        user_identities::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            user_id: Set(user.id),
+            identity_type: Set(input.identity_type),
+            domain: Set(domain),
+            status: Set(status),
+            verification_status: Set(verification),
+            verification_documents: Set((!documents.is_empty()).then_some(StringList(documents))),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await
     .map_err(AppError::on_unique("input.domain", "you already hold this identity in this domain"))
 }
@@ -94,7 +94,6 @@ pub async fn review(
     reason: Option<String>,
     ip: Option<IpAddr>,
 ) -> AppResult<user_identities::Model> {
-    crate::cache::changed(CacheKind::Identity, id);
     let reason = optional_text("reason", reason, 1000)?;
     if decision == Decision::Reject && reason.is_none() {
         return Err(AppError::bad_input("reason", "a rejection needs a reason"));
@@ -119,15 +118,17 @@ pub async fn review(
     }
     let txn = db.begin().await?;
     // Conditional update: two admins deciding at once cannot both move it out of pending.
-    let moved = user_identities::Entity::update_many()
-        .col_expr(user_identities::Column::Status, Expr::value(status.as_str()))
-        .col_expr(user_identities::Column::VerificationStatus, Expr::value(verification.as_str()))
-        .col_expr(user_identities::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(user_identities::Column::Id.eq(id))
-        .filter(user_identities::Column::Status.eq(IdentityStatus::Pending.as_str()))
-        .exec(&txn)
-        .await?;
-    if moved.rows_affected != 1 {
+    let moved = write::update_many(
+        &txn,
+        user_identities::Entity::update_many()
+            .col_expr(user_identities::Column::Status, Expr::value(status.as_str()))
+            .col_expr(user_identities::Column::VerificationStatus, Expr::value(verification.as_str()))
+            .col_expr(user_identities::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user_identities::Column::Id.eq(id))
+            .filter(user_identities::Column::Status.eq(IdentityStatus::Pending.as_str())),
+    )
+    .await?;
+    if moved != 1 {
         return Err(AppError::Conflict { field: None, message: "the identity was reviewed meanwhile".into() });
     }
     audit::record(
@@ -169,7 +170,6 @@ pub async fn update_profile(
     identity_id: Uuid,
     input: ProfileInput,
 ) -> AppResult<user_profiles::Model> {
-    crate::cache::changed(CacheKind::Profile, identity_id);
     let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
     let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
     let bio = input.bio.map(|v| optional_text("input.bio", v, 5000)).transpose()?;
@@ -240,7 +240,8 @@ pub async fn update_profile(
         active.social_links = Set(links);
     }
     active.updated_at = Set(now);
-    let profile = if active.id.is_unchanged() { active.update(db).await? } else { active.insert(db).await? };
+    let profile =
+        if active.id.is_unchanged() { write::update(db, active).await? } else { write::insert(db, active).await? };
     Ok(profile)
 }
 

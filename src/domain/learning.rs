@@ -2,8 +2,8 @@
 //! that only moves forward, and the record's status following the contents completed.
 
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::write;
 use crate::auth::Viewer;
-use crate::cache::Kind as CacheKind;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CourseStatus, LearningStatus};
@@ -12,8 +12,7 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, SqlErr,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -32,29 +31,31 @@ pub async fn record_of(
 /// Takes a seat: `current_students + 1` only while below `max_students`, as one conditional
 /// UPDATE, so two requests that both saw "one seat left" cannot both win.
 async fn take_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<bool, DbErr> {
-    crate::cache::changed(CacheKind::Course, course_id);
-    let taken = courses::Entity::update_many()
-        .col_expr(courses::Column::CurrentStudents, Expr::col(courses::Column::CurrentStudents).add(1))
-        .filter(courses::Column::Id.eq(course_id))
-        .filter(courses::Column::Status.eq(CourseStatus::Published.as_str()))
-        .filter(
-            sea_orm::Condition::any()
-                .add(courses::Column::MaxStudents.is_null())
-                .add(Expr::col(courses::Column::CurrentStudents).lt(Expr::col(courses::Column::MaxStudents))),
-        )
-        .exec(db)
-        .await?;
-    Ok(taken.rows_affected == 1)
+    let taken = write::update_many(
+        db,
+        courses::Entity::update_many()
+            .col_expr(courses::Column::CurrentStudents, Expr::col(courses::Column::CurrentStudents).add(1))
+            .filter(courses::Column::Id.eq(course_id))
+            .filter(courses::Column::Status.eq(CourseStatus::Published.as_str()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(courses::Column::MaxStudents.is_null())
+                    .add(Expr::col(courses::Column::CurrentStudents).lt(Expr::col(courses::Column::MaxStudents))),
+            ),
+    )
+    .await?;
+    Ok(taken == 1)
 }
 
 async fn free_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<(), DbErr> {
-    crate::cache::changed(CacheKind::Course, course_id);
-    courses::Entity::update_many()
-        .col_expr(courses::Column::CurrentStudents, Expr::col(courses::Column::CurrentStudents).sub(1))
-        .filter(courses::Column::Id.eq(course_id))
-        .filter(courses::Column::CurrentStudents.gt(0))
-        .exec(db)
-        .await?;
+    write::update_many(
+        db,
+        courses::Entity::update_many()
+            .col_expr(courses::Column::CurrentStudents, Expr::col(courses::Column::CurrentStudents).sub(1))
+            .filter(courses::Column::Id.eq(course_id))
+            .filter(courses::Column::CurrentStudents.gt(0)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -63,8 +64,6 @@ async fn free_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<(), DbE
 pub async fn enroll(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -> AppResult<learning_records::Model> {
     let user = super::active_user(db, viewer).await?;
     let course = super::courses::get(db, viewer, course_id).await?.ok_or_else(|| AppError::not_found("course"))?;
-    // Enrolled students feed the course's and its mentor's stats.
-    crate::cache::changed(CacheKind::Course, course_id);
     let existing = record_of(db, user.id, course_id).await?;
     if let Some(record) = &existing {
         if record.status != LearningStatus::Dropped {
@@ -93,15 +92,17 @@ pub async fn enroll(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -
         Some(dropped) => {
             // Only while it is still dropped: of concurrent re-enrollments (serialized by the seat's
             // lock) the first moves it, the others give their seat back and return its record.
-            let moved = learning_records::Entity::update_many()
-                .col_expr(learning_records::Column::Status, Expr::value(LearningStatus::Enrolled.as_str()))
-                .col_expr(learning_records::Column::EnrolledAt, Expr::value(now))
-                .col_expr(learning_records::Column::LastAccessedAt, Expr::value(now))
-                .filter(learning_records::Column::Id.eq(dropped.id))
-                .filter(learning_records::Column::Status.eq(LearningStatus::Dropped.as_str()))
-                .exec(&txn)
-                .await?;
-            if moved.rows_affected != 1 {
+            let moved = write::update_many(
+                &txn,
+                learning_records::Entity::update_many()
+                    .col_expr(learning_records::Column::Status, Expr::value(LearningStatus::Enrolled.as_str()))
+                    .col_expr(learning_records::Column::EnrolledAt, Expr::value(now))
+                    .col_expr(learning_records::Column::LastAccessedAt, Expr::value(now))
+                    .filter(learning_records::Column::Id.eq(dropped.id))
+                    .filter(learning_records::Column::Status.eq(LearningStatus::Dropped.as_str())),
+            )
+            .await?;
+            if moved != 1 {
                 txn.rollback().await?;
                 return record_of(db, user.id, course_id).await?.ok_or_else(|| AppError::not_found("enrollment"));
             }
@@ -111,18 +112,20 @@ pub async fn enroll(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -
                 .ok_or_else(|| AppError::not_found("enrollment"))?
         }
         None => {
-            let inserted = learning_records::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                user_id: Set(user.id),
-                course_id: Set(course_id),
-                progress_percentage: Set(Decimal::ZERO),
-                status: Set(LearningStatus::Enrolled),
-                enrolled_at: Set(now),
-                completed_at: Set(None),
-                last_accessed_at: Set(now),
-                total_study_time: Set(0),
-            }
-            .insert(&txn)
+            let inserted = write::insert(
+                &txn,
+                learning_records::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    user_id: Set(user.id),
+                    course_id: Set(course_id),
+                    progress_percentage: Set(Decimal::ZERO),
+                    status: Set(LearningStatus::Enrolled),
+                    enrolled_at: Set(now),
+                    completed_at: Set(None),
+                    last_accessed_at: Set(now),
+                    total_study_time: Set(0),
+                },
+            )
             .await;
             match inserted {
                 Ok(record) => record,
@@ -150,7 +153,6 @@ pub async fn drop_course(
 ) -> AppResult<learning_records::Model> {
     let user = super::active_user(db, viewer).await?;
     let record = record_of(db, user.id, course_id).await?.ok_or_else(|| AppError::not_found("enrollment"))?;
-    crate::cache::changed(CacheKind::Course, course_id);
     match record.status {
         LearningStatus::Dropped => return Ok(record),
         LearningStatus::Completed => {
@@ -162,16 +164,18 @@ pub async fn drop_course(
         LearningStatus::Enrolled | LearningStatus::Learning => {}
     }
     let txn = db.begin().await?;
-    let moved = learning_records::Entity::update_many()
-        .col_expr(learning_records::Column::Status, Expr::value(LearningStatus::Dropped.as_str()))
-        .filter(learning_records::Column::Id.eq(record.id))
-        .filter(
-            learning_records::Column::Status
-                .is_in([LearningStatus::Enrolled.as_str(), LearningStatus::Learning.as_str()]),
-        )
-        .exec(&txn)
-        .await?;
-    if moved.rows_affected == 1 {
+    let moved = write::update_many(
+        &txn,
+        learning_records::Entity::update_many()
+            .col_expr(learning_records::Column::Status, Expr::value(LearningStatus::Dropped.as_str()))
+            .filter(learning_records::Column::Id.eq(record.id))
+            .filter(
+                learning_records::Column::Status
+                    .is_in([LearningStatus::Enrolled.as_str(), LearningStatus::Learning.as_str()]),
+            ),
+    )
+    .await?;
+    if moved == 1 {
         free_seat(&txn, course_id).await?;
     }
     let record = learning_records::Entity::find_by_id(record.id)
@@ -202,8 +206,6 @@ pub async fn record_progress(
     let user = super::active_user(db, viewer).await?;
     let content =
         course_contents::Entity::find_by_id(content_id).one(db).await?.ok_or_else(|| AppError::not_found("content"))?;
-    // Average progress in `course_stats`.
-    crate::cache::changed(CacheKind::CourseStats, content.course_id);
     let record = record_of(db, user.id, content.course_id)
         .await?
         .filter(|r| r.status != LearningStatus::Dropped)
@@ -212,15 +214,17 @@ pub async fn record_progress(
     let txn = db.begin().await?;
     let now = Utc::now();
     // First statement writes the learning record: progress updates of one enrollment serialize.
-    learning_records::Entity::update_many()
-        .col_expr(learning_records::Column::LastAccessedAt, Expr::value(now))
-        .col_expr(
-            learning_records::Column::TotalStudyTime,
-            Expr::col(learning_records::Column::TotalStudyTime).add(study_minutes),
-        )
-        .filter(learning_records::Column::Id.eq(record.id))
-        .exec(&txn)
-        .await?;
+    write::update_many(
+        &txn,
+        learning_records::Entity::update_many()
+            .col_expr(learning_records::Column::LastAccessedAt, Expr::value(now))
+            .col_expr(
+                learning_records::Column::TotalStudyTime,
+                Expr::col(learning_records::Column::TotalStudyTime).add(study_minutes),
+            )
+            .filter(learning_records::Column::Id.eq(record.id)),
+    )
+    .await?;
     let existing = content_progress::Entity::find()
         .filter(content_progress::Column::UserId.eq(user.id))
         .filter(content_progress::Column::ContentId.eq(content_id))
@@ -238,21 +242,23 @@ pub async fn record_progress(
             active.completed_at = Set(completed_at);
             active.study_time = Set(study_time);
             active.last_accessed_at = Set(now);
-            active.update(&txn).await?
+            write::update(&txn, active).await?
         }
         None => {
             let completed = progress >= Decimal::ONE_HUNDRED;
-            content_progress::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                user_id: Set(user.id),
-                content_id: Set(content_id),
-                progress_percentage: Set(progress),
-                is_completed: Set(completed),
-                completed_at: Set(completed.then_some(now)),
-                last_accessed_at: Set(now),
-                study_time: Set(study_minutes),
-            }
-            .insert(&txn)
+            write::insert(
+                &txn,
+                content_progress::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    user_id: Set(user.id),
+                    content_id: Set(content_id),
+                    progress_percentage: Set(progress),
+                    is_completed: Set(completed),
+                    completed_at: Set(completed.then_some(now)),
+                    last_accessed_at: Set(now),
+                    study_time: Set(study_minutes),
+                },
+            )
             .await?
         }
     };
@@ -292,7 +298,7 @@ async fn recompute_course_progress(
     active.progress_percentage = Set(percentage);
     active.status = Set(status);
     active.completed_at = Set(completed_at);
-    active.update(txn).await?;
+    write::update(txn, active).await?;
     Ok(())
 }
 

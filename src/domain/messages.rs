@@ -3,6 +3,7 @@
 
 use super::pagination::{cached_first_page, keyset, Direction, Page, PageRequest, SortKey};
 use super::values::text;
+use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
@@ -12,8 +13,8 @@ use entity::enums::{MessageType, UserStatus};
 use entity::{circle_members, messages, notifications};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect, Select, Set, Statement, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QuerySelect, Select, Set, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -62,18 +63,20 @@ pub async fn send(
             (None, Some(circle), members.into_iter().filter(|m| *m != sender.id).collect())
         }
     };
-    let message = messages::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        from_user_id: Set(sender.id),
-        to_user_id: Set(to_user_id),
-        circle_id: Set(circle_id),
-        content: Set(content),
-        message_type: Set(message_type),
-        is_read: Set(false),
-        read_at: Set(None),
-        created_at: Set(Utc::now()),
-    }
-    .insert(db)
+    let message = write::insert(
+        db,
+        messages::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            from_user_id: Set(sender.id),
+            to_user_id: Set(to_user_id),
+            circle_id: Set(circle_id),
+            content: Set(content),
+            message_type: Set(message_type),
+            is_read: Set(false),
+            read_at: Set(None),
+            created_at: Set(Utc::now()),
+        },
+    )
     .await?;
     emit(Event::Message { message: message.clone(), recipients });
     Ok(message)
@@ -121,15 +124,17 @@ pub async fn thread(
 /// Marks the private messages `from` sent the viewer as read; returns how many changed.
 pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, from: Uuid) -> AppResult<u64> {
     let me = super::active_user(db, viewer).await?.id;
-    let result = messages::Entity::update_many()
-        .col_expr(messages::Column::IsRead, Expr::value(true))
-        .col_expr(messages::Column::ReadAt, Expr::value(Utc::now()))
-        .filter(messages::Column::FromUserId.eq(from))
-        .filter(messages::Column::ToUserId.eq(me))
-        .filter(messages::Column::IsRead.eq(false))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+    let result = write::update_many(
+        db,
+        messages::Entity::update_many()
+            .col_expr(messages::Column::IsRead, Expr::value(true))
+            .col_expr(messages::Column::ReadAt, Expr::value(Utc::now()))
+            .filter(messages::Column::FromUserId.eq(from))
+            .filter(messages::Column::ToUserId.eq(me))
+            .filter(messages::Column::IsRead.eq(false)),
+    )
+    .await?;
+    Ok(result)
 }
 
 /// One conversation: the other user, the last message, how many of theirs are unread.
@@ -270,26 +275,26 @@ pub async fn mark_notification_read(
     if notification.is_read {
         return Ok(notification);
     }
-    crate::cache::changed(CacheKind::Notifications, me);
     let mut active: notifications::ActiveModel = notification.into();
     active.is_read = Set(true);
     active.read_at = Set(Some(Utc::now()));
-    Ok(active.update(db).await?)
+    Ok(write::update(db, active).await?)
 }
 
 pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<u64> {
     let me = viewer.require()?;
-    crate::cache::changed(CacheKind::Notifications, me);
     let txn = db.begin().await?;
-    let result = notifications::Entity::update_many()
-        .col_expr(notifications::Column::IsRead, Expr::value(true))
-        .col_expr(notifications::Column::ReadAt, Expr::value(Utc::now()))
-        .filter(notifications::Column::UserId.eq(me))
-        .filter(notifications::Column::IsRead.eq(false))
-        .exec(&txn)
-        .await?;
+    let result = write::update_many(
+        &txn,
+        notifications::Entity::update_many()
+            .col_expr(notifications::Column::IsRead, Expr::value(true))
+            .col_expr(notifications::Column::ReadAt, Expr::value(Utc::now()))
+            .filter(notifications::Column::UserId.eq(me))
+            .filter(notifications::Column::IsRead.eq(false)),
+    )
+    .await?;
     txn.commit().await?;
-    Ok(result.rows_affected)
+    Ok(result)
 }
 
 /// How many of the viewer's notifications are unread (cached per user; every notification sent

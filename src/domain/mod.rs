@@ -19,6 +19,7 @@ pub mod reviews;
 pub mod seed;
 pub mod values;
 pub mod views;
+pub mod write;
 
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};

@@ -2,9 +2,10 @@
 //! transaction of the change that caused it (so a rolled-back change notifies nobody), and is
 //! pushed to the user's live subscription after the commit.
 
+use super::write;
 use chrono::Utc;
 use entity::notifications;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{ConnectionTrait, DbErr, Set};
 use uuid::Uuid;
 
 /// The kinds of notification the platform sends (stored in `notification_type`).
@@ -70,19 +71,20 @@ pub async fn send_collapsed(
 }
 
 pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notifications::Model, DbErr> {
-    crate::cache::changed(crate::cache::Kind::Notifications, notice.user_id);
-    let notification = notifications::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        user_id: Set(notice.user_id),
-        title: Set(notice.title.chars().take(200).collect()),
-        content: Set(notice.content),
-        notification_type: Set(notice.kind.as_str().to_string()),
-        related_id: Set(notice.related_id),
-        is_read: Set(false),
-        read_at: Set(None),
-        created_at: Set(Utc::now()),
-    }
-    .insert(db)
+    let notification = write::insert(
+        db,
+        notifications::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            user_id: Set(notice.user_id),
+            title: Set(notice.title.chars().take(200).collect()),
+            content: Set(notice.content),
+            notification_type: Set(notice.kind.as_str().to_string()),
+            related_id: Set(notice.related_id),
+            is_read: Set(false),
+            read_at: Set(None),
+            created_at: Set(Utc::now()),
+        },
+    )
     .await?;
     // Delivered live once the surrounding mutation commits (see `events::capture`).
     crate::events::emit(crate::events::Event::Notification(notification.clone()));

@@ -6,16 +6,16 @@ use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{cached_id_page, keyset, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::{text, url_list};
+use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -105,35 +105,37 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) ->
     let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
     let media = validate_media(input.post_type, input.media_urls)?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
-    crate::cache::changed(CacheKind::Circle, input.circle_id);
-    crate::cache::changed(CacheKind::CircleFeed, input.circle_id);
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let txn = db.begin().await?;
-    circle_table::Entity::update_many()
-        .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).add(1))
-        .filter(circle_table::Column::Id.eq(input.circle_id))
-        .exec(&txn)
-        .await?;
+    write::update_many(
+        &txn,
+        circle_table::Entity::update_many()
+            .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).add(1))
+            .filter(circle_table::Column::Id.eq(input.circle_id)),
+    )
+    .await?;
     let now = Utc::now();
-    let post = posts::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        user_id: Set(user.id),
-        identity_id: Set(identity.id),
-        circle_id: Set(input.circle_id),
-        content: Set(content),
-        media_urls: Set(Some(StringList(media))),
-        post_type: Set(input.post_type),
-        status: Set(ContentStatus::Active),
-        like_count: Set(0),
-        comment_count: Set(0),
-        share_count: Set(0),
-        view_count: Set(0),
-        is_top: Set(false),
-        is_essence: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let post = write::insert(
+        &txn,
+        posts::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            user_id: Set(user.id),
+            identity_id: Set(identity.id),
+            circle_id: Set(input.circle_id),
+            content: Set(content),
+            media_urls: Set(Some(StringList(media))),
+            post_type: Set(input.post_type),
+            status: Set(ContentStatus::Active),
+            like_count: Set(0),
+            comment_count: Set(0),
+            share_count: Set(0),
+            view_count: Set(0),
+            is_top: Set(false),
+            is_essence: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
     txn.commit().await?;
     Ok(post)
@@ -150,7 +152,6 @@ pub async fn update(
 ) -> AppResult<posts::Model> {
     let content = content.as_deref().map(|c| text("input.content", c, 1, MAX_POST_CHARS)).transpose()?;
     let user = super::active_user(db, viewer).await?;
-    crate::cache::changed(CacheKind::Post, id);
     let post =
         find(db, id).await?.filter(|p| p.status == ContentStatus::Active).ok_or_else(|| AppError::not_found("post"))?;
     if post.user_id != user.id {
@@ -165,36 +166,39 @@ pub async fn update(
         active.media_urls = Set(Some(StringList(v)));
     }
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    Ok(write::update(db, active).await?)
 }
 
 /// Moves an active post to `to` (deleted or hidden) and takes it out of the circle's count.
 async fn retire(db: &DatabaseConnection, post: &posts::Model, to: ContentStatus) -> AppResult<posts::Model> {
-    crate::cache::changed(CacheKind::Post, post.id);
-    crate::cache::changed(CacheKind::Circle, post.circle_id);
-    crate::cache::changed(CacheKind::CircleFeed, post.circle_id);
     let txn = db.begin().await?;
-    let moved = posts::Entity::update_many()
-        .col_expr(posts::Column::Status, Expr::value(to.as_str()))
-        .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(posts::Column::Id.eq(post.id))
-        .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()))
-        .exec(&txn)
-        .await?;
-    if moved.rows_affected == 1 {
-        circle_table::Entity::update_many()
-            .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).sub(1))
-            .filter(circle_table::Column::Id.eq(post.circle_id))
-            .filter(circle_table::Column::PostCount.gt(0))
-            .exec(&txn)
-            .await?;
-    } else if to == ContentStatus::Deleted && post.status == ContentStatus::Hidden {
-        // A hidden post (already out of the count) may still be deleted by its author.
+    let moved = write::update_many(
+        &txn,
         posts::Entity::update_many()
             .col_expr(posts::Column::Status, Expr::value(to.as_str()))
+            .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(posts::Column::Id.eq(post.id))
-            .exec(&txn)
-            .await?;
+            .filter(posts::Column::Status.eq(ContentStatus::Active.as_str())),
+    )
+    .await?;
+    if moved == 1 {
+        write::update_many(
+            &txn,
+            circle_table::Entity::update_many()
+                .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).sub(1))
+                .filter(circle_table::Column::Id.eq(post.circle_id))
+                .filter(circle_table::Column::PostCount.gt(0)),
+        )
+        .await?;
+    } else if to == ContentStatus::Deleted && post.status == ContentStatus::Hidden {
+        // A hidden post (already out of the count) may still be deleted by its author.
+        write::update_many(
+            &txn,
+            posts::Entity::update_many()
+                .col_expr(posts::Column::Status, Expr::value(to.as_str()))
+                .filter(posts::Column::Id.eq(post.id)),
+        )
+        .await?;
     }
     let post = find(&txn, post.id).await?.ok_or_else(|| AppError::not_found("post"))?;
     txn.commit().await?;
@@ -255,15 +259,12 @@ pub async fn set_flag(
     on: bool,
 ) -> AppResult<posts::Model> {
     let post = moderated(db, viewer, id).await?;
-    crate::cache::changed(CacheKind::Post, id);
-    // Pinning reorders the circle's list.
-    crate::cache::changed(CacheKind::CircleFeed, post.circle_id);
     let mut active: posts::ActiveModel = post.into();
     match flag {
         Flag::Pinned => active.is_top = Set(on),
         Flag::Essence => active.is_essence = Set(on),
     }
-    Ok(active.update(db).await?)
+    Ok(write::update(db, active).await?)
 }
 
 #[tracing::instrument(name = "posts.comment", skip_all, fields(post = %input.post_id))]
@@ -273,7 +274,6 @@ pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewCom
         .await?
         .filter(|p| p.status == ContentStatus::Active)
         .ok_or_else(|| AppError::not_found("post"))?;
-    crate::cache::changed(CacheKind::Post, post.id);
     let parent = match input.parent_id {
         None => None,
         Some(parent_id) => {
@@ -288,30 +288,34 @@ pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewCom
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let txn = db.begin().await?;
-    let counted = posts::Entity::update_many()
-        .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).add(1))
-        .filter(posts::Column::Id.eq(post.id))
-        .filter(posts::Column::Status.eq(ContentStatus::Active.as_str()))
-        .exec(&txn)
-        .await?;
-    if counted.rows_affected != 1 {
+    let counted = write::update_many(
+        &txn,
+        posts::Entity::update_many()
+            .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).add(1))
+            .filter(posts::Column::Id.eq(post.id))
+            .filter(posts::Column::Status.eq(ContentStatus::Active.as_str())),
+    )
+    .await?;
+    if counted != 1 {
         return Err(AppError::not_found("post"));
     }
     let now = Utc::now();
-    let comment = comments::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        post_id: Set(post.id),
-        user_id: Set(user.id),
-        identity_id: Set(identity.id),
-        content: Set(content),
-        parent_id: Set(parent.as_ref().map(|p| p.id)),
-        reply_to_user_id: Set(parent.as_ref().map(|p| p.user_id)),
-        like_count: Set(0),
-        status: Set(ContentStatus::Active),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let comment = write::insert(
+        &txn,
+        comments::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            post_id: Set(post.id),
+            user_id: Set(user.id),
+            identity_id: Set(identity.id),
+            content: Set(content),
+            parent_id: Set(parent.as_ref().map(|p| p.id)),
+            reply_to_user_id: Set(parent.as_ref().map(|p| p.user_id)),
+            like_count: Set(0),
+            status: Set(ContentStatus::Active),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await?;
     if post.user_id != user.id {
         let title = "New comment on your post".to_string();
@@ -359,25 +363,28 @@ pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
     let user = super::active_user(db, viewer).await?;
     let comment = comments::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))?;
     let post = find(db, comment.post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
-    crate::cache::changed(CacheKind::Post, post.id);
     if comment.user_id != user.id && !moderates(db, &user, post.circle_id).await? {
         return Err(AppError::forbidden("only the author or a moderator deletes a comment"));
     }
     let txn = db.begin().await?;
-    let moved = comments::Entity::update_many()
-        .col_expr(comments::Column::Status, Expr::value(ContentStatus::Deleted.as_str()))
-        .col_expr(comments::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(comments::Column::Id.eq(id))
-        .filter(comments::Column::Status.eq(ContentStatus::Active.as_str()))
-        .exec(&txn)
+    let moved = write::update_many(
+        &txn,
+        comments::Entity::update_many()
+            .col_expr(comments::Column::Status, Expr::value(ContentStatus::Deleted.as_str()))
+            .col_expr(comments::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(comments::Column::Id.eq(id))
+            .filter(comments::Column::Status.eq(ContentStatus::Active.as_str())),
+    )
+    .await?;
+    if moved == 1 {
+        write::update_many(
+            &txn,
+            posts::Entity::update_many()
+                .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).sub(1))
+                .filter(posts::Column::Id.eq(comment.post_id))
+                .filter(posts::Column::CommentCount.gt(0)),
+        )
         .await?;
-    if moved.rows_affected == 1 {
-        posts::Entity::update_many()
-            .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).sub(1))
-            .filter(posts::Column::Id.eq(comment.post_id))
-            .filter(posts::Column::CommentCount.gt(0))
-            .exec(&txn)
-            .await?;
     }
     let comment = comments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;
     txn.commit().await?;
@@ -387,43 +394,40 @@ pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
 /// Likes a post (idempotent): the like row and the counter move together; a repeat does nothing.
 #[tracing::instrument(name = "posts.like", skip_all, fields(post = %post_id))]
 pub async fn like_post(db: &DatabaseConnection, viewer: &Viewer, post_id: Uuid, like: bool) -> AppResult<posts::Model> {
-    crate::cache::changed(CacheKind::Post, post_id);
     let post = find(db, post_id)
         .await?
         .filter(|p| p.status == ContentStatus::Active)
         .ok_or_else(|| AppError::not_found("post"))?;
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
-    crate::cache::changed(CacheKind::PostLike, crate::cache::pair_id(user.id, post_id));
     let txn = db.begin().await?;
     // The like row first (its unique key decides), then the counter: one lock order everywhere.
     let changed = if like {
-        post_likes::Entity::insert(post_likes::ActiveModel {
+        let row = post_likes::ActiveModel {
             id: Set(Uuid::new_v4()),
             post_id: Set(post_id),
             user_id: Set(user.id),
             created_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::columns([post_likes::Column::PostId, post_likes::Column::UserId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?
+        };
+        u64::from(write::insert_new(&txn, row, [post_likes::Column::PostId, post_likes::Column::UserId]).await?)
     } else {
-        post_likes::Entity::delete_many()
-            .filter(post_likes::Column::PostId.eq(post_id))
-            .filter(post_likes::Column::UserId.eq(user.id))
-            .exec(&txn)
-            .await?
-            .rows_affected
+        write::delete_many(
+            &txn,
+            post_likes::Entity::delete_many()
+                .filter(post_likes::Column::PostId.eq(post_id))
+                .filter(post_likes::Column::UserId.eq(user.id)),
+        )
+        .await?
     };
     if changed == 1 {
         let delta =
             if like { Expr::col(posts::Column::LikeCount).add(1) } else { Expr::col(posts::Column::LikeCount).sub(1) };
-        posts::Entity::update_many()
-            .col_expr(posts::Column::LikeCount, delta)
-            .filter(posts::Column::Id.eq(post_id))
-            .exec(&txn)
-            .await?;
+        write::update_many(
+            &txn,
+            posts::Entity::update_many()
+                .col_expr(posts::Column::LikeCount, delta)
+                .filter(posts::Column::Id.eq(post_id)),
+        )
+        .await?;
         if like && post.user_id != user.id {
             let notice = Notice {
                 user_id: post.user_id,
@@ -460,26 +464,23 @@ pub async fn like_comment(
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
     let txn = db.begin().await?;
     let changed = if like {
-        comment_likes::Entity::insert(comment_likes::ActiveModel {
+        let row = comment_likes::ActiveModel {
             id: Set(Uuid::new_v4()),
             comment_id: Set(comment_id),
             user_id: Set(user.id),
             created_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::columns([comment_likes::Column::CommentId, comment_likes::Column::UserId])
-                .do_nothing()
-                .to_owned(),
+        };
+        u64::from(
+            write::insert_new(&txn, row, [comment_likes::Column::CommentId, comment_likes::Column::UserId]).await?,
         )
-        .exec_without_returning(&txn)
-        .await?
     } else {
-        comment_likes::Entity::delete_many()
-            .filter(comment_likes::Column::CommentId.eq(comment_id))
-            .filter(comment_likes::Column::UserId.eq(user.id))
-            .exec(&txn)
-            .await?
-            .rows_affected
+        write::delete_many(
+            &txn,
+            comment_likes::Entity::delete_many()
+                .filter(comment_likes::Column::CommentId.eq(comment_id))
+                .filter(comment_likes::Column::UserId.eq(user.id)),
+        )
+        .await?
     };
     if changed == 1 {
         let delta = if like {
@@ -487,11 +488,13 @@ pub async fn like_comment(
         } else {
             Expr::col(comments::Column::LikeCount).sub(1)
         };
-        comments::Entity::update_many()
-            .col_expr(comments::Column::LikeCount, delta)
-            .filter(comments::Column::Id.eq(comment_id))
-            .exec(&txn)
-            .await?;
+        write::update_many(
+            &txn,
+            comments::Entity::update_many()
+                .col_expr(comments::Column::LikeCount, delta)
+                .filter(comments::Column::Id.eq(comment_id)),
+        )
+        .await?;
     }
     let comment =
         comments::Entity::find_by_id(comment_id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;

@@ -7,6 +7,7 @@
 use super::notify::{self, Kind, Notice};
 use super::pagination::{cached_first_page, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::optional_text;
+use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult};
@@ -16,8 +17,8 @@ use entity::{appointments, courses, reviews};
 use sea_orm::sea_query::Expr;
 use sea_orm::Condition;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -40,20 +41,8 @@ fn rating(value: i32) -> AppResult<i32> {
     Ok(value)
 }
 
-/// Marks what a review of `reviewed` (and of `course`) changes: the master's stats and review
-/// list, the course's row (rating, count) and review list.
-fn reviews_changed(reviewed: Uuid, course: Option<Uuid>) {
-    crate::cache::changed(CacheKind::MentorStats, reviewed);
-    crate::cache::changed(CacheKind::MentorReviews, reviewed);
-    if let Some(course) = course {
-        crate::cache::changed(CacheKind::Course, course);
-        crate::cache::changed(CacheKind::CourseReviews, course);
-    }
-}
-
 /// Recomputes a course's rating and review count from its active COURSE reviews.
 async fn refresh_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult<()> {
-    crate::cache::changed(CacheKind::Course, course_id);
     let ratings: Vec<i32> = reviews::Entity::find()
         .select_only()
         .column(reviews::Column::Rating)
@@ -65,22 +54,26 @@ async fn refresh_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult
         .await?;
     let count = ratings.len() as i32;
     let average = super::values::average_rating(ratings.iter().map(|r| i64::from(*r)).sum(), i64::from(count));
-    courses::Entity::update_many()
-        .col_expr(courses::Column::Rating, Expr::value(average))
-        .col_expr(courses::Column::ReviewCount, Expr::value(count))
-        .filter(courses::Column::Id.eq(course_id))
-        .exec(txn)
-        .await?;
+    write::update_many(
+        txn,
+        courses::Entity::update_many()
+            .col_expr(courses::Column::Rating, Expr::value(average))
+            .col_expr(courses::Column::ReviewCount, Expr::value(count))
+            .filter(courses::Column::Id.eq(course_id)),
+    )
+    .await?;
     Ok(())
 }
 
 /// The course's row lock as the transaction's first statement.
 async fn lock_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult<()> {
-    courses::Entity::update_many()
-        .col_expr(courses::Column::UpdatedAt, Expr::col(courses::Column::UpdatedAt).into())
-        .filter(courses::Column::Id.eq(course_id))
-        .exec(txn)
-        .await?;
+    write::update_many(
+        txn,
+        courses::Entity::update_many()
+            .col_expr(courses::Column::UpdatedAt, Expr::col(courses::Column::UpdatedAt).into())
+            .filter(courses::Column::Id.eq(course_id)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -140,38 +133,41 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewReview) 
         }
     };
     let mentor_user = super::identities::find(db, reviewed).await?.map(|i| i.user_id);
-    reviews_changed(reviewed, course_id);
     let txn = db.begin().await?;
     match course_id {
         Some(course) => lock_course(&txn, course).await?,
         None => {
             // Same first-statement write for the other kinds: the mentor identity's row.
-            entity::user_identities::Entity::update_many()
-                .col_expr(
-                    entity::user_identities::Column::UpdatedAt,
-                    Expr::col(entity::user_identities::Column::UpdatedAt).into(),
-                )
-                .filter(entity::user_identities::Column::Id.eq(reviewed))
-                .exec(&txn)
-                .await?;
+            write::update_many(
+                &txn,
+                entity::user_identities::Entity::update_many()
+                    .col_expr(
+                        entity::user_identities::Column::UpdatedAt,
+                        Expr::col(entity::user_identities::Column::UpdatedAt).into(),
+                    )
+                    .filter(entity::user_identities::Column::Id.eq(reviewed)),
+            )
+            .await?;
         }
     }
     let now = Utc::now();
-    let review = reviews::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        reviewer_id: Set(user.id),
-        reviewed_id: Set(reviewed),
-        course_id: Set(course_id),
-        appointment_id: Set(appointment_id),
-        rating: Set(stars),
-        content: Set(content),
-        review_type: Set(input.review_type),
-        status: Set(ContentStatus::Active),
-        like_count: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
+    let review = write::insert(
+        &txn,
+        reviews::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            reviewer_id: Set(user.id),
+            reviewed_id: Set(reviewed),
+            course_id: Set(course_id),
+            appointment_id: Set(appointment_id),
+            rating: Set(stars),
+            content: Set(content),
+            review_type: Set(input.review_type),
+            status: Set(ContentStatus::Active),
+            like_count: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    )
     .await
     .map_err(AppError::on_unique("input", "you have reviewed this already; edit your review instead"))?;
     if let Some(course) = course_id {
@@ -213,22 +209,23 @@ async fn change(
     review: reviews::Model,
     apply: impl FnOnce(&mut reviews::ActiveModel),
 ) -> AppResult<reviews::Model> {
-    reviews_changed(review.reviewed_id, review.course_id);
     let txn = db.begin().await?;
     match review.course_id {
         Some(course) => lock_course(&txn, course).await?,
         None => {
-            reviews::Entity::update_many()
-                .col_expr(reviews::Column::UpdatedAt, Expr::value(Utc::now()))
-                .filter(reviews::Column::Id.eq(review.id))
-                .exec(&txn)
-                .await?;
+            write::update_many(
+                &txn,
+                reviews::Entity::update_many()
+                    .col_expr(reviews::Column::UpdatedAt, Expr::value(Utc::now()))
+                    .filter(reviews::Column::Id.eq(review.id)),
+            )
+            .await?;
         }
     }
     let mut active: reviews::ActiveModel = review.clone().into();
     apply(&mut active);
     active.updated_at = Set(Utc::now());
-    let updated = active.update(&txn).await?;
+    let updated = write::update(&txn, active).await?;
     if let Some(course) = review.course_id {
         refresh_course(&txn, course).await?;
     }

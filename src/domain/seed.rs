@@ -1,13 +1,14 @@
 //! `master-guide seed`: a small demo data set so the playground has something to show.
 //! Logins are listed in the README. Running it twice changes nothing.
 
+use super::write;
 use crate::auth::password::{self, Password};
 use crate::error::AppResult;
 use chrono::{Duration, Utc};
 use entity::enums::*;
 use entity::*;
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
 
 pub const DEMO_PASSWORD: &str = "masterguide-demo";
@@ -48,17 +49,19 @@ pub async fn demo(db: &DatabaseConnection) -> AppResult<SeedReport> {
     let txn = db.begin().await?;
 
     for (order, (code, name)) in DOMAINS.iter().enumerate() {
-        domains::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            name: Set((*name).into()),
-            code: Set((*code).into()),
-            description: Set(Some(format!("Masters and apprentices of {name}"))),
-            icon: Set(None),
-            sort_order: Set(order as i32),
-            is_active: Set(true),
-            created_at: Set(now),
-        }
-        .insert(&txn)
+        write::insert(
+            &txn,
+            domains::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                name: Set((*name).into()),
+                code: Set((*code).into()),
+                description: Set(Some(format!("Masters and apprentices of {name}"))),
+                icon: Set(None),
+                sort_order: Set(order as i32),
+                is_active: Set(true),
+                created_at: Set(now),
+            },
+        )
         .await?;
     }
 
@@ -75,129 +78,142 @@ pub async fn demo(db: &DatabaseConnection) -> AppResult<SeedReport> {
         created_at: Set(now),
         updated_at: Set(now),
     };
-    new_user(ADMIN_EMAIL, UserRole::Admin).insert(&txn).await?;
+    write::insert(&txn, new_user(ADMIN_EMAIL, UserRole::Admin)).await?;
 
     let mut master_identities = Vec::new();
     for (email, name, domain, bio, rate) in MASTERS {
-        let user = new_user(email, UserRole::User).insert(&txn).await?;
-        let identity = identity(user.id, IdentityType::Master, domain, now).insert(&txn).await?;
-        profile(user.id, identity.id, name, Some(bio), Some(Decimal::new(*rate * 100, 2)), now).insert(&txn).await?;
+        let user = write::insert(&txn, new_user(email, UserRole::User)).await?;
+        let identity = write::insert(&txn, identity(user.id, IdentityType::Master, domain, now)).await?;
+        write::insert(&txn, profile(user.id, identity.id, name, Some(bio), Some(Decimal::new(*rate * 100, 2)), now))
+            .await?;
         master_identities.push((identity, *name, *domain));
     }
     let mut apprentices = Vec::new();
     for (email, name, domain) in APPRENTICES {
-        let user = new_user(email, UserRole::User).insert(&txn).await?;
-        let identity = identity(user.id, IdentityType::Apprentice, domain, now).insert(&txn).await?;
-        profile(user.id, identity.id, name, None, None, now).insert(&txn).await?;
+        let user = write::insert(&txn, new_user(email, UserRole::User)).await?;
+        let identity = write::insert(&txn, identity(user.id, IdentityType::Apprentice, domain, now)).await?;
+        write::insert(&txn, profile(user.id, identity.id, name, None, None, now)).await?;
         apprentices.push((user, identity));
     }
 
     for (index, (mentor, name, domain)) in master_identities.iter().enumerate() {
-        let course = courses::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            mentor_id: Set(mentor.id),
-            title: Set(format!("{domain} fundamentals with {name}")),
-            description: Set(Some(format!("A first course in {domain}, taught by {name}."))),
-            cover_image: Set(None),
-            price: Set(Decimal::new(9900 + 5000 * index as i64, 2)),
-            duration_hours: Set(6 + index as i32),
-            difficulty: Set(Some(Difficulty::Beginner)),
-            status: Set(CourseStatus::Published),
-            max_students: Set(Some(30)),
-            current_students: Set(1),
-            rating: Set(Decimal::ZERO),
-            review_count: Set(0),
-            tags: Set(Some(StringList(vec![domain.to_string(), "beginner".into()]))),
-            prerequisites: Set(None),
-            learning_objectives: Set(Some(StringList(vec![format!("Understand the basics of {domain}")]))),
-            created_at: Set(now - Duration::days(index as i64)),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
+        let course = write::insert(
+            &txn,
+            courses::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                mentor_id: Set(mentor.id),
+                title: Set(format!("{domain} fundamentals with {name}")),
+                description: Set(Some(format!("A first course in {domain}, taught by {name}."))),
+                cover_image: Set(None),
+                price: Set(Decimal::new(9900 + 5000 * index as i64, 2)),
+                duration_hours: Set(6 + index as i32),
+                difficulty: Set(Some(Difficulty::Beginner)),
+                status: Set(CourseStatus::Published),
+                max_students: Set(Some(30)),
+                current_students: Set(1),
+                rating: Set(Decimal::ZERO),
+                review_count: Set(0),
+                tags: Set(Some(StringList(vec![domain.to_string(), "beginner".into()]))),
+                prerequisites: Set(None),
+                learning_objectives: Set(Some(StringList(vec![format!("Understand the basics of {domain}")]))),
+                created_at: Set(now - Duration::days(index as i64)),
+                updated_at: Set(now),
+            },
+        )
         .await?;
         for lesson in 0..3 {
-            course_contents::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                course_id: Set(course.id),
-                title: Set(format!("Lesson {}", lesson + 1)),
-                content_type: Set(if lesson == 2 { ContentType::Quiz } else { ContentType::Video }),
-                content_url: Set(Some(format!("https://media.masterguide.dev/{}/{lesson}.mp4", course.id))),
-                content_text: Set(None),
-                order_index: Set(lesson),
-                duration_minutes: Set(Some(20)),
-                is_free: Set(lesson == 0),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
+            write::insert(
+                &txn,
+                course_contents::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    course_id: Set(course.id),
+                    title: Set(format!("Lesson {}", lesson + 1)),
+                    content_type: Set(if lesson == 2 { ContentType::Quiz } else { ContentType::Video }),
+                    content_url: Set(Some(format!("https://media.masterguide.dev/{}/{lesson}.mp4", course.id))),
+                    content_text: Set(None),
+                    order_index: Set(lesson),
+                    duration_minutes: Set(Some(20)),
+                    is_free: Set(lesson == 0),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                },
+            )
             .await?;
         }
         let (student, student_identity) = &apprentices[index];
-        learning_records::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            user_id: Set(student.id),
-            course_id: Set(course.id),
-            progress_percentage: Set(Decimal::ZERO),
-            status: Set(LearningStatus::Enrolled),
-            enrolled_at: Set(now),
-            completed_at: Set(None),
-            last_accessed_at: Set(now),
-            total_study_time: Set(0),
-        }
-        .insert(&txn)
+        write::insert(
+            &txn,
+            learning_records::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                user_id: Set(student.id),
+                course_id: Set(course.id),
+                progress_percentage: Set(Decimal::ZERO),
+                status: Set(LearningStatus::Enrolled),
+                enrolled_at: Set(now),
+                completed_at: Set(None),
+                last_accessed_at: Set(now),
+                total_study_time: Set(0),
+            },
+        )
         .await?;
 
-        let circle = circles::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            name: Set(format!("{name}'s circle")),
-            description: Set(Some(format!("Talk {domain} with {name}."))),
-            domain: Set(domain.to_string()),
-            created_by: Set(mentor.id),
-            status: Set(CircleStatus::Active),
-            member_count: Set(2),
-            post_count: Set(1),
-            avatar: Set(None),
-            rules: Set(Some("Be kind. Stay on topic.".into())),
-            tags: Set(Some(StringList(vec![domain.to_string()]))),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
+        let circle = write::insert(
+            &txn,
+            circles::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                name: Set(format!("{name}'s circle")),
+                description: Set(Some(format!("Talk {domain} with {name}."))),
+                domain: Set(domain.to_string()),
+                created_by: Set(mentor.id),
+                status: Set(CircleStatus::Active),
+                member_count: Set(2),
+                post_count: Set(1),
+                avatar: Set(None),
+                rules: Set(Some("Be kind. Stay on topic.".into())),
+                tags: Set(Some(StringList(vec![domain.to_string()]))),
+                created_at: Set(now),
+                updated_at: Set(now),
+            },
+        )
         .await?;
         for (user_id, identity_id, role) in
             [(mentor.user_id, mentor.id, MemberRole::Admin), (student.id, student_identity.id, MemberRole::Member)]
         {
-            circle_members::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                circle_id: Set(circle.id),
-                user_id: Set(user_id),
-                identity_id: Set(identity_id),
-                role: Set(role),
-                joined_at: Set(now),
-                is_active: Set(true),
-            }
-            .insert(&txn)
+            write::insert(
+                &txn,
+                circle_members::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    circle_id: Set(circle.id),
+                    user_id: Set(user_id),
+                    identity_id: Set(identity_id),
+                    role: Set(role),
+                    joined_at: Set(now),
+                    is_active: Set(true),
+                },
+            )
             .await?;
         }
-        posts::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            user_id: Set(mentor.user_id),
-            identity_id: Set(mentor.id),
-            circle_id: Set(circle.id),
-            content: Set(format!("Welcome to the {domain} circle! Introduce yourself below.")),
-            media_urls: Set(None),
-            post_type: Set(PostType::Text),
-            status: Set(ContentStatus::Active),
-            like_count: Set(0),
-            comment_count: Set(0),
-            share_count: Set(0),
-            view_count: Set(0),
-            is_top: Set(true),
-            is_essence: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
+        write::insert(
+            &txn,
+            posts::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                user_id: Set(mentor.user_id),
+                identity_id: Set(mentor.id),
+                circle_id: Set(circle.id),
+                content: Set(format!("Welcome to the {domain} circle! Introduce yourself below.")),
+                media_urls: Set(None),
+                post_type: Set(PostType::Text),
+                status: Set(ContentStatus::Active),
+                like_count: Set(0),
+                comment_count: Set(0),
+                share_count: Set(0),
+                view_count: Set(0),
+                is_top: Set(true),
+                is_essence: Set(false),
+                created_at: Set(now),
+                updated_at: Set(now),
+            },
+        )
         .await?;
     }
     txn.commit().await?;

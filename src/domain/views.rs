@@ -2,6 +2,7 @@
 //! `UPDATE posts SET view_count = view_count + n` per post every few seconds (and on shutdown).
 //! Each instance adds only its own deltas, so several instances add up correctly.
 
+use super::write;
 use crate::error::AppResult;
 use entity::posts;
 use sea_orm::sea_query::Expr;
@@ -31,11 +32,10 @@ impl ViewCounter {
         };
         let mut written = Vec::with_capacity(batch.len());
         for (post_id, views) in &batch {
-            let result = posts::Entity::update_many()
+            let counted = posts::Entity::update_many()
                 .col_expr(posts::Column::ViewCount, Expr::col(posts::Column::ViewCount).add(*views))
-                .filter(posts::Column::Id.eq(*post_id))
-                .exec(db)
-                .await;
+                .filter(posts::Column::Id.eq(*post_id));
+            let result = write::update_many(db, counted).await;
             match result {
                 Ok(_) => written.push(*post_id),
                 Err(error) => {
