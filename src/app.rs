@@ -33,6 +33,8 @@ pub struct AppState {
     pub limiter: crate::admission::limits::Limiter,
     /// The link to Redis when REDIS_URL is set (its state is `/readyz`'s "degraded").
     pub redis: Option<crate::redis_link::RedisLink>,
+    /// Courses, masters and circles by text (the embedded index, synced through the outbox).
+    pub search: crate::search::Search,
 }
 
 pub struct Application {
@@ -73,6 +75,7 @@ impl Application {
         let limiter =
             crate::admission::limits::Limiter::new(config.rate.enabled, &config.cache.key_prefix, redis.clone());
         crate::auth::password::configure(config.rate.hash_concurrency, config.rate.hash_queue);
+        let search = crate::search::Search::new(config.search.clone(), db.clone());
         let state = AppState {
             db,
             keys,
@@ -84,6 +87,7 @@ impl Application {
             cache,
             limiter,
             redis,
+            search,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let admission = crate::admission::Admission::new(state.clone(), schema)?;
@@ -126,6 +130,7 @@ impl Application {
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
         tokio::spawn(prune_idempotency_keys(self.state.clone(), stopping_rx.clone()));
+        self.state.search.spawn_indexer(stopping_rx.clone());
         if let Some((listener, router)) = self.metrics {
             let mut stopping = stopping_rx.clone();
             tokio::spawn(async move {

@@ -255,6 +255,7 @@ pub struct Config {
     /// `EVENTS_CHANNEL` (default master-guide:events): the Redis pub/sub channel of live events.
     pub events_channel: String,
     pub cache: crate::cache::CacheSettings,
+    pub search: crate::search::SearchSettings,
 }
 
 /// Where settings come from; tests pass a map instead of the process environment.
@@ -426,6 +427,15 @@ impl Config {
                     .transpose()?,
                 metrics_token: source.get("METRICS_TOKEN").map(SecretString::from),
                 metrics_max_operations: positive(source, "METRICS_MAX_OPERATIONS", 200)?,
+            },
+            search: crate::search::SearchSettings {
+                index: match source.get("SEARCH_INDEX") {
+                    Some(raw) if raw.trim() == "memory" => crate::search::IndexLocation::Memory,
+                    Some(raw) => crate::search::IndexLocation::Directory(PathBuf::from(raw.trim())),
+                    None => crate::search::IndexLocation::Directory(data_dir.join("search")),
+                },
+                batch: positive(source, "SEARCH_BATCH", 500)?,
+                paused: parse(source, "SEARCH_INDEXER_PAUSED", false)?,
             },
             data_dir,
             log_format,

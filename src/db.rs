@@ -58,6 +58,10 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<(DatabaseCon
     let counter = Arc::new(StatementCounter::default());
     let sink = counter.clone();
     db.set_metric_callback(move |info| {
+        if BACKGROUND.try_with(|_| ()).is_ok() {
+            metrics::counter!("db_background_statements_total").increment(1);
+            return;
+        }
         sink.0.fetch_add(1, Ordering::Relaxed);
         // A statement on a request's task: what it read is not in the cache, so neither is the
         // response (see `cache::recording`).
@@ -69,6 +73,16 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<(DatabaseCon
         }
     });
     Ok((db, counter))
+}
+
+tokio::task_local! {
+    static BACKGROUND: ();
+}
+
+/// Runs `work` (a background task: the search indexer) with its statements counted apart
+/// (`db_background_statements_total`), so the per-request statement counts stay exact.
+pub async fn background<F: std::future::Future>(work: F) -> F::Output {
+    BACKGROUND.scope((), work).await
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod redis_link;
+pub mod search;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

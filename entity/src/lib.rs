@@ -25,6 +25,7 @@ pub mod post_likes;
 pub mod posts;
 pub mod refresh_tokens;
 pub mod reviews;
+pub mod search_outbox;
 pub mod system_configs;
 pub mod user_identities;
 pub mod user_profiles;

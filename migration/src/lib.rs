@@ -27,6 +27,7 @@ mod m20241201_000016_stats_covering_indexes;
 mod m20241201_000017_mentor_reviews_index;
 mod m20241201_000018_create_idempotency_keys;
 mod m20241201_000019_integrity_corners;
+mod m20241201_000020_create_search_outbox;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000017_mentor_reviews_index::Migration),
             Box::new(m20241201_000018_create_idempotency_keys::Migration),
             Box::new(m20241201_000019_integrity_corners::Migration),
+            Box::new(m20241201_000020_create_search_outbox::Migration),
         ]
     }
 }
@@ -82,4 +84,5 @@ pub const TABLES: &[&str] = &[
     "refresh_tokens",
     "appointment_status_logs",
     "idempotency_keys",
+    "search_outbox",
 ];

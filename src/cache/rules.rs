@@ -3,6 +3,7 @@
 //! [`dependents`], what is derived from those marks by lookups.
 
 use super::{pair_id, Key, Kind, COURSE_LISTINGS};
+use crate::search::Collection;
 use entity::*;
 use sea_orm::{EntityTrait, ModelTrait};
 use uuid::Uuid;
@@ -15,12 +16,22 @@ pub type Column<M> = <<M as ModelTrait>::Entity as EntityTrait>::Column;
 pub trait Feeds: ModelTrait {
     /// Whether rows of this table feed anything (the helpers skip `RETURNING` for those that do not).
     const FEEDS: bool = true;
+    /// Whether rows of this table are part of search documents (their writes queue them).
+    const SEARCHED: bool = false;
     fn feeds(&self, touched: &dyn Fn(Column<Self>) -> bool, keys: &mut Vec<Key>);
+    /// The search documents this row is part of (queued in `search_outbox` by the same write).
+    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+        let _ = documents;
+    }
 }
 
 impl Feeds for courses::Model {
+    const SEARCHED: bool = true;
     fn feeds(&self, _: &dyn Fn(courses::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Course, self.id));
+    }
+    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+        documents.push((Collection::Courses, self.id));
     }
 }
 
@@ -41,30 +52,47 @@ impl Feeds for learning_records::Model {
 }
 
 impl Feeds for reviews::Model {
+    const SEARCHED: bool = true;
     fn feeds(&self, _: &dyn Fn(reviews::Column) -> bool, keys: &mut Vec<Key>) {
         keys.extend([(Kind::MentorReviews, self.reviewed_id), (Kind::MentorStats, self.reviewed_id)]);
         if let Some(course) = self.course_id {
             keys.extend([(Kind::CourseReviews, course), (Kind::CourseStats, course)]);
         }
     }
+    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+        // A master's rating (a course's is on its row).
+        documents.push((Collection::Mentors, self.reviewed_id));
+    }
 }
 
 impl Feeds for user_identities::Model {
+    const SEARCHED: bool = true;
     fn feeds(&self, _: &dyn Fn(user_identities::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Identity, self.id));
+    }
+    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+        documents.push((Collection::Mentors, self.id));
     }
 }
 
 impl Feeds for user_profiles::Model {
+    const SEARCHED: bool = true;
     fn feeds(&self, _: &dyn Fn(user_profiles::Column) -> bool, keys: &mut Vec<Key>) {
         // Name, avatar and rate also show in `mentor_stats` (and, by lookup, `course_stats`).
         keys.extend([(Kind::Profile, self.identity_id), (Kind::MentorStats, self.identity_id)]);
     }
+    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+        documents.push((Collection::Mentors, self.identity_id));
+    }
 }
 
 impl Feeds for circles::Model {
+    const SEARCHED: bool = true;
     fn feeds(&self, _: &dyn Fn(circles::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Circle, self.id));
+    }
+    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+        documents.push((Collection::Circles, self.id));
     }
 }
 
@@ -113,6 +141,7 @@ feeds_nothing!(
     idempotency_keys,
     messages,
     refresh_tokens,
+    search_outbox,
     system_configs,
     users,
 );

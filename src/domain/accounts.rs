@@ -229,7 +229,7 @@ pub async fn set_status(
 
 /// Whether a session (refresh-token family) still has a usable refresh token: false once it
 /// logged out, was revoked by a ban, or expired.
-pub async fn session_is_live(db: &impl ConnectionTrait, family: Uuid) -> AppResult<bool> {
+pub async fn session_is_live(db: &(impl ConnectionTrait + TransactionTrait), family: Uuid) -> AppResult<bool> {
     use sea_orm::PaginatorTrait;
     let live = refresh_tokens::Entity::find()
         .filter(refresh_tokens::Column::FamilyId.eq(family))
@@ -240,7 +240,7 @@ pub async fn session_is_live(db: &impl ConnectionTrait, family: Uuid) -> AppResu
     Ok(live > 0)
 }
 
-pub async fn find_user(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<users::Model>> {
+pub async fn find_user(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<users::Model>> {
     Ok(users::Entity::find_by_id(id).one(db).await?)
 }
 
@@ -273,7 +273,10 @@ pub async fn grant_admin(db: &DatabaseConnection, email: &str) -> AppResult<user
     Ok(user)
 }
 
-async fn find_by_email(db: &impl ConnectionTrait, email: &Email) -> AppResult<Option<users::Model>> {
+async fn find_by_email(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    email: &Email,
+) -> AppResult<Option<users::Model>> {
     Ok(users::Entity::find().filter(users::Column::Email.eq(email.as_str())).one(db).await?)
 }
 
@@ -286,7 +289,7 @@ fn ensure_can_sign_in(user: &users::Model) -> AppResult<()> {
 }
 
 async fn start_session(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     keys: &TokenKeys,
     user: users::Model,
     family: Uuid,
@@ -295,7 +298,7 @@ async fn start_session(
 }
 
 async fn issue(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     keys: &TokenKeys,
     user: users::Model,
     family: Uuid,
@@ -322,7 +325,7 @@ async fn issue(
     Ok(Session { access_token, refresh_token, expires_at, user })
 }
 
-async fn revoke_family(db: &impl ConnectionTrait, family: Uuid) -> AppResult<()> {
+async fn revoke_family(db: &(impl ConnectionTrait + TransactionTrait), family: Uuid) -> AppResult<()> {
     write::update_many(
         db,
         refresh_tokens::Entity::update_many()

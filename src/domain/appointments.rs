@@ -61,7 +61,7 @@ impl Parties {
     }
 }
 
-pub async fn parties(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Parties>> {
+pub async fn parties(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<Parties>> {
     let Some(appointment) = appointments::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
     let identity =
         super::identities::find(db, appointment.mentor_id).await?.ok_or_else(|| AppError::not_found("identity"))?;
@@ -69,7 +69,11 @@ pub async fn parties(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Pa
 }
 
 /// The appointment if the viewer is one of its two sides (admins too); `None` for everyone else.
-pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<appointments::Model>> {
+pub async fn get(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<Option<appointments::Model>> {
     let user_id = viewer.require()?;
     let Some(parties) = parties(db, id).await? else { return Ok(None) };
     if parties.side_of(user_id).is_some() || super::is_admin(viewer) {
@@ -123,7 +127,7 @@ async fn clash(
 }
 
 async fn log(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     appointment: Uuid,
     from: Option<AppointmentStatus>,
     to: AppointmentStatus,

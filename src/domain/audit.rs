@@ -3,6 +3,7 @@
 use super::write;
 use chrono::Utc;
 use entity::audit_logs;
+use sea_orm::TransactionTrait;
 use sea_orm::{ConnectionTrait, DbErr, Set};
 use uuid::Uuid;
 
@@ -16,7 +17,7 @@ pub struct AuditEntry<'a> {
 }
 
 /// Records an entry inside the caller's transaction, so it commits or rolls back with the change.
-pub async fn record(db: &impl ConnectionTrait, entry: AuditEntry<'_>) -> Result<(), DbErr> {
+pub async fn record(db: &(impl ConnectionTrait + TransactionTrait), entry: AuditEntry<'_>) -> Result<(), DbErr> {
     write::insert(
         db,
         audit_logs::ActiveModel {

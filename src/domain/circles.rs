@@ -40,13 +40,13 @@ pub enum CircleOrder {
     Newest,
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<circles::Model>> {
+pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<circles::Model>> {
     Ok(circles::Entity::find_by_id(id).one(db).await?)
 }
 
 /// The viewer's active membership of a circle.
 pub async fn membership(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     circle_id: Uuid,
     user_id: Uuid,
 ) -> AppResult<Option<circle_members::Model>> {
@@ -60,7 +60,7 @@ pub async fn membership(
 
 /// An active identity of the viewer (posting, joining and creating happen through one).
 pub async fn own_active_identity(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user: &users::Model,
     id: Uuid,
     field: &str,
@@ -76,7 +76,11 @@ pub async fn own_active_identity(
 }
 
 /// Whether the user moderates the circle (circle moderator or admin, or platform admin).
-pub async fn moderates(db: &impl ConnectionTrait, user: &users::Model, circle_id: Uuid) -> AppResult<bool> {
+pub async fn moderates(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    user: &users::Model,
+    circle_id: Uuid,
+) -> AppResult<bool> {
     if user.role == entity::enums::UserRole::Admin {
         return Ok(true);
     }
@@ -148,7 +152,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput
 
 /// The circle, if the viewer administers it (circle admin or platform admin).
 async fn administered(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     viewer: &Viewer,
     id: Uuid,
 ) -> AppResult<(users::Model, circles::Model)> {
@@ -289,7 +293,7 @@ pub async fn join(
     membership(db, circle_id, user.id).await?.ok_or_else(|| AppError::not_found("membership"))
 }
 
-async fn active_admins(db: &impl ConnectionTrait, circle_id: Uuid) -> AppResult<u64> {
+async fn active_admins(db: &(impl ConnectionTrait + TransactionTrait), circle_id: Uuid) -> AppResult<u64> {
     Ok(circle_members::Entity::find()
         .filter(circle_members::Column::CircleId.eq(circle_id))
         .filter(circle_members::Column::IsActive.eq(true))

@@ -71,19 +71,23 @@ struct Owned {
     identity: user_identities::Model,
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<courses::Model>> {
+pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<courses::Model>> {
     Ok(courses::Entity::find_by_id(id).one(db).await?)
 }
 
 /// The course if the viewer may see it: drafts only by their owner and admins.
-pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<courses::Model>> {
+pub async fn get(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<Option<courses::Model>> {
     let Some(course) = find(db, id).await? else { return Ok(None) };
     visible(db, viewer, course).await
 }
 
 /// `course` if the viewer may see it (see [`get`]); for a course already loaded (e.g. cached).
 pub async fn visible(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     viewer: &Viewer,
     course: courses::Model,
 ) -> AppResult<Option<courses::Model>> {
@@ -96,7 +100,11 @@ pub async fn visible(
 }
 
 /// The viewer's course, for editing; others get FORBIDDEN (admins too: a course is its master's).
-async fn owned(db: &impl ConnectionTrait, viewer: &Viewer, course_id: Uuid) -> AppResult<(users::Model, Owned)> {
+async fn owned(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    viewer: &Viewer,
+    course_id: Uuid,
+) -> AppResult<(users::Model, Owned)> {
     let user = super::active_user(db, viewer).await?;
     let course = find(db, course_id).await?.ok_or_else(|| AppError::not_found("course"))?;
     let identity =
@@ -488,7 +496,10 @@ async fn write_order(txn: &DatabaseTransaction, ids: &[Uuid]) -> AppResult<()> {
     Ok(())
 }
 
-pub async fn contents_in_order(db: &impl ConnectionTrait, course_id: Uuid) -> AppResult<Vec<course_contents::Model>> {
+pub async fn contents_in_order(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    course_id: Uuid,
+) -> AppResult<Vec<course_contents::Model>> {
     Ok(course_contents::Entity::find()
         .filter(course_contents::Column::CourseId.eq(course_id))
         .order_by_asc(course_contents::Column::OrderIndex)

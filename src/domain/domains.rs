@@ -6,6 +6,7 @@ use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::domains;
+use sea_orm::TransactionTrait;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ pub struct DomainInput {
 }
 
 /// Active domains in display order.
-pub async fn list_active(db: &impl ConnectionTrait) -> AppResult<Vec<domains::Model>> {
+pub async fn list_active(db: &(impl ConnectionTrait + TransactionTrait)) -> AppResult<Vec<domains::Model>> {
     Ok(domains::Entity::find()
         .filter(domains::Column::IsActive.eq(true))
         .order_by_asc(domains::Column::SortOrder)
@@ -29,7 +30,7 @@ pub async fn list_active(db: &impl ConnectionTrait) -> AppResult<Vec<domains::Mo
 }
 
 /// Whether `code` names an active domain.
-pub async fn is_active_code(db: &impl ConnectionTrait, code: &str) -> AppResult<bool> {
+pub async fn is_active_code(db: &(impl ConnectionTrait + TransactionTrait), code: &str) -> AppResult<bool> {
     Ok(domains::Entity::find()
         .filter(domains::Column::Code.eq(code))
         .filter(domains::Column::IsActive.eq(true))

@@ -41,7 +41,10 @@ pub struct ProfileInput {
     pub social_links: Option<Option<serde_json::Value>>,
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<user_identities::Model>> {
+pub async fn find(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    id: Uuid,
+) -> AppResult<Option<user_identities::Model>> {
     Ok(user_identities::Entity::find_by_id(id).one(db).await?)
 }
 

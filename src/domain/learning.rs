@@ -17,7 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 pub async fn record_of(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     user_id: Uuid,
     course_id: Uuid,
 ) -> AppResult<Option<learning_records::Model>> {
@@ -30,7 +30,7 @@ pub async fn record_of(
 
 /// Takes a seat: `current_students + 1` only while below `max_students`, as one conditional
 /// UPDATE, so two requests that both saw "one seat left" cannot both win.
-async fn take_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<bool, DbErr> {
+async fn take_seat(db: &(impl ConnectionTrait + TransactionTrait), course_id: Uuid) -> Result<bool, DbErr> {
     let taken = write::update_many(
         db,
         courses::Entity::update_many()
@@ -47,7 +47,7 @@ async fn take_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<bool, D
     Ok(taken == 1)
 }
 
-async fn free_seat(db: &impl ConnectionTrait, course_id: Uuid) -> Result<(), DbErr> {
+async fn free_seat(db: &(impl ConnectionTrait + TransactionTrait), course_id: Uuid) -> Result<(), DbErr> {
     write::update_many(
         db,
         courses::Entity::update_many()
@@ -270,7 +270,7 @@ pub async fn record_progress(
 /// Course progress = the mean over all its contents of the student's progress (0 where none);
 /// status: enrolled -> learning on first progress -> completed when every content is complete.
 async fn recompute_course_progress(
-    txn: &impl ConnectionTrait,
+    txn: &(impl ConnectionTrait + TransactionTrait),
     record: &learning_records::Model,
     now: chrono::DateTime<Utc>,
 ) -> AppResult<()> {

@@ -299,7 +299,11 @@ pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewe
 
 /// How many of the viewer's notifications are unread (cached per user; every notification sent
 /// to them or marked read drops it).
-pub async fn unread_notifications(db: &impl ConnectionTrait, cache: &Cache, viewer: &Viewer) -> AppResult<u64> {
+pub async fn unread_notifications(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    cache: &Cache,
+    viewer: &Viewer,
+) -> AppResult<u64> {
     let me = viewer.require()?;
     let count = cache
         .load_one(CacheKind::UnreadNotifications, me, || async {

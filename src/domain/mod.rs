@@ -25,6 +25,7 @@ use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use entity::enums::{UserRole, UserStatus};
 use entity::users;
+use sea_orm::TransactionTrait;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter,
 };
@@ -48,7 +49,7 @@ pub async fn rows_by_id<E: EntityTrait>(
 }
 
 /// The signed-in user, loaded fresh: a token issued before a ban does not let a banned user act.
-pub async fn active_user(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<users::Model> {
+pub async fn active_user(db: &(impl ConnectionTrait + TransactionTrait), viewer: &Viewer) -> AppResult<users::Model> {
     let id = viewer.require()?;
     let user = accounts::find_user(db, id).await?.ok_or_else(AppError::unauthenticated)?;
     match user.status {
@@ -59,7 +60,7 @@ pub async fn active_user(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResul
 }
 
 /// An active platform admin, checked against the database (not only the token's claim).
-pub async fn admin(db: &impl ConnectionTrait, viewer: &Viewer) -> AppResult<users::Model> {
+pub async fn admin(db: &(impl ConnectionTrait + TransactionTrait), viewer: &Viewer) -> AppResult<users::Model> {
     viewer.require()?;
     let user = active_user(db, viewer).await?;
     if user.role != UserRole::Admin {

@@ -5,6 +5,7 @@
 use super::write;
 use chrono::Utc;
 use entity::notifications;
+use sea_orm::TransactionTrait;
 use sea_orm::{ConnectionTrait, DbErr, Set};
 use uuid::Uuid;
 
@@ -51,7 +52,7 @@ pub struct Notice {
 /// Like [`send`], unless the same kind of notice about the same object reached the user within
 /// `window` and is still unread (e.g. a burst of likes makes one notification, not one per like).
 pub async fn send_collapsed(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     notice: Notice,
     window: chrono::Duration,
 ) -> Result<Option<notifications::Model>, DbErr> {
@@ -70,7 +71,10 @@ pub async fn send_collapsed(
     send(db, notice).await.map(Some)
 }
 
-pub async fn send(db: &impl ConnectionTrait, notice: Notice) -> Result<notifications::Model, DbErr> {
+pub async fn send(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    notice: Notice,
+) -> Result<notifications::Model, DbErr> {
     let notification = write::insert(
         db,
         notifications::ActiveModel {

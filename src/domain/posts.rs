@@ -44,20 +44,24 @@ pub enum PostOrder {
     Hot,
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<posts::Model>> {
+pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<posts::Model>> {
     Ok(posts::Entity::find_by_id(id).one(db).await?)
 }
 
 /// The post as the viewer may see it: active for everyone, hidden for the circle's moderators,
 /// deleted for nobody.
-pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<Option<posts::Model>> {
+pub async fn get(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<Option<posts::Model>> {
     let Some(post) = find(db, id).await? else { return Ok(None) };
     visible(db, viewer, post).await
 }
 
 /// `post` if the viewer may see it (see [`get`]); for a post already loaded (e.g. cached).
 pub async fn visible(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     viewer: &Viewer,
     post: posts::Model,
 ) -> AppResult<Option<posts::Model>> {

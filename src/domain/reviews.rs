@@ -324,7 +324,7 @@ where
     cached_first_page(cache, list, page, load).await
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<reviews::Model>> {
+pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<reviews::Model>> {
     Ok(reviews::Entity::find_by_id(id).one(db).await?)
 }
 

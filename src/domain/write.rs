@@ -3,26 +3,41 @@
 //! cached kinds), so no write path has an invalidation to remember. The sea-orm writers they wrap
 //! are refused everywhere else (`clippy.toml`, `disallowed-methods`).
 //!
+//! The same table says which search documents a row is part of; the helpers queue those in
+//! `search_outbox` in one transaction with the write (the caller's, as a savepoint, or their own),
+//! so a committed change always has its outbox row (see `search::outbox`).
+//!
 //! Updates and deletes of tables that feed the cache read the rows they wrote back with
 //! `RETURNING` (PostgreSQL, and SQLite 3.35+), so a bulk update marks exactly the rows it moved;
 //! tables that feed nothing are written without it.
 #![allow(clippy::disallowed_methods)]
 
 use crate::cache::rules::{Column, Feeds};
+use crate::search::Collection;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, DeleteMany, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, QueryTrait, TryIntoModel, UpdateMany,
+    IntoActiveModel, Iterable, QueryTrait, TransactionTrait, TryIntoModel, UpdateMany,
 };
+use uuid::Uuid;
 
 type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
 
-fn mark<M: Feeds>(row: &M, touched: &dyn Fn(Column<M>) -> bool) {
+/// Marks what `row` feeds in the cache and adds the search documents it is part of to `queue`.
+fn mark<M: Feeds>(row: &M, touched: &dyn Fn(Column<M>) -> bool, queue: &mut Vec<(Collection, Uuid)>) {
     let mut keys = Vec::new();
     row.feeds(touched, &mut keys);
     for (kind, id) in keys {
         crate::cache::changed(kind, id);
     }
+    row.documents(queue);
+}
+
+/// Queues the documents in `search_outbox`, on the same connection (the caller's transaction).
+async fn queue(db: &impl ConnectionTrait, mut documents: Vec<(Collection, Uuid)>) -> Result<(), DbErr> {
+    documents.sort();
+    documents.dedup();
+    crate::search::outbox::append(db, &documents).await
 }
 
 /// The names of the columns an active model sets.
@@ -34,13 +49,29 @@ fn set_columns<A: ActiveModelTrait>(row: &A) -> Vec<String> {
 }
 
 /// Inserts one row and returns it.
-pub async fn insert<A>(db: &impl ConnectionTrait, row: A) -> Result<ModelOf<A>, DbErr>
+pub async fn insert<A>(db: &(impl ConnectionTrait + TransactionTrait), row: A) -> Result<ModelOf<A>, DbErr>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    ModelOf<A>: IntoActiveModel<A> + Feeds,
+{
+    if <ModelOf<A> as Feeds>::SEARCHED {
+        let txn = db.begin().await?;
+        let model = insert_here(&txn, row).await?;
+        txn.commit().await?;
+        return Ok(model);
+    }
+    insert_here(db, row).await
+}
+
+async fn insert_here<A>(db: &impl ConnectionTrait, row: A) -> Result<ModelOf<A>, DbErr>
 where
     A: ActiveModelTrait + ActiveModelBehavior + Send,
     ModelOf<A>: IntoActiveModel<A> + Feeds,
 {
     let model = row.insert(db).await?;
-    mark(&model, &|_| true);
+    let mut documents = Vec::new();
+    mark(&model, &|_| true, &mut documents);
+    queue(db, documents).await?;
     Ok(model)
 }
 
@@ -62,25 +93,57 @@ where
         .await?
         == 1;
     if inserted {
-        mark(&model, &|_| true);
+        let mut documents = Vec::new();
+        mark(&model, &|_| true, &mut documents);
+        queue(db, documents).await?;
     }
     Ok(inserted)
 }
 
 /// Updates the columns `row` sets and returns the row.
-pub async fn update<A>(db: &impl ConnectionTrait, row: A) -> Result<ModelOf<A>, DbErr>
+pub async fn update<A>(db: &(impl ConnectionTrait + TransactionTrait), row: A) -> Result<ModelOf<A>, DbErr>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    ModelOf<A>: IntoActiveModel<A> + Feeds,
+{
+    if <ModelOf<A> as Feeds>::SEARCHED {
+        let txn = db.begin().await?;
+        let model = update_here(&txn, row).await?;
+        txn.commit().await?;
+        return Ok(model);
+    }
+    update_here(db, row).await
+}
+
+async fn update_here<A>(db: &impl ConnectionTrait, row: A) -> Result<ModelOf<A>, DbErr>
 where
     A: ActiveModelTrait + ActiveModelBehavior + Send,
     ModelOf<A>: IntoActiveModel<A> + Feeds,
 {
     let set = set_columns(&row);
     let model = row.update(db).await?;
-    mark(&model, &|c| set.iter().any(|name| name == c.as_str()));
+    let mut documents = Vec::new();
+    mark(&model, &|c| set.iter().any(|name| name == c.as_str()), &mut documents);
+    queue(db, documents).await?;
     Ok(model)
 }
 
 /// Runs a bulk update; how many rows it changed.
-pub async fn update_many<E>(db: &impl ConnectionTrait, update: UpdateMany<E>) -> Result<u64, DbErr>
+pub async fn update_many<E>(db: &(impl ConnectionTrait + TransactionTrait), update: UpdateMany<E>) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+    E::Model: Feeds,
+{
+    if <E::Model as Feeds>::SEARCHED {
+        let txn = db.begin().await?;
+        let moved = update_many_here(&txn, update).await?;
+        txn.commit().await?;
+        return Ok(moved);
+    }
+    update_many_here(db, update).await
+}
+
+async fn update_many_here<E>(db: &impl ConnectionTrait, update: UpdateMany<E>) -> Result<u64, DbErr>
 where
     E: EntityTrait,
     E::Model: Feeds,
@@ -90,9 +153,11 @@ where
     }
     let set: Vec<String> = update.as_query().get_values().iter().map(|(column, _)| column.to_string()).collect();
     let rows = update.exec_with_returning(db).await?;
+    let mut documents = Vec::new();
     for row in &rows {
-        mark(row, &|c| set.iter().any(|name| name == c.as_str()));
+        mark(row, &|c| set.iter().any(|name| name == c.as_str()), &mut documents);
     }
+    queue(db, documents).await?;
     Ok(rows.len() as u64)
 }
 
@@ -106,9 +171,11 @@ where
         return Ok(delete.exec(db).await?.rows_affected);
     }
     let rows = delete.exec_with_returning(db).await?;
+    let mut documents = Vec::new();
     for row in &rows {
-        mark(row, &|_| true);
+        mark(row, &|_| true, &mut documents);
     }
+    queue(db, documents).await?;
     Ok(rows.len() as u64)
 }
 

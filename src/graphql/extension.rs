@@ -145,7 +145,20 @@ impl Extension for GuardExtension {
         if let Ok(mut slot) = self.label.lock() {
             *slot = label;
         }
-        next.run(ctx, operation_name).await
+        // A search answered by the database fallback says so in `extensions.search`.
+        let degraded = std::cell::Cell::new(false);
+        let (mut response, degraded) = super::search::DEGRADED
+            .scope(degraded, async {
+                let response = next.run(ctx, operation_name).await;
+                (response, super::search::DEGRADED.with(|flag| flag.get()))
+            })
+            .await;
+        if degraded {
+            let mut flag = async_graphql::indexmap::IndexMap::new();
+            flag.insert(async_graphql::Name::new("degraded"), Value::Boolean(true));
+            response.extensions.insert("search".into(), Value::Object(flag));
+        }
+        response
     }
 }
 

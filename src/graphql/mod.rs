@@ -12,6 +12,7 @@ pub mod learning;
 pub mod loaders;
 pub mod messages;
 pub mod pagination;
+pub mod search;
 pub mod shape;
 
 use crate::app::AppState;
@@ -29,6 +30,7 @@ pub struct QueryRoot(
     circles::CirclesQuery,
     appointments::AppointmentsQuery,
     messages::MessagesQuery,
+    search::SearchQuery,
 );
 
 #[derive(MergedObject, Default)]

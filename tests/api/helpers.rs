@@ -60,13 +60,22 @@ pub async fn spawn_sibling(app: &TestApp, overrides: &[(&str, &str)]) -> TestApp
     spawn(overrides, Some(app.db_url.clone())).await
 }
 
+/// A second server over `app`'s database and its DATA_DIR (its search index directory too).
+pub async fn spawn_twin(app: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
+    spawn_in(overrides, Some(app.db_url.clone()), Some(app.data_dir.clone())).await
+}
+
 async fn spawn(overrides: &[(&str, &str)], shared_db: Option<String>) -> TestApp {
+    spawn_in(overrides, shared_db, None).await
+}
+
+async fn spawn_in(overrides: &[(&str, &str)], shared_db: Option<String>, dir: Option<std::path::PathBuf>) -> TestApp {
     // Server errors show up in a failing test's output (nextest prints only failing tests').
     if std::env::var("RUST_LOG").is_err() {
         std::env::set_var("RUST_LOG", "warn,sqlx=error");
     }
     master_guide::telemetry::init_tracing(master_guide::config::LogFormat::Pretty);
-    let data_dir = std::env::temp_dir().join(format!("mg-test-{}", Uuid::new_v4()));
+    let data_dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("mg-test-{}", Uuid::new_v4())));
     std::fs::create_dir_all(&data_dir).expect("create data dir");
     let (db_url, pg_drop) = match shared_db {
         Some(url) => (url, None),
@@ -443,14 +452,22 @@ impl TestApp {
 
     /// A course of `master` with `contents` items (the first free), published when `publish`.
     pub async fn course(&self, master: &Master, max_students: Option<i32>, contents: usize, publish: bool) -> String {
+        let input = json!({
+            "title": "Rust from zero", "price": "199.00", "durationHours": 10, "difficulty": "BEGINNER",
+            "maxStudents": max_students, "tags": ["rust", "systems"]
+        });
+        self.course_with(master, input, contents, publish).await
+    }
+
+    /// A course of `master` from `input` (CreateCourseInput without identityId), with `contents`
+    /// items (the first free), published when `publish`.
+    pub async fn course_with(&self, master: &Master, mut input: Value, contents: usize, publish: bool) -> String {
+        input["identityId"] = json!(master.identity);
         let body = self
             .gql_as(
                 &master.session.access,
                 "mutation($i: CreateCourseInput!) { createCourse(input: $i) { id } }",
-                json!({ "i": {
-                    "identityId": master.identity, "title": "Rust from zero", "price": "199.00",
-                    "durationHours": 10, "difficulty": "BEGINNER", "maxStudents": max_students, "tags": ["rust", "systems"]
-                } }),
+                json!({ "i": input }),
             )
             .await;
         let course = data(&body)["createCourse"]["id"].as_str().expect("course id").to_string();
@@ -520,7 +537,7 @@ impl TestApp {
     }
 
     /// A MASTER identity of `session` in `domain`, approved by the admin, with `profile`.
-    async fn approved_master(&self, world: &World, session: &Session, domain: &str, profile: Value) -> String {
+    pub async fn approved_master(&self, world: &World, session: &Session, domain: &str, profile: Value) -> String {
         let identity = self.apply(session, "MASTER", domain).await;
         let body = self
             .gql_as(

@@ -26,4 +26,5 @@ mod messaging;
 mod migrations;
 mod redis_outage;
 mod schema;
+mod search;
 mod websocket;

@@ -1,0 +1,436 @@
+//! `searchCourses`, `searchMentors`, `searchCircles`: the search facade's hits as the same
+//! Course / Mentor / Circle types as everywhere else (loaded in one batch), with scores,
+//! highlighted snippets, facet counts and offset cursors bound to their query.
+
+use super::circles::Circle;
+use super::context::{loaders, state};
+use super::courses::Course;
+use super::identities::Mentor;
+use crate::error::{AppError, AppResult};
+use crate::search::analysis::Matcher;
+use crate::search::{self, Collection, Filter, Order, Request, Results};
+use async_graphql::connection::PageInfo;
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use entity::enums::{CircleStatus, CourseStatus, Difficulty};
+use std::cell::Cell;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Longest query accepted, in characters.
+const MAX_QUERY_CHARS: usize = 200;
+/// Characters of a highlighted snippet.
+const SNIPPET_CHARS: usize = 160;
+
+tokio::task_local! {
+    /// Set when a search of the running request was answered by the database fallback.
+    pub static DEGRADED: Cell<bool>;
+}
+
+/// A matched part of a field: `snippet` is HTML-escaped text with the matches in `<mark>`.
+#[derive(SimpleObject, Clone)]
+pub struct Highlight {
+    pub field: String,
+    pub snippet: String,
+}
+
+/// A facet value and how many matches have it.
+#[derive(SimpleObject, Clone)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: i64,
+}
+
+/// One edge and one connection type per searched type.
+macro_rules! search_types {
+    ($($edge:ident, $connection:ident, $node:ty, $facets:ty;)*) => {$(
+        #[derive(SimpleObject)]
+        pub struct $edge {
+            pub cursor: String,
+            /// Relevance (higher is better); 0 when the results are sorted by a field.
+            pub score: f64,
+            pub highlights: Vec<Highlight>,
+            pub node: $node,
+        }
+
+        #[derive(SimpleObject)]
+        pub struct $connection {
+            pub edges: Vec<$edge>,
+            pub page_info: PageInfo,
+            /// Matches over all pages.
+            pub total_count: i64,
+            /// Value counts over all matches.
+            pub facets: $facets,
+            /// Answered by the plain database search (title or name contains the query) because
+            /// the index is being built or unavailable; also flagged in `extensions.search`.
+            pub degraded: bool,
+        }
+
+        impl From<Page<$node, $facets>> for $connection {
+            fn from(page: Page<$node, $facets>) -> Self {
+                Self {
+                    edges: page
+                        .edges
+                        .into_iter()
+                        .map(|(cursor, score, highlights, node)| $edge { cursor, score, highlights, node })
+                        .collect(),
+                    page_info: page.page_info,
+                    total_count: page.total_count,
+                    facets: page.facets,
+                    degraded: page.degraded,
+                }
+            }
+        }
+    )*};
+}
+
+search_types! {
+    CourseSearchEdge, CourseSearchConnection, Course, CourseFacets;
+    MentorSearchEdge, MentorSearchConnection, Mentor, MentorFacets;
+    CircleSearchEdge, CircleSearchConnection, Circle, CircleFacets;
+}
+
+/// The loaded node of each hit, with its highlights (None: gone, or no longer searchable).
+type Nodes<N> = Vec<Option<(N, Vec<Highlight>)>>;
+
+/// A page of hits, before it takes its GraphQL type.
+struct Page<N, F> {
+    edges: Vec<(String, f64, Vec<Highlight>, N)>,
+    page_info: PageInfo,
+    total_count: i64,
+    facets: F,
+    degraded: bool,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct CourseFacets {
+    pub difficulty: Vec<FacetValue>,
+    pub domain: Vec<FacetValue>,
+    pub tags: Vec<FacetValue>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct MentorFacets {
+    pub domain: Vec<FacetValue>,
+    pub skills: Vec<FacetValue>,
+}
+
+#[derive(SimpleObject, Default)]
+pub struct CircleFacets {
+    pub domain: Vec<FacetValue>,
+    pub tags: Vec<FacetValue>,
+}
+
+#[derive(InputObject, Default)]
+pub struct CourseSearchFilter {
+    pub difficulty: Option<Difficulty>,
+    /// A domain code.
+    pub domain: Option<String>,
+    /// Courses with any of these tags.
+    pub tags: Option<Vec<String>>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    pub min_rating: Option<f64>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum CourseSearchSort {
+    /// Best match first; rating and popularity break ties.
+    #[default]
+    Relevance,
+    Rating,
+    PriceAsc,
+    PriceDesc,
+    Newest,
+}
+
+#[derive(InputObject, Default)]
+pub struct MentorSearchFilter {
+    pub domain: Option<String>,
+    /// Masters with any of these skills.
+    pub skills: Option<Vec<String>>,
+    pub min_rate: Option<f64>,
+    pub max_rate: Option<f64>,
+    pub min_rating: Option<f64>,
+    pub location: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum MentorSearchSort {
+    #[default]
+    Relevance,
+    Rating,
+    RateAsc,
+    RateDesc,
+    Experience,
+}
+
+#[derive(InputObject, Default)]
+pub struct CircleSearchFilter {
+    pub domain: Option<String>,
+}
+
+fn any_of(field: &'static str, values: Option<Vec<String>>, name: &str) -> AppResult<Option<Filter>> {
+    let Some(values) = values else { return Ok(None) };
+    if values.len() > 20 {
+        return Err(AppError::bad_input(name, "at most 20 values"));
+    }
+    let values: Vec<String> = values.into_iter().map(|v| v.trim().to_lowercase()).filter(|v| !v.is_empty()).collect();
+    Ok((!values.is_empty()).then_some(Filter::AnyOf(field, values)))
+}
+
+fn range(field: &'static str, min: Option<f64>, max: Option<f64>, name: &str) -> AppResult<Option<Filter>> {
+    for value in [min, max].into_iter().flatten() {
+        if !value.is_finite() || value < 0.0 {
+            return Err(AppError::bad_input(name, "must be a number of 0 or more"));
+        }
+    }
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            return Err(AppError::bad_input(name, "the minimum is above the maximum"));
+        }
+    }
+    Ok((min.is_some() || max.is_some()).then_some(Filter::Range(field, min, max)))
+}
+
+/// A validated search: the request for the facade, its page and the key its cursors are bound to.
+struct Prepared {
+    request: Request,
+    key: String,
+}
+
+fn prepare(
+    collection: Collection,
+    query: String,
+    filters: Vec<Option<Filter>>,
+    order: Order,
+    facets: Vec<&'static str>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> AppResult<Prepared> {
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return Err(AppError::bad_input("query", format!("at most {MAX_QUERY_CHARS} characters")));
+    }
+    let limit = match first {
+        None => 20,
+        Some(n) if (0..=100).contains(&n) => n as usize,
+        Some(_) => return Err(AppError::bad_input("first", "must be between 0 and 100")),
+    };
+    let filters: Vec<Filter> = filters.into_iter().flatten().collect();
+    let key = format!("{}|{}|{:?}|{:?}", collection.name(), query.trim(), filters, order);
+    let offset = match after {
+        None => 0,
+        Some(cursor) => search::decode_cursor("after", &key, &cursor)? + 1,
+    };
+    Ok(Prepared { request: Request { collection, query, filters, order, offset, limit, facets }, key })
+}
+
+fn facet(results: &Results, name: &str) -> Vec<FacetValue> {
+    results
+        .facets
+        .iter()
+        .find(|(field, _)| *field == name)
+        .map(|(_, values)| {
+            values.iter().map(|(value, count)| FacetValue { value: value.clone(), count: *count as i64 }).collect()
+        })
+        .unwrap_or_default()
+}
+
+fn highlights(matcher: &Matcher, fields: &[(&str, Option<&str>)]) -> Vec<Highlight> {
+    fields
+        .iter()
+        .filter_map(|(field, text)| {
+            let snippet = matcher.highlight(text.as_ref()?, SNIPPET_CHARS)?;
+            Some(Highlight { field: field.to_string(), snippet })
+        })
+        .collect()
+}
+
+/// Runs the search and pairs each hit with its loaded node (hits whose row is gone or no longer
+/// searchable are left out).
+async fn run<N, F>(
+    ctx: &Context<'_>,
+    prepared: Prepared,
+    nodes: impl AsyncFnOnce(Vec<Uuid>) -> AppResult<Nodes<N>>,
+    facets: impl FnOnce(&Results) -> F,
+) -> AppResult<Page<N, F>> {
+    let Prepared { request, key } = prepared;
+    // What the index says is not keyed in the cache: the response must not be kept whole.
+    crate::cache::uncacheable();
+    let offset = request.offset;
+    let results = state(ctx)?.search.search(request).await?;
+    if results.degraded {
+        let _ = DEGRADED.try_with(|flag| flag.set(true));
+    }
+    let ids: Vec<Uuid> = results.hits.iter().map(|h| h.id).collect();
+    let loaded = nodes(ids).await?;
+    let mut edges = Vec::with_capacity(loaded.len());
+    for (i, (hit, node)) in results.hits.iter().zip(loaded).enumerate() {
+        if let Some((node, highlights)) = node {
+            edges.push((search::encode_cursor(&key, offset + i), f64::from(hit.score), highlights, node));
+        }
+    }
+    let page_info = PageInfo {
+        has_previous_page: offset > 0,
+        has_next_page: (offset + results.hits.len()) < results.total as usize,
+        start_cursor: edges.first().map(|e| e.0.clone()),
+        end_cursor: edges.last().map(|e| e.0.clone()),
+    };
+    Ok(Page {
+        edges,
+        page_info,
+        total_count: results.total as i64,
+        facets: facets(&results),
+        degraded: results.degraded,
+    })
+}
+
+#[derive(Default)]
+pub struct SearchQuery;
+
+#[Object]
+impl SearchQuery {
+    /// Published courses by title, tags, master's name and description: typo-tolerant,
+    /// prefix-matching on the last word, Chinese-aware (words and pinyin: `shujuku`, `sjk`).
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
+    async fn search_courses(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<CourseSearchFilter>,
+        sort: Option<CourseSearchSort>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<CourseSearchConnection> {
+        let f = filter.unwrap_or_default();
+        let order = match sort.unwrap_or_default() {
+            CourseSearchSort::Relevance => Order::Relevance,
+            CourseSearchSort::Rating => Order::Field { field: "rating", descending: true },
+            CourseSearchSort::PriceAsc => Order::Field { field: "price", descending: false },
+            CourseSearchSort::PriceDesc => Order::Field { field: "price", descending: true },
+            CourseSearchSort::Newest => Order::Field { field: "created", descending: true },
+        };
+        let filters = vec![
+            f.difficulty.map(|d| Filter::AnyOf("difficulty", vec![d.as_str().to_string()])),
+            any_of("domain", f.domain.map(|d| vec![d]), "filter.domain")?,
+            any_of("tags", f.tags, "filter.tags")?,
+            range("price", f.min_price, f.max_price, "filter.minPrice")?,
+            range("rating", f.min_rating, None, "filter.minRating")?,
+        ];
+        let matcher = Matcher::parse(&query);
+        let prepared =
+            prepare(Collection::Courses, query, filters, order, vec!["difficulty", "domain", "tags"], first, after)?;
+        let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Course>> {
+            let rows = loaders(ctx)?.courses.load_ordered(&ids).await.map_err(AppError::from)?;
+            let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let row = rows.get(id).filter(|c| c.status == CourseStatus::Published)?.clone();
+                    let marks = highlights(
+                        &matcher,
+                        &[("title", Some(&row.title)), ("description", row.description.as_deref())],
+                    );
+                    Some((Course(row), marks))
+                })
+                .collect())
+        };
+        let connection = run(ctx, prepared, nodes, |r| CourseFacets {
+            difficulty: facet(r, "difficulty"),
+            domain: facet(r, "domain"),
+            tags: facet(r, "tags"),
+        })
+        .await?;
+        Ok(connection.into())
+    }
+
+    /// Active masters by name, skills and bio (same matching as `searchCourses`).
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
+    async fn search_mentors(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<MentorSearchFilter>,
+        sort: Option<MentorSearchSort>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<MentorSearchConnection> {
+        let f = filter.unwrap_or_default();
+        let order = match sort.unwrap_or_default() {
+            MentorSearchSort::Relevance => Order::Relevance,
+            MentorSearchSort::Rating => Order::Field { field: "rating", descending: true },
+            MentorSearchSort::RateAsc => Order::Field { field: "rate", descending: false },
+            MentorSearchSort::RateDesc => Order::Field { field: "rate", descending: true },
+            MentorSearchSort::Experience => Order::Field { field: "experience", descending: true },
+        };
+        let filters = vec![
+            any_of("domain", f.domain.map(|d| vec![d]), "filter.domain")?,
+            any_of("skills", f.skills, "filter.skills")?,
+            any_of("location", f.location.map(|l| vec![l]), "filter.location")?,
+            range("rate", f.min_rate, f.max_rate, "filter.minRate")?,
+            range("rating", f.min_rating, None, "filter.minRating")?,
+        ];
+        let matcher = Matcher::parse(&query);
+        let prepared = prepare(Collection::Mentors, query, filters, order, vec!["domain", "skills"], first, after)?;
+        let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Mentor>> {
+            let loaders = loaders(ctx)?;
+            let identities = loaders.identities.load_ordered(&ids).await.map_err(AppError::from)?;
+            let identities: HashMap<Uuid, _> = identities.into_iter().map(|i| (i.id, i)).collect();
+            let profiles = loaders.profiles_by_identity.load_ordered(&ids).await.map_err(AppError::from)?;
+            let profiles: HashMap<Uuid, _> = profiles.into_iter().flatten().map(|p| (p.identity_id, p)).collect();
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let identity = identities.get(id).filter(|i| crate::domain::mentors::is_mentor(i))?;
+                    let profile = profiles.get(id);
+                    let skills = profile.and_then(|p| p.skills.clone()).map(|s| s.0.join(", "));
+                    let marks = highlights(
+                        &matcher,
+                        &[
+                            ("name", profile.map(|p| p.name.as_str())),
+                            ("skills", skills.as_deref()),
+                            ("bio", profile.and_then(|p| p.bio.as_deref())),
+                        ],
+                    );
+                    Some((Mentor::new(identity.id), marks))
+                })
+                .collect())
+        };
+        let connection =
+            run(ctx, prepared, nodes, |r| MentorFacets { domain: facet(r, "domain"), skills: facet(r, "skills") })
+                .await?;
+        Ok(connection.into())
+    }
+
+    /// Active circles by name, tags and description.
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
+    async fn search_circles(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<CircleSearchFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<CircleSearchConnection> {
+        let f = filter.unwrap_or_default();
+        let filters = vec![any_of("domain", f.domain.map(|d| vec![d]), "filter.domain")?];
+        let matcher = Matcher::parse(&query);
+        let prepared =
+            prepare(Collection::Circles, query, filters, Order::Relevance, vec!["domain", "tags"], first, after)?;
+        let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Circle>> {
+            let rows = loaders(ctx)?.circles.load_ordered(&ids).await.map_err(AppError::from)?;
+            let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let row = rows.get(id).filter(|c| c.status == CircleStatus::Active)?.clone();
+                    let marks =
+                        highlights(&matcher, &[("name", Some(&row.name)), ("description", row.description.as_deref())]);
+                    Some((Circle(row), marks))
+                })
+                .collect())
+        };
+        let connection =
+            run(ctx, prepared, nodes, |r| CircleFacets { domain: facet(r, "domain"), tags: facet(r, "tags") }).await?;
+        Ok(connection.into())
+    }
+}

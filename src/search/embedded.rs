@@ -1,0 +1,439 @@
+//! The embedded backend: one tantivy index per collection, in RAM or under a directory. Text
+//! fields hold the server's pre-analysed terms (split on spaces, nothing else done to them), so
+//! matching is decided by `analysis` and the queries built here: each word of a reading must
+//! match some text field, exactly (scored BM25, weighted by the field), within its typos, or as a
+//! prefix for the last word (both constant-scored below an exact match). Searches and commits run
+//! on the blocking pool.
+
+use super::analysis::{self, Matcher, QueryWord};
+use super::{
+    Collection, Document, FieldKind, Filter, Hit, IndexLocation, Order, Request, Results, FACET_SIZE, PINYIN_WEIGHT,
+};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::columnar::StrColumn;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field as IndexField, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    STRING,
+};
+use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+};
+use uuid::Uuid;
+
+/// The tokenizer of text fields: the terms are already analysed, separated by spaces.
+const TERMS: &str = "terms";
+/// Indexing memory of each collection's writer (tantivy's minimum per thread is 15 MB).
+const WRITER_BYTES: usize = 24_000_000;
+/// Marks a directory index as fully built (absent: build it from the database).
+const BUILT_MARK: &str = "built";
+
+pub struct Embedded {
+    stores: HashMap<Collection, Arc<Store>>,
+    directory: Option<PathBuf>,
+    built: AtomicBool,
+}
+
+struct Store {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    id: IndexField,
+    /// Text fields: (field, its pinyin field, boost).
+    text: Vec<(&'static str, IndexField, IndexField, f32)>,
+    other: HashMap<&'static str, IndexField>,
+}
+
+fn schema(collection: Collection) -> Schema {
+    let mut builder = Schema::builder();
+    builder.add_text_field("id", STRING | STORED);
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(TERMS).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    for field in collection.fields() {
+        match field.kind {
+            FieldKind::Text { .. } => {
+                builder.add_text_field(field.name, text.clone());
+                builder.add_text_field(&format!("{}_py", field.name), text.clone());
+            }
+            FieldKind::Keyword => {
+                builder.add_text_field(field.name, STRING | FAST);
+            }
+            FieldKind::Number => {
+                builder.add_f64_field(field.name, INDEXED | FAST);
+            }
+        }
+    }
+    builder.build()
+}
+
+impl Embedded {
+    pub fn open(location: &IndexLocation) -> anyhow::Result<Self> {
+        let mut stores = HashMap::new();
+        let directory = match location {
+            IndexLocation::Memory => None,
+            IndexLocation::Directory(dir) => Some(dir.clone()),
+        };
+        for collection in Collection::ALL {
+            let schema = schema(collection);
+            let index = match &directory {
+                None => Index::create_in_ram(schema.clone()),
+                Some(dir) => open_dir(&dir.join(collection.name()), schema.clone())?,
+            };
+            index.tokenizers().register(TERMS, TextAnalyzer::from(WhitespaceTokenizer::default()));
+            let writer = index.writer_with_num_threads(1, WRITER_BYTES).context("opening the search index writer")?;
+            let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+            let field = |name: &str| schema.get_field(name).with_context(|| format!("search field {name}"));
+            let mut text = Vec::new();
+            let mut other = HashMap::new();
+            for f in collection.fields() {
+                match f.kind {
+                    FieldKind::Text { boost } => {
+                        text.push((f.name, field(f.name)?, field(&format!("{}_py", f.name))?, boost))
+                    }
+                    _ => {
+                        other.insert(f.name, field(f.name)?);
+                    }
+                }
+            }
+            let store = Store { reader, writer: Mutex::new(writer), id: field("id")?, text, other };
+            stores.insert(collection, Arc::new(store));
+        }
+        let built = directory.as_ref().is_some_and(|dir| dir.join(BUILT_MARK).exists());
+        Ok(Self { stores, directory, built: AtomicBool::new(built) })
+    }
+
+    fn store(&self, collection: Collection) -> anyhow::Result<Arc<Store>> {
+        self.stores.get(&collection).cloned().context("no such collection")
+    }
+
+    pub async fn is_empty(&self) -> anyhow::Result<bool> {
+        Ok(!self.built.load(Ordering::Acquire))
+    }
+
+    pub async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+        let store = self.store(request.collection)?;
+        let (request, matcher) = (request.clone(), matcher.clone());
+        tokio::task::spawn_blocking(move || store.search(&request, &matcher)).await?
+    }
+
+    pub async fn apply(
+        &self,
+        collection: Collection,
+        upserts: Vec<Document>,
+        deletes: Vec<Uuid>,
+    ) -> anyhow::Result<()> {
+        let store = self.store(collection)?;
+        tokio::task::spawn_blocking(move || store.write(false, upserts, deletes)).await?
+    }
+
+    pub async fn replace_all(&self, collection: Collection, documents: Vec<Document>) -> anyhow::Result<()> {
+        let store = self.store(collection)?;
+        tokio::task::spawn_blocking(move || store.write(true, documents, Vec::new())).await??;
+        if collection == *Collection::ALL.last().unwrap_or(&collection) {
+            self.mark_built()?;
+        }
+        Ok(())
+    }
+
+    fn mark_built(&self) -> anyhow::Result<()> {
+        if let Some(dir) = &self.directory {
+            std::fs::write(dir.join(BUILT_MARK), b"1").context("marking the search index built")?;
+        }
+        self.built.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Opens (or creates) a directory index; one written by another schema is started afresh (the
+/// server then builds it from the database).
+fn open_dir(path: &std::path::Path, schema: Schema) -> anyhow::Result<Index> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    match Index::open_or_create(MmapDirectory::open(path)?, schema.clone()) {
+        Ok(index) => Ok(index),
+        Err(tantivy::TantivyError::SchemaError(message)) => {
+            tracing::warn!(path = %path.display(), %message, "search index of another schema: rebuilding it");
+            std::fs::remove_dir_all(path)?;
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::remove_file(parent.join(BUILT_MARK));
+            }
+            std::fs::create_dir_all(path)?;
+            Ok(Index::open_or_create(MmapDirectory::open(path)?, schema)?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+impl Store {
+    fn to_index(&self, document: &Document) -> TantivyDocument {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.id, document.id.to_string());
+        for (name, text) in &document.text {
+            if let Some((_, field, pinyin, _)) = self.text.iter().find(|(n, ..)| n == name) {
+                doc.add_text(*field, analysis::terms(text).join(" "));
+                doc.add_text(*pinyin, analysis::pinyin_terms(text).join(" "));
+            }
+        }
+        for (name, values) in &document.keywords {
+            if let Some(field) = self.other.get(name) {
+                for value in values {
+                    doc.add_text(*field, value);
+                }
+            }
+        }
+        for (name, value) in &document.numbers {
+            if let Some(field) = self.other.get(name) {
+                doc.add_f64(*field, *value);
+            }
+        }
+        doc
+    }
+
+    fn write(&self, replace: bool, upserts: Vec<Document>, deletes: Vec<Uuid>) -> anyhow::Result<()> {
+        let mut writer = self.writer.lock().map_err(|_| anyhow::anyhow!("search writer poisoned"))?;
+        if replace {
+            writer.delete_all_documents()?;
+        }
+        for id in deletes.iter().chain(upserts.iter().map(|d| &d.id)) {
+            writer.delete_term(Term::from_field_text(self.id, &id.to_string()));
+        }
+        for document in &upserts {
+            writer.add_document(self.to_index(document))?;
+        }
+        writer.commit()?;
+        drop(writer);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn word_query(&self, word: &QueryWord) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (_, field, pinyin, boost) in &self.text {
+            for (field, boost) in [(*field, *boost), (*pinyin, boost * PINYIN_WEIGHT)] {
+                let term = Term::from_field_text(field, &word.text);
+                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost * 2.0))));
+                if word.typos > 0 {
+                    let fuzzy = FuzzyTermQuery::new(term.clone(), word.typos, true);
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost * 0.5))));
+                }
+                if word.prefix {
+                    let prefix = FuzzyTermQuery::new_prefix(term, word.typos, true);
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), boost * 0.5))));
+                }
+            }
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    fn filter_query(&self, filter: &Filter) -> anyhow::Result<Box<dyn Query>> {
+        let field = |name: &str| self.other.get(name).copied().with_context(|| format!("no field {name}"));
+        let query: Box<dyn Query> = match filter {
+            Filter::AnyOf(name, values) => {
+                let f = field(name)?;
+                let any = values
+                    .iter()
+                    .map(|v| {
+                        let term = TermQuery::new(Term::from_field_text(f, v), IndexRecordOption::Basic);
+                        (Occur::Should, Box::new(term) as Box<dyn Query>)
+                    })
+                    .collect();
+                Box::new(BooleanQuery::new(any))
+            }
+            Filter::Range(name, min, max) => {
+                let f = field(name)?;
+                let bound = |v: &Option<f64>| match v {
+                    Some(v) => Bound::Included(Term::from_field_f64(f, *v)),
+                    None => Bound::Unbounded,
+                };
+                Box::new(tantivy::query::RangeQuery::new(bound(min), bound(max)))
+            }
+        };
+        Ok(Box::new(ConstScoreQuery::new(query, 0.0)))
+    }
+
+    fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+        let searcher = self.reader.searcher();
+        let text: Box<dyn Query> = if matcher.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            let readings = matcher
+                .readings
+                .iter()
+                .map(|words| {
+                    let all = words.iter().map(|w| (Occur::Must, self.word_query(w))).collect();
+                    (Occur::Should, Box::new(BooleanQuery::new(all)) as Box<dyn Query>)
+                })
+                .collect();
+            Box::new(BooleanQuery::new(readings))
+        };
+        let mut clauses = vec![(Occur::Must, text)];
+        for filter in &request.filters {
+            clauses.push((Occur::Must, self.filter_query(filter)?));
+        }
+        let query = BooleanQuery::new(clauses);
+        let total = searcher.search(&query, &Count)? as u64;
+        let mut addresses: Vec<(f32, tantivy::DocAddress)> = Vec::new();
+        if request.limit > 0 && request.offset < total as usize {
+            let top = TopDocs::with_limit(request.limit).and_offset(request.offset);
+            addresses = match request.order {
+                Order::Relevance => {
+                    let popularity = match request.collection {
+                        Collection::Circles => "members",
+                        _ => "students",
+                    };
+                    // Rating and popularity break ties (and order a search with no words).
+                    let tweaked = top.tweak_score(move |segment: &SegmentReader| {
+                        let fast = segment.fast_fields();
+                        let rating = fast.f64("rating").ok().map(|c| c.first_or_default_col(0.0));
+                        let popular = fast.f64(popularity).ok().map(|c| c.first_or_default_col(0.0));
+                        move |doc: DocId, score: Score| {
+                            let rating = rating.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
+                            let popular = popular.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
+                            score + (0.01 * rating + 0.001 * popular.max(0.0).ln_1p()) as f32
+                        }
+                    });
+                    searcher.search(&query, &tweaked)?
+                }
+                Order::Field { field, descending } => {
+                    let order = if descending { tantivy::Order::Desc } else { tantivy::Order::Asc };
+                    let sorted = top.order_by_fast_field::<f64>(field, order);
+                    searcher.search(&query, &sorted)?.into_iter().map(|(_, address)| (0.0, address)).collect()
+                }
+            };
+        }
+        let mut hits = Vec::with_capacity(addresses.len());
+        for (score, address) in addresses {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc.get_first(self.id).and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok()) {
+                hits.push(Hit { id, score });
+            }
+        }
+        let mut facets = Vec::new();
+        for name in &request.facets {
+            let counts = searcher.search(&query, &ValueCounts { field: name.to_string() })?;
+            let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+            counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            counts.truncate(FACET_SIZE);
+            facets.push((*name, counts));
+        }
+        Ok(Results { hits, total, facets, degraded: false })
+    }
+}
+
+/// Counts the values of a keyword field over the matching documents (one per document).
+struct ValueCounts {
+    field: String,
+}
+
+struct SegmentCounts {
+    column: Option<StrColumn>,
+    counts: Vec<u64>,
+}
+
+impl Collector for ValueCounts {
+    type Fruit = HashMap<String, u64>;
+    type Child = SegmentCounts;
+
+    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentCounts> {
+        let column = reader.fast_fields().str(&self.field)?;
+        let n = column.as_ref().map(|c| c.num_terms()).unwrap_or(0);
+        Ok(SegmentCounts { column, counts: vec![0; n] })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashMap<String, u64>>) -> tantivy::Result<HashMap<String, u64>> {
+        let mut out = HashMap::new();
+        for fruit in fruits {
+            for (value, count) in fruit {
+                *out.entry(value).or_insert(0) += count;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegmentCounts {
+    type Fruit = HashMap<String, u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(column) = &self.column {
+            let mut last = u64::MAX;
+            for ord in column.term_ords(doc) {
+                if ord != last {
+                    if let Some(count) = self.counts.get_mut(ord as usize) {
+                        *count += 1;
+                    }
+                    last = ord;
+                }
+            }
+        }
+    }
+
+    fn harvest(self) -> HashMap<String, u64> {
+        let mut out = HashMap::new();
+        if let Some(column) = &self.column {
+            let mut value = String::new();
+            for (ord, count) in self.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+                if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
+                    out.insert(value.clone(), *count);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn course(title: &str, price: f64) -> Document {
+        Document {
+            id: Uuid::new_v4(),
+            text: vec![("title", title.to_string()), ("body", "about databases".to_string())],
+            keywords: vec![("domain", vec!["software".into()]), ("tags", vec!["db".into()])],
+            numbers: vec![("price", price), ("rating", 4.0), ("students", 3.0), ("created", 1.0)],
+        }
+    }
+
+    fn request(query: &str) -> Request {
+        Request {
+            collection: Collection::Courses,
+            query: query.into(),
+            filters: vec![],
+            order: Order::Relevance,
+            offset: 0,
+            limit: 10,
+            facets: vec!["domain"],
+        }
+    }
+
+    #[tokio::test]
+    async fn documents_written_are_found() {
+        let dir = std::env::temp_dir().join(format!("mg-search-{}", Uuid::new_v4()));
+        let index = Embedded::open(&IndexLocation::Directory(dir.clone())).expect("open");
+        let docs = vec![course("PostgreSQL 数据库设计", 99.0), course("Rust from zero", 199.0)];
+        index.apply(Collection::Courses, docs, vec![]).await.expect("apply");
+        let all = index.search(&request(""), &Matcher::parse("")).await.expect("search");
+        assert_eq!(all.total, 2, "{all:?}");
+        let found = index.search(&request("shujuku"), &Matcher::parse("shujuku")).await.expect("search");
+        assert_eq!(found.total, 1, "{found:?}");
+        assert_eq!(found.facets, vec![("domain", vec![("software".to_string(), 1)])]);
+        index.apply(Collection::Courses, vec![], vec![Uuid::new_v4()]).await.expect("delete");
+        let all = index.search(&request(""), &Matcher::parse("")).await.expect("search");
+        assert_eq!(all.total, 2, "deleting another id keeps both: {all:?}");
+        drop(index);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
