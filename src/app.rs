@@ -130,7 +130,7 @@ impl Application {
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
         tokio::spawn(prune_idempotency_keys(self.state.clone(), stopping_rx.clone()));
-        self.state.search.spawn_indexer(stopping_rx.clone());
+        let indexer = self.state.search.spawn_indexer(stopping_rx.clone());
         if let Some((listener, router)) = self.metrics {
             let mut stopping = stopping_rx.clone();
             tokio::spawn(async move {
@@ -171,6 +171,10 @@ impl Application {
         }
         // The flusher writes what is still buffered once it sees the stop.
         let _ = flusher.await;
+        // The indexer finishes its batch; then the index's writer lock is released for the next
+        // process (`reindex`, or the next server on this DATA_DIR).
+        let _ = tokio::time::timeout(Duration::from_secs(10), indexer).await;
+        self.state.search.close().await;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

@@ -1,4 +1,4 @@
-//! The `master-guide` command: serve (default), migrate, seed, schema, grant-admin.
+//! The `master-guide` command: serve (default), migrate, seed, schema, reconcile, grant-admin, reindex.
 
 use clap::{Parser, Subcommand};
 use master_guide::{config::Config, db, domain, graphql, telemetry, Application};
@@ -40,6 +40,9 @@ enum Command {
     },
     /// Make an existing user a platform administrator.
     GrantAdmin { email: String },
+    /// Rebuild the search index from the database (with the server stopped: the embedded index
+    /// has one writer).
+    Reindex,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +163,32 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if unrepaired > 0 {
                 anyhow::bail!("{unrepaired} rows drifted; run with --repair to fix them");
             }
+            Ok(())
+        }
+        Command::Reindex => {
+            let (conn, _) = db::connect(&config.database).await?;
+            db::migrate(&conn).await?;
+            let bars = indicatif::MultiProgress::new();
+            let style =
+                indicatif::ProgressStyle::with_template("{prefix:>8} {spinner} {human_pos} documents {per_sec}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let bar_of = |collection: master_guide::search::Collection| {
+                let bar = bars.add(indicatif::ProgressBar::new_spinner().with_style(style.clone()));
+                bar.set_prefix(collection.name());
+                bar
+            };
+            let progress: Vec<_> = master_guide::search::Collection::ALL.iter().map(|c| (*c, bar_of(*c))).collect();
+            let started = std::time::Instant::now();
+            master_guide::search::Search::reindex(config.search.clone(), conn, &|collection, n| {
+                if let Some((_, bar)) = progress.iter().find(|(c, _)| *c == collection) {
+                    bar.set_position(n as u64);
+                }
+            })
+            .await?;
+            for (_, bar) in &progress {
+                bar.finish();
+            }
+            println!("search index rebuilt in {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Schema => Ok(()),

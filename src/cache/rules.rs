@@ -19,9 +19,10 @@ pub trait Feeds: ModelTrait {
     /// Whether rows of this table are part of search documents (their writes queue them).
     const SEARCHED: bool = false;
     fn feeds(&self, touched: &dyn Fn(Column<Self>) -> bool, keys: &mut Vec<Key>);
-    /// The search documents this row is part of (queued in `search_outbox` by the same write).
-    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
-        let _ = documents;
+    /// The search documents this row's written columns are part of (queued in `search_outbox` by
+    /// the same write; a write of other columns, such as a lock's `updated_at`, queues nothing).
+    fn documents(&self, touched: &dyn Fn(Column<Self>) -> bool, documents: &mut Vec<(Collection, Uuid)>) {
+        let _ = (touched, documents);
     }
 }
 
@@ -30,8 +31,16 @@ impl Feeds for courses::Model {
     fn feeds(&self, _: &dyn Fn(courses::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Course, self.id));
     }
-    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
-        documents.push((Collection::Courses, self.id));
+    fn documents(&self, touched: &dyn Fn(courses::Column) -> bool, documents: &mut Vec<(Collection, Uuid)>) {
+        use courses::Column::*;
+        let fields = [Title, Description, Price, Difficulty, Status, CurrentStudents, Rating, ReviewCount, Tags];
+        if fields.into_iter().chain([LearningObjectives, Prerequisites, MentorId, CreatedAt]).any(touched) {
+            documents.push((Collection::Courses, self.id));
+        }
+        // A master's document counts their students.
+        if [Status, CurrentStudents].into_iter().any(touched) {
+            documents.push((Collection::Mentors, self.mentor_id));
+        }
     }
 }
 
@@ -59,9 +68,12 @@ impl Feeds for reviews::Model {
             keys.extend([(Kind::CourseReviews, course), (Kind::CourseStats, course)]);
         }
     }
-    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
+    fn documents(&self, touched: &dyn Fn(reviews::Column) -> bool, documents: &mut Vec<(Collection, Uuid)>) {
         // A master's rating (a course's is on its row).
-        documents.push((Collection::Mentors, self.reviewed_id));
+        use reviews::Column::*;
+        if [Rating, Status, ReviewType, ReviewedId].into_iter().any(touched) {
+            documents.push((Collection::Mentors, self.reviewed_id));
+        }
     }
 }
 
@@ -70,8 +82,11 @@ impl Feeds for user_identities::Model {
     fn feeds(&self, _: &dyn Fn(user_identities::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Identity, self.id));
     }
-    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
-        documents.push((Collection::Mentors, self.id));
+    fn documents(&self, touched: &dyn Fn(user_identities::Column) -> bool, documents: &mut Vec<(Collection, Uuid)>) {
+        use user_identities::Column::*;
+        if [IdentityType, Domain, Status, VerificationStatus, CreatedAt].into_iter().any(touched) {
+            documents.push((Collection::Mentors, self.id));
+        }
     }
 }
 
@@ -81,8 +96,11 @@ impl Feeds for user_profiles::Model {
         // Name, avatar and rate also show in `mentor_stats` (and, by lookup, `course_stats`).
         keys.extend([(Kind::Profile, self.identity_id), (Kind::MentorStats, self.identity_id)]);
     }
-    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
-        documents.push((Collection::Mentors, self.identity_id));
+    fn documents(&self, touched: &dyn Fn(user_profiles::Column) -> bool, documents: &mut Vec<(Collection, Uuid)>) {
+        use user_profiles::Column::*;
+        if [Name, Bio, Skills, HourlyRate, Location, ExperienceYears, IdentityId].into_iter().any(touched) {
+            documents.push((Collection::Mentors, self.identity_id));
+        }
     }
 }
 
@@ -91,8 +109,11 @@ impl Feeds for circles::Model {
     fn feeds(&self, _: &dyn Fn(circles::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Circle, self.id));
     }
-    fn documents(&self, documents: &mut Vec<(Collection, Uuid)>) {
-        documents.push((Collection::Circles, self.id));
+    fn documents(&self, touched: &dyn Fn(circles::Column) -> bool, documents: &mut Vec<(Collection, Uuid)>) {
+        use circles::Column::*;
+        if [Name, Description, Tags, Domain, Status, MemberCount, CreatedAt].into_iter().any(touched) {
+            documents.push((Collection::Circles, self.id));
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 //! cached kinds), so no write path has an invalidation to remember. The sea-orm writers they wrap
 //! are refused everywhere else (`clippy.toml`, `disallowed-methods`).
 //!
-//! The same table says which search documents a row is part of; the helpers queue those in
-//! `search_outbox` in one transaction with the write (the caller's, as a savepoint, or their own),
-//! so a committed change always has its outbox row (see `search::outbox`).
+//! The same table says which search documents a row's written columns are part of; `insert`,
+//! `update` and `update_many` queue those in `search_outbox` in one transaction with the write
+//! (the caller's, as a savepoint, or their own), so a committed change always has its outbox row
+//! (see `search::outbox`). (`insert_new` and `delete_many` queue on the caller's connection: no
+//! searched table is written through them.)
 //!
 //! Updates and deletes of tables that feed the cache read the rows they wrote back with
 //! `RETURNING` (PostgreSQL, and SQLite 3.35+), so a bulk update marks exactly the rows it moved;
@@ -30,7 +32,7 @@ fn mark<M: Feeds>(row: &M, touched: &dyn Fn(Column<M>) -> bool, queue: &mut Vec<
     for (kind, id) in keys {
         crate::cache::changed(kind, id);
     }
-    row.documents(queue);
+    row.documents(touched, queue);
 }
 
 /// Queues the documents in `search_outbox`, on the same connection (the caller's transaction).

@@ -216,7 +216,8 @@ fn prepare(
         Some(_) => return Err(AppError::bad_input("first", "must be between 0 and 100")),
     };
     let filters: Vec<Filter> = filters.into_iter().flatten().collect();
-    let key = format!("{}|{}|{:?}|{:?}", collection.name(), query.trim(), filters, order);
+    // The query as typed: a trailing space changes the matching (the last word is no prefix).
+    let key = format!("{}|{}|{:?}|{:?}", collection.name(), query, filters, order);
     let offset = match after {
         None => 0,
         Some(cursor) => search::decode_cursor("after", &key, &cursor)? + 1,
@@ -269,11 +270,14 @@ async fn run<N, F>(
             edges.push((search::encode_cursor(&key, offset + i), f64::from(hit.score), highlights, node));
         }
     }
+    // Cursors of the page's first and last hit, even when their rows were left out, so a client
+    // always moves on.
+    let last = (offset + results.hits.len()).checked_sub(1).filter(|_| !results.hits.is_empty());
     let page_info = PageInfo {
         has_previous_page: offset > 0,
         has_next_page: (offset + results.hits.len()) < results.total as usize,
-        start_cursor: edges.first().map(|e| e.0.clone()),
-        end_cursor: edges.last().map(|e| e.0.clone()),
+        start_cursor: last.map(|_| search::encode_cursor(&key, offset)),
+        end_cursor: last.map(|last| search::encode_cursor(&key, last)),
     };
     Ok(Page {
         edges,

@@ -232,6 +232,9 @@ pub struct Matcher {
     pub readings: Vec<Vec<QueryWord>>,
 }
 
+/// Most readings with two words joined that a query gets (each one is a whole query).
+const MAX_JOINED_READINGS: usize = 3;
+
 /// Longest query, in words (the rest is ignored).
 pub const MAX_QUERY_WORDS: usize = 10;
 
@@ -254,6 +257,9 @@ impl Matcher {
         };
         let mut readings = vec![reading(typed.clone())];
         for i in 0..typed.len().saturating_sub(1) {
+            if readings.len() > MAX_JOINED_READINGS {
+                break;
+            }
             if typed[i].chars().any(is_han) || typed[i + 1].chars().any(is_han) {
                 continue;
             }

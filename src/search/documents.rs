@@ -54,8 +54,13 @@ pub async fn load(db: &impl ConnectionTrait, collection: Collection, ids: &[Uuid
     }
 }
 
-/// Every searchable document of `collection`, read in chunks in id order.
-pub async fn all(db: &impl ConnectionTrait, collection: Collection) -> Result<Vec<Document>, DbErr> {
+/// Every searchable document of `collection`, read in chunks in id order; `progress(n)` after each
+/// chunk with the documents read so far.
+pub async fn all(
+    db: &impl ConnectionTrait,
+    collection: Collection,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Document>, DbErr> {
     let mut out = Vec::new();
     let mut after: Option<Uuid> = None;
     loop {
@@ -94,6 +99,7 @@ pub async fn all(db: &impl ConnectionTrait, collection: Collection) -> Result<Ve
         };
         let Some(last) = ids.last().copied() else { break };
         out.extend(load(db, collection, &ids).await?);
+        progress(out.len());
         if (ids.len() as u64) < CHUNK {
             break;
         }

@@ -44,7 +44,8 @@ pub struct Embedded {
 
 struct Store {
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// None once closed (the directory's lock is released with it).
+    writer: Mutex<Option<IndexWriter>>,
     id: IndexField,
     /// Text fields: (field, its pinyin field, boost).
     text: Vec<(&'static str, IndexField, IndexField, f32)>,
@@ -103,7 +104,7 @@ impl Embedded {
                     }
                 }
             }
-            let store = Store { reader, writer: Mutex::new(writer), id: field("id")?, text, other };
+            let store = Store { reader, writer: Mutex::new(Some(writer)), id: field("id")?, text, other };
             stores.insert(collection, Arc::new(store));
         }
         let built = directory.as_ref().is_some_and(|dir| dir.join(BUILT_MARK).exists());
@@ -141,6 +142,19 @@ impl Embedded {
             self.mark_built()?;
         }
         Ok(())
+    }
+
+    /// Drops the writers (and with them the directory locks); searches keep working.
+    pub async fn close(&self) {
+        let stores: Vec<Arc<Store>> = self.stores.values().cloned().collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for store in stores {
+                if let Ok(mut writer) = store.writer.lock() {
+                    drop(writer.take());
+                }
+            }
+        })
+        .await;
     }
 
     fn mark_built(&self) -> anyhow::Result<()> {
@@ -197,7 +211,8 @@ impl Store {
     }
 
     fn write(&self, replace: bool, upserts: Vec<Document>, deletes: Vec<Uuid>) -> anyhow::Result<()> {
-        let mut writer = self.writer.lock().map_err(|_| anyhow::anyhow!("search writer poisoned"))?;
+        let mut guard = self.writer.lock().map_err(|_| anyhow::anyhow!("search writer poisoned"))?;
+        let writer = guard.as_mut().ok_or_else(|| anyhow::anyhow!("the search index is closed"))?;
         if replace {
             writer.delete_all_documents()?;
         }
@@ -208,7 +223,7 @@ impl Store {
             writer.add_document(self.to_index(document))?;
         }
         writer.commit()?;
-        drop(writer);
+        drop(guard);
         self.reader.reload()?;
         Ok(())
     }
@@ -216,11 +231,12 @@ impl Store {
     fn word_query(&self, word: &QueryWord) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (_, field, pinyin, boost) in &self.text {
-            for (field, boost) in [(*field, *boost), (*pinyin, boost * PINYIN_WEIGHT)] {
+            for (field, boost, fuzzy) in [(*field, *boost, true), (*pinyin, boost * PINYIN_WEIGHT, false)] {
                 let term = Term::from_field_text(field, &word.text);
                 let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost * 2.0))));
-                if word.typos > 0 {
+                // Pinyin is matched exactly or as a prefix: typos there would match most syllables.
+                if word.typos > 0 && fuzzy {
                     let fuzzy = FuzzyTermQuery::new(term.clone(), word.typos, true);
                     clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost * 0.5))));
                 }

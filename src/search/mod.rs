@@ -273,6 +273,13 @@ impl Search {
         self.inner.backend.get().map(Backend::name).unwrap_or("none")
     }
 
+    /// Releases the index for another process (on shutdown, after the indexer stopped).
+    pub async fn close(&self) {
+        if let Some(Backend::Embedded(index)) = self.inner.backend.get() {
+            index.close().await;
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::Acquire)
     }
@@ -280,6 +287,11 @@ impl Search {
     /// Answers `request`: from the index, or from the database while the index cannot.
     pub async fn search(&self, request: Request) -> AppResult<Results> {
         let matcher = Matcher::parse(&request.query);
+        if matcher.is_empty() && !request.query.trim().is_empty() {
+            // Typed, but nothing searchable in it (punctuation, emoji): nothing matches.
+            let facets = request.facets.iter().map(|f| (*f, Vec::new())).collect();
+            return Ok(Results { hits: Vec::new(), total: 0, facets, degraded: false });
+        }
         if let (true, Some(backend)) = (self.is_ready(), self.inner.backend.get()) {
             let started = std::time::Instant::now();
             match backend.search(&request, &matcher).await {
@@ -352,25 +364,51 @@ impl Search {
         if !self.backend()?.is_empty().await? {
             return Ok(());
         }
-        self.rebuild(|_, _| {}).await
+        self.rebuild(&|_, _| {}).await
     }
 
-    /// Rebuilds every collection from the database; `progress(collection, documents)`.
-    pub async fn rebuild(&self, progress: impl Fn(Collection, usize)) -> anyhow::Result<()> {
+    /// Rebuilds every collection from the database; `progress(collection, documents read)`.
+    pub async fn rebuild(&self, progress: &(dyn Fn(Collection, usize) + Sync)) -> anyhow::Result<()> {
         for collection in Collection::ALL {
-            let documents = documents::all(&self.inner.db, collection).await?;
-            progress(collection, documents.len());
+            let documents = documents::all(&self.inner.db, collection, &|n| progress(collection, n)).await?;
             self.backend()?.replace_all(collection, documents).await?;
         }
+        Ok(())
+    }
+
+    /// `master-guide reindex`: opens the index now (refused while a server holds it) and rebuilds
+    /// it from the database.
+    pub async fn reindex(
+        settings: SearchSettings,
+        db: DatabaseConnection,
+        progress: &(dyn Fn(Collection, usize) + Sync),
+    ) -> anyhow::Result<()> {
+        let location = settings.index.clone();
+        let index =
+            tokio::task::spawn_blocking(move || embedded::Embedded::open(&location)).await?.map_err(|error| {
+                anyhow::anyhow!(
+                    "{error:#}; if a server is running, stop it first (a server also builds a missing index itself)"
+                )
+            })?;
+        let search = Self::new(settings, db);
+        let _ = search.inner.backend.set(Backend::Embedded(index));
+        // Outbox rows stay: the next server drains them (a document indexed twice is harmless; one
+        // dropped because its transaction committed after the rebuild read would not be).
+        search.rebuild(progress).await?;
         Ok(())
     }
 
     /// Re-reads these documents from the database and writes them (or removes those no longer
     /// searchable).
     pub(crate) async fn refresh(&self, collection: Collection, ids: &[Uuid]) -> anyhow::Result<()> {
-        let found = documents::load(&self.inner.db, collection, ids).await?;
-        let deletes: Vec<Uuid> = ids.iter().copied().filter(|id| !found.iter().any(|d| d.id == *id)).collect();
-        self.backend()?.apply(collection, found, deletes).await
+        // In chunks: a master's courses can be many, and a statement's parameters are bounded.
+        for ids in ids.chunks(1_000) {
+            let found = documents::load(&self.inner.db, collection, ids).await?;
+            let kept: std::collections::HashSet<Uuid> = found.iter().map(|d| d.id).collect();
+            let deletes: Vec<Uuid> = ids.iter().copied().filter(|id| !kept.contains(id)).collect();
+            self.backend()?.apply(collection, found, deletes).await?;
+        }
+        Ok(())
     }
 
     fn db(&self) -> &DatabaseConnection {
@@ -381,6 +419,9 @@ impl Search {
         &self.inner.settings
     }
 }
+
+/// Deepest hit a search pages to (past it, refine the query).
+pub const MAX_OFFSET: usize = 10_000;
 
 /// A cursor of a search result page: the offset of the hit after which the page starts, bound to
 /// the query it came from (a cursor of another query is refused rather than misread).
@@ -397,7 +438,7 @@ pub fn decode_cursor(field: &str, request_key: &str, raw: &str) -> AppResult<usi
     let mut parts = text.split(':');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("s1"), Some(print), Some(offset), None) if print == fingerprint(request_key) => {
-            offset.parse().map_err(|_| bad())
+            offset.parse::<usize>().ok().filter(|o| *o < MAX_OFFSET).ok_or_else(bad)
         }
         _ => Err(bad()),
     }
