@@ -94,6 +94,39 @@ impl Cursor {
     }
 }
 
+/// A cursor into a ranked list (search hits): the position of a hit, bound to a fingerprint of
+/// the query it came from, so a cursor of another query is refused rather than misread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OffsetCursor {
+    #[serde(rename = "q")]
+    pub query: String,
+    #[serde(rename = "o")]
+    pub offset: usize,
+}
+
+impl OffsetCursor {
+    fn fingerprint(query_key: &str) -> String {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(query_key.as_bytes())[..6])
+    }
+
+    pub fn encode(query_key: &str, offset: usize) -> String {
+        let cursor = Self { query: Self::fingerprint(query_key), offset };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
+    }
+
+    /// The offset of the hit `raw` points at, if it is a cursor of `query_key` below `max`.
+    pub fn decode(field: &str, query_key: &str, raw: &str, max: usize) -> AppResult<usize> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.trim())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Self>(&bytes).ok())
+            .filter(|c| c.query == Self::fingerprint(query_key) && c.offset < max)
+            .map(|c| c.offset)
+            .ok_or_else(|| AppError::bad_input(field, "is not a cursor of this search"))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Asc,

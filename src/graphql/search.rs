@@ -6,6 +6,7 @@ use super::circles::Circle;
 use super::context::{loaders, state};
 use super::courses::Course;
 use super::identities::Mentor;
+use crate::domain::pagination::OffsetCursor;
 use crate::error::{AppError, AppResult};
 use crate::search::analysis::Matcher;
 use crate::search::{self, Collection, Filter, Order, Request, Results};
@@ -220,7 +221,7 @@ fn prepare(
     let key = format!("{}|{}|{:?}|{:?}", collection.name(), query, filters, order);
     let offset = match after {
         None => 0,
-        Some(cursor) => search::decode_cursor("after", &key, &cursor)? + 1,
+        Some(cursor) => OffsetCursor::decode("after", &key, &cursor, search::MAX_OFFSET)? + 1,
     };
     Ok(Prepared { request: Request { collection, query, filters, order, offset, limit, facets }, key })
 }
@@ -267,7 +268,7 @@ async fn run<N, F>(
     let mut edges = Vec::with_capacity(loaded.len());
     for (i, (hit, node)) in results.hits.iter().zip(loaded).enumerate() {
         if let Some((node, highlights)) = node {
-            edges.push((search::encode_cursor(&key, offset + i), f64::from(hit.score), highlights, node));
+            edges.push((OffsetCursor::encode(&key, offset + i), f64::from(hit.score), highlights, node));
         }
     }
     // Cursors of the page's first and last hit, even when their rows were left out, so a client
@@ -276,8 +277,8 @@ async fn run<N, F>(
     let page_info = PageInfo {
         has_previous_page: offset > 0,
         has_next_page: (offset + results.hits.len()) < results.total as usize,
-        start_cursor: last.map(|_| search::encode_cursor(&key, offset)),
-        end_cursor: last.map(|last| search::encode_cursor(&key, last)),
+        start_cursor: last.map(|_| OffsetCursor::encode(&key, offset)),
+        end_cursor: last.map(|last| OffsetCursor::encode(&key, last)),
     };
     Ok(Page {
         edges,

@@ -64,37 +64,21 @@ pub async fn all(
     let mut out = Vec::new();
     let mut after: Option<Uuid> = None;
     loop {
-        let ids: Vec<Uuid> = match collection {
+        let ids = match collection {
             Collection::Courses => {
-                let mut q = courses::Entity::find()
-                    .select_only()
-                    .column(courses::Column::Id)
-                    .filter(courses::Column::Status.eq(CourseStatus::Published.as_str()));
-                if let Some(after) = after {
-                    q = q.filter(courses::Column::Id.gt(after));
-                }
-                q.order_by_asc(courses::Column::Id).limit(CHUNK).into_tuple().all(db).await?
+                let published =
+                    courses::Entity::find().filter(courses::Column::Status.eq(CourseStatus::Published.as_str()));
+                ids_after(db, published, courses::Column::Id, after).await?
             }
             Collection::Mentors => {
-                let mut q = user_identities::Entity::find()
-                    .select_only()
-                    .column(user_identities::Column::Id)
+                let masters = user_identities::Entity::find()
                     .filter(user_identities::Column::IdentityType.eq(IdentityType::Master.as_str()))
                     .filter(user_identities::Column::Status.eq(IdentityStatus::Active.as_str()));
-                if let Some(after) = after {
-                    q = q.filter(user_identities::Column::Id.gt(after));
-                }
-                q.order_by_asc(user_identities::Column::Id).limit(CHUNK).into_tuple().all(db).await?
+                ids_after(db, masters, user_identities::Column::Id, after).await?
             }
             Collection::Circles => {
-                let mut q = circles::Entity::find()
-                    .select_only()
-                    .column(circles::Column::Id)
-                    .filter(circles::Column::Status.eq(CircleStatus::Active.as_str()));
-                if let Some(after) = after {
-                    q = q.filter(circles::Column::Id.gt(after));
-                }
-                q.order_by_asc(circles::Column::Id).limit(CHUNK).into_tuple().all(db).await?
+                let active = circles::Entity::find().filter(circles::Column::Status.eq(CircleStatus::Active.as_str()));
+                ids_after(db, active, circles::Column::Id, after).await?
             }
         };
         let Some(last) = ids.last().copied() else { break };
@@ -106,6 +90,20 @@ pub async fn all(
         after = Some(last);
     }
     Ok(out)
+}
+
+/// The next [`CHUNK`] ids of `select`'s rows after `after`, in id order.
+async fn ids_after<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+    id: E::Column,
+    after: Option<Uuid>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let mut select = select.select_only().column(id);
+    if let Some(after) = after {
+        select = select.filter(id.gt(after));
+    }
+    select.order_by_asc(id).limit(CHUNK).into_tuple().all(db).await
 }
 
 /// Ids of the published courses of these master identities (their documents carry the mentor's

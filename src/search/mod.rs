@@ -18,7 +18,7 @@ mod embedded;
 mod fallback;
 pub mod outbox;
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use analysis::Matcher;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
@@ -422,29 +422,3 @@ impl Search {
 
 /// Deepest hit a search pages to (past it, refine the query).
 pub const MAX_OFFSET: usize = 10_000;
-
-/// A cursor of a search result page: the offset of the hit after which the page starts, bound to
-/// the query it came from (a cursor of another query is refused rather than misread).
-pub fn encode_cursor(request_key: &str, offset: usize) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("s1:{}:{offset}", fingerprint(request_key)))
-}
-
-pub fn decode_cursor(field: &str, request_key: &str, raw: &str) -> AppResult<usize> {
-    use base64::Engine;
-    let bad = || AppError::bad_input(field, "not a cursor of this search");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let mut parts = text.split(':');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("s1"), Some(print), Some(offset), None) if print == fingerprint(request_key) => {
-            offset.parse::<usize>().ok().filter(|o| *o < MAX_OFFSET).ok_or_else(bad)
-        }
-        _ => Err(bad()),
-    }
-}
-
-fn fingerprint(key: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(key.as_bytes())[..6])
-}
