@@ -240,8 +240,6 @@ pub struct Config {
     pub database: DatabaseSettings,
     /// `REDIS_URL`: optional; the cache and event fan-out use Redis when set.
     pub redis_url: Option<String>,
-    /// `ELASTICSEARCH_URL`: optional; search uses Elasticsearch when set, tantivy otherwise.
-    pub elasticsearch_url: Option<String>,
     pub auth: AuthSettings,
     pub graphql: GraphqlLimits,
     pub rate: RateLimits,
@@ -355,6 +353,21 @@ impl Config {
             }
         }
 
+        let elasticsearch_url = source.get("ELASTICSEARCH_URL");
+        let search_prefix = source.get("SEARCH_PREFIX").unwrap_or_else(|| "master-guide".into());
+        // Elasticsearch index names: lower case, none of its reserved characters, not led by - _ +.
+        if search_prefix.is_empty()
+            || search_prefix.len() > 100
+            || search_prefix.starts_with(['-', '_', '+', '.'])
+            || !search_prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        {
+            return Err(ConfigError::new(
+                "SEARCH_PREFIX",
+                format!(
+                    "'{search_prefix}' is not a valid index name prefix (a-z, 0-9, - _ .; not starting with - _ .)"
+                ),
+            ));
+        }
         let config = Config {
             environment,
             bind_addr,
@@ -368,7 +381,6 @@ impl Config {
                 statement_timeout: secs(source, "DB_STATEMENT_TIMEOUT_SECS", 30)?,
             },
             redis_url: source.get("REDIS_URL"),
-            elasticsearch_url: source.get("ELASTICSEARCH_URL"),
             auth: AuthSettings {
                 jwt_secret,
                 access_token_ttl: secs(source, "ACCESS_TOKEN_TTL_SECS", 900)?,
@@ -434,6 +446,8 @@ impl Config {
                     Some(raw) => crate::search::IndexLocation::Directory(PathBuf::from(raw.trim())),
                     None => crate::search::IndexLocation::Directory(data_dir.join("search")),
                 },
+                elasticsearch: elasticsearch_url
+                    .map(|url| crate::search::ElasticSettings { url, prefix: search_prefix }),
                 batch: positive(source, "SEARCH_BATCH", 500)?,
                 paused: parse(source, "SEARCH_INDEXER_PAUSED", false)?,
             },

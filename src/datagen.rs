@@ -76,12 +76,93 @@ impl Scale {
         }
     }
 
+    /// The search bench's catalogue: 100k courses, 50k masters, 5k circles, little else.
+    pub fn search() -> Self {
+        Self {
+            users: 60_000,
+            masters: 50_000,
+            domains: 20,
+            courses: 100_000,
+            contents_per_course: 1,
+            learning_records: 200_000,
+            circles: 5_000,
+            memberships: 50_000,
+            posts: 10_000,
+            comments: 10_000,
+            likes: 10_000,
+            appointments: 5_000,
+            reviews: 100_000,
+            notifications: 1_000,
+        }
+    }
+
     pub fn parse(name: &str) -> anyhow::Result<Self> {
         match name {
             "small" => Ok(Self::small()),
             "large" => Ok(Self::large()),
-            other => anyhow::bail!("unknown scale '{other}' (small or large)"),
+            "search" => Ok(Self::search()),
+            other => anyhow::bail!("unknown scale '{other}' (small, large or search)"),
         }
+    }
+}
+
+/// What titles, descriptions, names and bios are made of: Chinese and English, as the platform's
+/// users write them (so the search bench matches, segments and ranks real-looking text).
+const TOPICS: &[&str] = &[
+    "PostgreSQL 数据库",
+    "Rust 编程",
+    "Python 数据分析",
+    "机器学习",
+    "前端开发 React",
+    "产品设计",
+    "UI 设计 Figma",
+    "烘焙",
+    "家常菜",
+    "吉他",
+    "钢琴",
+    "个人理财",
+    "税务规划",
+    "写作",
+    "摄影",
+    "日语",
+    "英语口语",
+    "健身训练",
+    "Go 微服务",
+    "Kubernetes 运维",
+    "SQL 查询优化",
+    "数据库设计",
+    "职业规划",
+    "面试技巧",
+];
+const LEVELS: &[&str] = &[
+    "入门",
+    "实战",
+    "进阶",
+    "从零开始",
+    "高级技巧",
+    "for beginners",
+    "in practice",
+    "masterclass",
+    "完全指南",
+    "30 天",
+];
+const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "徐", "孙"];
+const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "杰", "涛", "明", "超", "霞"];
+const FIRST_NAMES: &[&str] = &["Alice", "Bob", "Carol", "David", "Emma", "Frank", "Grace", "Henry", "Iris", "Jack"];
+const CITIES: &[&str] = &["北京", "上海", "深圳", "杭州", "成都", "广州", "Remote"];
+
+fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
+    from[rng.gen_range(0..from.len())]
+}
+
+/// A person's name: mostly Chinese (surname and one or two given characters), some English.
+fn person_name(rng: &mut StdRng, i: usize) -> String {
+    if i % 5 == 4 {
+        format!("{} {}", pick(rng, FIRST_NAMES), pick(rng, SURNAMES))
+    } else if rng.gen_bool(0.5) {
+        format!("{}{}", pick(rng, SURNAMES), pick(rng, GIVEN))
+    } else {
+        format!("{}{}{}", pick(rng, SURNAMES), pick(rng, GIVEN), pick(rng, GIVEN))
     }
 }
 
@@ -236,13 +317,16 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
                 id: Set(uuid(&mut rng)),
                 user_id: Set(user_ids[i]),
                 identity_id: Set(identity_ids[i]),
-                name: Set(format!("Bench User {i}")),
+                name: Set(person_name(&mut rng, i)),
                 avatar: Set(Some(format!("https://cdn.masterguide.dev/avatars/{i}.png"))),
-                bio: Set(master.then(|| "Seasoned practitioner, patient teacher.".to_string())),
+                bio: Set(master.then(|| {
+                    let (a, b) = (pick(&mut rng, TOPICS), pick(&mut rng, TOPICS));
+                    format!("{} 年 {a} 经验, also teaches {b}. Patient teacher, 讲解清楚.", rng.gen_range(3..20))
+                })),
                 skills: Set(Some(StringList(skills))),
                 experience_years: Set(if master { rng.gen_range(3..30) } else { 0 }),
                 hourly_rate: Set(master.then(|| Decimal::new(rng.gen_range(50..300) * 100, 2))),
-                location: Set(None),
+                location: Set(master.then(|| pick(&mut rng, CITIES).to_string())),
                 website: Set(None),
                 social_links: Set(None),
                 created_at: Set(now),
@@ -293,8 +377,12 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
             courses::ActiveModel {
                 id: Set(course_ids[c]),
                 mentor_id: Set(identity_ids[course_mentor[c]]),
-                title: Set(format!("Course {c}: {domain} in practice")),
-                description: Set(Some("Hands-on lessons, exercises and feedback.".into())),
+                title: Set(format!("{} {}", pick(&mut rng, TOPICS), pick(&mut rng, LEVELS))),
+                description: Set(Some(format!(
+                    "系统学习 {}: hands-on lessons, exercises and feedback, 并结合 {} 的真实案例.",
+                    pick(&mut rng, TOPICS),
+                    pick(&mut rng, TOPICS)
+                ))),
                 cover_image: Set(Some(format!("https://cdn.masterguide.dev/covers/{c}.jpg"))),
                 price: Set(Decimal::new(rng.gen_range(0..500) * 100 + 99, 2)),
                 duration_hours: Set(rng.gen_range(2..60)),
@@ -389,8 +477,11 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
     let circles: Vec<circles::ActiveModel> = (0..scale.circles)
         .map(|c| circles::ActiveModel {
             id: Set(circle_ids[c]),
-            name: Set(format!("Circle {c}")),
-            description: Set(Some("Share work, ask questions, help each other.".into())),
+            name: Set(format!("{} 交流圈 {c}", TOPICS[c % TOPICS.len()])),
+            description: Set(Some(format!(
+                "Share work, ask questions about {}, 互相帮助.",
+                TOPICS[(c * 7) % TOPICS.len()]
+            ))),
             domain: Set(domain_codes[user_domain[circle_owner[c]]].clone()),
             created_by: Set(identity_ids[circle_owner[c]]),
             status: Set(CircleStatus::Active),

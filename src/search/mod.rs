@@ -14,12 +14,14 @@
 
 pub mod analysis;
 pub mod documents;
+mod elasticsearch;
 mod embedded;
 mod fallback;
 pub mod outbox;
 
 use crate::error::AppResult;
 use analysis::Matcher;
+pub use elasticsearch::ElasticSettings;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -189,6 +191,8 @@ pub const FACET_SIZE: usize = 20;
 #[derive(Clone, Debug)]
 pub struct SearchSettings {
     pub index: IndexLocation,
+    /// Elasticsearch instead of the embedded index.
+    pub elasticsearch: Option<ElasticSettings>,
     pub batch: u64,
     pub paused: bool,
 }
@@ -199,41 +203,130 @@ pub enum IndexLocation {
     Directory(PathBuf),
 }
 
-enum Backend {
-    Embedded(embedded::Embedded),
+/// What a search backend does; the facade holds one (tantivy or Elasticsearch), chosen by the
+/// settings, and owns everything else (analysis, fallback, sync).
+#[async_trait::async_trait]
+trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results>;
+
+    /// Writes `upserts` and removes `deletes`, read from the database at `version` (microseconds
+    /// since the epoch; a backend that can keeps the newest read of each document).
+    async fn apply(
+        &self,
+        collection: Collection,
+        version: i64,
+        upserts: Vec<Document>,
+        deletes: Vec<Uuid>,
+    ) -> anyhow::Result<()>;
+
+    /// No complete build exists yet.
+    async fn is_empty(&self) -> anyhow::Result<bool>;
+
+    /// Replaces a collection's documents with these.
+    async fn replace_all(&self, collection: Collection, version: i64, documents: Vec<Document>) -> anyhow::Result<()>;
+
+    /// Writers keep writing while a rebuild runs (Elasticsearch: the rebuild goes to a new index
+    /// behind the alias), so a rebuild reads everything once more after its swap.
+    fn rebuilds_beside_writers(&self) -> bool;
+
+    /// Releases what another process needs to open the index.
+    async fn close(&self);
 }
 
-impl Backend {
-    async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
-        match self {
-            Backend::Embedded(index) => index.search(request, matcher).await,
-        }
+#[async_trait::async_trait]
+impl Backend for embedded::Embedded {
+    fn name(&self) -> &'static str {
+        "tantivy"
     }
 
-    async fn apply(&self, collection: Collection, upserts: Vec<Document>, deletes: Vec<Uuid>) -> anyhow::Result<()> {
-        match self {
-            Backend::Embedded(index) => index.apply(collection, upserts, deletes).await,
-        }
+    async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+        embedded::Embedded::search(self, request, matcher).await
+    }
+
+    async fn apply(
+        &self,
+        collection: Collection,
+        _: i64,
+        upserts: Vec<Document>,
+        deletes: Vec<Uuid>,
+    ) -> anyhow::Result<()> {
+        // One writer per index (its lock), so writes cannot race: no versions needed.
+        embedded::Embedded::apply(self, collection, upserts, deletes).await
     }
 
     async fn is_empty(&self) -> anyhow::Result<bool> {
-        match self {
-            Backend::Embedded(index) => index.is_empty().await,
-        }
+        embedded::Embedded::is_empty(self).await
     }
 
-    async fn replace_all(&self, collection: Collection, documents: Vec<Document>) -> anyhow::Result<()> {
-        match self {
-            Backend::Embedded(index) => index.replace_all(collection, documents).await,
-        }
+    async fn replace_all(&self, collection: Collection, _: i64, documents: Vec<Document>) -> anyhow::Result<()> {
+        embedded::Embedded::replace_all(self, collection, documents).await
     }
 
+    fn rebuilds_beside_writers(&self) -> bool {
+        false
+    }
+
+    async fn close(&self) {
+        embedded::Embedded::close(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for elasticsearch::Elastic {
     fn name(&self) -> &'static str {
-        match self {
-            Backend::Embedded(_) => "tantivy",
+        "elasticsearch"
+    }
+
+    async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+        elasticsearch::Elastic::search(self, request, matcher).await
+    }
+
+    async fn apply(
+        &self,
+        collection: Collection,
+        version: i64,
+        upserts: Vec<Document>,
+        deletes: Vec<Uuid>,
+    ) -> anyhow::Result<()> {
+        elasticsearch::Elastic::apply(self, collection, version, upserts, deletes).await
+    }
+
+    async fn is_empty(&self) -> anyhow::Result<bool> {
+        elasticsearch::Elastic::is_empty(self).await
+    }
+
+    async fn replace_all(&self, collection: Collection, version: i64, documents: Vec<Document>) -> anyhow::Result<()> {
+        elasticsearch::Elastic::replace_all(self, collection, version, documents).await
+    }
+
+    fn rebuilds_beside_writers(&self) -> bool {
+        true
+    }
+
+    async fn close(&self) {}
+}
+
+/// Opens the backend the settings choose.
+async fn open_backend(settings: &SearchSettings) -> anyhow::Result<Box<dyn Backend>> {
+    match &settings.elasticsearch {
+        Some(elastic) => Ok(Box::new(elasticsearch::Elastic::open(elastic).await?)),
+        None => {
+            let location = settings.index.clone();
+            let index = tokio::task::spawn_blocking(move || embedded::Embedded::open(&location)).await??;
+            Ok(Box::new(index))
         }
     }
 }
+
+/// Now, as a document version: microseconds since the epoch.
+fn version_now() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// After a backend error, searches go to the database for this long before trying it again.
+const BREAKER: Duration = Duration::from_secs(5);
 
 /// Rows were queued in the outbox (indexers also poll, for other instances' writes).
 static QUEUED: Notify = Notify::const_new();
@@ -250,7 +343,9 @@ pub struct Search {
 
 struct Inner {
     /// Set once the index is open (it may be held by another process for a while).
-    backend: std::sync::OnceLock<Backend>,
+    backend: std::sync::OnceLock<Box<dyn Backend>>,
+    /// Searches skip the backend until then (it just failed).
+    failing_until: std::sync::Mutex<Option<std::time::Instant>>,
     db: DatabaseConnection,
     settings: SearchSettings,
     /// The index holds every document (the first build finished).
@@ -262,21 +357,40 @@ impl Search {
     /// cannot be, searches are answered from the database).
     pub fn new(settings: SearchSettings, db: DatabaseConnection) -> Self {
         let backend = std::sync::OnceLock::new();
-        Self { inner: Arc::new(Inner { backend, db, settings, ready: AtomicBool::new(false) }) }
+        let failing_until = std::sync::Mutex::new(None);
+        Self { inner: Arc::new(Inner { backend, db, settings, ready: AtomicBool::new(false), failing_until }) }
     }
 
-    fn backend(&self) -> anyhow::Result<&Backend> {
-        self.inner.backend.get().ok_or_else(|| anyhow::anyhow!("the search index is not open"))
+    fn backend(&self) -> anyhow::Result<&dyn Backend> {
+        self.inner.backend.get().map(|b| b.as_ref()).ok_or_else(|| anyhow::anyhow!("the search index is not open"))
     }
 
     pub fn backend_name(&self) -> &'static str {
-        self.inner.backend.get().map(Backend::name).unwrap_or("none")
+        self.inner.backend.get().map(|b| b.name()).unwrap_or("none")
+    }
+
+    /// The backend failed a moment ago: leave it alone for a while.
+    fn failing(&self) -> bool {
+        let mut until = self.inner.failing_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *until {
+            Some(t) if t > std::time::Instant::now() => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn failed(&self) {
+        let mut until = self.inner.failing_until.lock().unwrap_or_else(|e| e.into_inner());
+        *until = Some(std::time::Instant::now() + BREAKER);
     }
 
     /// Releases the index for another process (on shutdown, after the indexer stopped).
     pub async fn close(&self) {
-        if let Some(Backend::Embedded(index)) = self.inner.backend.get() {
-            index.close().await;
+        if let Some(backend) = self.inner.backend.get() {
+            backend.close().await;
         }
     }
 
@@ -292,7 +406,7 @@ impl Search {
             let facets = request.facets.iter().map(|f| (*f, Vec::new())).collect();
             return Ok(Results { hits: Vec::new(), total: 0, facets, degraded: false });
         }
-        if let (true, Some(backend)) = (self.is_ready(), self.inner.backend.get()) {
+        if let (true, false, Some(backend)) = (self.is_ready(), self.failing(), self.inner.backend.get()) {
             let started = std::time::Instant::now();
             match backend.search(&request, &matcher).await {
                 Ok(results) => {
@@ -301,7 +415,9 @@ impl Search {
                     return Ok(results);
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error, backend = self.backend_name(), "search failed; answering from the database")
+                    self.failed();
+                    metrics::counter!("search_backend_errors_total", "backend" => backend.name()).increment(1);
+                    tracing::warn!(error = %format!("{error:#}"), backend = backend.name(), "search failed; answering from the database for a while")
                 }
             }
         }
@@ -320,16 +436,14 @@ impl Search {
             analysis::warm_up();
             let mut delay = Duration::from_millis(100);
             loop {
-                let location = search.inner.settings.index.clone();
-                match tokio::task::spawn_blocking(move || embedded::Embedded::open(&location)).await {
-                    Ok(Ok(index)) => {
-                        let _ = search.inner.backend.set(Backend::Embedded(index));
+                match open_backend(&search.inner.settings).await {
+                    Ok(backend) => {
+                        let _ = search.inner.backend.set(backend);
                         break;
                     }
-                    Ok(Err(error)) => {
+                    Err(error) => {
                         tracing::warn!(error = %format!("{error:#}"), "cannot open the search index; answering from the database meanwhile")
                     }
-                    Err(error) => tracing::error!(error = %error, "opening the search index panicked"),
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -369,9 +483,20 @@ impl Search {
 
     /// Rebuilds every collection from the database; `progress(collection, documents read)`.
     pub async fn rebuild(&self, progress: &(dyn Fn(Collection, usize) + Sync)) -> anyhow::Result<()> {
+        let backend = self.backend()?;
         for collection in Collection::ALL {
+            let version = version_now();
             let documents = documents::all(&self.inner.db, collection, &|n| progress(collection, n)).await?;
-            self.backend()?.replace_all(collection, documents).await?;
+            backend.replace_all(collection, version, documents).await?;
+            if backend.rebuilds_beside_writers() {
+                // What changed between this read and the swap was written by the servers to the
+                // old index: read it all once more into the new one (versions keep newer writes).
+                let version = version_now();
+                let documents = documents::all(&self.inner.db, collection, &|_| {}).await?;
+                for chunk in documents.chunks(1_000) {
+                    backend.apply(collection, version, chunk.to_vec(), Vec::new()).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -383,15 +508,14 @@ impl Search {
         db: DatabaseConnection,
         progress: &(dyn Fn(Collection, usize) + Sync),
     ) -> anyhow::Result<()> {
-        let location = settings.index.clone();
-        let index =
-            tokio::task::spawn_blocking(move || embedded::Embedded::open(&location)).await?.map_err(|error| {
-                anyhow::anyhow!(
-                    "{error:#}; if a server is running, stop it first (a server also builds a missing index itself)"
-                )
-            })?;
+        let backend = open_backend(&settings).await.map_err(|error| match settings.elasticsearch {
+            Some(_) => error,
+            None => anyhow::anyhow!(
+                "{error:#}; if a server is running, stop it first (a server also builds a missing index itself)"
+            ),
+        })?;
         let search = Self::new(settings, db);
-        let _ = search.inner.backend.set(Backend::Embedded(index));
+        let _ = search.inner.backend.set(backend);
         // Outbox rows stay: the next server drains them (a document indexed twice is harmless; one
         // dropped because its transaction committed after the rebuild read would not be).
         search.rebuild(progress).await?;
@@ -403,10 +527,11 @@ impl Search {
     pub(crate) async fn refresh(&self, collection: Collection, ids: &[Uuid]) -> anyhow::Result<()> {
         // In chunks: a master's courses can be many, and a statement's parameters are bounded.
         for ids in ids.chunks(1_000) {
+            let version = version_now();
             let found = documents::load(&self.inner.db, collection, ids).await?;
             let kept: std::collections::HashSet<Uuid> = found.iter().map(|d| d.id).collect();
             let deletes: Vec<Uuid> = ids.iter().copied().filter(|id| !kept.contains(id)).collect();
-            self.backend()?.apply(collection, found, deletes).await?;
+            self.backend()?.apply(collection, version, found, deletes).await?;
         }
         Ok(())
     }

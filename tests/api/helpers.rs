@@ -18,6 +18,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     /// PostgreSQL: the admin URL and database name to drop at teardown.
     pg_drop: Option<(String, String)>,
+    /// Made its own database (not a sibling or twin): cleans up its search indices.
+    owner: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -65,6 +67,11 @@ pub async fn spawn_twin(app: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
     spawn_in(overrides, Some(app.db_url.clone()), Some(app.data_dir.clone())).await
 }
 
+/// A server over a DATA_DIR of the test's choosing (and a fresh database).
+pub async fn spawn_app_in(dir: &std::path::Path, overrides: &[(&str, &str)]) -> TestApp {
+    spawn_in(overrides, None, Some(dir.to_path_buf())).await
+}
+
 async fn spawn(overrides: &[(&str, &str)], shared_db: Option<String>) -> TestApp {
     spawn_in(overrides, shared_db, None).await
 }
@@ -77,6 +84,7 @@ async fn spawn_in(overrides: &[(&str, &str)], shared_db: Option<String>, dir: Op
     master_guide::telemetry::init_tracing(master_guide::config::LogFormat::Pretty);
     let data_dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("mg-test-{}", Uuid::new_v4())));
     std::fs::create_dir_all(&data_dir).expect("create data dir");
+    let owner = shared_db.is_none();
     let (db_url, pg_drop) = match shared_db {
         Some(url) => (url, None),
         None => fresh_database(&data_dir).await,
@@ -103,6 +111,9 @@ async fn spawn_in(overrides: &[(&str, &str)], shared_db: Option<String>, dir: Op
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    for (key, value) in search_env(&data_dir) {
+        settings.insert(key.to_string(), value);
+    }
     for (key, value) in overrides {
         settings.insert(key.to_string(), value.to_string());
     }
@@ -119,6 +130,7 @@ async fn spawn_in(overrides: &[(&str, &str)], shared_db: Option<String>, dir: Op
         db_url,
         data_dir,
         pg_drop,
+        owner,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -269,6 +281,10 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let (true, Some(url)) = (self.owner, elasticsearch_url()) {
+            let prefix = search_prefix(&self.data_dir);
+            let _ = std::thread::spawn(move || delete_indices(&url, &prefix)).join();
+        }
         if let Some((admin_url, name)) = self.pg_drop.take() {
             // Drop is sync; a short-lived runtime on its own thread drops the database.
             let _ = std::thread::spawn(move || {
@@ -556,5 +572,73 @@ impl TestApp {
             .await;
         data(&body);
         identity
+    }
+}
+
+/// `TEST_ELASTICSEARCH_URL`: the search suite then runs on Elasticsearch (scripts/test runs it
+/// once more with it set, and says when it is skipped).
+pub fn elasticsearch_url() -> Option<String> {
+    std::env::var("TEST_ELASTICSEARCH_URL").ok().filter(|url| !url.trim().is_empty())
+}
+
+/// A server's index names: one prefix per DATA_DIR, so a twin shares its original's indices.
+pub fn search_prefix(data_dir: &std::path::Path) -> String {
+    let name = data_dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    format!("test-{name}")
+}
+
+/// The search settings of a server over `data_dir` (for child processes too).
+pub fn search_env(data_dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    match elasticsearch_url() {
+        Some(url) => vec![("ELASTICSEARCH_URL", url), ("SEARCH_PREFIX", search_prefix(data_dir))],
+        None => Vec::new(),
+    }
+}
+
+/// Deletes a test's Elasticsearch indices (by name: wildcard deletes are refused by default).
+fn delete_indices(url: &str, prefix: &str) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    runtime.block_on(async move {
+        let http = reqwest::Client::new();
+        let base = url.trim_end_matches('/');
+        let Ok(response) = http.get(format!("{base}/{prefix}-*/_alias")).send().await else { return };
+        let Ok(indices) = response.json::<Value>().await else { return };
+        let names: Vec<String> = indices.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        if !names.is_empty() {
+            let _ = http.delete(format!("{base}/{}", names.join(","))).send().await;
+        }
+    });
+}
+
+/// A TCP proxy the test can cut: accepted connections are forwarded to `target` while up, and
+/// dropped (live ones too) while down or without a target.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(target: Option<String>, up: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (tx, rx) = tokio::sync::watch::channel(up);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (target, mut state) = (target.clone(), rx.clone());
+                tokio::spawn(async move {
+                    let Some(target) = target.filter(|_| *state.borrow()) else { return };
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = state.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up: tx }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        let _ = self.up.send(up);
     }
 }

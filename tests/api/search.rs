@@ -47,6 +47,22 @@ async fn until_found(app: &TestApp, q: &str, want: &[&str]) -> Duration {
 /// A catalogue of two masters' courses: A and B published (software), E published (design), C a
 /// draft, D archived; returns the masters and A's id once all three are searchable.
 async fn catalogue(app: &TestApp) -> (Master, Master, String) {
+    let made = catalogue_unindexed(app).await;
+    let started = Instant::now();
+    loop {
+        let body = search(app, "", json!({})).await;
+        let page = &data(&body)["searchCourses"];
+        if page["totalCount"] == 3 && page["degraded"] == false {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    made
+}
+
+/// The catalogue's rows, without waiting for the index.
+async fn catalogue_unindexed(app: &TestApp) -> (Master, Master, String) {
     let world = app.world().await;
     let m1 = app.master(&world, "teacher@example.com", "software").await;
     let m2 = app.master(&world, "designer@example.com", "design").await;
@@ -84,16 +100,6 @@ async fn catalogue(app: &TestApp) -> (Master, Master, String) {
         .gql_as(&m1.session.access, "mutation($id: ID!) { archiveCourse(id: $id) { status } }", json!({ "id": d }))
         .await;
     assert_eq!(data(&body)["archiveCourse"]["status"], "ARCHIVED");
-    let started = Instant::now();
-    loop {
-        let body = search(app, "", json!({})).await;
-        let page = &data(&body)["searchCourses"];
-        if page["totalCount"] == 3 && page["degraded"] == false {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     (m1, m2, a)
 }
 
@@ -298,6 +304,10 @@ async fn identity_of(app: &TestApp, session: &Session) -> String {
 /// when the index is free again the server opens it and answers from it by itself.
 #[tokio::test]
 async fn the_database_answers_while_the_index_is_unavailable() {
+    if elasticsearch_url().is_some() {
+        // Elasticsearch is not held by a server: its outage is the test below.
+        return;
+    }
     let mut first = spawn_app().await;
     catalogue(&first).await;
     let second = spawn_twin(&first, &[]).await;
@@ -308,6 +318,49 @@ async fn the_database_answers_while_the_index_is_unavailable() {
     assert!(second.metric("search_fallbacks_total{collection=\"courses\"}").await >= 1.0);
     first.stop().await.expect("join").expect("clean stop");
     until_found(&second, "postgresql", &["PostgreSQL 数据库设计", "Rust from zero"]).await;
+}
+
+/// With Elasticsearch unreachable (here: behind a proxy that drops every connection), searches
+/// are answered from the database, flagged, never an error; with TEST_ELASTICSEARCH_URL set, the
+/// proxy then lets it through and the server goes back to it by itself, falls back again when it
+/// is cut mid-flight, and comes back once more.
+#[tokio::test]
+async fn the_database_answers_while_elasticsearch_is_down() {
+    let target = elasticsearch_url().map(|url| {
+        let url = reqwest::Url::parse(&url).expect("TEST_ELASTICSEARCH_URL");
+        format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port_or_known_default().unwrap_or(9200))
+    });
+    let proxy = Proxy::start(target.clone(), false).await;
+    let dir = std::env::temp_dir().join(format!("mg-test-{}", uuid::Uuid::new_v4()));
+    let url = format!("http://{}", proxy.addr);
+    let prefix = search_prefix(&dir);
+    let app = spawn_app_in(&dir, &[("ELASTICSEARCH_URL", &url), ("SEARCH_PREFIX", &prefix)]).await;
+    catalogue_unindexed(&app).await;
+    let degraded = |body: &Value| data(body)["searchCourses"]["degraded"] == true;
+    let body = app.gql_full(None, COURSES, json!({ "q": "postgresql" })).await;
+    assert!(degraded(&body), "{body}");
+    assert_eq!(body["extensions"]["search"]["degraded"], true, "{body}");
+    assert_eq!(titles(&body), ["PostgreSQL 数据库设计"], "{body}");
+    assert!(app.metric("search_fallbacks_total{collection=\"courses\"}").await >= 1.0);
+    if target.is_none() {
+        eprintln!("SKIPPED the Elasticsearch recovery half of this test: TEST_ELASTICSEARCH_URL is not set");
+        return;
+    }
+    proxy.set_up(true);
+    until_found(&app, "postgresql", &["PostgreSQL 数据库设计", "Rust from zero"]).await;
+    proxy.set_up(false);
+    let started = Instant::now();
+    loop {
+        let body = app.gql(COURSES, json!({ "q": "postgresql" })).await;
+        assert!(body["errors"].is_null(), "never an error: {body}");
+        if degraded(&body) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never fell back: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.set_up(true);
+    until_found(&app, "postgresql", &["PostgreSQL 数据库设计", "Rust from zero"]).await;
 }
 
 /// A change committed but not yet indexed when the server is killed (-9) is indexed by the next
@@ -326,6 +379,7 @@ async fn the_outbox_survives_a_kill_between_commit_and_indexing() {
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("JWT_SECRET", JWT_SECRET)
             .env("SEARCH_INDEXER_PAUSED", paused.to_string())
+            .envs(search_env(&app.data_dir))
             .env("RUST_LOG", "error")
             .spawn()
             .expect("start master-guide serve");
@@ -387,16 +441,53 @@ async fn the_outbox_survives_a_kill_between_commit_and_indexing() {
 async fn reindex_rebuilds_from_the_database_and_refuses_while_a_server_holds_the_index() {
     let mut app = spawn_app().await;
     catalogue(&app).await;
-    let reindex = |app: &TestApp| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_master-guide"))
+    let command = |app: &TestApp| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_master-guide"));
+        command
             .arg("reindex")
             .env("DATABASE_URL", &app.db_url)
             .env("DATA_DIR", &app.data_dir)
             .env("JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "error")
-            .output()
-            .expect("run master-guide reindex")
+            .envs(search_env(&app.data_dir));
+        command
     };
+    let reindex = |app: &TestApp| command(app).output().expect("run master-guide reindex");
+    if elasticsearch_url().is_some() {
+        // Elasticsearch: the rebuild runs beside the server, into a new index behind the alias;
+        // searches go on, never degraded, and find the new title after the swap.
+        app.exec("UPDATE courses SET title = 'Omega PostgreSQL' WHERE title = 'Rust from zero'").await;
+        let (done_tx, mut done) = tokio::sync::watch::channel(false);
+        let watcher = {
+            let (http, url) = (app.http.clone(), app.url("/graphql"));
+            tokio::spawn(async move {
+                let mut searches = 0;
+                while !*done.borrow() {
+                    let body: Value = http
+                        .post(&url)
+                        .json(&json!({ "query": COURSES, "variables": { "q": "" } }))
+                        .send()
+                        .await
+                        .expect("search during the rebuild")
+                        .json()
+                        .await
+                        .expect("json");
+                    assert_eq!(data(&body)["searchCourses"]["degraded"], false, "during the rebuild: {body}");
+                    assert_eq!(data(&body)["searchCourses"]["totalCount"], 3, "during the rebuild: {body}");
+                    searches += 1;
+                    let _ = tokio::time::timeout(Duration::from_millis(20), done.changed()).await;
+                }
+                searches
+            })
+        };
+        let mut rebuild = command(&app);
+        let rebuilt = tokio::task::spawn_blocking(move || rebuild.output()).await.expect("join").expect("reindex");
+        assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+        let _ = done_tx.send(true);
+        assert!(watcher.await.expect("searches during the rebuild") > 0);
+        until_found(&app, "omega", &["Omega PostgreSQL"]).await;
+        return;
+    }
     let held = reindex(&app);
     assert!(!held.status.success(), "reindex ran beside a server");
     assert!(
