@@ -165,6 +165,81 @@ pub async fn review(
     Ok(updated)
 }
 
+/// What an admin does to an identity after its review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// ACTIVE → SUSPENDED (needs a reason): the identity stops acting as a master (not listed, not
+    /// found by search, cannot be booked).
+    Suspend,
+    /// SUSPENDED → ACTIVE.
+    Reinstate,
+}
+
+/// An admin suspends or reinstates an identity. Audited with the reason; repeating the current
+/// standing is a no-op success.
+#[tracing::instrument(name = "identities.set_standing", skip_all, fields(identity = %id))]
+pub async fn set_standing(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    standing: Standing,
+    reason: Option<String>,
+    ip: Option<IpAddr>,
+) -> AppResult<user_identities::Model> {
+    let reason = optional_text("reason", reason, 1000)?;
+    if standing == Standing::Suspend && reason.is_none() {
+        return Err(AppError::bad_input("reason", "a suspension needs a reason"));
+    }
+    let admin = super::admin(db, viewer).await?;
+    let identity = find(db, id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    let (from, to) = match standing {
+        Standing::Suspend => (IdentityStatus::Active, IdentityStatus::Suspended),
+        Standing::Reinstate => (IdentityStatus::Suspended, IdentityStatus::Active),
+    };
+    if identity.status == to {
+        return Ok(identity);
+    }
+    if identity.status != from {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "only {} identities can be {} (this one is {})",
+                from.as_str(),
+                if standing == Standing::Suspend { "suspended" } else { "reinstated" },
+                identity.status.as_str()
+            ),
+        });
+    }
+    let txn = db.begin().await?;
+    let moved = write::update_many(
+        &txn,
+        user_identities::Entity::update_many()
+            .col_expr(user_identities::Column::Status, Expr::value(to.as_str()))
+            .col_expr(user_identities::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user_identities::Column::Id.eq(id))
+            .filter(user_identities::Column::Status.eq(from.as_str())),
+    )
+    .await?;
+    if moved != 1 {
+        return Err(AppError::Conflict { field: None, message: "the identity changed meanwhile".into() });
+    }
+    audit::record(
+        &txn,
+        AuditEntry {
+            table: "user_identities",
+            operation: "UPDATE",
+            old: Some(serde_json::json!({ "id": id, "status": from.as_str() })),
+            new: Some(serde_json::json!({ "id": id, "status": to.as_str(), "reason": reason })),
+            user_id: Some(admin.id),
+            ip,
+        },
+    )
+    .await?;
+    let updated = find(&txn, id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
 /// Creates or updates the profile of one of the viewer's identities.
 #[tracing::instrument(name = "identities.update_profile", skip_all, fields(identity = %identity_id))]
 pub async fn update_profile(

@@ -5,7 +5,7 @@ use super::context::{loaders, state, viewer};
 use super::courses::Course;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined, SortDirection};
-use crate::domain::identities::{self, Application, Decision, ProfileInput};
+use crate::domain::identities::{self, Application, Decision, ProfileInput, Standing};
 use crate::domain::mentors::{self, MentorFilter, MentorOrder};
 use crate::domain::values::scale2;
 use crate::error::AppError;
@@ -338,6 +338,23 @@ impl IdentitiesMutation {
         };
         let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
         Ok(Identity(identities::review(&state(ctx)?.db, viewer(ctx), id, decision, reason, ip).await?))
+    }
+
+    /// Admins: suspends an active identity (a reason is required; audited). A suspended master
+    /// is no longer listed, found by search or bookable; `reinstateIdentity` undoes it.
+    async fn suspend_identity(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Identity> {
+        let id = id_arg("id", &id)?;
+        let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
+        let db = &state(ctx)?.db;
+        Ok(Identity(identities::set_standing(db, viewer(ctx), id, Standing::Suspend, Some(reason), ip).await?))
+    }
+
+    /// Admins: makes a suspended identity active again (audited).
+    async fn reinstate_identity(&self, ctx: &Context<'_>, id: ID) -> Result<Identity> {
+        let id = id_arg("id", &id)?;
+        let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
+        let db = &state(ctx)?.db;
+        Ok(Identity(identities::set_standing(db, viewer(ctx), id, Standing::Reinstate, None, ip).await?))
     }
 
     /// Creates or edits the profile of one of your identities.

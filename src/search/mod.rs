@@ -1,8 +1,9 @@
 //! The one search facade: published courses, active masters and active circles, found as people
 //! type them, in Chinese and English.
 //!
-//! - Backend: an embedded tantivy index (default; under `DATA_DIR/search`, or in RAM with
-//!   `SEARCH_INDEX=memory`).
+//! - Backend ([`Backend`], one trait): an embedded tantivy index (default; under
+//!   `DATA_DIR/search`, or in RAM with `SEARCH_INDEX=memory`), or Elasticsearch 8 when
+//!   `ELASTICSEARCH_URL` is set ([`elasticsearch`]: versioned indices behind an alias).
 //! - Analysis happens here, not in the backend ([`analysis`]): words, Chinese segmentation, pinyin,
 //!   typo and prefix rules, highlights. A backend receives pre-analysed terms and the query as
 //!   words to match, so every backend matches the same way.

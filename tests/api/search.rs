@@ -267,7 +267,41 @@ async fn mentors_and_circles_are_found_and_archived_circles_are_not() {
         want.sort();
         assert_eq!(got, want, "{q} {filter}: {body}");
     }
-    let _ = (identity, other);
+    // A suspended master is never found (and found again once reinstated); only admins suspend,
+    // with a reason, and each decision is audited.
+    let suspend = "mutation($id: ID!, $r: String!) { suspendIdentity(id: $id, reason: $r) { status } }";
+    let body = app.gql_as(&other.session.access, suspend, json!({ "id": identity, "r": "spam" })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = app.gql_as(&world.admin.access, suspend, json!({ "id": identity, "r": " " })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let body = app.gql_as(&world.admin.access, suspend, json!({ "id": identity, "r": "fake documents" })).await;
+    assert_eq!(data(&body)["suspendIdentity"]["status"], "SUSPENDED", "{body}");
+    let until_names = |q: &'static str, want: Vec<&'static str>| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            loop {
+                let body = app.gql(MENTORS, json!({ "q": q })).await;
+                if names(&body) == want && data(&body)["searchMentors"]["degraded"] == false {
+                    return;
+                }
+                assert!(started.elapsed() < Duration::from_secs(10), "{q}: {body}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    until_names("wang", vec![]).await;
+    let reinstate = "mutation($id: ID!) { reinstateIdentity(id: $id) { status } }";
+    let body = app.gql_as(&world.admin.access, reinstate, json!({ "id": identity })).await;
+    assert_eq!(data(&body)["reinstateIdentity"]["status"], "ACTIVE", "{body}");
+    until_names("wang", vec!["王数据"]).await;
+    let audited = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM audit_logs WHERE table_name = 'user_identities' \
+             AND CAST(new_data AS TEXT) LIKE '%{identity}%'"
+        ))
+        .await;
+    assert!(audited >= 3, "approval, suspension and reinstatement are audited: {audited}");
     let body = app
         .gql_as(
             &session.access,
