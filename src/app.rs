@@ -131,6 +131,7 @@ impl Application {
         let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
         tokio::spawn(prune_idempotency_keys(self.state.clone(), stopping_rx.clone()));
         let indexer = self.state.search.spawn_indexer(stopping_rx.clone());
+        let mailer = crate::mail::spawn_sender(&self.state.config.mail, self.state.db.clone(), stopping_rx.clone())?;
         if let Some((listener, router)) = self.metrics {
             let mut stopping = stopping_rx.clone();
             tokio::spawn(async move {
@@ -175,6 +176,7 @@ impl Application {
         // process (`reindex`, or the next server on this DATA_DIR).
         let _ = tokio::time::timeout(Duration::from_secs(10), indexer).await;
         self.state.search.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), mailer).await;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

@@ -137,6 +137,11 @@ pub struct RateLimits {
     pub login_account: RateRule,
     /// `RATE_LOGIN_IP` (default 30/1m): sign-in attempts per client IP.
     pub login_ip: RateRule,
+    /// `RATE_RESET_ACCOUNT` (default 3/1h): password-reset (and email-verification) requests per
+    /// account.
+    pub reset_account: RateRule,
+    /// `RATE_RESET_IP` (default 10/1h): password-reset requests and uses per client IP.
+    pub reset_ip: RateRule,
     /// `RATE_REGISTER_IP` (default 20/1h): registrations per client IP.
     pub register_ip: RateRule,
     /// `RATE_ANONYMOUS_IP` (default 300/1m): operations of anonymous clients per IP.
@@ -227,6 +232,9 @@ pub struct AuthSettings {
     pub access_token_ttl: Duration,
     /// `REFRESH_TOKEN_TTL_SECS` (default 30 days).
     pub refresh_token_ttl: Duration,
+    /// `APP_URL` (default http://localhost:3000: where mailed links point),
+    /// `PASSWORD_RESET_TTL_SECS` (default 3600), `EMAIL_VERIFICATION_TTL_SECS` (default 86400).
+    pub mail: crate::domain::accounts::AccountMail,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +262,8 @@ pub struct Config {
     pub events_channel: String,
     pub cache: crate::cache::CacheSettings,
     pub search: crate::search::SearchSettings,
+    /// `SMTP_URL`, `MAIL_FROM`, `MAIL_DIR` (see `mail`).
+    pub mail: crate::mail::MailSettings,
 }
 
 /// Where settings come from; tests pass a map instead of the process environment.
@@ -385,6 +395,11 @@ impl Config {
                 jwt_secret,
                 access_token_ttl: secs(source, "ACCESS_TOKEN_TTL_SECS", 900)?,
                 refresh_token_ttl: secs(source, "REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
+                mail: crate::domain::accounts::AccountMail {
+                    app_url: source.get("APP_URL").unwrap_or_else(|| "http://localhost:3000".into()),
+                    reset_ttl: secs(source, "PASSWORD_RESET_TTL_SECS", 3600)?,
+                    verification_ttl: secs(source, "EMAIL_VERIFICATION_TTL_SECS", 24 * 3600)?,
+                },
             },
             graphql: GraphqlLimits {
                 introspection: parse(source, "GRAPHQL_INTROSPECTION", !production)?,
@@ -406,6 +421,8 @@ impl Config {
                 enabled: parse(source, "RATE_LIMITS", true)?,
                 login_account: rule(source, "RATE_LOGIN_ACCOUNT", "10/15m")?,
                 login_ip: rule(source, "RATE_LOGIN_IP", "30/1m")?,
+                reset_account: rule(source, "RATE_RESET_ACCOUNT", "3/1h")?,
+                reset_ip: rule(source, "RATE_RESET_IP", "10/1h")?,
                 register_ip: rule(source, "RATE_REGISTER_IP", "20/1h")?,
                 anonymous_ip: rule(source, "RATE_ANONYMOUS_IP", "300/1m")?,
                 mutation_user: rule(source, "RATE_MUTATION_USER", "120/1m")?,
@@ -450,6 +467,11 @@ impl Config {
                     .map(|url| crate::search::ElasticSettings { url, prefix: search_prefix }),
                 batch: positive(source, "SEARCH_BATCH", 500)?,
                 paused: parse(source, "SEARCH_INDEXER_PAUSED", false)?,
+            },
+            mail: crate::mail::MailSettings {
+                smtp_url: source.get("SMTP_URL"),
+                from: source.get("MAIL_FROM").unwrap_or_else(|| "Master Guide <no-reply@masterguide.local>".into()),
+                dir: source.get("MAIL_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("mail")),
             },
             data_dir,
             log_format,

@@ -4,6 +4,7 @@
 
 pub mod enums;
 
+pub mod account_tokens;
 pub mod appointment_status_logs;
 pub mod appointments;
 pub mod audit_logs;
@@ -18,6 +19,7 @@ pub mod courses;
 pub mod domains;
 pub mod idempotency_keys;
 pub mod learning_records;
+pub mod mail_outbox;
 pub mod mentor_stats;
 pub mod messages;
 pub mod notifications;

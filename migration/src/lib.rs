@@ -28,6 +28,7 @@ mod m20241201_000017_mentor_reviews_index;
 mod m20241201_000018_create_idempotency_keys;
 mod m20241201_000019_integrity_corners;
 mod m20241201_000020_create_search_outbox;
+mod m20241201_000021_create_account_tokens_and_mail_outbox;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000018_create_idempotency_keys::Migration),
             Box::new(m20241201_000019_integrity_corners::Migration),
             Box::new(m20241201_000020_create_search_outbox::Migration),
+            Box::new(m20241201_000021_create_account_tokens_and_mail_outbox::Migration),
         ]
     }
 }
@@ -85,4 +87,6 @@ pub const TABLES: &[&str] = &[
     "appointment_status_logs",
     "idempotency_keys",
     "search_outbox",
+    "account_tokens",
+    "mail_outbox",
 ];

@@ -193,6 +193,23 @@ pub async fn sign_in(app: &crate::app::AppState, ip: Option<std::net::IpAddr>, e
     Ok(())
 }
 
+/// A password-reset request or use (and an email-verification request): per client IP, and per
+/// account when one is named (the normalized email, or another key naming the account; a code's
+/// use names none: its own entropy guards it), before any work.
+pub async fn password_reset(
+    app: &crate::app::AppState,
+    ip: Option<std::net::IpAddr>,
+    account: Option<&str>,
+) -> Result<(), AppError> {
+    let rules = &app.config.rate;
+    app.limiter.check("reset_ip", &rules.reset_ip, &ip_key(ip), 1).await.into_result()?;
+    if let Some(account) = account {
+        let account = account.trim().to_lowercase();
+        app.limiter.check("reset_account", &rules.reset_account, &account, 1).await.into_result()?;
+    }
+    Ok(())
+}
+
 /// A registration: per client IP.
 pub async fn sign_up(app: &crate::app::AppState, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
     let ip = ip_key(ip);

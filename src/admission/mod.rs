@@ -257,6 +257,11 @@ impl Admission {
             let malformed = matches!(error, AppError::BadInput { .. });
             Answer { outcome: Outcome::Refused { error, status: malformed.then_some(400) }, cost: None }
         })?;
+        // A banned user's or an ended session's token is refused before anything is answered, kept
+        // responses included.
+        crate::domain::accounts::check_standing(&self.0.app.cache, &self.0.app.db, &caller.viewer)
+            .await
+            .map_err(Answer::refused)?;
         // A kept response answers before parsing: only a query that passed every check below was
         // kept, under its exact text, variables and viewer. Its caller's limits still apply.
         let cache_key = if options.cacheable && new_text.is_none() {
@@ -400,7 +405,7 @@ fn response_key(cache: &crate::cache::Cache, viewer: &Viewer, request: &async_gr
     }
     let who = match viewer {
         Viewer::Anonymous => "anonymous".to_string(),
-        Viewer::User { id, role } => format!("{id}/{role:?}"),
+        Viewer::User { id, role, .. } => format!("{id}/{role:?}"),
         Viewer::Invalid(_) => return None,
     };
     let variables = serde_json::to_string(&request.variables).ok()?;

@@ -134,7 +134,7 @@ async fn still_signed_in(
     user_id: uuid::Uuid,
     session: Option<uuid::Uuid>,
 ) -> Option<bool> {
-    let viewer = Viewer::User { id: user_id, role: entity::enums::UserRole::User };
+    let viewer = Viewer::User { id: user_id, role: entity::enums::UserRole::User, session: None };
     match crate::domain::active_user(db, &viewer).await {
         Ok(_) => {}
         Err(AppError::Forbidden(message)) => return Some(message.contains("banned")),

@@ -13,6 +13,8 @@ pub enum Viewer {
     User {
         id: Uuid,
         role: UserRole,
+        /// The session (refresh-token family) the token was issued for, when it names one.
+        session: Option<Uuid>,
     },
     /// A credential was sent but did not verify; carries the reason.
     Invalid(String),
@@ -28,7 +30,7 @@ impl Viewer {
             return Self::Invalid("Authorization header must be 'Bearer <token>'".into());
         };
         match keys.verify_access(token.trim()) {
-            Ok(Claims { sub, role, .. }) => Self::User { id: sub, role },
+            Ok(Claims { sub, role, sid, .. }) => Self::User { id: sub, role, session: sid },
             Err(AppError::Unauthenticated(reason)) => Self::Invalid(reason),
             Err(_) => Self::Invalid("invalid access token".into()),
         }

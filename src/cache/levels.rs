@@ -375,6 +375,8 @@ const ENCODERS: &[(Kind, Encoder)] = &[
     (Kind::PostLike, encoder::<entity::post_likes::Model>),
     (Kind::Notifications, encoder::<Page<entity::notifications::Model>>),
     (Kind::UnreadNotifications, encoder::<u64>),
+    (Kind::Account, encoder::<String>),
+    (Kind::Session, encoder::<bool>),
 ];
 
 /// The versions Redis held for keys a load is about to fill (`""`: none yet).

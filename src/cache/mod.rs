@@ -84,6 +84,12 @@ pub enum Kind {
     Notifications,
     /// How many of a user's notifications are unread, by user id
     UnreadNotifications,
+    /// A user's status (`active`, `inactive`, `banned`), by user id: checked on every signed-in
+    /// request, so a ban refuses the next one
+    Account,
+    /// Whether a session (refresh-token family) is live, by family id: checked on every request
+    /// whose token names it, so a logout, a revocation or a password change refuses the next one
+    Session,
 }
 
 impl Kind {
@@ -105,6 +111,8 @@ impl Kind {
             Kind::PostLike => "post-like",
             Kind::Notifications => "notifications",
             Kind::UnreadNotifications => "unread-notifications",
+            Kind::Account => "account",
+            Kind::Session => "session",
         }
     }
 }

@@ -151,6 +151,7 @@ macro_rules! feeds_nothing {
 }
 
 feeds_nothing!(
+    account_tokens,
     appointment_status_logs,
     appointments,
     audit_logs,
@@ -160,12 +161,25 @@ feeds_nothing!(
     content_progress,
     domains,
     idempotency_keys,
+    mail_outbox,
     messages,
-    refresh_tokens,
     search_outbox,
     system_configs,
-    users,
 );
+
+impl Feeds for users::Model {
+    fn feeds(&self, touched: &dyn Fn(users::Column) -> bool, keys: &mut Vec<Key>) {
+        if touched(users::Column::Status) {
+            keys.push((Kind::Account, self.id));
+        }
+    }
+}
+
+impl Feeds for refresh_tokens::Model {
+    fn feeds(&self, _: &dyn Fn(refresh_tokens::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Session, self.family_id));
+    }
+}
 /// What a set of changes makes stale: the marks themselves, plus what is derived from them. A
 /// course (its row, enrollments or reviews) feeds its `course_stats`, its mentor's `mentor_stats`
 /// and course list, and every cached course listing; an identity feeds its `mentor_stats`; a

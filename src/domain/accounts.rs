@@ -3,11 +3,12 @@
 use super::write;
 use crate::auth::password::{self, Password};
 use crate::auth::tokens::{hash_refresh_token, random_token, TokenKeys};
+use crate::auth::Viewer;
 use crate::domain::values::{parse_phone, Email};
 use crate::error::{AppError, AppResult};
 use chrono::{DateTime, Utc};
 use entity::enums::{UserRole, UserStatus};
-use entity::{refresh_tokens, users};
+use entity::{account_tokens, refresh_tokens, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
@@ -227,6 +228,39 @@ pub async fn set_status(
     Ok(user)
 }
 
+/// Whether a signed-in viewer may still act: the account active, and the session its token names
+/// still live. Read through the cache facade (the write helpers drop both entries when a user's
+/// status or a session's tokens change, on every instance), so a ban, a logout, a revoked session
+/// or a password change refuses the very next request, at the cost of a hash look-up.
+pub async fn check_standing(cache: &crate::cache::Cache, db: &DatabaseConnection, viewer: &Viewer) -> AppResult<()> {
+    use crate::cache::Kind;
+    let Viewer::User { id, session, .. } = viewer else { return Ok(()) };
+    let status: Option<String> = cache
+        .load_one(Kind::Account, *id, || async {
+            Ok::<_, AppError>(find_user(db, *id).await?.map(|user| user.status.as_str().to_string()))
+        })
+        .await?;
+    match status.as_deref() {
+        None => return Err(AppError::Unauthenticated("the account no longer exists".into())),
+        Some(status) if status == UserStatus::Banned.as_str() => {
+            return Err(AppError::forbidden("this account is banned"))
+        }
+        Some(status) if status == UserStatus::Inactive.as_str() => {
+            return Err(AppError::forbidden("this account is inactive"))
+        }
+        Some(_) => {}
+    }
+    if let Some(family) = session {
+        let live = cache
+            .load_one(Kind::Session, *family, || async { Ok::<_, AppError>(Some(session_is_live(db, *family).await?)) })
+            .await?;
+        if live != Some(true) {
+            return Err(AppError::Unauthenticated("the session ended; sign in again".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a session (refresh-token family) still has a usable refresh token: false once it
 /// logged out, was revoked by a ban, or expired.
 pub async fn session_is_live(db: &(impl ConnectionTrait + TransactionTrait), family: Uuid) -> AppResult<bool> {
@@ -335,4 +369,330 @@ async fn revoke_family(db: &(impl ConnectionTrait + TransactionTrait), family: U
     )
     .await?;
     Ok(())
+}
+
+/// What mailed account tokens need: where the web app lives (links point there) and how long
+/// each kind of token lasts.
+#[derive(Clone, Debug)]
+pub struct AccountMail {
+    pub app_url: String,
+    pub reset_ttl: std::time::Duration,
+    pub verification_ttl: std::time::Duration,
+}
+
+const PASSWORD_RESET: &str = "password_reset";
+const EMAIL_VERIFICATION: &str = "email_verification";
+
+/// Issues a single-use token of `purpose` for `user` (earlier unused ones of that purpose stop
+/// working) and returns it; the caller mails it in the same transaction.
+async fn issue_account_token(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    user: Uuid,
+    purpose: &str,
+    ttl: std::time::Duration,
+) -> AppResult<String> {
+    let now = Utc::now();
+    write::update_many(
+        db,
+        account_tokens::Entity::update_many()
+            .col_expr(account_tokens::Column::UsedAt, Expr::value(now))
+            .filter(account_tokens::Column::UserId.eq(user))
+            .filter(account_tokens::Column::Purpose.eq(purpose))
+            .filter(account_tokens::Column::UsedAt.is_null()),
+    )
+    .await?;
+    let token = random_token(32);
+    let ttl = chrono::Duration::from_std(ttl).map_err(|e| AppError::Internal(e.into()))?;
+    write::insert(
+        db,
+        account_tokens::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            user_id: Set(user),
+            purpose: Set(purpose.to_string()),
+            token_hash: Set(hash_refresh_token(&token)),
+            expires_at: Set(now + ttl),
+            used_at: Set(None),
+            created_at: Set(now),
+        },
+    )
+    .await?;
+    Ok(token)
+}
+
+/// Spends a token of `purpose`: the user it was issued to, once (a conditional update, so two
+/// concurrent uses cannot both succeed). Unknown, used and expired tokens are the same error.
+async fn spend_account_token(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    token: &str,
+    purpose: &str,
+    field: &str,
+) -> AppResult<Uuid> {
+    let invalid = || AppError::bad_input(field, "is invalid, used or expired; ask for a new one");
+    let stored = account_tokens::Entity::find()
+        .filter(account_tokens::Column::TokenHash.eq(hash_refresh_token(token.trim())))
+        .filter(account_tokens::Column::Purpose.eq(purpose))
+        .one(db)
+        .await?
+        .ok_or_else(invalid)?;
+    if stored.used_at.is_some() || stored.expires_at <= Utc::now() {
+        return Err(invalid());
+    }
+    let spent = write::update_many(
+        db,
+        account_tokens::Entity::update_many()
+            .col_expr(account_tokens::Column::UsedAt, Expr::value(Utc::now()))
+            .filter(account_tokens::Column::Id.eq(stored.id))
+            .filter(account_tokens::Column::UsedAt.is_null()),
+    )
+    .await?;
+    if spent != 1 {
+        return Err(invalid());
+    }
+    Ok(stored.user_id)
+}
+
+/// Revokes every live session of `user` but `keep`; returns the ended sessions.
+async fn end_sessions(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    user: Uuid,
+    keep: Option<Uuid>,
+) -> AppResult<Vec<Uuid>> {
+    let mut live = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::UserId.eq(user))
+        .filter(refresh_tokens::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        live = live.filter(refresh_tokens::Column::FamilyId.ne(keep));
+    }
+    let mut families: Vec<Uuid> = live.all(db).await?.into_iter().map(|t| t.family_id).collect();
+    families.sort();
+    families.dedup();
+    if !families.is_empty() {
+        write::update_many(
+            db,
+            refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
+                .filter(refresh_tokens::Column::FamilyId.is_in(families.clone()))
+                .filter(refresh_tokens::Column::RevokedAt.is_null()),
+        )
+        .await?;
+    }
+    Ok(families)
+}
+
+fn password_audit(
+    user: Uuid,
+    how: &str,
+    ip: Option<std::net::IpAddr>,
+    actor: Option<Uuid>,
+) -> crate::domain::audit::AuditEntry<'static> {
+    crate::domain::audit::AuditEntry {
+        table: "users",
+        operation: "UPDATE",
+        old: None,
+        new: Some(serde_json::json!({ "id": user, "password": how })),
+        user_id: actor,
+        ip,
+    }
+}
+
+/// The signed-in user changes their password (the current one is checked). Every other session
+/// ends: its refresh token is revoked and its access token refused from the next request on;
+/// this session goes on.
+#[tracing::instrument(name = "accounts.change_password", skip_all)]
+pub async fn change_password(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    current: String,
+    new: String,
+    ip: Option<std::net::IpAddr>,
+) -> AppResult<()> {
+    let new = Password::parse(new, "input.newPassword")?;
+    let user = crate::domain::active_user(db, viewer).await?;
+    if !password::verify(current, Some(user.password_hash.clone())).await? {
+        return Err(AppError::bad_input("input.currentPassword", "is not your current password"));
+    }
+    let hash = password::hash(new).await?;
+    let keep = match viewer {
+        Viewer::User { session, .. } => *session,
+        _ => None,
+    };
+    let txn = db.begin().await?;
+    let user_id = user.id;
+    let mut active: users::ActiveModel = user.into();
+    active.password_hash = Set(hash);
+    active.updated_at = Set(Utc::now());
+    write::update(&txn, active).await?;
+    let ended = end_sessions(&txn, user_id, keep).await?;
+    crate::domain::audit::record(&txn, password_audit(user_id, "changed", ip, Some(user_id))).await?;
+    txn.commit().await?;
+    for session in ended {
+        crate::events::emit(crate::events::Event::SessionsEnded { user_id, session: Some(session), banned: false });
+    }
+    Ok(())
+}
+
+/// Mails a password-reset link to `email` if an active account has it; says nothing either way
+/// (the caller answers true), so the answer does not tell who has an account.
+#[tracing::instrument(name = "accounts.request_password_reset", skip_all)]
+pub async fn request_password_reset(db: &DatabaseConnection, mail: &AccountMail, email: &str) -> AppResult<()> {
+    let email = Email::parse(email, "email")?;
+    let Some(user) = find_by_email(db, &email).await? else { return Ok(()) };
+    if user.status != UserStatus::Active {
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    let token = issue_account_token(&txn, user.id, PASSWORD_RESET, mail.reset_ttl).await?;
+    let minutes = mail.reset_ttl.as_secs() / 60;
+    let body = format!(
+        "Someone (hopefully you) asked to reset the password of your Master Guide account.\n\n\
+         Choose a new password here (the link works once, for {minutes} minutes):\n\
+         {}/reset-password?token={token}\n\n\
+         Or paste this code into the app: {token}\n\n\
+         If you did not ask for this, ignore this mail: your password stays as it is.\n",
+        mail.app_url.trim_end_matches('/')
+    );
+    crate::mail::queue(&txn, &user.email, "Reset your Master Guide password", &body).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password with a reset token (once, before it expires): every session ends, a new
+/// one starts, and the mailbox is proven (the email counts as verified).
+#[tracing::instrument(name = "accounts.reset_password", skip_all)]
+pub async fn reset_password(
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+    token: &str,
+    new: String,
+    ip: Option<std::net::IpAddr>,
+) -> AppResult<Session> {
+    let new = Password::parse(new, "input.newPassword")?;
+    let hash = password::hash(new).await?;
+    let txn = db.begin().await?;
+    let user_id = spend_account_token(&txn, token, PASSWORD_RESET, "input.token").await?;
+    let user = users::Entity::find_by_id(user_id).one(&txn).await?.ok_or_else(AppError::unauthenticated)?;
+    ensure_can_sign_in(&user)?;
+    let mut active: users::ActiveModel = user.into();
+    active.password_hash = Set(hash);
+    active.email_verified = Set(true);
+    active.updated_at = Set(Utc::now());
+    let user = write::update(&txn, active).await?;
+    let ended = end_sessions(&txn, user_id, None).await?;
+    crate::domain::audit::record(&txn, password_audit(user_id, "reset", ip, Some(user_id))).await?;
+    let session = start_session(&txn, keys, user, Uuid::new_v4()).await?;
+    txn.commit().await?;
+    for session in ended {
+        crate::events::emit(crate::events::Event::SessionsEnded { user_id, session: Some(session), banned: false });
+    }
+    Ok(session)
+}
+
+/// Mails the signed-in user a link that verifies their email (nothing when it is verified).
+#[tracing::instrument(name = "accounts.request_email_verification", skip_all)]
+pub async fn request_email_verification(db: &DatabaseConnection, mail: &AccountMail, viewer: &Viewer) -> AppResult<()> {
+    let user = crate::domain::active_user(db, viewer).await?;
+    if user.email_verified {
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    let token = issue_account_token(&txn, user.id, EMAIL_VERIFICATION, mail.verification_ttl).await?;
+    let body = format!(
+        "Confirm that this address is yours:\n{}/verify-email?token={token}\n\nOr paste this code into the app: {token}\n",
+        mail.app_url.trim_end_matches('/')
+    );
+    crate::mail::queue(&txn, &user.email, "Confirm your email for Master Guide", &body).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Marks the email of the token's user verified (the token works once).
+#[tracing::instrument(name = "accounts.verify_email", skip_all)]
+pub async fn verify_email(db: &DatabaseConnection, token: &str) -> AppResult<users::Model> {
+    let txn = db.begin().await?;
+    let user_id = spend_account_token(&txn, token, EMAIL_VERIFICATION, "token").await?;
+    let user = users::Entity::find_by_id(user_id).one(&txn).await?.ok_or_else(|| AppError::not_found("user"))?;
+    let mut active: users::ActiveModel = user.into();
+    active.email_verified = Set(true);
+    active.updated_at = Set(Utc::now());
+    let user = write::update(&txn, active).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// The signed-in user's phone number (null clears it); a new number is unverified.
+#[tracing::instrument(name = "accounts.update_phone", skip_all)]
+pub async fn update_phone(db: &DatabaseConnection, viewer: &Viewer, phone: Option<String>) -> AppResult<users::Model> {
+    let phone = parse_phone(phone, "phone")?;
+    let user = crate::domain::active_user(db, viewer).await?;
+    if user.phone == phone {
+        return Ok(user);
+    }
+    let mut active: users::ActiveModel = user.into();
+    active.phone = Set(phone);
+    active.phone_verified = Set(false);
+    active.updated_at = Set(Utc::now());
+    Ok(write::update(db, active).await?)
+}
+
+/// One live session of a user, as `sessions` lists it.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub current: bool,
+}
+
+/// The signed-in user's live sessions, most recently active first.
+pub async fn sessions(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<Vec<SessionInfo>> {
+    let user = crate::domain::active_user(db, viewer).await?;
+    let current = match viewer {
+        Viewer::User { session, .. } => *session,
+        _ => None,
+    };
+    let live = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::UserId.eq(user.id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .filter(refresh_tokens::Column::ExpiresAt.gt(Utc::now()))
+        .all(db)
+        .await?;
+    let families: Vec<Uuid> = live.iter().map(|t| t.family_id).collect();
+    let all = refresh_tokens::Entity::find().filter(refresh_tokens::Column::FamilyId.is_in(families)).all(db).await?;
+    let mut out: Vec<SessionInfo> = live
+        .iter()
+        .map(|token| SessionInfo {
+            id: token.family_id,
+            started_at: all
+                .iter()
+                .filter(|t| t.family_id == token.family_id)
+                .map(|t| t.created_at)
+                .min()
+                .unwrap_or(token.created_at),
+            last_active_at: token.created_at,
+            expires_at: token.expires_at,
+            current: current == Some(token.family_id),
+        })
+        .collect();
+    out.sort_by(|a, b| b.last_active_at.cmp(&a.last_active_at).then(a.id.cmp(&b.id)));
+    out.dedup_by_key(|s| s.id);
+    Ok(out)
+}
+
+/// Ends one of the signed-in user's sessions (its sockets close, its access token is refused).
+/// False when it was not a live session of theirs.
+pub async fn revoke_session(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
+    let user = crate::domain::active_user(db, viewer).await?;
+    let owned = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::FamilyId.eq(id))
+        .filter(refresh_tokens::Column::UserId.eq(user.id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .one(db)
+        .await?;
+    if owned.is_none() {
+        return Ok(false);
+    }
+    revoke_family(db, id).await?;
+    crate::events::emit(crate::events::Event::SessionsEnded { user_id: user.id, session: Some(id), banned: false });
+    Ok(true)
 }

@@ -1,4 +1,5 @@
-//! Accounts over GraphQL: register, login, refreshToken, logout, me.
+//! Accounts over GraphQL: register, login, refreshToken, logout, me; passwords (change, reset),
+//! email verification, phone, sessions.
 
 use super::context::{loaders, state, viewer};
 use super::identities::Identity;
@@ -90,7 +91,7 @@ impl User {
             return true;
         }
         match viewer(ctx) {
-            crate::auth::Viewer::User { id, role } => *id == self.id || *role == UserRole::Admin,
+            crate::auth::Viewer::User { id, role, .. } => *id == self.id || *role == UserRole::Admin,
             _ => false,
         }
     }
@@ -135,6 +136,49 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// Input of `changePassword`.
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    pub current_password: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}
+
+/// Input of `resetPassword`.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The code from the reset mail (it works once, for a limited time).
+    pub token: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}
+
+/// A signed-in session (one login and the refreshes that followed it).
+pub struct SessionInfo(accounts::SessionInfo);
+
+#[Object(name = "Session")]
+impl SessionInfo {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// When it signed in.
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+    /// Its last sign-in or token refresh.
+    async fn last_active_at(&self) -> DateTime<Utc> {
+        self.0.last_active_at
+    }
+    /// When its refresh token expires unless used.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    /// The session of the token that asks.
+    async fn current(&self) -> bool {
+        self.0.current
+    }
+}
+
 #[derive(Default)]
 pub struct AccountsQuery;
 
@@ -144,6 +188,12 @@ impl AccountsQuery {
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let Some(id) = viewer(ctx).optional()? else { return Ok(None) };
         Ok(accounts::find_user(&state(ctx)?.db, id).await?.map(User::new))
+    }
+
+    /// The signed-in user's live sessions, most recently active first.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionInfo>> {
+        crate::cache::uncacheable();
+        Ok(accounts::sessions(&state(ctx)?.db, viewer(ctx)).await?.into_iter().map(SessionInfo).collect())
     }
 }
 
@@ -181,6 +231,61 @@ impl AccountsMutation {
     /// token was unknown.
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
         Ok(accounts::logout(&state(ctx)?.db, &refresh_token).await?)
+    }
+
+    /// Changes the signed-in user's password (the current one is checked). Every other session
+    /// ends at once (refresh tokens revoked, access tokens refused, sockets closed); this one goes on.
+    async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<bool> {
+        let state = state(ctx)?;
+        accounts::change_password(&state.db, viewer(ctx), input.current_password, input.new_password, client_ip(ctx))
+            .await?;
+        Ok(true)
+    }
+
+    /// Mails a single-use password-reset code to the address if an account has it. Always true
+    /// (the answer does not tell who has an account); rate limited per address and per client.
+    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        let state = state(ctx)?;
+        crate::admission::limits::password_reset(state, client_ip(ctx), Some(&email)).await?;
+        accounts::request_password_reset(&state.db, &state.config.auth.mail, &email).await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the mailed code (once, before it expires); every session ends and
+    /// a new one starts.
+    async fn reset_password(&self, ctx: &Context<'_>, input: ResetPasswordInput) -> Result<AuthPayload> {
+        let state = state(ctx)?;
+        crate::admission::limits::password_reset(state, client_ip(ctx), None).await?;
+        let session =
+            accounts::reset_password(&state.db, &state.keys, &input.token, input.new_password, client_ip(ctx)).await?;
+        Ok(AuthPayload(session))
+    }
+
+    /// Mails the signed-in user a code that verifies their email (true; nothing is sent when it is
+    /// verified already).
+    async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool> {
+        let state = state(ctx)?;
+        let user = viewer(ctx).require()?;
+        crate::admission::limits::password_reset(state, client_ip(ctx), Some(&format!("verify:{user}"))).await?;
+        accounts::request_email_verification(&state.db, &state.config.auth.mail, viewer(ctx)).await?;
+        Ok(true)
+    }
+
+    /// Verifies the email of the code's account (the code works once).
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<User> {
+        Ok(User::own(accounts::verify_email(&state(ctx)?.db, &token).await?))
+    }
+
+    /// Sets (or with null clears) the signed-in user's phone number; a new number is unverified.
+    async fn update_phone(&self, ctx: &Context<'_>, phone: Option<String>) -> Result<User> {
+        Ok(User::own(accounts::update_phone(&state(ctx)?.db, viewer(ctx), phone).await?))
+    }
+
+    /// Ends one of the signed-in user's sessions (see `sessions`). False when it was not a live
+    /// session of theirs.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let id = super::id_arg("id", &id)?;
+        Ok(accounts::revoke_session(&state(ctx)?.db, viewer(ctx), id).await?)
     }
 
     /// Admins: activates, deactivates or bans a user (a reason is required unless ACTIVE). Leaving

@@ -101,6 +101,8 @@ async fn spawn_in(overrides: &[(&str, &str)], shared_db: Option<String>, dir: Op
         // here; the rate-limit tests set the rule they test.
         ("RATE_LOGIN_ACCOUNT", "100000/1m".into()),
         ("RATE_LOGIN_IP", "100000/1m".into()),
+        ("RATE_RESET_ACCOUNT", "100000/1m".into()),
+        ("RATE_RESET_IP", "100000/1m".into()),
         ("RATE_REGISTER_IP", "100000/1m".into()),
         ("RATE_ANONYMOUS_IP", "100000/1m".into()),
         ("RATE_MUTATION_USER", "100000/1m".into()),

@@ -22,6 +22,7 @@ mod hostile;
 mod http;
 mod identities;
 mod learning;
+mod lifecycle;
 mod messaging;
 mod migrations;
 mod redis_outage;
