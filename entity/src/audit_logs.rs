@@ -17,6 +17,8 @@ pub struct Model {
     /// Text on both backends (the design's INET is PostgreSQL-only); validated as an IP on write.
     pub ip_address: Option<String>,
     pub created_at: DateTimeUtc,
+    /// Added to the design: the id of the row the entry is about (`id` in its data).
+    pub record_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

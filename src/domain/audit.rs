@@ -18,6 +18,10 @@ pub struct AuditEntry<'a> {
 
 /// Records an entry inside the caller's transaction, so it commits or rolls back with the change.
 pub async fn record(db: &(impl ConnectionTrait + TransactionTrait), entry: AuditEntry<'_>) -> Result<(), DbErr> {
+    let record_id = [&entry.new, &entry.old]
+        .into_iter()
+        .flatten()
+        .find_map(|data| data.get("id").and_then(|id| id.as_str()).and_then(|id| Uuid::parse_str(id).ok()));
     write::insert(
         db,
         audit_logs::ActiveModel {
@@ -29,6 +33,7 @@ pub async fn record(db: &(impl ConnectionTrait + TransactionTrait), entry: Audit
             user_id: Set(entry.user_id),
             ip_address: Set(entry.ip.map(|ip| ip.to_string())),
             created_at: Set(Utc::now()),
+            record_id: Set(record_id),
         },
     )
     .await

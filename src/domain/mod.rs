@@ -2,6 +2,7 @@
 //! decide permissions themselves; no GraphQL types in this layer.
 
 pub mod accounts;
+pub mod admin;
 pub mod appointments;
 pub mod audit;
 pub mod circles;

@@ -2,6 +2,7 @@
 //! the observability extension. Resolvers are thin: they parse arguments and call `domain/`.
 
 pub mod accounts;
+pub mod admin;
 pub mod appointments;
 pub mod circles;
 pub mod courses;
@@ -23,6 +24,7 @@ use async_graphql::{Enum, MergedObject, Schema, SchemaBuilder};
 #[graphql(name = "Query")]
 pub struct QueryRoot(
     accounts::AccountsQuery,
+    admin::AdminQuery,
     domains::DomainsQuery,
     identities::IdentitiesQuery,
     courses::CoursesQuery,

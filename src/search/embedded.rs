@@ -241,7 +241,9 @@ impl Store {
                     clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost * 0.5))));
                 }
                 if word.prefix {
-                    let prefix = FuzzyTermQuery::new_prefix(term, word.typos, true);
+                    // Typos in a prefix of pinyin would match nearly every syllable: exact there.
+                    let typos = if fuzzy { word.typos } else { 0 };
+                    let prefix = FuzzyTermQuery::new_prefix(term, typos, true);
                     clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), boost * 0.5))));
                 }
             }
@@ -295,84 +297,99 @@ impl Store {
             clauses.push((Occur::Must, self.filter_query(filter)?));
         }
         let query = BooleanQuery::new(clauses);
-        let total = searcher.search(&query, &Count)? as u64;
-        let mut addresses: Vec<(f32, tantivy::DocAddress)> = Vec::new();
-        if request.limit > 0 && request.offset < total as usize {
-            let top = TopDocs::with_limit(request.limit).and_offset(request.offset);
-            addresses = match request.order {
-                Order::Relevance => {
-                    let popularity = match request.collection {
-                        Collection::Circles => "members",
-                        _ => "students",
-                    };
-                    // Rating and popularity break ties (and order a search with no words).
-                    let tweaked = top.tweak_score(move |segment: &SegmentReader| {
-                        let fast = segment.fast_fields();
-                        let rating = fast.f64("rating").ok().map(|c| c.first_or_default_col(0.0));
-                        let popular = fast.f64(popularity).ok().map(|c| c.first_or_default_col(0.0));
-                        move |doc: DocId, score: Score| {
-                            let rating = rating.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
-                            let popular = popular.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
-                            score + (0.01 * rating + 0.001 * popular.max(0.0).ln_1p()) as f32
-                        }
-                    });
-                    searcher.search(&query, &tweaked)?
-                }
-                Order::Field { field, descending } => {
-                    let order = if descending { tantivy::Order::Desc } else { tantivy::Order::Asc };
-                    let sorted = top.order_by_fast_field::<f64>(field, order);
-                    searcher.search(&query, &sorted)?.into_iter().map(|(_, address)| (0.0, address)).collect()
-                }
-            };
-        }
+        // One pass over the matches: the count, the page and every facet together (each search
+        // pass would build the fuzzy and prefix automata again).
+        let facets = FacetCounts { fields: request.facets.iter().map(|f| f.to_string()).collect() };
+        let top = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
+        let (total, addresses, counts) = match request.order {
+            Order::Relevance => {
+                let popularity = match request.collection {
+                    Collection::Circles => "members",
+                    _ => "students",
+                };
+                // Rating and popularity break ties (and order a search with no words).
+                let tweaked = top.tweak_score(move |segment: &SegmentReader| {
+                    let fast = segment.fast_fields();
+                    let rating = fast.f64("rating").ok().map(|c| c.first_or_default_col(0.0));
+                    let popular = fast.f64(popularity).ok().map(|c| c.first_or_default_col(0.0));
+                    move |doc: DocId, score: Score| {
+                        let rating = rating.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
+                        let popular = popular.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
+                        score + (0.01 * rating + 0.001 * popular.max(0.0).ln_1p()) as f32
+                    }
+                });
+                let (total, top, counts) = searcher.search(&query, &(Count, tweaked, facets))?;
+                (total, top, counts)
+            }
+            Order::Field { field, descending } => {
+                let order = if descending { tantivy::Order::Desc } else { tantivy::Order::Asc };
+                let sorted = top.order_by_fast_field::<f64>(field, order);
+                let (total, top, counts) = searcher.search(&query, &(Count, sorted, facets))?;
+                (total, top.into_iter().map(|(_, address)| (0.0, address)).collect(), counts)
+            }
+        };
+        let total = total as u64;
         let mut hits = Vec::with_capacity(addresses.len());
-        for (score, address) in addresses {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(id) = doc.get_first(self.id).and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok()) {
-                hits.push(Hit { id, score });
+        if request.limit > 0 {
+            for (score, address) in addresses {
+                let doc: TantivyDocument = searcher.doc(address)?;
+                let id = doc.get_first(self.id).and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok());
+                if let Some(id) = id {
+                    hits.push(Hit { id, score });
+                }
             }
         }
-        let mut facets = Vec::new();
-        for name in &request.facets {
-            let counts = searcher.search(&query, &ValueCounts { field: name.to_string() })?;
-            let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
-            counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            counts.truncate(FACET_SIZE);
-            facets.push((*name, counts));
-        }
+        let facets = request
+            .facets
+            .iter()
+            .zip(counts)
+            .map(|(name, counts)| {
+                let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+                counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                counts.truncate(FACET_SIZE);
+                (*name, counts)
+            })
+            .collect();
         Ok(Results { hits, total, facets, degraded: false })
     }
 }
 
-/// Counts the values of a keyword field over the matching documents (one per document).
-struct ValueCounts {
-    field: String,
+/// Counts the values of keyword fields over the matching documents (each value once per
+/// document), for every requested facet in the same pass.
+struct FacetCounts {
+    fields: Vec<String>,
 }
 
 struct SegmentCounts {
-    column: Option<StrColumn>,
-    counts: Vec<u64>,
+    /// Per field: its column in this segment, and a count per term ordinal.
+    columns: Vec<(Option<StrColumn>, Vec<u64>)>,
 }
 
-impl Collector for ValueCounts {
-    type Fruit = HashMap<String, u64>;
+impl Collector for FacetCounts {
+    type Fruit = Vec<HashMap<String, u64>>;
     type Child = SegmentCounts;
 
     fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentCounts> {
-        let column = reader.fast_fields().str(&self.field)?;
-        let n = column.as_ref().map(|c| c.num_terms()).unwrap_or(0);
-        Ok(SegmentCounts { column, counts: vec![0; n] })
+        let mut columns = Vec::with_capacity(self.fields.len());
+        for field in &self.fields {
+            let column = reader.fast_fields().str(field)?;
+            let n = column.as_ref().map(|c| c.num_terms()).unwrap_or(0);
+            columns.push((column, vec![0; n]));
+        }
+        Ok(SegmentCounts { columns })
     }
 
     fn requires_scoring(&self) -> bool {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<HashMap<String, u64>>) -> tantivy::Result<HashMap<String, u64>> {
-        let mut out = HashMap::new();
+    fn merge_fruits(&self, fruits: Vec<Vec<HashMap<String, u64>>>) -> tantivy::Result<Self::Fruit> {
+        let mut out = vec![HashMap::new(); self.fields.len()];
         for fruit in fruits {
-            for (value, count) in fruit {
-                *out.entry(value).or_insert(0) += count;
+            for (merged, counts) in out.iter_mut().zip(fruit) {
+                for (value, count) in counts {
+                    *merged.entry(value).or_insert(0) += count;
+                }
             }
         }
         Ok(out)
@@ -380,33 +397,40 @@ impl Collector for ValueCounts {
 }
 
 impl SegmentCollector for SegmentCounts {
-    type Fruit = HashMap<String, u64>;
+    type Fruit = Vec<HashMap<String, u64>>;
 
     fn collect(&mut self, doc: DocId, _: Score) {
-        if let Some(column) = &self.column {
-            let mut last = u64::MAX;
-            for ord in column.term_ords(doc) {
-                if ord != last {
-                    if let Some(count) = self.counts.get_mut(ord as usize) {
-                        *count += 1;
+        for (column, counts) in &mut self.columns {
+            if let Some(column) = column {
+                let mut last = u64::MAX;
+                for ord in column.term_ords(doc) {
+                    if ord != last {
+                        if let Some(count) = counts.get_mut(ord as usize) {
+                            *count += 1;
+                        }
+                        last = ord;
                     }
-                    last = ord;
                 }
             }
         }
     }
 
-    fn harvest(self) -> HashMap<String, u64> {
-        let mut out = HashMap::new();
-        if let Some(column) = &self.column {
-            let mut value = String::new();
-            for (ord, count) in self.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
-                if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
-                    out.insert(value.clone(), *count);
+    fn harvest(self) -> Self::Fruit {
+        self.columns
+            .into_iter()
+            .map(|(column, counts)| {
+                let mut out = HashMap::new();
+                if let Some(column) = &column {
+                    let mut value = String::new();
+                    for (ord, count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+                        if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
+                            out.insert(value.clone(), *count);
+                        }
+                    }
                 }
-            }
-        }
-        out
+                out
+            })
+            .collect()
     }
 }
 

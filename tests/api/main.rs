@@ -10,6 +10,7 @@
 mod helpers;
 
 mod accounts;
+mod admin;
 mod admission;
 mod appointments;
 mod browser;

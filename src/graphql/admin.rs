@@ -1,0 +1,179 @@
+//! The admin console's reads: `users` / `user`, `identities` / `identity` (the review queue) and
+//! `auditLogs`. Admins only, checked in the database (not only the token's role).
+
+use super::accounts::User;
+use super::context::{state, viewer};
+use super::id_arg;
+use super::identities::Identity;
+use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use crate::domain::admin::{self, AuditFilter, IdentityFilter, UserFilter};
+use async_graphql::{Context, InputObject, Json, Object, Result, ID};
+use chrono::{DateTime, Utc};
+use entity::audit_logs;
+use entity::enums::{IdentityStatus, IdentityType, UserRole, UserStatus, VerificationStatus};
+
+/// Filter of `users`.
+#[derive(InputObject, Default)]
+pub struct UsersFilter {
+    /// Part of the email or phone number.
+    pub query: Option<String>,
+    pub status: Option<UserStatus>,
+    pub role: Option<UserRole>,
+}
+
+/// Filter of `identities`.
+#[derive(InputObject, Default)]
+pub struct IdentitiesFilter {
+    pub status: Option<IdentityStatus>,
+    pub verification_status: Option<VerificationStatus>,
+    pub identity_type: Option<IdentityType>,
+    /// A domain code.
+    pub domain: Option<String>,
+}
+
+/// Filter of `auditLogs`.
+#[derive(InputObject, Default)]
+pub struct AuditLogsFilter {
+    /// The user who made the change.
+    pub actor_id: Option<ID>,
+    /// INSERT, UPDATE or DELETE.
+    pub action: Option<String>,
+    /// The table the change was made to (`users`, `user_identities`, `posts`, `reviews`, …).
+    pub resource_type: Option<String>,
+    /// The id of the changed row.
+    pub resource_id: Option<ID>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One sensitive change: who made it, from where, and the row's data before and after.
+pub struct AuditLog(audit_logs::Model);
+
+#[Object]
+impl AuditLog {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// INSERT, UPDATE or DELETE.
+    async fn action(&self) -> &str {
+        &self.0.operation
+    }
+    /// The table of the changed row.
+    async fn resource_type(&self) -> &str {
+        &self.0.table_name
+    }
+    /// The changed row's id (absent on entries older than this field).
+    async fn resource_id(&self) -> Option<ID> {
+        self.0.record_id.map(|id| ID(id.to_string()))
+    }
+    /// Who made the change (absent for the command line, e.g. `grant-admin`).
+    async fn actor(&self) -> Option<User> {
+        self.0.user_id.map(User::by_id)
+    }
+    /// The client's address, as the server saw it (from a trusted proxy only).
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip_address.as_deref()
+    }
+    async fn old_data(&self) -> Option<Json<serde_json::Value>> {
+        self.0.old_data.clone().map(Json)
+    }
+    async fn new_data(&self) -> Option<Json<serde_json::Value>> {
+        self.0.new_data.clone().map(Json)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(Default)]
+pub struct AdminQuery;
+
+#[Object]
+impl AdminQuery {
+    /// Admins: users, newest first.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UsersFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<User>> {
+        crate::cache::uncacheable();
+        let page = page_request(first, after, last, before)?;
+        let filter = filter.unwrap_or_default();
+        let filter = UserFilter { query: filter.query, status: filter.status, role: filter.role };
+        let db = &state(ctx)?.db;
+        let (rows, select) = admin::users(db, viewer(ctx), filter, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), User::new))
+    }
+
+    /// Admins: one user.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        crate::cache::uncacheable();
+        let id = id_arg("id", &id)?;
+        Ok(admin::user(&state(ctx)?.db, viewer(ctx), id).await?.map(User::new))
+    }
+
+    /// Admins: identities, oldest first — with `{ status: PENDING, identityType: MASTER }`, the
+    /// review queue.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    async fn identities(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<IdentitiesFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Identity>> {
+        crate::cache::uncacheable();
+        let page = page_request(first, after, last, before)?;
+        let f = filter.unwrap_or_default();
+        let filter = IdentityFilter {
+            status: f.status,
+            verification_status: f.verification_status,
+            identity_type: f.identity_type,
+            domain: f.domain,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) = admin::identities(db, viewer(ctx), filter, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Identity))
+    }
+
+    /// Admins: one identity (any status).
+    async fn identity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Identity>> {
+        crate::cache::uncacheable();
+        let id = id_arg("id", &id)?;
+        Ok(admin::identity(&state(ctx)?.db, viewer(ctx), id).await?.map(Identity))
+    }
+
+    /// Admins: the audit log, newest first. Entries are never changed or deleted through the API.
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    async fn audit_logs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditLogsFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<AuditLog>> {
+        crate::cache::uncacheable();
+        let page = page_request(first, after, last, before)?;
+        let f = filter.unwrap_or_default();
+        let filter = AuditFilter {
+            actor: f.actor_id.as_ref().map(|id| id_arg("filter.actorId", id)).transpose()?,
+            action: f.action,
+            resource_type: f.resource_type,
+            resource: f.resource_id.as_ref().map(|id| id_arg("filter.resourceId", id)).transpose()?,
+            since: f.since,
+            until: f.until,
+        };
+        let db = &state(ctx)?.db;
+        let (rows, select) = admin::audit_logs(db, viewer(ctx), filter, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), AuditLog))
+    }
+}
