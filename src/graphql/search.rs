@@ -237,7 +237,19 @@ fn facet(results: &Results, name: &str) -> Vec<FacetValue> {
         .unwrap_or_default()
 }
 
-fn highlights(matcher: &Matcher, fields: &[(&str, Option<&str>)]) -> Vec<Highlight> {
+/// What the selection asks for: whether any edge's `highlights`, and which of `facets` (each
+/// is work: segmenting the hits' texts, counting values over every match).
+fn wanted(ctx: &Context<'_>, facets: &[&'static str]) -> (bool, Vec<&'static str>) {
+    let look = ctx.look_ahead();
+    let marking = look.field("edges").field("highlights").exists();
+    let selected = look.field("facets");
+    (marking, facets.iter().copied().filter(|f| selected.field(f).exists()).collect())
+}
+
+fn highlights(marking: bool, matcher: &Matcher, fields: &[(&str, Option<&str>)]) -> Vec<Highlight> {
+    if !marking {
+        return Vec::new();
+    }
     fields
         .iter()
         .filter_map(|(field, text)| {
@@ -322,8 +334,8 @@ impl SearchQuery {
             range("rating", f.min_rating, None, "filter.minRating")?,
         ];
         let matcher = Matcher::parse(&query);
-        let prepared =
-            prepare(Collection::Courses, query, filters, order, vec!["difficulty", "domain", "tags"], first, after)?;
+        let (marking, facets) = wanted(ctx, &["difficulty", "domain", "tags"]);
+        let prepared = prepare(Collection::Courses, query, filters, order, facets, first, after)?;
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Course>> {
             let rows = loaders(ctx)?.courses.load_ordered(&ids).await.map_err(AppError::from)?;
             let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
@@ -332,6 +344,7 @@ impl SearchQuery {
                 .map(|id| {
                     let row = rows.get(id).filter(|c| c.status == CourseStatus::Published)?.clone();
                     let marks = highlights(
+                        marking,
                         &matcher,
                         &[("title", Some(&row.title)), ("description", row.description.as_deref())],
                     );
@@ -375,7 +388,8 @@ impl SearchQuery {
             range("rating", f.min_rating, None, "filter.minRating")?,
         ];
         let matcher = Matcher::parse(&query);
-        let prepared = prepare(Collection::Mentors, query, filters, order, vec!["domain", "skills"], first, after)?;
+        let (marking, facets) = wanted(ctx, &["domain", "skills"]);
+        let prepared = prepare(Collection::Mentors, query, filters, order, facets, first, after)?;
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Mentor>> {
             let loaders = loaders(ctx)?;
             let identities = loaders.identities.load_ordered(&ids).await.map_err(AppError::from)?;
@@ -389,6 +403,7 @@ impl SearchQuery {
                     let profile = profiles.get(id);
                     let skills = profile.and_then(|p| p.skills.clone()).map(|s| s.0.join(", "));
                     let marks = highlights(
+                        marking,
                         &matcher,
                         &[
                             ("name", profile.map(|p| p.name.as_str())),
@@ -419,8 +434,8 @@ impl SearchQuery {
         let f = filter.unwrap_or_default();
         let filters = vec![any_of("domain", f.domain.map(|d| vec![d]), "filter.domain")?];
         let matcher = Matcher::parse(&query);
-        let prepared =
-            prepare(Collection::Circles, query, filters, Order::Relevance, vec!["domain", "tags"], first, after)?;
+        let (marking, facets) = wanted(ctx, &["domain", "tags"]);
+        let prepared = prepare(Collection::Circles, query, filters, Order::Relevance, facets, first, after)?;
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Circle>> {
             let rows = loaders(ctx)?.circles.load_ordered(&ids).await.map_err(AppError::from)?;
             let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
@@ -428,8 +443,11 @@ impl SearchQuery {
                 .iter()
                 .map(|id| {
                     let row = rows.get(id).filter(|c| c.status == CircleStatus::Active)?.clone();
-                    let marks =
-                        highlights(&matcher, &[("name", Some(&row.name)), ("description", row.description.as_deref())]);
+                    let marks = highlights(
+                        marking,
+                        &matcher,
+                        &[("name", Some(&row.name)), ("description", row.description.as_deref())],
+                    );
                     Some((Circle(row), marks))
                 })
                 .collect())

@@ -20,8 +20,7 @@ use tantivy::columnar::StrColumn;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
-    Field as IndexField, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
-    STRING,
+    Field as IndexField, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
 };
 use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
 use tantivy::{
@@ -54,9 +53,10 @@ struct Store {
 
 fn schema(collection: Collection) -> Schema {
     let mut builder = Schema::builder();
-    builder.add_text_field("id", STRING | STORED);
+    // Also a fast field: a page's ids are read from its column, not from the stored documents.
+    builder.add_text_field("id", STRING | STORED | FAST);
     let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default().set_tokenizer(TERMS).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        TextFieldIndexing::default().set_tokenizer(TERMS).set_index_option(IndexRecordOption::WithFreqs),
     );
     for field in collection.fields() {
         match field.kind {
@@ -223,6 +223,14 @@ impl Store {
             writer.add_document(self.to_index(document))?;
         }
         writer.commit()?;
+        if replace {
+            // A rebuild leaves a segment per memory budget filled: merged into one, every search
+            // walks one term dictionary per field instead of several.
+            let segments = writer.index().searchable_segment_ids()?;
+            if segments.len() > 1 {
+                writer.merge(&segments).wait()?;
+            }
+        }
         drop(guard);
         self.reader.reload()?;
         Ok(())
@@ -331,11 +339,21 @@ impl Store {
         let total = total as u64;
         let mut hits = Vec::with_capacity(addresses.len());
         if request.limit > 0 {
+            let mut columns: HashMap<SegmentOrdinal, Option<StrColumn>> = HashMap::new();
+            let mut text = String::new();
             for (score, address) in addresses {
-                let doc: TantivyDocument = searcher.doc(address)?;
-                let id = doc.get_first(self.id).and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok());
-                if let Some(id) = id {
-                    hits.push(Hit { id, score });
+                let column = match columns.entry(address.segment_ord) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        entry.insert(searcher.segment_reader(address.segment_ord).fast_fields().str("id")?)
+                    }
+                };
+                let Some(column) = column.as_ref() else { continue };
+                let Some(ord) = column.term_ords(address.doc_id).next() else { continue };
+                if column.ord_to_str(ord, &mut text)? {
+                    if let Ok(id) = Uuid::parse_str(&text) {
+                        hits.push(Hit { id, score });
+                    }
                 }
             }
         }

@@ -56,10 +56,10 @@ async fn the_review_queue_lists_pending_masters_oldest_first() {
     assert_eq!(ids(&body, "identities"), [a.clone(), b.clone()], "oldest first: {body}");
     assert_eq!(data(&body)["identities"]["totalCount"], 2);
     let body = app.gql_as(&world.admin.access, queue, json!({ "f": pending, "n": 1 })).await;
-    assert_eq!(ids(&body, "identities"), [a.clone()]);
+    assert_eq!(ids(&body, "identities"), vec![a.clone()]);
     let cursor = data(&body)["identities"]["pageInfo"]["endCursor"].clone();
     let body = app.gql_as(&world.admin.access, queue, json!({ "f": pending, "n": 1, "a": cursor })).await;
-    assert_eq!(ids(&body, "identities"), [b.clone()], "the next page: {body}");
+    assert_eq!(ids(&body, "identities"), vec![b.clone()], "the next page: {body}");
     let body = app
         .gql_as(
             &world.admin.access,
@@ -69,7 +69,7 @@ async fn the_review_queue_lists_pending_masters_oldest_first() {
         .await;
     assert_eq!(data(&body)["reviewIdentity"]["status"], "ACTIVE", "{body}");
     let body = app.gql_as(&world.admin.access, queue, json!({ "f": pending })).await;
-    assert_eq!(ids(&body, "identities"), [b.clone()], "decided identities leave the queue: {body}");
+    assert_eq!(ids(&body, "identities"), vec![b.clone()], "decided identities leave the queue: {body}");
     let body =
         app.gql_as(&world.admin.access, "query($id: ID!) { identity(id: $id) { status } }", json!({ "id": a })).await;
     assert_eq!(data(&body)["identity"]["status"], "ACTIVE", "{body}");
@@ -86,7 +86,7 @@ async fn users_are_found_and_the_audit_log_finds_a_ban_by_actor_resource_and_tim
     app.register("bob@example.com").await;
     let search = "query($f: UsersFilter) { users(filter: $f) { totalCount edges { node { id email status } } } }";
     let body = app.gql_as(&world.admin.access, search, json!({ "f": { "query": "LOVELACE" } })).await;
-    assert_eq!(ids(&body, "users"), [ada.user_id.clone()], "{body}");
+    assert_eq!(ids(&body, "users"), vec![ada.user_id.clone()], "{body}");
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);
     let body = app
         .gql_as(
@@ -97,7 +97,7 @@ async fn users_are_found_and_the_audit_log_finds_a_ban_by_actor_resource_and_tim
         .await;
     assert_eq!(data(&body)["setUserStatus"]["status"], "BANNED", "{body}");
     let body = app.gql_as(&world.admin.access, search, json!({ "f": { "status": "BANNED" } })).await;
-    assert_eq!(ids(&body, "users"), [ada.user_id.clone()], "{body}");
+    assert_eq!(ids(&body, "users"), vec![ada.user_id.clone()], "{body}");
     let body = app
         .gql_as(&world.admin.access, "query($id: ID!) { user(id: $id) { email status } }", json!({ "id": ada.user_id }))
         .await;
