@@ -33,8 +33,12 @@ static QUEUED: Notify = Notify::const_new();
 
 /// How often the sender looks for mail it was not woken for.
 const POLL: Duration = Duration::from_secs(1);
-/// Deliveries tried before a mail is left for an operator (its `last_error` says why).
-const MAX_ATTEMPTS: i32 = 10;
+/// Deliveries tried before a mail is left for an operator (its `last_error` says why): with the
+/// backoff capped at [`MAX_BACKOFF_SECS`], about a day of outage.
+const MAX_ATTEMPTS: i32 = 300;
+const MAX_BACKOFF_SECS: i64 = 300;
+/// How long an instance holds a mail it is sending before another may try it.
+const LEASE_SECS: i64 = 120;
 
 /// Queues a mail in the caller's transaction.
 #[allow(clippy::disallowed_methods)] // the mail outbox feeds no cache entry (see `domain::write`)
@@ -118,19 +122,41 @@ async fn send_due(db: &DatabaseConnection, transport: &Transport, from: &Mailbox
             return Ok(());
         }
         for mail in due {
+            // Claimed first (a conditional update), so two instances never send the same mail.
+            let claim = mail_outbox::Entity::update_many()
+                .col_expr(
+                    mail_outbox::Column::NextAttemptAt,
+                    Expr::value(Utc::now() + chrono::Duration::seconds(LEASE_SECS)),
+                )
+                .filter(mail_outbox::Column::Id.eq(mail.id))
+                .filter(mail_outbox::Column::SentAt.is_null())
+                .filter(mail_outbox::Column::NextAttemptAt.eq(mail.next_attempt_at));
+            if crate::domain::write::update_many(db, claim).await? != 1 {
+                continue;
+            }
             let outcome = deliver(transport, from, &mail).await;
             let update = mail_outbox::Entity::update_many().filter(mail_outbox::Column::Id.eq(mail.id));
             let update = match &outcome {
                 Ok(()) => {
                     metrics::counter!("mail_sent_total").increment(1);
-                    update.col_expr(mail_outbox::Column::SentAt, Expr::value(Utc::now()))
+                    // The body may carry a one-time code: not kept once delivered.
+                    update
+                        .col_expr(mail_outbox::Column::SentAt, Expr::value(Utc::now()))
+                        .col_expr(mail_outbox::Column::Body, Expr::value(""))
                 }
                 Err(error) => {
                     metrics::counter!("mail_errors_total").increment(1);
                     tracing::warn!(mail = %mail.id, error = %error, "mail delivery failed; retrying later");
-                    let wait = 2i64.saturating_pow(mail.attempts.clamp(0, 12) as u32);
+                    let wait = 2i64.saturating_pow(mail.attempts.clamp(0, 12) as u32).min(MAX_BACKOFF_SECS);
                     update
-                        .col_expr(mail_outbox::Column::Attempts, Expr::value(mail.attempts + 1))
+                        .col_expr(
+                            mail_outbox::Column::Attempts,
+                            // A mail that can never be sent is left for an operator at once.
+                            Expr::value(match error {
+                                Failure::Message(_) => MAX_ATTEMPTS,
+                                Failure::Transport(_) => mail.attempts + 1,
+                            }),
+                        )
                         .col_expr(mail_outbox::Column::LastError, Expr::value(error.to_string()))
                         .col_expr(
                             mail_outbox::Column::NextAttemptAt,
@@ -139,7 +165,7 @@ async fn send_due(db: &DatabaseConnection, transport: &Transport, from: &Mailbox
                 }
             };
             crate::domain::write::update_many(db, update).await?;
-            if outcome.is_err() {
+            if matches!(&outcome, Err(Failure::Transport(_))) {
                 // The transport is failing: let the backoff pace the rest.
                 return Ok(());
             }
@@ -157,8 +183,28 @@ fn message(from: &Mailbox, mail: &mail_outbox::Model) -> anyhow::Result<Message>
         .body(mail.body.clone())?)
 }
 
-async fn deliver(transport: &Transport, from: &Mailbox, mail: &mail_outbox::Model) -> anyhow::Result<()> {
-    let message = message(from, mail)?;
+/// Why a delivery failed: this mail cannot be sent (bad address), or the transport failed.
+#[derive(Debug)]
+enum Failure {
+    Message(anyhow::Error),
+    Transport(anyhow::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Message(e) => write!(f, "unsendable: {e}"),
+            Failure::Transport(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+async fn deliver(transport: &Transport, from: &Mailbox, mail: &mail_outbox::Model) -> Result<(), Failure> {
+    let message = message(from, mail).map_err(Failure::Message)?;
+    send(transport, message, mail).await.map_err(Failure::Transport)
+}
+
+async fn send(transport: &Transport, message: Message, mail: &mail_outbox::Model) -> anyhow::Result<()> {
     match transport {
         Transport::Smtp(smtp) => {
             smtp.send(message).await?;

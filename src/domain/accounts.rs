@@ -451,6 +451,21 @@ async fn spend_account_token(
     Ok(stored.user_id)
 }
 
+/// Every unused code of `purpose` the user holds stops working (a new password makes older reset
+/// mails void).
+async fn spend_all_codes(db: &(impl ConnectionTrait + TransactionTrait), user: Uuid, purpose: &str) -> AppResult<()> {
+    write::update_many(
+        db,
+        account_tokens::Entity::update_many()
+            .col_expr(account_tokens::Column::UsedAt, Expr::value(Utc::now()))
+            .filter(account_tokens::Column::UserId.eq(user))
+            .filter(account_tokens::Column::Purpose.eq(purpose))
+            .filter(account_tokens::Column::UsedAt.is_null()),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Revokes every live session of `user` but `keep`; returns the ended sessions.
 async fn end_sessions(
     db: &(impl ConnectionTrait + TransactionTrait),
@@ -523,6 +538,7 @@ pub async fn change_password(
     active.updated_at = Set(Utc::now());
     write::update(&txn, active).await?;
     let ended = end_sessions(&txn, user_id, keep).await?;
+    spend_all_codes(&txn, user_id, PASSWORD_RESET).await?;
     crate::domain::audit::record(&txn, password_audit(user_id, "changed", ip, Some(user_id))).await?;
     txn.commit().await?;
     for session in ended {
@@ -578,6 +594,7 @@ pub async fn reset_password(
     active.updated_at = Set(Utc::now());
     let user = write::update(&txn, active).await?;
     let ended = end_sessions(&txn, user_id, None).await?;
+    spend_all_codes(&txn, user_id, PASSWORD_RESET).await?;
     crate::domain::audit::record(&txn, password_audit(user_id, "reset", ip, Some(user_id))).await?;
     let session = start_session(&txn, keys, user, Uuid::new_v4()).await?;
     txn.commit().await?;

@@ -237,6 +237,9 @@ impl AccountsMutation {
     /// ends at once (refresh tokens revoked, access tokens refused, sockets closed); this one goes on.
     async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<bool> {
         let state = state(ctx)?;
+        // Each try of the current password is a sign-in attempt (a stolen token must not guess).
+        let user = viewer(ctx).require()?;
+        crate::admission::limits::sign_in(state, client_ip(ctx), &format!("user:{user}")).await?;
         accounts::change_password(&state.db, viewer(ctx), input.current_password, input.new_password, client_ip(ctx))
             .await?;
         Ok(true)
@@ -246,7 +249,8 @@ impl AccountsMutation {
     /// (the answer does not tell who has an account); rate limited per address and per client.
     async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
         let state = state(ctx)?;
-        crate::admission::limits::password_reset(state, client_ip(ctx), Some(&email)).await?;
+        let account = format!("reset:{}", email.trim().to_lowercase());
+        crate::admission::limits::password_reset(state, client_ip(ctx), Some(&account)).await?;
         accounts::request_password_reset(&state.db, &state.config.auth.mail, &email).await?;
         Ok(true)
     }

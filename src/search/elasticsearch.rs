@@ -284,7 +284,9 @@ fn bulk_errors(body: &Value) -> anyhow::Result<()> {
     for item in body["items"].as_array().into_iter().flatten() {
         let Some((action, result)) = item.as_object().and_then(|o| o.iter().next()) else { continue };
         let status = result["status"].as_u64().unwrap_or(0);
-        let harmless = status == 409 || (action == "delete" && status == 404);
+        // A 404 is a document already gone only when it says so (a missing index is a 404 too).
+        let gone = action == "delete" && status == 404 && result["result"] == "not_found" && result["error"].is_null();
+        let harmless = status == 409 || gone;
         if status >= 300 && !harmless {
             bail!("Elasticsearch refused a {action} of {}: {}", result["_id"], result["error"]);
         }
@@ -471,12 +473,15 @@ mod tests {
     fn bulk_conflicts_and_missing_deletes_are_not_failures() {
         let ok = json!({ "errors": true, "items": [
             { "index": { "_id": "a", "status": 409, "error": { "type": "version_conflict_engine_exception" } } },
-            { "delete": { "_id": "b", "status": 404 } },
+            { "delete": { "_id": "b", "status": 404, "result": "not_found" } },
             { "index": { "_id": "c", "status": 201 } } ] });
         assert!(bulk_errors(&ok).is_ok());
         let failed = json!({ "errors": true, "items": [
             { "index": { "_id": "a", "status": 400, "error": { "type": "strict_dynamic_mapping_exception" } } } ] });
         assert!(bulk_errors(&failed).is_err());
+        let missing_index = json!({ "errors": true, "items": [
+            { "delete": { "_id": "a", "status": 404, "error": { "type": "index_not_found_exception" } } } ] });
+        assert!(bulk_errors(&missing_index).is_err(), "a missing index is not a deleted document");
     }
 
     #[test]

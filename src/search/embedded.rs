@@ -228,7 +228,11 @@ impl Store {
             // walks one term dictionary per field instead of several.
             let segments = writer.index().searchable_segment_ids()?;
             if segments.len() > 1 {
-                writer.merge(&segments).wait()?;
+                // The merge policy may be merging some of them already: the data is committed
+                // either way, so a refused merge is only a slower index.
+                if let Err(error) = writer.merge(&segments).wait() {
+                    tracing::debug!(%error, "merging the rebuilt segments was refused");
+                }
             }
         }
         drop(guard);

@@ -488,12 +488,19 @@ impl Search {
         for collection in Collection::ALL {
             let version = version_now();
             let documents = documents::all(&self.inner.db, collection, &|n| progress(collection, n)).await?;
+            let first: std::collections::HashSet<Uuid> = documents.iter().map(|d| d.id).collect();
             backend.replace_all(collection, version, documents).await?;
             if backend.rebuilds_beside_writers() {
                 // What changed between this read and the swap was written by the servers to the
-                // old index: read it all once more into the new one (versions keep newer writes).
+                // old index: read it all once more into the new one (versions keep newer writes),
+                // and remove what stopped being searchable meanwhile.
                 let version = version_now();
                 let documents = documents::all(&self.inner.db, collection, &|_| {}).await?;
+                let second: std::collections::HashSet<Uuid> = documents.iter().map(|d| d.id).collect();
+                let gone: Vec<Uuid> = first.difference(&second).copied().collect();
+                for chunk in gone.chunks(1_000) {
+                    backend.apply(collection, version, Vec::new(), chunk.to_vec()).await?;
+                }
                 for chunk in documents.chunks(1_000) {
                     backend.apply(collection, version, chunk.to_vec(), Vec::new()).await?;
                 }

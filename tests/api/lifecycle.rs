@@ -294,6 +294,11 @@ async fn mail_goes_out_through_smtp_when_configured() {
         assert!(started.elapsed() < Duration::from_secs(5), "the mail was never marked sent");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM mail_outbox WHERE body <> ''").await,
+        0,
+        "a delivered mail's body (its one-time code) is not kept"
+    );
     smtp.kill().ok();
     smtp.wait().ok();
     let _ = std::fs::remove_dir_all(maildir);
