@@ -78,11 +78,18 @@ pub async fn login(db: &DatabaseConnection, keys: &TokenKeys, email: &str, passw
         _ => return Err(wrong()),
     };
     ensure_can_sign_in(&user)?;
+    let verified = user.password_hash.clone();
     let txn = db.begin().await?;
     let now = Utc::now();
     let mut active: users::ActiveModel = user.into();
     active.last_login_at = Set(Some(now));
+    // The update holds the user's row until commit and returns it as it is now: a password reset
+    // or a ban that committed while the hash was checked wins (revocations lock the same row).
     let user = write::update(&txn, active).await?;
+    if user.password_hash != verified {
+        return Err(wrong());
+    }
+    ensure_can_sign_in(&user)?;
     let session = start_session(&txn, keys, user, Uuid::new_v4()).await?;
     txn.commit().await?;
     Ok(session)
@@ -101,7 +108,7 @@ pub async fn refresh(db: &DatabaseConnection, keys: &TokenKeys, token: &str) -> 
     if stored.revoked_at.is_some() {
         if stored.replaced_by.is_some() {
             tracing::warn!(user_id = %stored.user_id, family = %stored.family_id, "refresh token reuse: revoking family");
-            revoke_family(db, stored.family_id).await?;
+            revoke_family(db, stored.user_id, stored.family_id).await?;
         }
         return Err(invalid());
     }
@@ -112,6 +119,13 @@ pub async fn refresh(db: &DatabaseConnection, keys: &TokenKeys, token: &str) -> 
     ensure_can_sign_in(&user)?;
 
     let txn = db.begin().await?;
+    // Serialized with every revocation of the user's sessions (they lock the same row first), so
+    // a revocation either sees the new token or makes the rotation below fail.
+    let user = match lock_user(&txn, stored.user_id).await? {
+        Some(locked) => locked,
+        None => user,
+    };
+    ensure_can_sign_in(&user)?;
     let next_id = Uuid::new_v4();
     // Conditional update: of two concurrent refreshes with the same token, exactly one wins.
     let rotated = write::update_many(
@@ -140,7 +154,7 @@ pub async fn logout(db: &DatabaseConnection, token: &str) -> AppResult<bool> {
         .await?;
     match stored {
         Some(stored) => {
-            revoke_family(db, stored.family_id).await?;
+            revoke_family(db, stored.user_id, stored.family_id).await?;
             // Its live sockets close too (published once the mutation succeeded).
             crate::events::emit(crate::events::Event::SessionsEnded {
                 user_id: stored.user_id,
@@ -359,15 +373,30 @@ async fn issue(
     Ok(Session { access_token, refresh_token, expires_at, user })
 }
 
-async fn revoke_family(db: &(impl ConnectionTrait + TransactionTrait), family: Uuid) -> AppResult<()> {
+/// PostgreSQL: the user's row, locked until the transaction ends. Refreshes and revocations of a
+/// user's sessions take it first, so they run one after the other. SQLite: nothing (it has one
+/// writer at a time, and a read before a transaction's first write would turn a concurrent commit
+/// into SQLITE_BUSY_SNAPSHOT).
+async fn lock_user(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<users::Model>> {
+    use sea_orm::QuerySelect;
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => Ok(users::Entity::find_by_id(id).lock_exclusive().one(db).await?),
+        _ => Ok(None),
+    }
+}
+
+async fn revoke_family(db: &(impl ConnectionTrait + TransactionTrait), user: Uuid, family: Uuid) -> AppResult<()> {
+    let txn = db.begin().await?;
+    lock_user(&txn, user).await?;
     write::update_many(
-        db,
+        &txn,
         refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Utc::now()))
             .filter(refresh_tokens::Column::FamilyId.eq(family))
             .filter(refresh_tokens::Column::RevokedAt.is_null()),
     )
     .await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -472,6 +501,8 @@ async fn end_sessions(
     user: Uuid,
     keep: Option<Uuid>,
 ) -> AppResult<Vec<Uuid>> {
+    // After a refresh in flight (see `lock_user`): its new token is then seen and revoked.
+    lock_user(db, user).await?;
     let mut live = refresh_tokens::Entity::find()
         .filter(refresh_tokens::Column::UserId.eq(user))
         .filter(refresh_tokens::Column::RevokedAt.is_null());
@@ -709,7 +740,7 @@ pub async fn revoke_session(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
     if owned.is_none() {
         return Ok(false);
     }
-    revoke_family(db, id).await?;
+    revoke_family(db, user.id, id).await?;
     crate::events::emit(crate::events::Event::SessionsEnded { user_id: user.id, session: Some(id), banned: false });
     Ok(true)
 }

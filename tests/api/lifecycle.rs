@@ -303,3 +303,29 @@ async fn mail_goes_out_through_smtp_when_configured() {
     smtp.wait().ok();
     let _ = std::fs::remove_dir_all(maildir);
 }
+
+/// A refresh racing a logout of its own session (real concurrent clients, thirty rounds): whichever
+/// wins, no token of the session is left live in the database.
+#[tokio::test]
+async fn a_refresh_racing_a_logout_leaves_no_live_token() {
+    const LIVE: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE revoked_at IS NULL";
+    let app = spawn_app().await;
+    let user = app.register("racer@example.com").await;
+    let body = app.gql("mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": user.refresh })).await;
+    assert_eq!(data(&body)["logout"], true);
+    for round in 0..30 {
+        let session = login(&app, "racer@example.com", PASSWORD).await;
+        let token = data(&session)["login"]["refreshToken"].as_str().expect("refresh").to_string();
+        assert_eq!(app.scalar(LIVE).await, 1, "the one live session (the only user here)");
+        let logout = app.gql("mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": token.clone() }));
+        let (_, rotated) = tokio::join!(logout, refresh(&app, &token));
+        // A rotation that won hands out a new token of the same session: logging it out too is
+        // what a client does; either way nothing of the session may stay live.
+        match rotated["data"]["refreshToken"]["accessToken"].as_str() {
+            Some(next) => assert!(!next.is_empty()),
+            None => assert_eq!(error_code(&rotated), "UNAUTHENTICATED", "round {round}: {rotated}"),
+        }
+        let live = app.scalar(LIVE).await;
+        assert_eq!(live, 0, "round {round}: a token outlived its session's logout");
+    }
+}
