@@ -10,7 +10,9 @@
 //!   newest read, whichever instance or rebuild wrote last.
 
 use super::analysis::{self, Matcher, QueryWord};
-use super::{Collection, Document, FieldKind, Filter, Hit, Order, Request, Results, FACET_SIZE, PINYIN_WEIGHT};
+use super::{
+    Backend, Collection, Document, FieldKind, Filter, Hit, Order, Request, Results, FACET_SIZE, PINYIN_WEIGHT,
+};
 use anyhow::{bail, Context};
 use elasticsearch::auth::Credentials;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
@@ -105,42 +107,6 @@ impl Elastic {
         Ok(body.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default())
     }
 
-    /// Every collection has its alias (a build finished once).
-    pub async fn is_empty(&self) -> anyhow::Result<bool> {
-        for collection in Collection::ALL {
-            if self.targets(&self.alias(collection)).await?.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    pub async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
-        let body = search_body(request, matcher)?;
-        let alias = self.alias(request.collection);
-        let response =
-            self.client.search(SearchParts::Index(&[&alias])).request_timeout(SEARCH_TIMEOUT).body(body).send().await?;
-        let response = checked(response).await?;
-        let body: Value = response.json().await?;
-        parse_results(request, &body)
-    }
-
-    /// Writes these documents and removes those, through the alias (refreshed at once: an edit
-    /// is searchable when this returns).
-    pub async fn apply(
-        &self,
-        collection: Collection,
-        version: i64,
-        upserts: Vec<Document>,
-        deletes: Vec<Uuid>,
-    ) -> anyhow::Result<()> {
-        if upserts.is_empty() && deletes.is_empty() {
-            return Ok(());
-        }
-        let alias = self.alias(collection);
-        self.bulk(&alias, true, version, &upserts, &deletes).await
-    }
-
     async fn bulk(
         &self,
         index: &str,
@@ -170,46 +136,6 @@ impl Elastic {
         }
         let body: Value = checked(request.send().await?).await?.json().await?;
         bulk_errors(&body)
-    }
-
-    /// Fills a new versioned index with `documents`, then points the alias at it and deletes the
-    /// indices it pointed to (searches go on from the old index until the swap).
-    pub async fn replace_all(
-        &self,
-        collection: Collection,
-        version: i64,
-        documents: Vec<Document>,
-    ) -> anyhow::Result<()> {
-        let alias = self.alias(collection);
-        self.delete_orphans(collection, &alias).await?;
-        let name = format!("{alias}-{}", chrono::Utc::now().timestamp_millis());
-        let mut body = index_body(collection);
-        // No refreshes while loading; the file's interval is restored before the swap.
-        let interval = body["settings"]["index"]["refresh_interval"].clone();
-        body["settings"]["index"]["refresh_interval"] = json!("-1");
-        let created = self.client.indices().create(IndicesCreateParts::Index(&name)).body(body).send().await?;
-        checked(created).await.with_context(|| format!("creating index {name}"))?;
-        for chunk in documents.chunks(BULK_CHUNK) {
-            self.bulk(&name, false, version, chunk, &[]).await?;
-        }
-        let interval = if interval.is_null() { json!("1s") } else { interval };
-        let settings = json!({ "index": { "refresh_interval": interval } });
-        let response =
-            self.client.indices().put_settings(IndicesPutSettingsParts::Index(&[&name])).body(settings).send().await?;
-        checked(response).await?;
-        checked(self.client.indices().refresh(IndicesRefreshParts::Index(&[&name])).send().await?).await?;
-        let old = self.targets(&alias).await?;
-        let mut actions: Vec<Value> =
-            old.iter().map(|index| json!({ "remove": { "index": index, "alias": alias } })).collect();
-        actions.push(json!({ "add": { "index": name, "alias": alias, "is_write_index": true } }));
-        let swapped = self.client.indices().update_aliases().body(json!({ "actions": actions })).send().await?;
-        checked(swapped).await.with_context(|| format!("pointing {alias} at {name}"))?;
-        let old: Vec<&str> = old.iter().map(String::as_str).filter(|index| *index != name).collect();
-        if !old.is_empty() {
-            checked(self.client.indices().delete(IndicesDeleteParts::Index(&old)).send().await?).await?;
-        }
-        tracing::info!(%alias, index = %name, documents = documents.len(), "search index rebuilt");
-        Ok(())
     }
 
     /// Deletes indices of ours that no alias points to and that a rebuild left behind long ago.
@@ -242,6 +168,90 @@ impl Elastic {
         }
         Ok(())
     }
+}
+
+#[async_trait::async_trait]
+impl Backend for Elastic {
+    fn name(&self) -> &'static str {
+        "elasticsearch"
+    }
+
+    /// Every collection has its alias (a build finished once).
+    async fn is_empty(&self) -> anyhow::Result<bool> {
+        for collection in Collection::ALL {
+            if self.targets(&self.alias(collection)).await?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+        let body = search_body(request, matcher)?;
+        let alias = self.alias(request.collection);
+        let response =
+            self.client.search(SearchParts::Index(&[&alias])).request_timeout(SEARCH_TIMEOUT).body(body).send().await?;
+        let response = checked(response).await?;
+        let body: Value = response.json().await?;
+        parse_results(request, &body)
+    }
+
+    /// Writes these documents and removes those, through the alias (refreshed at once: an edit
+    /// is searchable when this returns).
+    async fn apply(
+        &self,
+        collection: Collection,
+        version: i64,
+        upserts: Vec<Document>,
+        deletes: Vec<Uuid>,
+    ) -> anyhow::Result<()> {
+        if upserts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let alias = self.alias(collection);
+        self.bulk(&alias, true, version, &upserts, &deletes).await
+    }
+
+    /// Fills a new versioned index with `documents`, then points the alias at it and deletes the
+    /// indices it pointed to (searches go on from the old index until the swap).
+    async fn replace_all(&self, collection: Collection, version: i64, documents: Vec<Document>) -> anyhow::Result<()> {
+        let alias = self.alias(collection);
+        self.delete_orphans(collection, &alias).await?;
+        let name = format!("{alias}-{}", chrono::Utc::now().timestamp_millis());
+        let mut body = index_body(collection);
+        // No refreshes while loading; the file's interval is restored before the swap.
+        let interval = body["settings"]["index"]["refresh_interval"].clone();
+        body["settings"]["index"]["refresh_interval"] = json!("-1");
+        let created = self.client.indices().create(IndicesCreateParts::Index(&name)).body(body).send().await?;
+        checked(created).await.with_context(|| format!("creating index {name}"))?;
+        for chunk in documents.chunks(BULK_CHUNK) {
+            self.bulk(&name, false, version, chunk, &[]).await?;
+        }
+        let interval = if interval.is_null() { json!("1s") } else { interval };
+        let settings = json!({ "index": { "refresh_interval": interval } });
+        let response =
+            self.client.indices().put_settings(IndicesPutSettingsParts::Index(&[&name])).body(settings).send().await?;
+        checked(response).await?;
+        checked(self.client.indices().refresh(IndicesRefreshParts::Index(&[&name])).send().await?).await?;
+        let old = self.targets(&alias).await?;
+        let mut actions: Vec<Value> =
+            old.iter().map(|index| json!({ "remove": { "index": index, "alias": alias } })).collect();
+        actions.push(json!({ "add": { "index": name, "alias": alias, "is_write_index": true } }));
+        let swapped = self.client.indices().update_aliases().body(json!({ "actions": actions })).send().await?;
+        checked(swapped).await.with_context(|| format!("pointing {alias} at {name}"))?;
+        let old: Vec<&str> = old.iter().map(String::as_str).filter(|index| *index != name).collect();
+        if !old.is_empty() {
+            checked(self.client.indices().delete(IndicesDeleteParts::Index(&old)).send().await?).await?;
+        }
+        tracing::info!(%alias, index = %name, documents = documents.len(), "search index rebuilt");
+        Ok(())
+    }
+
+    fn rebuilds_beside_writers(&self) -> bool {
+        true
+    }
+
+    async fn close(&self) {}
 }
 
 fn decode(part: &str) -> String {

@@ -7,7 +7,8 @@
 
 use super::analysis::{self, Matcher, QueryWord};
 use super::{
-    Collection, Document, FieldKind, Filter, Hit, IndexLocation, Order, Request, Results, FACET_SIZE, PINYIN_WEIGHT,
+    Backend, Collection, Document, FieldKind, Filter, Hit, IndexLocation, Order, Request, Results, FACET_SIZE,
+    PINYIN_WEIGHT,
 };
 use anyhow::Context;
 use std::collections::HashMap;
@@ -115,19 +116,36 @@ impl Embedded {
         self.stores.get(&collection).cloned().context("no such collection")
     }
 
-    pub async fn is_empty(&self) -> anyhow::Result<bool> {
+    fn mark_built(&self) -> anyhow::Result<()> {
+        if let Some(dir) = &self.directory {
+            std::fs::write(dir.join(BUILT_MARK), b"1").context("marking the search index built")?;
+        }
+        self.built.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Embedded {
+    fn name(&self) -> &'static str {
+        "tantivy"
+    }
+
+    async fn is_empty(&self) -> anyhow::Result<bool> {
         Ok(!self.built.load(Ordering::Acquire))
     }
 
-    pub async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+    async fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
         let store = self.store(request.collection)?;
         let (request, matcher) = (request.clone(), matcher.clone());
         tokio::task::spawn_blocking(move || store.search(&request, &matcher)).await?
     }
 
-    pub async fn apply(
+    async fn apply(
         &self,
         collection: Collection,
+        // One writer per index (its lock), so writes cannot race: no versions needed.
+        _: i64,
         upserts: Vec<Document>,
         deletes: Vec<Uuid>,
     ) -> anyhow::Result<()> {
@@ -135,7 +153,7 @@ impl Embedded {
         tokio::task::spawn_blocking(move || store.write(false, upserts, deletes)).await?
     }
 
-    pub async fn replace_all(&self, collection: Collection, documents: Vec<Document>) -> anyhow::Result<()> {
+    async fn replace_all(&self, collection: Collection, _: i64, documents: Vec<Document>) -> anyhow::Result<()> {
         let store = self.store(collection)?;
         tokio::task::spawn_blocking(move || store.write(true, documents, Vec::new())).await??;
         if collection == *Collection::ALL.last().unwrap_or(&collection) {
@@ -145,7 +163,7 @@ impl Embedded {
     }
 
     /// Drops the writers (and with them the directory locks); searches keep working.
-    pub async fn close(&self) {
+    async fn close(&self) {
         let stores: Vec<Arc<Store>> = self.stores.values().cloned().collect();
         let _ = tokio::task::spawn_blocking(move || {
             for store in stores {
@@ -157,12 +175,8 @@ impl Embedded {
         .await;
     }
 
-    fn mark_built(&self) -> anyhow::Result<()> {
-        if let Some(dir) = &self.directory {
-            std::fs::write(dir.join(BUILT_MARK), b"1").context("marking the search index built")?;
-        }
-        self.built.store(true, Ordering::Release);
-        Ok(())
+    fn rebuilds_beside_writers(&self) -> bool {
+        false
     }
 }
 
@@ -486,13 +500,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mg-search-{}", Uuid::new_v4()));
         let index = Embedded::open(&IndexLocation::Directory(dir.clone())).expect("open");
         let docs = vec![course("PostgreSQL 数据库设计", 99.0), course("Rust from zero", 199.0)];
-        index.apply(Collection::Courses, docs, vec![]).await.expect("apply");
+        index.apply(Collection::Courses, 0, docs, vec![]).await.expect("apply");
         let all = index.search(&request(""), &Matcher::parse("")).await.expect("search");
         assert_eq!(all.total, 2, "{all:?}");
         let found = index.search(&request("shujuku"), &Matcher::parse("shujuku")).await.expect("search");
         assert_eq!(found.total, 1, "{found:?}");
         assert_eq!(found.facets, vec![("domain", vec![("software".to_string(), 1)])]);
-        index.apply(Collection::Courses, vec![], vec![Uuid::new_v4()]).await.expect("delete");
+        index.apply(Collection::Courses, 0, vec![], vec![Uuid::new_v4()]).await.expect("delete");
         let all = index.search(&request(""), &Matcher::parse("")).await.expect("search");
         assert_eq!(all.total, 2, "deleting another id keeps both: {all:?}");
         drop(index);
