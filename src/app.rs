@@ -35,6 +35,8 @@ pub struct AppState {
     pub redis: Option<crate::redis_link::RedisLink>,
     /// Courses, masters and circles by text (the embedded index, synced through the outbox).
     pub search: crate::search::Search,
+    /// The live system configs (feature switches, rate limits, page size cap, cache TTL).
+    pub settings: crate::settings::Settings,
 }
 
 pub struct Application {
@@ -76,6 +78,8 @@ impl Application {
             crate::admission::limits::Limiter::new(config.rate.enabled, &config.cache.key_prefix, redis.clone());
         crate::auth::password::configure(config.rate.hash_concurrency, config.rate.hash_queue);
         let search = crate::search::Search::new(config.search.clone(), db.clone());
+        let settings = crate::settings::Settings::new(&config, cache.clone());
+        settings.reload(&db).await.context("cannot read system_configs")?;
         let state = AppState {
             db,
             keys,
@@ -88,6 +92,7 @@ impl Application {
             limiter,
             redis,
             search,
+            settings,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let admission = crate::admission::Admission::new(state.clone(), schema)?;
@@ -131,6 +136,7 @@ impl Application {
         let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
         tokio::spawn(prune_idempotency_keys(self.state.clone(), stopping_rx.clone()));
         let indexer = self.state.search.spawn_indexer(stopping_rx.clone());
+        self.state.settings.spawn_watcher(self.state.db.clone(), &self.state.events, stopping_rx.clone());
         let mailer = crate::mail::spawn_sender(&self.state.config.mail, self.state.db.clone(), stopping_rx.clone())?;
         if let Some((listener, router)) = self.metrics {
             let mut stopping = stopping_rx.clone();

@@ -104,6 +104,19 @@ impl RateRule {
     }
 }
 
+impl std::fmt::Display for RateRule {
+    /// The form `FromStr` reads, in the largest whole unit (`10/15m`, `3/1h`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.period.as_secs();
+        let (amount, unit) = [(86_400, "d"), (3600, "h"), (60, "m")]
+            .into_iter()
+            .find(|(size, _)| seconds % size == 0)
+            .map(|(size, unit)| (seconds / size, unit))
+            .unwrap_or((seconds, "s"));
+        write!(f, "{}/{amount}{unit}", self.limit)
+    }
+}
+
 impl FromStr for RateRule {
     type Err = String;
 

@@ -296,6 +296,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
                     VerificationStatus::Unverified
                 }),
                 verification_documents: Set(None),
+                rejection_reason: Set(None),
                 created_at: Set(now - Duration::days(700) + Duration::minutes(i as i64)),
                 updated_at: Set(now),
             }
@@ -507,6 +508,8 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
                 role: Set(if k == 0 { MemberRole::Admin } else { MemberRole::Member }),
                 joined_at: Set(ago(&mut rng, 600)),
                 is_active: Set(true),
+                banned_at: Set(None),
+                ban_reason: Set(None),
             });
         }
     }

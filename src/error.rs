@@ -16,6 +16,7 @@ pub mod code {
     pub const TIMEOUT: &str = "TIMEOUT";
     pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
     pub const PERSISTED_QUERY_NOT_IN_LIST: &str = "PERSISTED_QUERY_NOT_IN_LIST";
+    pub const FEATURE_DISABLED: &str = "FEATURE_DISABLED";
     pub const INTERNAL: &str = "INTERNAL";
 
     /// Every code, for classifying errors and for the test that each one is produced.
@@ -30,6 +31,7 @@ pub mod code {
         TIMEOUT,
         PERSISTED_QUERY_NOT_FOUND,
         PERSISTED_QUERY_NOT_IN_LIST,
+        FEATURE_DISABLED,
         INTERNAL,
     ];
 }
@@ -66,6 +68,10 @@ pub enum AppError {
     PersistedQueryNotFound,
     /// Trusted documents only: the operation is not in the manifest.
     PersistedQueryNotInList,
+    /// An admin switched the feature off for now (`extensions.feature` names its system config).
+    FeatureDisabled {
+        feature: &'static str,
+    },
     Internal(anyhow::Error),
 }
 
@@ -109,6 +115,7 @@ impl AppError {
             Self::Timeout => "the request took too long and was stopped".into(),
             Self::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
             Self::PersistedQueryNotInList => "only the operations persisted by the apps' build run here".into(),
+            Self::FeatureDisabled { feature } => format!("{feature} is switched off for now; try again later"),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -125,6 +132,7 @@ impl AppError {
             Self::Timeout => code::TIMEOUT,
             Self::PersistedQueryNotFound => code::PERSISTED_QUERY_NOT_FOUND,
             Self::PersistedQueryNotInList => code::PERSISTED_QUERY_NOT_IN_LIST,
+            Self::FeatureDisabled { .. } => code::FEATURE_DISABLED,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -150,6 +158,7 @@ impl AppError {
                 Self::BadInput { field, .. } => ext.set("field", field.as_str()),
                 Self::Conflict { field: Some(field), .. } => ext.set("field", field.as_str()),
                 Self::NotFound { entity } => ext.set("entity", *entity),
+                Self::FeatureDisabled { feature } => ext.set("feature", *feature),
                 Self::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
                 Self::TooCostly { cost, max } => {
                     ext.set("cost", *cost);

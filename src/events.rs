@@ -36,6 +36,8 @@ pub enum Event {
         session: Option<Uuid>,
         banned: bool,
     },
+    /// An admin changed a system config: every instance reloads them.
+    SettingsChanged,
 }
 
 impl Event {
@@ -44,7 +46,7 @@ impl Event {
         match self {
             Self::Message { recipients, .. } => recipients.contains(&user_id),
             Self::Notification(notification) => notification.user_id == user_id,
-            Self::Invalidate(_) | Self::SessionsEnded { .. } => false,
+            Self::Invalidate(_) | Self::SessionsEnded { .. } | Self::SettingsChanged => false,
         }
     }
 }

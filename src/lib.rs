@@ -3,7 +3,7 @@
 //! Layout: `config` (typed settings), `app` (state, start, stop), `http` (routes), `admission`
 //! (the one way in for every operation: checks, cost, limits, idempotency), `graphql`
 //! (schema, thin resolvers), `domain` (rules and transactions), `cache` (the entity cache facade),
-//! `events` (after-commit fan-out), `search`, `mail` (the mail outbox and its sender), `auth`, `db`, `error`, `telemetry`.
+//! `events` (after-commit fan-out), `search`, `settings` (live system configs), `mail` (the mail outbox and its sender), `auth`, `db`, `error`, `telemetry`.
 
 pub mod admission;
 pub mod app;
@@ -20,6 +20,7 @@ pub mod http;
 pub mod mail;
 pub mod redis_link;
 pub mod search;
+pub mod settings;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

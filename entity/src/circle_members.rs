@@ -14,6 +14,10 @@ pub struct Model {
     pub role: MemberRole,
     pub joined_at: DateTimeUtc,
     pub is_active: bool,
+    /// Set when a moderator removed the member with a ban: they cannot join again until it is lifted.
+    pub banned_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub ban_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,9 @@ pub struct Model {
     pub verification_status: VerificationStatus,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub verification_documents: Option<StringList>,
+    /// Why an admin rejected the application (kept until the next decision).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub rejection_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

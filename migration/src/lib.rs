@@ -30,6 +30,7 @@ mod m20241201_000019_integrity_corners;
 mod m20241201_000020_create_search_outbox;
 mod m20241201_000021_create_account_tokens_and_mail_outbox;
 mod m20241201_000022_audit_record_id;
+mod m20241201_000023_moderation_columns;
 
 pub struct Migrator;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000020_create_search_outbox::Migration),
             Box::new(m20241201_000021_create_account_tokens_and_mail_outbox::Migration),
             Box::new(m20241201_000022_audit_record_id::Migration),
+            Box::new(m20241201_000023_moderation_columns::Migration),
         ]
     }
 }

@@ -185,7 +185,8 @@ pub fn ip_key(ip: Option<std::net::IpAddr>) -> String {
 
 /// A sign-in attempt: per client IP and per account (the normalized email), before any hashing.
 pub async fn sign_in(app: &crate::app::AppState, ip: Option<std::net::IpAddr>, email: &str) -> Result<(), AppError> {
-    let rules = &app.config.rate;
+    let live = app.settings.live();
+    let rules = &live.rate;
     let ip = ip_key(ip);
     app.limiter.check("login_ip", &rules.login_ip, &ip, 1).await.into_result()?;
     let account = email.trim().to_lowercase();
@@ -201,7 +202,8 @@ pub async fn password_reset(
     ip: Option<std::net::IpAddr>,
     account: Option<&str>,
 ) -> Result<(), AppError> {
-    let rules = &app.config.rate;
+    let live = app.settings.live();
+    let rules = &live.rate;
     app.limiter.check("reset_ip", &rules.reset_ip, &ip_key(ip), 1).await.into_result()?;
     if let Some(account) = account {
         let account = account.trim().to_lowercase();
@@ -213,12 +215,16 @@ pub async fn password_reset(
 /// A registration: per client IP.
 pub async fn sign_up(app: &crate::app::AppState, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
     let ip = ip_key(ip);
-    app.limiter.check("register_ip", &app.config.rate.register_ip, &ip, 1).await.into_result().map(|_| ())
+    app.limiter.check("register_ip", &app.settings.live().rate.register_ip, &ip, 1).await.into_result().map(|_| ())
 }
 
 /// A message sent: per user.
 pub async fn message(app: &crate::app::AppState, user: uuid::Uuid) -> Result<(), AppError> {
-    app.limiter.check("message", &app.config.rate.message_user, &user.to_string(), 1).await.into_result().map(|_| ())
+    app.limiter
+        .check("message", &app.settings.live().rate.message_user, &user.to_string(), 1)
+        .await
+        .into_result()
+        .map(|_| ())
 }
 
 fn degraded(error: &str) {

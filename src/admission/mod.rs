@@ -212,7 +212,7 @@ impl Admission {
     fn meter(&self, caller: &Caller) -> Arc<CostMeter> {
         let app = &self.0.app;
         let subject = if app.limiter.is_enabled() { caller.subject() } else { String::new() };
-        Arc::new(CostMeter::new(app.limiter.clone(), app.config.rate.cost, subject))
+        Arc::new(CostMeter::new(app.limiter.clone(), app.settings.live().rate.cost, subject))
     }
 
     /// One operation, start to end, within the request time budget.
@@ -318,7 +318,8 @@ impl Admission {
         if !app.limiter.is_enabled() {
             return Ok(());
         }
-        let rules = &app.config.rate;
+        let live = app.settings.live();
+        let rules = &live.rate;
         match (caller.viewer.user_id(), kind) {
             (Some(user), Some(OperationType::Mutation)) => {
                 app.limiter.check("mutation", &rules.mutation_user, &user.to_string(), 1).await.into_result()?;

@@ -465,7 +465,7 @@ impl SocketExecutor {
     /// subscription.
     async fn operation(self, request: async_graphql::Request) -> BoxStream<'static, async_graphql::Response> {
         let app = self.admission.state();
-        let rule = app.config.rate.ws_messages;
+        let rule = app.settings.live().rate.ws_messages;
         let decision = app.limiter.check("ws", &rule, &self.socket.id.to_string(), 1).await;
         if let Err(error) = decision.into_result() {
             return stream::once(async move { error_response(&error) }).boxed();

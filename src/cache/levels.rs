@@ -2,7 +2,7 @@
 //! single flight, filled unless an invalidation raced the load, invalidated on both.
 
 use super::recording::{changed_here, read};
-use super::{Cache, CacheSettings, Entry, Key, Kind, Value, LOCAL_TTL_WITH_REDIS, MISS_TTL, REDIS_TIMEOUT};
+use super::{Cache, Entry, Key, Kind, Value, LOCAL_TTL_WITH_REDIS, MISS_TTL, REDIS_TIMEOUT};
 use crate::domain::pagination::Page;
 use crate::redis_link::RedisLink;
 use rand::Rng;
@@ -161,7 +161,7 @@ impl Cache {
     }
 
     fn local_ttl(&self) -> Duration {
-        local_ttl(&self.0.settings, self.0.redis.is_some())
+        local_ttl(self.ttl(), self.0.redis.is_some())
     }
 
     fn key(&self, (kind, id): Key) -> String {
@@ -252,7 +252,7 @@ impl Cache {
             let Some(version) = versions.get(id) else { continue };
             let (payload, ttl) = match &entry.value {
                 Some(_) => match self.encode(kind, *id, entries) {
-                    Some(json) => (json, jittered(self.0.settings.ttl)),
+                    Some(json) => (json, jittered(self.ttl())),
                     None => continue,
                 },
                 None => (String::new(), MISS_TTL),
@@ -281,7 +281,7 @@ impl Cache {
     pub(super) async fn delete_versioned(&self, link: &RedisLink, names: &[String]) -> bool {
         let Some(mut connection) = link.connection() else { return false };
         let mut pipe = redis::pipe();
-        let keep = (self.0.settings.ttl.max(MISS_TTL) * 2).as_secs() + 60;
+        let keep = (self.ttl().max(MISS_TTL) * 2).as_secs() + 60;
         for name in names {
             let version = version_key(name);
             pipe.cmd("INCR").arg(&version).ignore().cmd("EXPIRE").arg(&version).arg(keep).ignore();
@@ -332,11 +332,11 @@ impl Cache {
 }
 
 /// How long the in-process level keeps what it holds (entries and responses).
-pub(super) fn local_ttl(settings: &CacheSettings, with_redis: bool) -> Duration {
+pub(super) fn local_ttl(ttl: Duration, with_redis: bool) -> Duration {
     if with_redis {
-        LOCAL_TTL_WITH_REDIS.min(settings.ttl)
+        LOCAL_TTL_WITH_REDIS.min(ttl)
     } else {
-        settings.ttl
+        ttl
     }
 }
 

@@ -191,6 +191,8 @@ type Flight = watch::Receiver<Option<Arc<HashMap<Uuid, Entry>>>>;
 
 struct Inner {
     settings: CacheSettings,
+    /// The entity TTL in force (`settings.ttl` at start; the `cache.ttl_secs` system config).
+    ttl_ms: AtomicU64,
     local: moka::sync::Cache<Key, Entry>,
     redis: Option<RedisLink>,
     /// Redis keys whose DEL could not reach Redis (it was down): deleted when it is back, so a
@@ -298,6 +300,16 @@ impl Cache {
         }
     }
 
+    /// The base TTL of a found entity from now on (entries already kept keep theirs; whole
+    /// responses keep the TTL they started with).
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.0.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(self.0.ttl_ms.load(Ordering::Relaxed))
+    }
+
     /// Drops everything the in-process level holds (entities and responses).
     pub fn clear_local(&self) {
         self.0.epoch.fetch_add(1, Ordering::SeqCst);
@@ -308,8 +320,9 @@ impl Cache {
     fn build(settings: CacheSettings, redis: Option<RedisLink>) -> Self {
         let local =
             moka::sync::Cache::builder().max_capacity(settings.local_capacity.max(1)).expire_after(EntryExpiry).build();
-        let responses = Responses::new(settings.response_bytes, local_ttl(&settings, redis.is_some()));
+        let responses = Responses::new(settings.response_bytes, local_ttl(settings.ttl, redis.is_some()));
         Self(Arc::new(Inner {
+            ttl_ms: AtomicU64::new(settings.ttl.as_millis() as u64),
             settings,
             local,
             redis,

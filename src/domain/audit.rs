@@ -39,3 +39,29 @@ pub async fn record(db: &(impl ConnectionTrait + TransactionTrait), entry: Audit
     .await
     .map(|_| ())
 }
+
+/// Who made a change, for its audit row.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// Records an UPDATE of `table` by `actor` (old and new data each carry the row's `id`).
+pub async fn updated(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    actor: Actor,
+    table: &str,
+    old: serde_json::Value,
+    new: serde_json::Value,
+) -> Result<(), DbErr> {
+    let entry = AuditEntry {
+        table,
+        operation: "UPDATE",
+        old: Some(old),
+        new: Some(new),
+        user_id: Some(actor.user_id),
+        ip: actor.ip,
+    };
+    record(db, entry).await
+}

@@ -1,6 +1,7 @@
 //! Circles and their membership: creation by an active identity (which becomes the circle's
 //! admin), roles, joins and leaves with `member_count` kept equal to the active members.
 
+use super::audit::{self, Actor};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, optional_url, string_list, text};
@@ -15,6 +16,8 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait,
     QueryFilter, Select, Set, TransactionTrait,
 };
+use serde_json::json;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -143,6 +146,8 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput
             role: Set(MemberRole::Admin),
             joined_at: Set(now),
             is_active: Set(true),
+            banned_at: Set(None),
+            ban_reason: Set(None),
         },
     )
     .await?;
@@ -253,6 +258,9 @@ pub async fn join(
         .one(&txn)
         .await?;
     let joined = match previous {
+        Some(old) if old.banned_at.is_some() => {
+            return Err(AppError::forbidden("you are banned from this circle"));
+        }
         Some(old) => {
             let moved = write::update_many(
                 &txn,
@@ -262,7 +270,8 @@ pub async fn join(
                     .col_expr(circle_members::Column::IdentityId, Expr::value(identity.id))
                     .col_expr(circle_members::Column::JoinedAt, Expr::value(now))
                     .filter(circle_members::Column::Id.eq(old.id))
-                    .filter(circle_members::Column::IsActive.eq(false)),
+                    .filter(circle_members::Column::IsActive.eq(false))
+                    .filter(circle_members::Column::BannedAt.is_null()),
             )
             .await?;
             moved == 1
@@ -276,6 +285,8 @@ pub async fn join(
                 role: Set(MemberRole::Member),
                 joined_at: Set(now),
                 is_active: Set(true),
+                banned_at: Set(None),
+                ban_reason: Set(None),
             };
             write::insert_new(&txn, row, [circle_members::Column::CircleId, circle_members::Column::UserId]).await?
         }
@@ -300,6 +311,18 @@ async fn active_admins(db: &(impl ConnectionTrait + TransactionTrait), circle_id
         .filter(circle_members::Column::Role.eq(MemberRole::Admin.as_str()))
         .count(db)
         .await?)
+}
+
+async fn one_member_fewer(txn: &DatabaseTransaction, circle_id: Uuid) -> AppResult<()> {
+    write::update_many(
+        txn,
+        circles::Entity::update_many()
+            .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).sub(1))
+            .filter(circles::Column::Id.eq(circle_id))
+            .filter(circles::Column::MemberCount.gt(0)),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Leaves a circle. The last admin cannot leave (hand the role on first).
@@ -327,20 +350,14 @@ pub async fn leave(db: &DatabaseConnection, viewer: &Viewer, circle_id: Uuid) ->
     )
     .await?;
     if moved == 1 {
-        write::update_many(
-            &txn,
-            circles::Entity::update_many()
-                .col_expr(circles::Column::MemberCount, Expr::col(circles::Column::MemberCount).sub(1))
-                .filter(circles::Column::Id.eq(circle_id))
-                .filter(circles::Column::MemberCount.gt(0)),
-        )
-        .await?;
+        one_member_fewer(&txn, circle_id).await?;
     }
     txn.commit().await?;
     Ok(true)
 }
 
-/// Circle admins set a member's role; the last admin cannot be demoted. The member is notified.
+/// Circle admins set a member's role; the last admin cannot be demoted. The member is notified;
+/// audited.
 #[tracing::instrument(name = "circles.set_role", skip_all, fields(circle = %circle_id))]
 pub async fn set_role(
     db: &DatabaseConnection,
@@ -348,8 +365,9 @@ pub async fn set_role(
     circle_id: Uuid,
     user_id: Uuid,
     role: MemberRole,
+    ip: Option<IpAddr>,
 ) -> AppResult<circle_members::Model> {
-    let (_, circle) = administered(db, viewer, circle_id).await?;
+    let (actor, circle) = administered(db, viewer, circle_id).await?;
     let txn = db.begin().await?;
     lock_circle(&txn, circle_id).await?;
     let member = membership(&txn, circle_id, user_id).await?.ok_or_else(|| AppError::not_found("membership"))?;
@@ -362,9 +380,12 @@ pub async fn set_role(
             message: "the last admin cannot be demoted".into(),
         });
     }
+    let old = json!({ "id": member.id, "circle_id": circle_id, "user_id": user_id, "role": member.role.as_str() });
     let mut active: circle_members::ActiveModel = member.into();
     active.role = Set(role);
     let member = write::update(&txn, active).await?;
+    let new = json!({ "id": member.id, "circle_id": circle_id, "user_id": user_id, "role": role.as_str() });
+    audit::updated(&txn, Actor { user_id: actor.id, ip }, "circle_members", old, new).await?;
     notify::send(
         &txn,
         Notice {
@@ -376,6 +397,131 @@ pub async fn set_role(
         },
     )
     .await?;
+    txn.commit().await?;
+    Ok(member)
+}
+
+fn rank(role: MemberRole) -> u8 {
+    match role {
+        MemberRole::Member => 0,
+        MemberRole::Moderator => 1,
+        MemberRole::Admin => 2,
+    }
+}
+
+/// Moderators remove a member below their own role (platform admins anyone but themselves), and
+/// with `ban` keep them from joining again until `unbanMember`. Audited; idempotent.
+#[tracing::instrument(name = "circles.remove_member", skip_all, fields(circle = %circle_id))]
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    circle_id: Uuid,
+    user_id: Uuid,
+    ban: bool,
+    reason: Option<String>,
+    ip: Option<IpAddr>,
+) -> AppResult<circle_members::Model> {
+    let reason = optional_text("reason", reason, 1000)?;
+    let actor = super::active_user(db, viewer).await?;
+    find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    if actor.id == user_id {
+        return Err(AppError::bad_input("userId", "use leaveCircle to leave a circle yourself"));
+    }
+    let actor_rank = if actor.role == entity::enums::UserRole::Admin {
+        3
+    } else {
+        match membership(db, circle_id, actor.id).await? {
+            Some(m) if m.role != MemberRole::Member => rank(m.role),
+            _ => return Err(AppError::forbidden("circle moderators only")),
+        }
+    };
+    let txn = db.begin().await?;
+    lock_circle(&txn, circle_id).await?;
+    let member = circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::UserId.eq(user_id))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("membership"))?;
+    if member.is_active && rank(member.role) >= actor_rank {
+        return Err(AppError::forbidden("you can only remove members below your own role"));
+    }
+    let banned = ban || member.banned_at.is_some();
+    if !member.is_active && banned == member.banned_at.is_some() {
+        return Ok(member);
+    }
+    let mut update = circle_members::Entity::update_many()
+        .col_expr(circle_members::Column::IsActive, Expr::value(false))
+        .col_expr(circle_members::Column::Role, Expr::value(MemberRole::Member.as_str()))
+        .filter(circle_members::Column::Id.eq(member.id));
+    if ban && member.banned_at.is_none() {
+        update = update
+            .col_expr(circle_members::Column::BannedAt, Expr::value(Utc::now()))
+            .col_expr(circle_members::Column::BanReason, Expr::value(reason.clone()));
+    }
+    write::update_many(&txn, update).await?;
+    if member.is_active {
+        one_member_fewer(&txn, circle_id).await?;
+    }
+    let old = json!({
+        "id": member.id, "circle_id": circle_id, "user_id": user_id, "role": member.role.as_str(),
+        "is_active": member.is_active, "banned": member.banned_at.is_some(),
+    });
+    let new = json!({
+        "id": member.id, "circle_id": circle_id, "user_id": user_id, "is_active": false, "banned": banned,
+        "reason": reason,
+    });
+    audit::updated(&txn, Actor { user_id: actor.id, ip }, "circle_members", old, new).await?;
+    let member = circle_members::Entity::find_by_id(member.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("membership"))?;
+    txn.commit().await?;
+    Ok(member)
+}
+
+/// Circle moderators (and platform admins) lift a ban: the user may join again. Audited; idempotent.
+#[tracing::instrument(name = "circles.unban_member", skip_all, fields(circle = %circle_id))]
+pub async fn unban_member(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    circle_id: Uuid,
+    user_id: Uuid,
+    ip: Option<IpAddr>,
+) -> AppResult<circle_members::Model> {
+    let actor = super::active_user(db, viewer).await?;
+    find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
+    if !moderates(db, &actor, circle_id).await? {
+        return Err(AppError::forbidden("circle moderators only"));
+    }
+    let member = circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::UserId.eq(user_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::not_found("membership"))?;
+    if member.banned_at.is_none() {
+        return Ok(member);
+    }
+    let txn = db.begin().await?;
+    let lifted = write::update_many(
+        &txn,
+        circle_members::Entity::update_many()
+            .col_expr(circle_members::Column::BannedAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+            .col_expr(circle_members::Column::BanReason, Expr::value(Option::<String>::None))
+            .filter(circle_members::Column::Id.eq(member.id))
+            .filter(circle_members::Column::BannedAt.is_not_null()),
+    )
+    .await?;
+    if lifted == 1 {
+        let old = json!({ "id": member.id, "circle_id": circle_id, "user_id": user_id, "banned": true });
+        let new = json!({ "id": member.id, "circle_id": circle_id, "user_id": user_id, "banned": false });
+        audit::updated(&txn, Actor { user_id: actor.id, ip }, "circle_members", old, new).await?;
+    }
+    let member = circle_members::Entity::find_by_id(member.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("membership"))?;
     txn.commit().await?;
     Ok(member)
 }

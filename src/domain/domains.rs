@@ -1,13 +1,18 @@
 //! Professional domains: the admin-managed list an identity's domain must come from.
 
+use super::audit::{self, AuditEntry};
 use super::values::{optional_text, optional_url, text};
 use super::write;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
-use entity::domains;
+use entity::{circles, domains, user_identities};
 use sea_orm::TransactionTrait;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 pub struct DomainInput {
@@ -29,6 +34,31 @@ pub async fn list_active(db: &(impl ConnectionTrait + TransactionTrait)) -> AppR
         .await?)
 }
 
+/// Every domain, inactive ones too (admins: to find and reactivate them).
+pub async fn list_all(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<Vec<domains::Model>> {
+    super::admin(db, viewer).await?;
+    Ok(domains::Entity::find()
+        .order_by_desc(domains::Column::IsActive)
+        .order_by_asc(domains::Column::SortOrder)
+        .order_by_asc(domains::Column::Name)
+        .all(db)
+        .await?)
+}
+
+fn snapshot(domain: &domains::Model) -> serde_json::Value {
+    json!({
+        "id": domain.id, "name": domain.name, "code": domain.code, "description": domain.description,
+        "icon": domain.icon, "sort_order": domain.sort_order, "is_active": domain.is_active,
+    })
+}
+
+/// Identities and circles filed under `code` (courses and mentors follow their identity's).
+async fn uses_of(db: &(impl ConnectionTrait + TransactionTrait), code: &str) -> AppResult<u64> {
+    let identities = user_identities::Entity::find().filter(user_identities::Column::Domain.eq(code)).count(db).await?;
+    let circles = circles::Entity::find().filter(circles::Column::Domain.eq(code)).count(db).await?;
+    Ok(identities + circles)
+}
+
 /// Whether `code` names an active domain.
 pub async fn is_active_code(db: &(impl ConnectionTrait + TransactionTrait), code: &str) -> AppResult<bool> {
     Ok(domains::Entity::find()
@@ -48,14 +78,20 @@ fn parse_code(raw: &str) -> AppResult<String> {
 }
 
 #[tracing::instrument(name = "domains.create", skip_all)]
-pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: DomainInput) -> AppResult<domains::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: DomainInput,
+    ip: Option<IpAddr>,
+) -> AppResult<domains::Model> {
     let name = text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100)?;
     let code = parse_code(input.code.as_deref().unwrap_or_default())?;
     let description = optional_text("input.description", input.description, 5000)?;
     let icon = optional_url("input.icon", input.icon, 500)?;
-    super::admin(db, viewer).await?;
-    write::insert(
-        db,
+    let admin = super::admin(db, viewer).await?;
+    let txn = db.begin().await?;
+    let created = write::insert(
+        &txn,
         domains::ActiveModel {
             id: Set(Uuid::new_v4()),
             name: Set(name),
@@ -68,7 +104,18 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: DomainInput
         },
     )
     .await
-    .map_err(AppError::on_unique("input", "a domain with this name or code already exists"))
+    .map_err(AppError::on_unique("input", "a domain with this name or code already exists"))?;
+    let entry = AuditEntry {
+        table: "domains",
+        operation: "INSERT",
+        old: None,
+        new: Some(snapshot(&created)),
+        user_id: Some(admin.id),
+        ip,
+    };
+    audit::record(&txn, entry).await?;
+    txn.commit().await?;
+    Ok(created)
 }
 
 #[tracing::instrument(name = "domains.update", skip_all)]
@@ -77,13 +124,31 @@ pub async fn update(
     viewer: &Viewer,
     id: Uuid,
     input: DomainInput,
+    ip: Option<IpAddr>,
 ) -> AppResult<domains::Model> {
     let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
     let code = input.code.as_deref().map(parse_code).transpose()?;
     let description = optional_text("input.description", input.description, 5000)?;
     let icon = optional_url("input.icon", input.icon, 500)?;
-    super::admin(db, viewer).await?;
-    let existing = domains::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("domain"))?;
+    let admin = super::admin(db, viewer).await?;
+    let txn = db.begin().await?;
+    let existing = domains::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("domain"))?;
+    let before = snapshot(&existing);
+    // A code in use is not renamed: identities, circles, courses' filters, search documents and
+    // the apps' links all carry it. Add a new domain and retire this one instead.
+    if let Some(code) = code.as_ref().filter(|code| **code != existing.code) {
+        let uses = uses_of(&txn, &existing.code).await?;
+        if uses > 0 {
+            return Err(AppError::Conflict {
+                field: Some("input.code".into()),
+                message: format!(
+                    "{uses} identities and circles use the code {:?}; it cannot become {code:?} (create a new \
+                     domain and deactivate this one)",
+                    existing.code
+                ),
+            });
+        }
+    }
     let mut active: domains::ActiveModel = existing.into();
     if let Some(name) = name {
         active.name = Set(name);
@@ -103,7 +168,21 @@ pub async fn update(
     if let Some(is_active) = input.is_active {
         active.is_active = Set(is_active);
     }
-    write::update(db, active)
+    let updated = write::update(&txn, active)
         .await
-        .map_err(AppError::on_unique("input", "a domain with this name or code already exists"))
+        .map_err(AppError::on_unique("input", "a domain with this name or code already exists"))?;
+    let after = snapshot(&updated);
+    if after != before {
+        let entry = AuditEntry {
+            table: "domains",
+            operation: "UPDATE",
+            old: Some(before),
+            new: Some(after),
+            user_id: Some(admin.id),
+            ip,
+        };
+        audit::record(&txn, entry).await?;
+    }
+    txn.commit().await?;
+    Ok(updated)
 }

@@ -49,8 +49,15 @@ pub async fn find(
 }
 
 /// Applies for an identity. Apprentices are active at once; masters wait for an admin's review.
+/// A rejected master applies again with new documents: the same row goes back to pending (its
+/// rejection reason stays for the reviewer), audited.
 #[tracing::instrument(name = "identities.apply", skip_all)]
-pub async fn apply(db: &DatabaseConnection, viewer: &Viewer, input: Application) -> AppResult<user_identities::Model> {
+pub async fn apply(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: Application,
+    ip: Option<IpAddr>,
+) -> AppResult<user_identities::Model> {
     let domain = text("input.domain", &input.domain, 1, 100)?.to_lowercase();
     let documents = url_list("input.verificationDocuments", input.verification_documents, 10)?;
     if input.identity_type == IdentityType::Master && documents.is_empty() {
@@ -62,6 +69,21 @@ pub async fn apply(db: &DatabaseConnection, viewer: &Viewer, input: Application)
     let user = super::active_user(db, viewer).await?;
     if !super::domains::is_active_code(db, &domain).await? {
         return Err(AppError::bad_input("input.domain", "not an active domain code (see `domains`)"));
+    }
+    let held = user_identities::Entity::find()
+        .filter(user_identities::Column::UserId.eq(user.id))
+        .filter(user_identities::Column::Domain.eq(domain.as_str()))
+        .filter(user_identities::Column::IdentityType.eq(input.identity_type.as_str()))
+        .one(db)
+        .await?;
+    if let Some(held) = held {
+        if held.status == IdentityStatus::Rejected {
+            return reapply(db, held, documents, ip).await;
+        }
+        return Err(AppError::Conflict {
+            field: Some("input.domain".into()),
+            message: "you already hold this identity in this domain".into(),
+        });
     }
     let (status, verification) = match input.identity_type {
         IdentityType::Apprentice => (IdentityStatus::Active, VerificationStatus::Unverified),
@@ -78,12 +100,64 @@ pub async fn apply(db: &DatabaseConnection, viewer: &Viewer, input: Application)
             status: Set(status),
             verification_status: Set(verification),
             verification_documents: Set((!documents.is_empty()).then_some(StringList(documents))),
+            rejection_reason: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         },
     )
     .await
     .map_err(AppError::on_unique("input.domain", "you already hold this identity in this domain"))
+}
+
+/// A rejected application sent again: REJECTED → PENDING with the new documents, in one
+/// conditional update (two tabs re-applying at once move it once).
+async fn reapply(
+    db: &DatabaseConnection,
+    held: user_identities::Model,
+    documents: Vec<String>,
+    ip: Option<IpAddr>,
+) -> AppResult<user_identities::Model> {
+    let txn = db.begin().await?;
+    let moved = write::update_many(
+        &txn,
+        user_identities::Entity::update_many()
+            .col_expr(user_identities::Column::Status, Expr::value(IdentityStatus::Pending.as_str()))
+            .col_expr(user_identities::Column::VerificationStatus, Expr::value(VerificationStatus::Pending.as_str()))
+            .col_expr(
+                user_identities::Column::VerificationDocuments,
+                Expr::value(serde_json::Value::from(documents.clone())),
+            )
+            .col_expr(user_identities::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user_identities::Column::Id.eq(held.id))
+            .filter(user_identities::Column::Status.eq(IdentityStatus::Rejected.as_str())),
+    )
+    .await?;
+    if moved != 1 {
+        return Err(AppError::Conflict {
+            field: Some("input.domain".into()),
+            message: "the application changed meanwhile".into(),
+        });
+    }
+    audit::record(
+        &txn,
+        AuditEntry {
+            table: "user_identities",
+            operation: "UPDATE",
+            old: Some(serde_json::json!({
+                "id": held.id, "status": held.status.as_str(), "rejection_reason": held.rejection_reason,
+                "verification_documents": held.verification_documents.map(|d| d.0),
+            })),
+            new: Some(serde_json::json!({
+                "id": held.id, "status": IdentityStatus::Pending.as_str(), "verification_documents": documents,
+            })),
+            user_id: Some(held.user_id),
+            ip,
+        },
+    )
+    .await?;
+    let updated = find(&txn, held.id).await?.ok_or_else(|| AppError::not_found("identity"))?;
+    txn.commit().await?;
+    Ok(updated)
 }
 
 /// An admin approves or rejects a pending master identity. Audited; the applicant is notified.
@@ -126,6 +200,10 @@ pub async fn review(
         user_identities::Entity::update_many()
             .col_expr(user_identities::Column::Status, Expr::value(status.as_str()))
             .col_expr(user_identities::Column::VerificationStatus, Expr::value(verification.as_str()))
+            .col_expr(
+                user_identities::Column::RejectionReason,
+                Expr::value(reason.clone().filter(|_| decision == Decision::Reject)),
+            )
             .col_expr(user_identities::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(user_identities::Column::Id.eq(id))
             .filter(user_identities::Column::Status.eq(IdentityStatus::Pending.as_str())),

@@ -142,22 +142,28 @@ pub struct PageRequest {
     pub before: Option<Cursor>,
 }
 
+/// A page size argument (`first`, `last`): 0..=`cap` (the live `pagination.max_page_size`, at
+/// most [`MAX_PAGE`]).
+pub fn page_size(field: &str, value: Option<i32>, cap: u64) -> AppResult<Option<u64>> {
+    let cap = cap.min(MAX_PAGE);
+    match value {
+        None => Ok(None),
+        Some(n) if n >= 0 && n as u64 <= cap => Ok(Some(n as u64)),
+        Some(_) => Err(AppError::bad_input(field, format!("must be between 0 and {cap}"))),
+    }
+}
+
 impl PageRequest {
+    /// Relay arguments; `cap` bounds `first` and `last` (see [`page_size`]).
     pub fn parse(
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        cap: u64,
     ) -> AppResult<Self> {
-        let size = |field: &str, value: Option<i32>| -> AppResult<Option<u64>> {
-            match value {
-                None => Ok(None),
-                Some(n) if (0..=MAX_PAGE as i32).contains(&n) => Ok(Some(n as u64)),
-                Some(_) => Err(AppError::bad_input(field, format!("must be between 0 and {MAX_PAGE}"))),
-            }
-        };
-        let first = size("first", first)?;
-        let last = size("last", last)?;
+        let first = page_size("first", first, cap)?;
+        let last = page_size("last", last, cap)?;
         if first.is_some() && last.is_some() {
             return Err(AppError::bad_input("last", "use either first or last, not both"));
         }
@@ -539,10 +545,10 @@ mod tests {
 
     #[test]
     fn page_sizes_are_bounded() {
-        assert!(PageRequest::parse(Some(101), None, None, None).is_err());
-        assert!(PageRequest::parse(Some(-1), None, None, None).is_err());
-        assert!(PageRequest::parse(Some(5), None, Some(5), None).is_err());
-        assert_eq!(PageRequest::parse(None, None, None, None).map(|r| r.size()).ok(), Some(DEFAULT_PAGE));
-        assert_eq!(PageRequest::parse(None, None, Some(7), None).map(|r| r.size()).ok(), Some(7));
+        assert!(PageRequest::parse(Some(101), None, None, None, MAX_PAGE).is_err());
+        assert!(PageRequest::parse(Some(-1), None, None, None, MAX_PAGE).is_err());
+        assert!(PageRequest::parse(Some(5), None, Some(5), None, MAX_PAGE).is_err());
+        assert_eq!(PageRequest::parse(None, None, None, None, MAX_PAGE).map(|r| r.size()).ok(), Some(DEFAULT_PAGE));
+        assert_eq!(PageRequest::parse(None, None, Some(7), None, MAX_PAGE).map(|r| r.size()).ok(), Some(7));
     }
 }

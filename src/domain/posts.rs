@@ -2,6 +2,7 @@
 //! `comment_count`, `like_count`) move in the same transaction as the rows they count, and every
 //! transaction starts with a write (see `circles::join` for why).
 
+use super::audit::{self, Actor};
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{cached_id_page, keyset, ChildList, Direction, Page, PageRequest, SortKey};
@@ -17,6 +18,8 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
+use serde_json::json;
+use std::net::IpAddr;
 use uuid::Uuid;
 
 pub const MAX_POST_CHARS: usize = 10_000;
@@ -173,8 +176,14 @@ pub async fn update(
     Ok(write::update(db, active).await?)
 }
 
-/// Moves an active post to `to` (deleted or hidden) and takes it out of the circle's count.
-async fn retire(db: &DatabaseConnection, post: &posts::Model, to: ContentStatus) -> AppResult<posts::Model> {
+/// Moves an active post to `to` (deleted or hidden) and takes it out of the circle's count; a
+/// moderator's move is audited.
+async fn retire(
+    db: &DatabaseConnection,
+    post: &posts::Model,
+    to: ContentStatus,
+    moderator: Option<Actor>,
+) -> AppResult<posts::Model> {
     let txn = db.begin().await?;
     let moved = write::update_many(
         &txn,
@@ -194,6 +203,10 @@ async fn retire(db: &DatabaseConnection, post: &posts::Model, to: ContentStatus)
                 .filter(circle_table::Column::PostCount.gt(0)),
         )
         .await?;
+        if let Some(actor) = moderator {
+            let (old, new) = (status_of(post.id, ContentStatus::Active), status_of(post.id, to));
+            audit::updated(&txn, actor, "posts", old, new).await?;
+        }
     } else if to == ContentStatus::Deleted && post.status == ContentStatus::Hidden {
         // A hidden post (already out of the count) may still be deleted by its author.
         write::update_many(
@@ -220,12 +233,12 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppRe
     if post.user_id != user.id {
         return Err(AppError::forbidden("only the author deletes a post"));
     }
-    retire(db, &post, ContentStatus::Deleted).await?;
+    retire(db, &post, ContentStatus::Deleted, None).await?;
     Ok(true)
 }
 
-/// The post, if the viewer moderates its circle.
-async fn moderated(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<posts::Model> {
+/// The post and the viewer, if the viewer moderates its circle.
+async fn moderated(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<(users::Model, posts::Model)> {
     let user = super::active_user(db, viewer).await?;
     let post = find(db, id)
         .await?
@@ -234,17 +247,54 @@ async fn moderated(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppRes
     if !moderates(db, &user, post.circle_id).await? {
         return Err(AppError::forbidden("circle moderators only"));
     }
-    Ok(post)
+    Ok((user, post))
 }
 
-/// Moderators hide a post: only moderators see it afterwards. Idempotent.
+fn status_of(id: Uuid, status: ContentStatus) -> serde_json::Value {
+    json!({ "id": id, "status": status.as_str() })
+}
+
+/// Moderators hide a post: only moderators see it afterwards. Idempotent; audited.
 #[tracing::instrument(name = "posts.hide", skip_all, fields(post = %id))]
-pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<posts::Model> {
-    let post = moderated(db, viewer, id).await?;
+pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid, ip: Option<IpAddr>) -> AppResult<posts::Model> {
+    let (user, post) = moderated(db, viewer, id).await?;
     if post.status == ContentStatus::Hidden {
         return Ok(post);
     }
-    retire(db, &post, ContentStatus::Hidden).await
+    retire(db, &post, ContentStatus::Hidden, Some(Actor { user_id: user.id, ip })).await
+}
+
+/// Moderators bring a hidden post back (into lists and the circle's count). Idempotent; audited.
+#[tracing::instrument(name = "posts.unhide", skip_all, fields(post = %id))]
+pub async fn unhide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid, ip: Option<IpAddr>) -> AppResult<posts::Model> {
+    let (user, post) = moderated(db, viewer, id).await?;
+    if post.status == ContentStatus::Active {
+        return Ok(post);
+    }
+    let txn = db.begin().await?;
+    let moved = write::update_many(
+        &txn,
+        posts::Entity::update_many()
+            .col_expr(posts::Column::Status, Expr::value(ContentStatus::Active.as_str()))
+            .col_expr(posts::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(posts::Column::Id.eq(post.id))
+            .filter(posts::Column::Status.eq(ContentStatus::Hidden.as_str())),
+    )
+    .await?;
+    if moved == 1 {
+        write::update_many(
+            &txn,
+            circle_table::Entity::update_many()
+                .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).add(1))
+                .filter(circle_table::Column::Id.eq(post.circle_id)),
+        )
+        .await?;
+        let (old, new) = (status_of(post.id, ContentStatus::Hidden), status_of(post.id, ContentStatus::Active));
+        audit::updated(&txn, Actor { user_id: user.id, ip }, "posts", old, new).await?;
+    }
+    let post = find(&txn, post.id).await?.ok_or_else(|| AppError::not_found("post"))?;
+    txn.commit().await?;
+    Ok(post)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -262,7 +312,7 @@ pub async fn set_flag(
     flag: Flag,
     on: bool,
 ) -> AppResult<posts::Model> {
-    let post = moderated(db, viewer, id).await?;
+    let (_, post) = moderated(db, viewer, id).await?;
     let mut active: posts::ActiveModel = post.into();
     match flag {
         Flag::Pinned => active.is_top = Set(on),
@@ -272,7 +322,14 @@ pub async fn set_flag(
 }
 
 #[tracing::instrument(name = "posts.comment", skip_all, fields(post = %input.post_id))]
-pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewComment) -> AppResult<comments::Model> {
+/// `fanout` (the `features.notification_fanout` switch) says whether the post's author and the
+/// parent's are notified.
+pub async fn add_comment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    input: NewComment,
+    fanout: bool,
+) -> AppResult<comments::Model> {
     let content = text("input.content", &input.content, 1, MAX_COMMENT_CHARS)?;
     let post = find(db, input.post_id)
         .await?
@@ -321,7 +378,7 @@ pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewCom
         },
     )
     .await?;
-    if post.user_id != user.id {
+    if fanout && post.user_id != user.id {
         let title = "New comment on your post".to_string();
         notify::send(
             &txn,
@@ -335,7 +392,7 @@ pub async fn add_comment(db: &DatabaseConnection, viewer: &Viewer, input: NewCom
         )
         .await?;
     }
-    if let Some(parent) = parent.filter(|p| p.user_id != user.id && p.user_id != post.user_id) {
+    if let Some(parent) = parent.filter(|p| fanout && p.user_id != user.id && p.user_id != post.user_id) {
         let title = "New reply to your comment".to_string();
         notify::send(
             &txn,
@@ -361,9 +418,15 @@ fn excerpt(text: &str) -> String {
     out
 }
 
-/// Soft delete by the author or a moderator: the thread stays readable ("deleted" body).
+/// Soft delete by the author or a moderator (a moderator's is audited): the thread stays
+/// readable ("deleted" body).
 #[tracing::instrument(name = "posts.delete_comment", skip_all, fields(comment = %id))]
-pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<comments::Model> {
+pub async fn delete_comment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    ip: Option<IpAddr>,
+) -> AppResult<comments::Model> {
     let user = super::active_user(db, viewer).await?;
     let comment = comments::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))?;
     let post = find(db, comment.post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
@@ -389,6 +452,64 @@ pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
                 .filter(posts::Column::CommentCount.gt(0)),
         )
         .await?;
+        if comment.user_id != user.id {
+            let (old, new) = (status_of(id, ContentStatus::Active), status_of(id, ContentStatus::Deleted));
+            audit::updated(&txn, Actor { user_id: user.id, ip }, "comments", old, new).await?;
+        }
+    }
+    let comment = comments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;
+    txn.commit().await?;
+    Ok(comment)
+}
+
+/// Moderators hide a comment (out of the thread and the post's count) or bring it back; the
+/// author cannot undo a hide. Idempotent; audited.
+#[tracing::instrument(name = "posts.moderate_comment", skip_all, fields(comment = %id))]
+pub async fn set_comment_hidden(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    hidden: bool,
+    ip: Option<IpAddr>,
+) -> AppResult<comments::Model> {
+    let user = super::active_user(db, viewer).await?;
+    let comment = comments::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|c| c.status != ContentStatus::Deleted)
+        .ok_or_else(|| AppError::not_found("comment"))?;
+    let post = find(db, comment.post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
+    if !moderates(db, &user, post.circle_id).await? {
+        return Err(AppError::forbidden("circle moderators only"));
+    }
+    let (from, to, step) = if hidden {
+        (ContentStatus::Active, ContentStatus::Hidden, -1)
+    } else {
+        (ContentStatus::Hidden, ContentStatus::Active, 1)
+    };
+    if comment.status == to {
+        return Ok(comment);
+    }
+    let txn = db.begin().await?;
+    let moved = write::update_many(
+        &txn,
+        comments::Entity::update_many()
+            .col_expr(comments::Column::Status, Expr::value(to.as_str()))
+            .col_expr(comments::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(comments::Column::Id.eq(id))
+            .filter(comments::Column::Status.eq(from.as_str())),
+    )
+    .await?;
+    if moved == 1 {
+        let mut count = posts::Entity::update_many()
+            .col_expr(posts::Column::CommentCount, Expr::col(posts::Column::CommentCount).add(step))
+            .filter(posts::Column::Id.eq(comment.post_id));
+        if step < 0 {
+            count = count.filter(posts::Column::CommentCount.gt(0));
+        }
+        write::update_many(&txn, count).await?;
+        audit::updated(&txn, Actor { user_id: user.id, ip }, "comments", status_of(id, from), status_of(id, to))
+            .await?;
     }
     let comment = comments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;
     txn.commit().await?;
@@ -397,7 +518,14 @@ pub async fn delete_comment(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
 
 /// Likes a post (idempotent): the like row and the counter move together; a repeat does nothing.
 #[tracing::instrument(name = "posts.like", skip_all, fields(post = %post_id))]
-pub async fn like_post(db: &DatabaseConnection, viewer: &Viewer, post_id: Uuid, like: bool) -> AppResult<posts::Model> {
+/// `fanout` says whether the author is notified (collapsed to one notice an hour).
+pub async fn like_post(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    post_id: Uuid,
+    like: bool,
+    fanout: bool,
+) -> AppResult<posts::Model> {
     let post = find(db, post_id)
         .await?
         .filter(|p| p.status == ContentStatus::Active)
@@ -432,7 +560,7 @@ pub async fn like_post(db: &DatabaseConnection, viewer: &Viewer, post_id: Uuid, 
                 .filter(posts::Column::Id.eq(post_id)),
         )
         .await?;
-        if like && post.user_id != user.id {
+        if fanout && like && post.user_id != user.id {
             let notice = Notice {
                 user_id: post.user_id,
                 kind: Kind::PostLiked,

@@ -4,6 +4,7 @@
 //! lock, so they stay right through concurrent reviews, edits and deletes. Mentor statistics read
 //! the `mentor_stats` view and are always current.
 
+use super::audit::{self, Actor};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{cached_first_page, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::optional_text;
@@ -20,6 +21,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
     TransactionTrait,
 };
+use std::net::IpAddr;
 use uuid::Uuid;
 
 /// A master's own reviews (MENTOR and APPOINTMENT), as the partial index of migration 17 states it.
@@ -207,6 +209,7 @@ async fn own_review(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppRe
 async fn change(
     db: &DatabaseConnection,
     review: reviews::Model,
+    moderator: Option<Actor>,
     apply: impl FnOnce(&mut reviews::ActiveModel),
 ) -> AppResult<reviews::Model> {
     let txn = db.begin().await?;
@@ -229,6 +232,11 @@ async fn change(
     if let Some(course) = review.course_id {
         refresh_course(&txn, course).await?;
     }
+    if let Some(actor) = moderator {
+        let old = serde_json::json!({ "id": review.id, "status": review.status.as_str() });
+        let new = serde_json::json!({ "id": review.id, "status": updated.status.as_str() });
+        audit::updated(&txn, actor, "reviews", old, new).await?;
+    }
     txn.commit().await?;
     Ok(updated)
 }
@@ -244,7 +252,7 @@ pub async fn update(
     let stars = stars.map(rating).transpose()?;
     let content = content.map(|c| optional_text("input.content", c, 5000)).transpose()?;
     let review = own_review(db, viewer, id).await?;
-    change(db, review, |active| {
+    change(db, review, None, |active| {
         if let Some(stars) = stars {
             active.rating = Set(stars);
         }
@@ -258,23 +266,30 @@ pub async fn update(
 #[tracing::instrument(name = "reviews.delete", skip_all, fields(review = %id))]
 pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
     let review = own_review(db, viewer, id).await?;
-    change(db, review, |active| active.status = Set(ContentStatus::Deleted)).await?;
+    change(db, review, None, |active| active.status = Set(ContentStatus::Deleted)).await?;
     Ok(true)
 }
 
-/// Platform admins hide a review (it stops counting).
-#[tracing::instrument(name = "reviews.hide", skip_all, fields(review = %id))]
-pub async fn hide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<reviews::Model> {
-    super::admin(db, viewer).await?;
+/// Platform admins hide a review (it stops counting) or bring it back. Idempotent; audited.
+#[tracing::instrument(name = "reviews.moderate", skip_all, fields(review = %id))]
+pub async fn set_hidden(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    hidden: bool,
+    ip: Option<IpAddr>,
+) -> AppResult<reviews::Model> {
+    let admin = super::admin(db, viewer).await?;
     let review = reviews::Entity::find_by_id(id)
         .one(db)
         .await?
         .filter(|r| r.status != ContentStatus::Deleted)
         .ok_or_else(|| AppError::not_found("review"))?;
-    if review.status == ContentStatus::Hidden {
+    let to = if hidden { ContentStatus::Hidden } else { ContentStatus::Active };
+    if review.status == to {
         return Ok(review);
     }
-    change(db, review, |active| active.status = Set(ContentStatus::Hidden)).await
+    change(db, review, Some(Actor { user_id: admin.id, ip }), |active| active.status = Set(to)).await
 }
 
 /// Whose reviews a list shows.

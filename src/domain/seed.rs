@@ -189,6 +189,8 @@ pub async fn demo(db: &DatabaseConnection) -> AppResult<SeedReport> {
                     role: Set(role),
                     joined_at: Set(now),
                     is_active: Set(true),
+                    banned_at: Set(None),
+                    ban_reason: Set(None),
                 },
             )
             .await?;
@@ -235,6 +237,7 @@ fn identity(
         status: Set(IdentityStatus::Active),
         verification_status: Set(if master { VerificationStatus::Verified } else { VerificationStatus::Unverified }),
         verification_documents: Set(master.then(|| StringList(vec!["https://docs.masterguide.dev/diploma.pdf".into()]))),
+        rejection_reason: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -1,7 +1,7 @@
 //! Accounts over GraphQL: register, login, refreshToken, logout, me; passwords (change, reset),
 //! email verification, phone, sessions.
 
-use super::context::{loaders, state, viewer};
+use super::context::{client_ip, loaders, state, viewer};
 use super::identities::Identity;
 use crate::domain::accounts::{self, Registration, Session};
 use crate::error::AppError;
@@ -200,15 +200,14 @@ impl AccountsQuery {
 #[derive(Default)]
 pub struct AccountsMutation;
 
-fn client_ip(ctx: &Context<'_>) -> Option<std::net::IpAddr> {
-    ctx.data_opt::<crate::http::RequestMeta>().and_then(|meta| meta.ip)
-}
-
 #[Object]
 impl AccountsMutation {
     /// Creates an account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let state = state(ctx)?;
+        if !state.settings.live().registration {
+            return Err(AppError::FeatureDisabled { feature: "features.registration" }.into());
+        }
         crate::admission::limits::sign_up(state, client_ip(ctx)).await?;
         let registration = Registration { email: input.email, password: input.password, phone: input.phone };
         Ok(AuthPayload(accounts::register(&state.db, &state.keys, registration).await?))

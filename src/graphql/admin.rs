@@ -1,8 +1,8 @@
-//! The admin console's reads: `users` / `user`, `identities` / `identity` (the review queue) and
-//! `auditLogs`. Admins only, checked in the database (not only the token's role).
+//! The admin console: `users` / `user`, `identities` / `identity` (the review queue),
+//! `auditLogs` and the system configs. Admins only, checked in the database (not only the token's role).
 
 use super::accounts::User;
-use super::context::{state, viewer};
+use super::context::{client_ip, state, viewer};
 use super::id_arg;
 use super::identities::Identity;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
@@ -102,7 +102,7 @@ impl AdminQuery {
         before: Option<String>,
     ) -> Result<Conn<User>> {
         crate::cache::uncacheable();
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let filter = UserFilter { query: filter.query, status: filter.status, role: filter.role };
         let db = &state(ctx)?.db;
@@ -130,7 +130,7 @@ impl AdminQuery {
         before: Option<String>,
     ) -> Result<Conn<Identity>> {
         crate::cache::uncacheable();
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let f = filter.unwrap_or_default();
         let filter = IdentityFilter {
             status: f.status,
@@ -150,6 +150,14 @@ impl AdminQuery {
         Ok(admin::identity(&state(ctx)?.db, viewer(ctx), id).await?.map(Identity))
     }
 
+    /// Admins: every known system config with the value in force.
+    async fn system_configs(&self, ctx: &Context<'_>) -> Result<Vec<SystemConfig>> {
+        crate::cache::uncacheable();
+        let state = state(ctx)?;
+        let entries = crate::settings::list(&state.db, &state.settings, viewer(ctx)).await?;
+        Ok(entries.into_iter().map(SystemConfig).collect())
+    }
+
     /// Admins: the audit log, newest first. Entries are never changed or deleted through the API.
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn audit_logs(
@@ -162,7 +170,7 @@ impl AdminQuery {
         before: Option<String>,
     ) -> Result<Conn<AuditLog>> {
         crate::cache::uncacheable();
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let f = filter.unwrap_or_default();
         let filter = AuditFilter {
             actor: f.actor_id.as_ref().map(|id| id_arg("filter.actorId", id)).transpose()?,
@@ -175,5 +183,60 @@ impl AdminQuery {
         let db = &state(ctx)?.db;
         let (rows, select) = admin::audit_logs(db, viewer(ctx), filter, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), AuditLog))
+    }
+}
+
+/// A known system config key with the value in force on the server.
+pub struct SystemConfig(crate::settings::Entry);
+
+#[Object]
+impl SystemConfig {
+    /// The key, e.g. `features.likes` or `rate.login_account`.
+    async fn key(&self) -> &str {
+        self.0.key
+    }
+    /// What the key controls and which values it takes.
+    async fn description(&self) -> &str {
+        self.0.description
+    }
+    /// The type of its values: STRING (a rate rule `N/period`), NUMBER or BOOLEAN.
+    async fn config_type(&self) -> entity::enums::ConfigType {
+        self.0.kind
+    }
+    /// The value in force.
+    async fn value(&self) -> Json<serde_json::Value> {
+        Json(self.0.value.clone())
+    }
+    /// The value without an override (from the environment or built in).
+    async fn default_value(&self) -> Json<serde_json::Value> {
+        Json(self.0.default.clone())
+    }
+    /// Whether an admin's value overrides the default.
+    async fn is_overridden(&self) -> bool {
+        self.0.updated_at.is_some()
+    }
+    /// When an admin last set it.
+    async fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.0.updated_at
+    }
+}
+
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[Object]
+impl AdminMutation {
+    /// Admins: sets a known system config (`value: null` returns it to its default). The value
+    /// is checked against the key's type; every instance applies it within a second. Audited.
+    async fn set_system_config(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        value: Option<Json<serde_json::Value>>,
+    ) -> Result<SystemConfig> {
+        let state = state(ctx)?;
+        let value = value.map(|v| v.0).unwrap_or(serde_json::Value::Null);
+        let entry = crate::settings::set(&state.db, &state.settings, viewer(ctx), &key, value, client_ip(ctx)).await?;
+        Ok(SystemConfig(entry))
     }
 }

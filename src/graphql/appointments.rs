@@ -1,7 +1,7 @@
 //! Appointments and reviews over GraphQL.
 
 use super::accounts::User;
-use super::context::{loaders, state, viewer};
+use super::context::{client_ip, loaders, state, viewer};
 use super::courses::Course;
 use super::identities::Mentor;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
@@ -179,7 +179,7 @@ pub async fn review_connection(
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Conn<Review>> {
-    let page = page_request(first, after, None, None)?;
+    let page = page_request(ctx, first, after, None, None)?;
     let loaders = loaders(ctx)?;
     let (pages, counts, parent) = match of {
         reviews::ReviewsOf::Course(id) => (&loaders.course_reviews, &loaders.course_review_counts, id),
@@ -216,7 +216,7 @@ impl AppointmentsQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Appointment>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let side = match role {
             AppointmentRole::Student => Side::Student,
             AppointmentRole::Mentor => Side::Mentor,
@@ -298,9 +298,15 @@ impl AppointmentsMutation {
         Ok(reviews::delete(&state(ctx)?.db, viewer(ctx), id).await?)
     }
 
-    /// Admins hide a review.
+    /// Admins hide a review: it leaves lists and stops counting in ratings (audited).
     async fn hide_review(&self, ctx: &Context<'_>, id: ID) -> Result<Review> {
         let id = id_arg("id", &id)?;
-        Ok(Review(reviews::hide(&state(ctx)?.db, viewer(ctx), id).await?))
+        Ok(Review(reviews::set_hidden(&state(ctx)?.db, viewer(ctx), id, true, client_ip(ctx)).await?))
+    }
+
+    /// Admins bring a hidden review back (it counts again; audited).
+    async fn unhide_review(&self, ctx: &Context<'_>, id: ID) -> Result<Review> {
+        let id = id_arg("id", &id)?;
+        Ok(Review(reviews::set_hidden(&state(ctx)?.db, viewer(ctx), id, false, client_ip(ctx)).await?))
     }
 }

@@ -1,7 +1,7 @@
 //! Circles, members, posts, comments, likes and the feed over GraphQL.
 
 use super::accounts::User;
-use super::context::{loaders, state, viewer};
+use super::context::{client_ip, loaders, state, viewer};
 use super::identities::Identity;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined};
@@ -77,7 +77,7 @@ impl Circle {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<CircleMember>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let loaders = loaders(ctx)?;
         let rows = loaders.circle_members.load_one((self.0.id, page.key())).await.map_err(AppError::from)?;
         let count = ConnectionFields::loaded(loaders.circle_member_counts.clone(), self.0.id);
@@ -94,7 +94,7 @@ impl Circle {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Post>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let order = match order_by {
             PostOrderBy::Latest => PostOrder::Latest,
             PostOrderBy::Hot => PostOrder::Hot,
@@ -138,6 +138,23 @@ impl CircleMember {
     }
     async fn is_active(&self) -> bool {
         self.0.is_active
+    }
+    /// Whether a moderator removed the user with a ban (they cannot join again until lifted).
+    async fn is_banned(&self) -> bool {
+        self.0.banned_at.is_some()
+    }
+    /// Why the user was banned: the user and the circle's moderators see it.
+    async fn ban_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let Some(reason) = self.0.ban_reason.as_deref() else { return Ok(None) };
+        let viewer = viewer(ctx);
+        if viewer.user_id() == Some(self.0.user_id) {
+            return Ok(Some(reason));
+        }
+        let Some(user_id) = viewer.user_id() else { return Ok(None) };
+        let db = &state(ctx)?.db;
+        let Some(user) = crate::domain::accounts::find_user(db, user_id).await? else { return Ok(None) };
+        let sees = crate::domain::circles::moderates(db, &user, self.0.circle_id).await?;
+        Ok(sees.then_some(reason))
     }
     async fn user(&self) -> Result<Option<User>> {
         Ok(Some(User::by_id(self.0.user_id)))
@@ -220,7 +237,7 @@ impl Post {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Comment>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let loaders = loaders(ctx)?;
         let rows = loaders.post_comments.load_one((self.0.id, page.key())).await.map_err(AppError::from)?;
         let count = ConnectionFields::loaded(loaders.post_comment_counts.clone(), self.0.id);
@@ -377,7 +394,7 @@ impl CirclesQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Circle>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let order = match order_by {
             CircleOrderBy::Members => CircleOrder::Members,
@@ -413,11 +430,20 @@ impl CirclesQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Post>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let db = &state(ctx)?.db;
         let (rows, select) = posts::feed(db, viewer(ctx), &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Post))
     }
+}
+
+/// The state, if likes are switched on (`features.likes`).
+fn likes_on<'a>(ctx: &Context<'a>) -> Result<&'a crate::app::AppState, AppError> {
+    let state = state(ctx)?;
+    if !state.settings.live().likes {
+        return Err(AppError::FeatureDisabled { feature: "features.likes" });
+    }
+    Ok(state)
 }
 
 #[derive(Default)]
@@ -473,7 +499,7 @@ impl CirclesMutation {
         Ok(circles::leave(&state(ctx)?.db, viewer(ctx), circle_id).await?)
     }
 
-    /// Circle admins set a member's role (the last admin cannot be demoted).
+    /// Circle admins set a member's role (the last admin cannot be demoted). Audited.
     async fn set_member_role(
         &self,
         ctx: &Context<'_>,
@@ -483,7 +509,8 @@ impl CirclesMutation {
     ) -> Result<CircleMember> {
         let circle_id = id_arg("circleId", &circle_id)?;
         let user_id = id_arg("userId", &user_id)?;
-        Ok(CircleMember(circles::set_role(&state(ctx)?.db, viewer(ctx), circle_id, user_id, role).await?))
+        let db = &state(ctx)?.db;
+        Ok(CircleMember(circles::set_role(db, viewer(ctx), circle_id, user_id, role, client_ip(ctx)).await?))
     }
 
     /// Members post in their circle.
@@ -522,10 +549,54 @@ impl CirclesMutation {
         Ok(Post(posts::set_flag(&state(ctx)?.db, viewer(ctx), id, Flag::Essence, essence).await?))
     }
 
-    /// Moderators hide a post from everyone but moderators.
+    /// Moderators hide a post from everyone but moderators (audited).
     async fn hide_post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
         let id = id_arg("id", &id)?;
-        Ok(Post(posts::hide(&state(ctx)?.db, viewer(ctx), id).await?))
+        Ok(Post(posts::hide(&state(ctx)?.db, viewer(ctx), id, client_ip(ctx)).await?))
+    }
+
+    /// Moderators bring a hidden post back into the circle (audited).
+    async fn unhide_post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
+        let id = id_arg("id", &id)?;
+        Ok(Post(posts::unhide(&state(ctx)?.db, viewer(ctx), id, client_ip(ctx)).await?))
+    }
+
+    /// Moderators hide a comment: it leaves the thread and the post's comment count (audited).
+    async fn hide_comment(&self, ctx: &Context<'_>, id: ID) -> Result<Comment> {
+        let id = id_arg("id", &id)?;
+        Ok(Comment(posts::set_comment_hidden(&state(ctx)?.db, viewer(ctx), id, true, client_ip(ctx)).await?))
+    }
+
+    /// Moderators bring a hidden comment back (audited).
+    async fn unhide_comment(&self, ctx: &Context<'_>, id: ID) -> Result<Comment> {
+        let id = id_arg("id", &id)?;
+        Ok(Comment(posts::set_comment_hidden(&state(ctx)?.db, viewer(ctx), id, false, client_ip(ctx)).await?))
+    }
+
+    /// Circle moderators remove a member below their role (platform admins: anyone). With
+    /// `ban: true` the user cannot join again until `unbanMember`. Audited.
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        circle_id: ID,
+        user_id: ID,
+        ban: Option<bool>,
+        reason: Option<String>,
+    ) -> Result<CircleMember> {
+        let ban = ban.unwrap_or(false);
+        let circle_id = id_arg("circleId", &circle_id)?;
+        let user_id = id_arg("userId", &user_id)?;
+        let db = &state(ctx)?.db;
+        let member = circles::remove_member(db, viewer(ctx), circle_id, user_id, ban, reason, client_ip(ctx)).await?;
+        Ok(CircleMember(member))
+    }
+
+    /// Circle moderators lift a ban: the user may join again (audited).
+    async fn unban_member(&self, ctx: &Context<'_>, circle_id: ID, user_id: ID) -> Result<CircleMember> {
+        let circle_id = id_arg("circleId", &circle_id)?;
+        let user_id = id_arg("userId", &user_id)?;
+        let db = &state(ctx)?.db;
+        Ok(CircleMember(circles::unban_member(db, viewer(ctx), circle_id, user_id, client_ip(ctx)).await?))
     }
 
     /// Members comment on active posts; `parentId` replies to a comment of the same post.
@@ -536,33 +607,39 @@ impl CirclesMutation {
             content: input.content,
             parent_id: input.parent_id.map(|p| id_arg("input.parentId", &p)).transpose()?,
         };
-        Ok(Comment(posts::add_comment(&state(ctx)?.db, viewer(ctx), input).await?))
+        let state = state(ctx)?;
+        let fanout = state.settings.live().notification_fanout;
+        Ok(Comment(posts::add_comment(&state.db, viewer(ctx), input, fanout).await?))
     }
 
     /// The author or a moderator deletes a comment (its replies stay).
     async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<Comment> {
         let id = id_arg("id", &id)?;
-        Ok(Comment(posts::delete_comment(&state(ctx)?.db, viewer(ctx), id).await?))
+        Ok(Comment(posts::delete_comment(&state(ctx)?.db, viewer(ctx), id, client_ip(ctx)).await?))
     }
 
     /// Idempotent: liking twice is one like.
     async fn like_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
         let post_id = id_arg("postId", &post_id)?;
-        Ok(Post(posts::like_post(&state(ctx)?.db, viewer(ctx), post_id, true).await?))
+        let state = likes_on(ctx)?;
+        let fanout = state.settings.live().notification_fanout;
+        Ok(Post(posts::like_post(&state.db, viewer(ctx), post_id, true, fanout).await?))
     }
 
     async fn unlike_post(&self, ctx: &Context<'_>, post_id: ID) -> Result<Post> {
         let post_id = id_arg("postId", &post_id)?;
-        Ok(Post(posts::like_post(&state(ctx)?.db, viewer(ctx), post_id, false).await?))
+        let state = likes_on(ctx)?;
+        let fanout = state.settings.live().notification_fanout;
+        Ok(Post(posts::like_post(&state.db, viewer(ctx), post_id, false, fanout).await?))
     }
 
     async fn like_comment(&self, ctx: &Context<'_>, comment_id: ID) -> Result<Comment> {
         let comment_id = id_arg("commentId", &comment_id)?;
-        Ok(Comment(posts::like_comment(&state(ctx)?.db, viewer(ctx), comment_id, true).await?))
+        Ok(Comment(posts::like_comment(&likes_on(ctx)?.db, viewer(ctx), comment_id, true).await?))
     }
 
     async fn unlike_comment(&self, ctx: &Context<'_>, comment_id: ID) -> Result<Comment> {
         let comment_id = id_arg("commentId", &comment_id)?;
-        Ok(Comment(posts::like_comment(&state(ctx)?.db, viewer(ctx), comment_id, false).await?))
+        Ok(Comment(posts::like_comment(&likes_on(ctx)?.db, viewer(ctx), comment_id, false).await?))
     }
 }

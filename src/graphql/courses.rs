@@ -319,7 +319,7 @@ impl CoursesQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Course>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let filter = CourseFilter {
             status: filter.status,

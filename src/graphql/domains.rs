@@ -1,6 +1,6 @@
 //! Professional domains over GraphQL.
 
-use super::context::{state, viewer};
+use super::context::{client_ip, state, viewer};
 use crate::domain::domains::{self, DomainInput};
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -65,9 +65,21 @@ pub struct DomainsQuery;
 
 #[Object]
 impl DomainsQuery {
-    /// Active domains, in display order.
-    async fn domains(&self, ctx: &Context<'_>) -> Result<Vec<Domain>> {
-        Ok(domains::list_active(&state(ctx)?.db).await?.into_iter().map(Domain::from).collect())
+    /// Active domains, in display order. `includeInactive: true` (admins only) lists the
+    /// deactivated ones after them, to reactivate with `updateDomain(isActive: true)`.
+    async fn domains(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_inactive: bool,
+    ) -> Result<Vec<Domain>> {
+        let db = &state(ctx)?.db;
+        let rows = if include_inactive {
+            crate::cache::uncacheable();
+            domains::list_all(db, viewer(ctx)).await?
+        } else {
+            domains::list_active(db).await?
+        };
+        Ok(rows.into_iter().map(Domain::from).collect())
     }
 }
 
@@ -76,7 +88,7 @@ pub struct DomainsMutation;
 
 #[Object]
 impl DomainsMutation {
-    /// Admins: adds a domain.
+    /// Admins: adds a domain (audited).
     async fn create_domain(&self, ctx: &Context<'_>, input: CreateDomainInput) -> Result<Domain> {
         let input = DomainInput {
             name: Some(input.name),
@@ -86,10 +98,12 @@ impl DomainsMutation {
             sort_order: input.sort_order,
             is_active: input.is_active,
         };
-        Ok(domains::create(&state(ctx)?.db, viewer(ctx), input).await?.into())
+        Ok(domains::create(&state(ctx)?.db, viewer(ctx), input, client_ip(ctx)).await?.into())
     }
 
-    /// Admins: edits a domain (deactivating hides it from `domains` and from new identities).
+    /// Admins: edits a domain (deactivating hides it from `domains` and from new identities;
+    /// `isActive: true` brings it back). A code that identities or circles use cannot be renamed
+    /// (CONFLICT on `input.code`): create a new domain and deactivate this one. Audited.
     async fn update_domain(&self, ctx: &Context<'_>, id: ID, input: UpdateDomainInput) -> Result<Domain> {
         let id = crate::domain::values::id("id", &id)?;
         let input = DomainInput {
@@ -100,6 +114,6 @@ impl DomainsMutation {
             sort_order: input.sort_order,
             is_active: input.is_active,
         };
-        Ok(domains::update(&state(ctx)?.db, viewer(ctx), id, input).await?.into())
+        Ok(domains::update(&state(ctx)?.db, viewer(ctx), id, input, client_ip(ctx)).await?.into())
     }
 }

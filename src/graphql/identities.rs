@@ -1,7 +1,7 @@
 //! Identities, profiles and mentors over GraphQL.
 
 use super::accounts::User;
-use super::context::{loaders, state, viewer};
+use super::context::{client_ip, loaders, state, viewer};
 use super::courses::Course;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined, SortDirection};
@@ -44,6 +44,17 @@ impl Identity {
         let viewer = viewer(ctx);
         let allowed = viewer.user_id() == Some(self.0.user_id) || crate::domain::is_admin(viewer);
         allowed.then(|| self.0.verification_documents.clone().map(|d| d.0).unwrap_or_default())
+    }
+    /// Why an administrator rejected the application: the owner and admins see it, until the
+    /// next decision (a re-application keeps it for the reviewer).
+    async fn rejection_reason(&self, ctx: &Context<'_>) -> Option<&str> {
+        let viewer = viewer(ctx);
+        let allowed = viewer.user_id() == Some(self.0.user_id) || crate::domain::is_admin(viewer);
+        self.0.rejection_reason.as_deref().filter(|_| allowed)
+    }
+    /// When the identity last changed (an application, a decision, a suspension).
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
     }
     /// The identity's public profile, once created with `updateProfile`.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
@@ -280,7 +291,7 @@ impl IdentitiesQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Mentor>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
         let filter = MentorFilter {
             domain: filter.domain,
@@ -313,14 +324,15 @@ pub struct IdentitiesMutation;
 #[Object]
 impl IdentitiesMutation {
     /// Applies for an identity in a domain. APPRENTICE identities are active at once; MASTER
-    /// identities wait for an administrator (`reviewIdentity`).
+    /// identities wait for an administrator (`reviewIdentity`). After a rejection the applicant
+    /// applies again with new documents: the same identity goes back to PENDING (audited).
     async fn apply_identity(&self, ctx: &Context<'_>, input: ApplyIdentityInput) -> Result<Identity> {
         let application = Application {
             identity_type: input.identity_type,
             domain: input.domain,
             verification_documents: input.verification_documents,
         };
-        Ok(Identity(identities::apply(&state(ctx)?.db, viewer(ctx), application).await?))
+        Ok(Identity(identities::apply(&state(ctx)?.db, viewer(ctx), application, client_ip(ctx)).await?))
     }
 
     /// Admins: approves or rejects a pending master identity (a rejection needs a reason).
@@ -336,7 +348,7 @@ impl IdentitiesMutation {
             IdentityDecision::Approve => Decision::Approve,
             IdentityDecision::Reject => Decision::Reject,
         };
-        let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
+        let ip = client_ip(ctx);
         Ok(Identity(identities::review(&state(ctx)?.db, viewer(ctx), id, decision, reason, ip).await?))
     }
 
@@ -344,7 +356,7 @@ impl IdentitiesMutation {
     /// is no longer listed, found by search or bookable; `reinstateIdentity` undoes it.
     async fn suspend_identity(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Identity> {
         let id = id_arg("id", &id)?;
-        let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
+        let ip = client_ip(ctx);
         let db = &state(ctx)?.db;
         Ok(Identity(identities::set_standing(db, viewer(ctx), id, Standing::Suspend, Some(reason), ip).await?))
     }
@@ -352,7 +364,7 @@ impl IdentitiesMutation {
     /// Admins: makes a suspended identity active again (audited).
     async fn reinstate_identity(&self, ctx: &Context<'_>, id: ID) -> Result<Identity> {
         let id = id_arg("id", &id)?;
-        let ip = ctx.data_opt::<crate::http::RequestMeta>().and_then(|m| m.ip);
+        let ip = client_ip(ctx);
         let db = &state(ctx)?.db;
         Ok(Identity(identities::set_standing(db, viewer(ctx), id, Standing::Reinstate, None, ip).await?))
     }

@@ -102,7 +102,7 @@ impl LearningQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<LearningRecord>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let viewer = viewer(ctx);
         let user_id = viewer.require()?;
         let db = &state(ctx)?.db;

@@ -136,7 +136,7 @@ impl MessagesQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Connection<String, Conversation>> {
-        let page = page_request(first, after, None, None)?;
+        let page = page_request(ctx, first, after, None, None)?;
         let (rows, more) = messages::conversations(&state(ctx)?.db, viewer(ctx), &page).await?;
         let mut connection = Connection::new(page.after.is_some(), more);
         connection.edges.extend(rows.into_iter().map(|(cursor, c)| Edge::new(cursor, Conversation(c))));
@@ -157,7 +157,7 @@ impl MessagesQuery {
         before: Option<String>,
     ) -> Result<Conn<Message>> {
         let target = target(with_user_id, circle_id, ("withUserId", "circleId"))?;
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let db = &state(ctx)?.db;
         let (rows, select) = messages::thread(db, viewer(ctx), target, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Message))
@@ -174,7 +174,7 @@ impl MessagesQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Notification>> {
-        let page = page_request(first, after, last, before)?;
+        let page = page_request(ctx, first, after, last, before)?;
         let db = &state(ctx)?.db;
         let (rows, select) = messages::notifications(db, &state(ctx)?.cache, viewer(ctx), unread_only, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Notification))

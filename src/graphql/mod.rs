@@ -39,6 +39,7 @@ pub struct QueryRoot(
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
     accounts::AccountsMutation,
+    admin::AdminMutation,
     domains::DomainsMutation,
     identities::IdentitiesMutation,
     courses::CoursesMutation,
@@ -124,6 +125,11 @@ pub(crate) mod context {
 
     pub fn viewer<'a>(ctx: &Context<'a>) -> &'a Viewer {
         ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS)
+    }
+
+    /// The client's address as the HTTP layer decided it (`TRUSTED_PROXIES`), for audit rows.
+    pub fn client_ip(ctx: &Context<'_>) -> Option<std::net::IpAddr> {
+        ctx.data_opt::<crate::http::RequestMeta>().and_then(|meta| meta.ip)
     }
 
     pub fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a super::loaders::Loaders> {

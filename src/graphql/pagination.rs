@@ -4,7 +4,7 @@
 use crate::domain::pagination::{Page, PageRequest};
 use crate::error::AppResult;
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Object, OutputType, Result};
+use async_graphql::{Context, Object, OutputType, Result};
 use futures_util::future::BoxFuture;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait, Select};
 use std::sync::Arc;
@@ -68,12 +68,19 @@ pub fn connection<M, N: OutputType>(page: Page<M>, fields: ConnectionFields, nod
     connection
 }
 
-/// Parses Relay arguments (first <= 100; first and last exclusive).
+/// Parses Relay arguments (first and last exclusive, each at most the live
+/// `pagination.max_page_size`).
 pub fn page_request(
+    ctx: &Context<'_>,
     first: Option<i32>,
     after: Option<String>,
     last: Option<i32>,
     before: Option<String>,
 ) -> AppResult<PageRequest> {
-    PageRequest::parse(first, after, last, before)
+    PageRequest::parse(first, after, last, before, max_page_size(ctx))
+}
+
+/// The live `pagination.max_page_size` of this server.
+pub fn max_page_size(ctx: &Context<'_>) -> u64 {
+    super::context::state(ctx).map(|s| s.settings.live().max_page_size).unwrap_or(crate::domain::pagination::MAX_PAGE)
 }

@@ -6,6 +6,7 @@ use super::circles::Circle;
 use super::context::{loaders, state};
 use super::courses::Course;
 use super::identities::Mentor;
+use super::pagination::max_page_size;
 use crate::domain::pagination::OffsetCursor;
 use crate::error::{AppError, AppResult};
 use crate::search::analysis::Matcher;
@@ -199,23 +200,24 @@ struct Prepared {
     key: String,
 }
 
+/// `first` within the live page size cap (default 20).
+fn limit(ctx: &Context<'_>, first: Option<i32>) -> AppResult<usize> {
+    let size = crate::domain::pagination::page_size("first", first, max_page_size(ctx))?;
+    Ok(size.unwrap_or(crate::domain::pagination::DEFAULT_PAGE) as usize)
+}
+
 fn prepare(
     collection: Collection,
     query: String,
     filters: Vec<Option<Filter>>,
     order: Order,
     facets: Vec<&'static str>,
-    first: Option<i32>,
+    limit: usize,
     after: Option<String>,
 ) -> AppResult<Prepared> {
     if query.chars().count() > MAX_QUERY_CHARS {
         return Err(AppError::bad_input("query", format!("at most {MAX_QUERY_CHARS} characters")));
     }
-    let limit = match first {
-        None => 20,
-        Some(n) if (0..=100).contains(&n) => n as usize,
-        Some(_) => return Err(AppError::bad_input("first", "must be between 0 and 100")),
-    };
     let filters: Vec<Filter> = filters.into_iter().flatten().collect();
     // The query as typed: a trailing space changes the matching (the last word is no prefix).
     let key = format!("{}|{}|{:?}|{:?}", collection.name(), query, filters, order);
@@ -271,7 +273,8 @@ async fn run<N, F>(
     // What the index says is not keyed in the cache: the response must not be kept whole.
     crate::cache::uncacheable();
     let offset = request.offset;
-    let results = state(ctx)?.search.search(request).await?;
+    let state = state(ctx)?;
+    let results = state.search.search(request, state.settings.live().search).await?;
     if results.degraded {
         let _ = DEGRADED.try_with(|flag| flag.set(true));
     }
@@ -335,7 +338,7 @@ impl SearchQuery {
         ];
         let matcher = Matcher::parse(&query);
         let (marking, facets) = wanted(ctx, &["difficulty", "domain", "tags"]);
-        let prepared = prepare(Collection::Courses, query, filters, order, facets, first, after)?;
+        let prepared = prepare(Collection::Courses, query, filters, order, facets, limit(ctx, first)?, after)?;
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Course>> {
             let rows = loaders(ctx)?.courses.load_ordered(&ids).await.map_err(AppError::from)?;
             let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
@@ -389,7 +392,7 @@ impl SearchQuery {
         ];
         let matcher = Matcher::parse(&query);
         let (marking, facets) = wanted(ctx, &["domain", "skills"]);
-        let prepared = prepare(Collection::Mentors, query, filters, order, facets, first, after)?;
+        let prepared = prepare(Collection::Mentors, query, filters, order, facets, limit(ctx, first)?, after)?;
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Mentor>> {
             let loaders = loaders(ctx)?;
             let identities = loaders.identities.load_ordered(&ids).await.map_err(AppError::from)?;
@@ -435,7 +438,8 @@ impl SearchQuery {
         let filters = vec![any_of("domain", f.domain.map(|d| vec![d]), "filter.domain")?];
         let matcher = Matcher::parse(&query);
         let (marking, facets) = wanted(ctx, &["domain", "tags"]);
-        let prepared = prepare(Collection::Circles, query, filters, Order::Relevance, facets, first, after)?;
+        let prepared =
+            prepare(Collection::Circles, query, filters, Order::Relevance, facets, limit(ctx, first)?, after)?;
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Circle>> {
             let rows = loaders(ctx)?.circles.load_ordered(&ids).await.map_err(AppError::from)?;
             let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();

@@ -326,15 +326,18 @@ impl Search {
         self.inner.ready.load(Ordering::Acquire)
     }
 
-    /// Answers `request`: from the index, or from the database while the index cannot.
-    pub async fn search(&self, request: Request) -> AppResult<Results> {
+    /// Answers `request`: from the index, or from the database while the index cannot or while
+    /// `use_index` is false (the `features.search` switch).
+    pub async fn search(&self, request: Request, use_index: bool) -> AppResult<Results> {
         let matcher = Matcher::parse(&request.query);
         if matcher.is_empty() && !request.query.trim().is_empty() {
             // Typed, but nothing searchable in it (punctuation, emoji): nothing matches.
             let facets = request.facets.iter().map(|f| (*f, Vec::new())).collect();
             return Ok(Results { hits: Vec::new(), total: 0, facets, degraded: false });
         }
-        if let (true, false, Some(backend)) = (self.is_ready(), self.failing(), self.inner.backend.get()) {
+        if let (true, true, false, Some(backend)) =
+            (use_index, self.is_ready(), self.failing(), self.inner.backend.get())
+        {
             let started = std::time::Instant::now();
             match backend.search(&request, &matcher).await {
                 Ok(results) => {

@@ -27,6 +27,11 @@ async fn admin_fields_are_refused_to_everyone_else() {
         "{ auditLogs { totalCount } }".to_string(),
         format!("mutation {{ suspendIdentity(id: \"{some_id}\", reason: \"x\") {{ id }} }}"),
         format!("mutation {{ reinstateIdentity(id: \"{some_id}\") {{ id }} }}"),
+        "{ systemConfigs { key } }".to_string(),
+        "mutation { setSystemConfig(key: \"features.likes\", value: false) { key } }".to_string(),
+        "{ domains(includeInactive: true) { code } }".to_string(),
+        format!("mutation {{ hideReview(id: \"{some_id}\") {{ id }} }}"),
+        format!("mutation {{ unhideReview(id: \"{some_id}\") {{ id }} }}"),
     ];
     for query in &fields {
         let body = app.gql_as(&user.access, query, json!({})).await;

@@ -15,6 +15,11 @@ const DELETE_POST: &str = "mutation($id: ID!) { deletePost(id: $id) }";
 const PIN: &str = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
 const ESSENCE: &str = "mutation($id: ID!) { setPostEssence(id: $id, essence: true) { isEssence } }";
 const HIDE: &str = "mutation($id: ID!) { hidePost(id: $id) { status } }";
+const UNHIDE: &str = "mutation($id: ID!) { unhidePost(id: $id) { status } }";
+const HIDE_COMMENT: &str = "mutation($id: ID!) { hideComment(id: $id) { status } }";
+const UNHIDE_COMMENT: &str = "mutation($id: ID!) { unhideComment(id: $id) { status } }";
+const REMOVE_MEMBER: &str = "mutation($c: ID!, $u: ID!) { removeMember(circleId: $c, userId: $u) { isActive } }";
+const UNBAN_MEMBER: &str = "mutation($c: ID!, $u: ID!) { unbanMember(circleId: $c, userId: $u) { isBanned } }";
 const COMMENT: &str = "mutation($i: AddCommentInput!) { addComment(input: $i) { id } }";
 const DELETE_COMMENT: &str = "mutation($id: ID!) { deleteComment(id: $id) { content } }";
 const LIKE: &str = "mutation($id: ID!) { likePost(postId: $id) { likeCount viewerHasLiked } }";
@@ -549,6 +554,9 @@ async fn permission_matrix_for_circle_mutations() {
         ("setPostPinned", PIN, [U, F, F, F, OK, OK, OK, F]),
         ("setPostEssence", ESSENCE, [U, F, F, F, OK, OK, OK, F]),
         ("hidePost", HIDE, [U, F, F, F, OK, OK, OK, F]),
+        ("unhidePost", UNHIDE, [U, F, F, F, OK, OK, OK, F]),
+        ("hideComment", HIDE_COMMENT, [U, F, F, F, OK, OK, OK, F]),
+        ("unhideComment", UNHIDE_COMMENT, [U, F, F, F, OK, OK, OK, F]),
         ("addComment", COMMENT, [U, F, OK, OK, OK, OK, F, F]),
         ("deleteComment", DELETE_COMMENT, [U, F, F, OK, OK, OK, OK, F]),
         ("likePost", LIKE, [U, F, OK, OK, OK, OK, F, F]),
@@ -557,13 +565,29 @@ async fn permission_matrix_for_circle_mutations() {
         ("unlikeComment", UNLIKE_COMMENT, [U, F, OK, OK, OK, OK, F, F]),
         ("setMemberRole", SET_ROLE, [U, F, F, F, F, OK, OK, F]),
         ("updateCircle", UPDATE_CIRCLE, [U, F, F, F, F, OK, OK, F]),
+        // By now `target` is a moderator: a moderator cannot remove them, a circle admin can (and
+        // a second removal is a no-op).
+        ("removeMember", REMOVE_MEMBER, [U, F, F, F, F, OK, OK, F]),
+        ("unbanMember", UNBAN_MEMBER, [U, F, F, F, OK, OK, OK, F]),
         ("archiveCircle", ARCHIVE_CIRCLE, [U, F, F, F, F, OK, OK, F]),
     ];
-    let tables = ["circles", "circle_members", "posts", "comments", "post_likes", "comment_likes", "notifications"];
+    let tables = [
+        "circles",
+        "circle_members",
+        "posts",
+        "comments",
+        "post_likes",
+        "comment_likes",
+        "notifications",
+        "audit_logs",
+    ];
     for (name, query, expected) in &table {
         for ((caller, token, identity), expect) in callers.iter().zip(expected.iter()) {
             // A fresh target for each call on a post or comment, authored by `author`.
-            let needs_target = !matches!(*name, "createPost" | "setMemberRole" | "updateCircle" | "archiveCircle");
+            let needs_target = !matches!(
+                *name,
+                "createPost" | "setMemberRole" | "updateCircle" | "archiveCircle" | "removeMember" | "unbanMember"
+            );
             let (post, comment) = if needs_target {
                 let post = app.post(&author, &circle, "target").await;
                 let comment = app.comment(&author, &post, None).await;
@@ -575,8 +599,11 @@ async fn permission_matrix_for_circle_mutations() {
                 "createPost" => json!({ "i": { "circleId": circle, "identityId": identity, "content": "x" } }),
                 "updatePost" => json!({ "id": post, "i": { "content": "edited" } }),
                 "addComment" => json!({ "i": { "postId": post, "identityId": identity, "content": "x" } }),
-                "deleteComment" | "likeComment" | "unlikeComment" => json!({ "id": comment }),
+                "deleteComment" | "likeComment" | "unlikeComment" | "hideComment" | "unhideComment" => {
+                    json!({ "id": comment })
+                }
                 "setMemberRole" => json!({ "c": circle, "u": target.session.user_id, "r": "MODERATOR" }),
+                "removeMember" | "unbanMember" => json!({ "c": circle, "u": target.session.user_id }),
                 "updateCircle" => json!({ "id": circle, "i": { "name": "Renamed" } }),
                 "archiveCircle" => json!({ "id": circle }),
                 _ => json!({ "id": post }),

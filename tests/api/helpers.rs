@@ -316,6 +316,24 @@ pub fn test_redis(what: &str) -> Option<String> {
     }
 }
 
+/// Overrides for instances that share Redis (a cache prefix and an events channel of their own)
+/// when `TEST_REDIS_URL` is set; else in-process ones, after saying in the run that `what` (the
+/// second-instance half of a test) is skipped. The bool says whether Redis is shared.
+pub fn redis_fleet(what: &str) -> (bool, Vec<(&'static str, String)>) {
+    let redis = test_redis(what);
+    let prefix = format!("mg-test-{}", Uuid::new_v4().simple());
+    let mut shared = vec![("EVENTS_CHANNEL", format!("{prefix}:events")), ("CACHE_KEY_PREFIX", prefix)];
+    if let Some(url) = &redis {
+        shared.push(("REDIS_URL", url.clone()));
+    }
+    (redis.is_some(), shared)
+}
+
+/// `pairs` as `spawn_app_with` takes them.
+pub fn borrowed<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// A graphql-transport-ws client socket.
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -60,20 +60,12 @@ fn code_in(mail: &str) -> String {
 
 #[tokio::test]
 async fn a_ban_refuses_the_users_next_request_even_a_kept_response_and_on_another_instance() {
-    let redis = test_redis("the second-instance half of the ban test");
-    let prefix = format!("mg-test-{}", uuid::Uuid::new_v4().simple());
-    let channel = format!("{prefix}:events");
-    let mut shared = vec![("CACHE_KEY_PREFIX", prefix.as_str()), ("EVENTS_CHANNEL", channel.as_str())];
-    if let Some(url) = redis.as_deref() {
-        shared.push(("REDIS_URL", url));
-    }
+    let (redis, fleet) = redis_fleet("the second-instance half of the ban test");
+    let shared = borrowed(&fleet);
     let app = spawn_app_with(&shared).await;
     let admin = app.admin("admin@example.com").await;
     let user = app.register("user@example.com").await;
-    let other = match redis {
-        Some(_) => Some(spawn_sibling(&app, &shared).await),
-        None => None,
-    };
+    let other = if redis { Some(spawn_sibling(&app, &shared).await) } else { None };
     // Read twice on each instance: the second answer is a kept response.
     for instance in std::iter::once(&app).chain(other.as_ref()) {
         for _ in 0..2 {

@@ -26,6 +26,7 @@ mod learning;
 mod lifecycle;
 mod messaging;
 mod migrations;
+mod moderation;
 mod redis_outage;
 mod schema;
 mod search;

@@ -86,6 +86,7 @@ fn identity(user: Uuid) -> user_identities::ActiveModel {
         status: Set(IdentityStatus::Active),
         verification_status: Set(VerificationStatus::Verified),
         verification_documents: Set(Some(StringList(vec!["https://x.test/doc.pdf".into()]))),
+        rejection_reason: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -221,6 +222,8 @@ async fn fixture(db: &DatabaseConnection) -> Fixture {
         role: Set(MemberRole::Admin),
         joined_at: Set(now),
         is_active: Set(true),
+        banned_at: Set(None),
+        ban_reason: Set(None),
     }
     .insert(db)
     .await
@@ -285,6 +288,8 @@ async fn unique_constraints_of_the_design_refuse_duplicates() {
         role: Set(MemberRole::Admin),
         joined_at: Set(now),
         is_active: Set(true),
+        banned_at: Set(None),
+        ban_reason: Set(None),
     };
     assert!(is_unique_violation(member().insert(&db).await), "circle_members(circle, user)");
 
