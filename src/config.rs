@@ -104,6 +104,9 @@ impl RateRule {
     }
 }
 
+/// The longest period a rate rule may have (30 days).
+const MAX_RULE_PERIOD_SECS: u64 = 30 * 86_400;
+
 impl std::fmt::Display for RateRule {
     /// The form `FromStr` reads, in the largest whole unit (`10/15m`, `3/1h`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,13 +130,15 @@ impl FromStr for RateRule {
         let split = period.find(|c: char| !c.is_ascii_digit()).unwrap_or(period.len());
         let (amount, unit) = period.split_at(split);
         let amount: u64 = if amount.is_empty() { 1 } else { amount.parse().map_err(|_| "bad period".to_string())? };
-        let seconds = match unit {
-            "s" => amount,
-            "m" | "min" => amount * 60,
-            "h" => amount * 3600,
-            "d" => amount * 86_400,
+        let unit_seconds: u64 = match unit {
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
             other => return Err(format!("unknown period unit '{other}' (s, m, h, d)")),
         };
+        let seconds = amount.checked_mul(unit_seconds).filter(|s| *s <= MAX_RULE_PERIOD_SECS);
+        let Some(seconds) = seconds else { return Err("the period is at most 30 days".into()) };
         if limit == 0 || seconds == 0 {
             return Err("count and period must be greater than zero".into());
         }

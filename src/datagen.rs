@@ -184,7 +184,7 @@ pub fn bench_email(index: usize) -> String {
 /// generator fills an empty database before any server runs: there is no cache to mark, so it
 /// writes past `domain::write`.)
 #[allow(clippy::disallowed_methods)]
-async fn insert_all<A>(db: &DatabaseConnection, label: &str, columns: usize, rows: Vec<A>) -> anyhow::Result<()>
+async fn insert_all<A>(db: &DatabaseConnection, label: &str, rows: Vec<A>) -> anyhow::Result<()>
 where
     A: ActiveModelTrait + Send,
     <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
@@ -196,7 +196,9 @@ where
             .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
-    let chunk = (60_000 / columns).max(1);
+    // Every column is bound, set or not: the entity's column count is the parameters per row.
+    let columns = <<A::Entity as EntityTrait>::Column as sea_orm::Iterable>::iter().count();
+    let chunk = (60_000 / columns.max(1)).max(1);
     let mut rows = rows;
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(chunk));
@@ -258,7 +260,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += domains.len();
-    insert_all(db, "domains", 8, domains).await?;
+    insert_all(db, "domains", domains).await?;
 
     // Users, one identity and one profile each: the first `masters` users are verified masters.
     let user_ids: Vec<Uuid> = (0..scale.users).map(|_| uuid(&mut rng)).collect();
@@ -280,7 +282,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += users.len();
-    insert_all(db, "users", 11, users).await?;
+    insert_all(db, "users", users).await?;
     let identities: Vec<user_identities::ActiveModel> = (0..scale.users)
         .map(|i| {
             let master = i < scale.masters;
@@ -303,7 +305,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += identities.len();
-    insert_all(db, "user_identities", 9, identities).await?;
+    insert_all(db, "user_identities", identities).await?;
     const SKILLS: &[&str] =
         &["rust", "go", "sql", "design", "figma", "cooking", "baking", "guitar", "piano", "finance", "tax", "writing"];
     let profiles: Vec<user_profiles::ActiveModel> = (0..scale.users)
@@ -336,7 +338,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += profiles.len();
-    insert_all(db, "user_profiles", 14, profiles).await?;
+    insert_all(db, "user_profiles", profiles).await?;
     let apprentice = |rng: &mut StdRng| scale.masters + rng.gen_range(0..scale.users - scale.masters);
 
     // Courses: popular masters teach more; popular courses get most students and reviews.
@@ -402,7 +404,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += courses.len();
-    insert_all(db, "courses", 18, courses).await?;
+    insert_all(db, "courses", courses).await?;
     let mut contents = Vec::with_capacity(scale.courses * scale.contents_per_course);
     for (c, course_id) in course_ids.iter().enumerate() {
         for k in 0..scale.contents_per_course {
@@ -422,7 +424,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         }
     }
     total += contents.len();
-    insert_all(db, "course_contents", 11, contents).await?;
+    insert_all(db, "course_contents", contents).await?;
     let records: Vec<learning_records::ActiveModel> = enrolled_list
         .iter()
         .map(|(user, course)| learning_records::ActiveModel {
@@ -438,7 +440,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += records.len();
-    insert_all(db, "learning_records", 9, records).await?;
+    insert_all(db, "learning_records", records).await?;
 
     // Circles and members (popular circles are large); the creator is the admin member.
     let circle_ids: Vec<Uuid> = (0..scale.circles).map(|_| uuid(&mut rng)).collect();
@@ -496,7 +498,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += circles.len();
-    insert_all(db, "circles", 13, circles).await?;
+    insert_all(db, "circles", circles).await?;
     let mut memberships = Vec::with_capacity(scale.memberships);
     for (c, list) in members.iter().enumerate() {
         for (k, user) in list.iter().enumerate() {
@@ -514,7 +516,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         }
     }
     total += memberships.len();
-    insert_all(db, "circle_members", 7, memberships).await?;
+    insert_all(db, "circle_members", memberships).await?;
     let posts: Vec<posts::ActiveModel> = (0..scale.posts)
         .map(|p| {
             let author = post_author[p];
@@ -539,7 +541,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += posts.len();
-    insert_all(db, "posts", 16, posts).await?;
+    insert_all(db, "posts", posts).await?;
     let comments: Vec<comments::ActiveModel> = comment_posts
         .iter()
         .map(|p| {
@@ -560,7 +562,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += comments.len();
-    insert_all(db, "comments", 11, comments).await?;
+    insert_all(db, "comments", comments).await?;
     let like_rows: Vec<post_likes::ActiveModel> = likes
         .iter()
         .map(|(post, user)| post_likes::ActiveModel {
@@ -571,7 +573,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += like_rows.len();
-    insert_all(db, "post_likes", 4, like_rows).await?;
+    insert_all(db, "post_likes", like_rows).await?;
 
     // Appointments: popular mentors are busy; one-hour slots per mentor never overlap.
     let mut slot_of: HashMap<usize, i64> = HashMap::new();
@@ -615,7 +617,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         });
     }
     total += appointment_rows.len();
-    insert_all(db, "appointments", 15, appointment_rows).await?;
+    insert_all(db, "appointments", appointment_rows).await?;
 
     let mut review_rows: Vec<reviews::ActiveModel> = course_reviews
         .iter()
@@ -651,7 +653,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         });
     }
     total += review_rows.len();
-    insert_all(db, "reviews", 12, review_rows).await?;
+    insert_all(db, "reviews", review_rows).await?;
 
     // Notifications: the first users (the benchmark's viewers) get plenty, most get a few.
     let notifications: Vec<notifications::ActiveModel> = (0..scale.notifications)
@@ -668,7 +670,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
         })
         .collect();
     total += notifications.len();
-    insert_all(db, "notifications", 9, notifications).await?;
+    insert_all(db, "notifications", notifications).await?;
 
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         // Statistics for the planner, and the visibility map that lets the stats views' covering

@@ -188,6 +188,7 @@ struct Inner {
     current: RwLock<Arc<Live>>,
     /// Stored overrides in force: key → when set.
     overridden: RwLock<HashMap<String, DateTime<Utc>>>,
+    reloading: tokio::sync::Mutex<()>,
     cache: crate::cache::Cache,
 }
 
@@ -207,6 +208,7 @@ impl Settings {
             current: RwLock::new(Arc::new(defaults.clone())),
             defaults,
             overridden: RwLock::default(),
+            reloading: tokio::sync::Mutex::new(()),
             cache,
         }))
     }
@@ -217,8 +219,10 @@ impl Settings {
     }
 
     /// Re-reads `system_configs`. A stored value that no longer validates (or an unknown key) is
-    /// ignored with a warning: the default stays in force.
+    /// ignored with a warning: the default stays in force. Reloads run one at a time, so an older
+    /// read never replaces a newer one.
     pub async fn reload(&self, db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+        let _one_at_a_time = self.0.reloading.lock().await;
         let rows = system_configs::Entity::find().all(db).await?;
         let mut live = self.0.defaults.clone();
         let mut overridden = HashMap::new();
@@ -316,6 +320,7 @@ pub async fn set(
     value: Value,
     ip: Option<IpAddr>,
 ) -> AppResult<Entry> {
+    let admin = crate::domain::admin(db, viewer).await?;
     let key = key.trim();
     let spec = spec(key).ok_or_else(|| {
         let known: Vec<_> = SPECS.iter().map(|s| s.key).collect();
@@ -325,8 +330,18 @@ pub async fn set(
         let mut probe = settings.0.defaults.clone();
         (spec.set)(&mut probe, &value).map_err(|message| AppError::bad_input("value", message))?;
     }
-    let admin = crate::domain::admin(db, viewer).await?;
     let txn = db.begin().await?;
+    // A write first (SQLite keeps its snapshot; PostgreSQL locks the row if it exists).
+    write::update_many(
+        &txn,
+        system_configs::Entity::update_many()
+            .col_expr(
+                system_configs::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::col(system_configs::Column::UpdatedAt).into(),
+            )
+            .filter(system_configs::Column::ConfigKey.eq(key)),
+    )
+    .await?;
     let existing = system_configs::Entity::find().filter(system_configs::Column::ConfigKey.eq(key)).one(&txn).await?;
     let stored = |row: &system_configs::Model| {
         let value = row.config_value.as_deref().and_then(|v| serde_json::from_str::<Value>(v).ok());
@@ -363,7 +378,8 @@ pub async fn set(
                     updated_at: Set(now),
                 },
             )
-            .await?,
+            .await
+            .map_err(AppError::on_unique("key", "the key was set meanwhile; try again"))?,
         ),
     };
     let new = new.as_ref().map(stored);
@@ -377,7 +393,10 @@ pub async fn set(
         audit::record(&txn, entry).await?;
     }
     txn.commit().await?;
-    settings.reload(db).await?;
+    // Announced whatever follows: the change is stored, every instance must apply it.
     crate::events::emit(Event::SettingsChanged);
+    if let Err(error) = settings.reload(db).await {
+        tracing::warn!(error = %error, "reloading system configs after a change failed (the watcher retries)");
+    }
     settings.entry(key).ok_or_else(|| AppError::not_found("system config"))
 }

@@ -121,7 +121,7 @@ impl Cache {
                         if let Some(value) = &value {
                             found.insert(*id, value.clone());
                         }
-                        entries.insert(*id, self.entry(value));
+                        entries.insert(*id, self.entry(kind, value));
                     }
                     self.fill(kind, &entries, epoch, &versions).await;
                 }
@@ -152,10 +152,10 @@ impl Cache {
         Ok(found)
     }
 
-    fn entry<T: Send + Sync + 'static>(&self, value: Option<T>) -> Entry {
+    fn entry<T: Send + Sync + 'static>(&self, kind: Kind, value: Option<T>) -> Entry {
         let ttl = match value {
-            Some(_) => jittered(self.local_ttl()),
-            None => MISS_TTL.min(self.local_ttl()),
+            Some(_) => jittered(kind.ttl(self.local_ttl())),
+            None => MISS_TTL.min(kind.ttl(self.local_ttl())),
         };
         Entry { value: value.map(|v| Arc::new(v) as Value), ttl }
     }
@@ -217,7 +217,7 @@ impl Cache {
                         found.insert(id, value.clone());
                     }
                     if self.0.epoch.load(Ordering::SeqCst) == epoch {
-                        self.0.local.insert((kind, id), self.entry(value));
+                        self.0.local.insert((kind, id), self.entry(kind, value));
                     }
                 }
                 Some(Err(_)) | None => {
@@ -252,10 +252,10 @@ impl Cache {
             let Some(version) = versions.get(id) else { continue };
             let (payload, ttl) = match &entry.value {
                 Some(_) => match self.encode(kind, *id, entries) {
-                    Some(json) => (json, jittered(self.ttl())),
+                    Some(json) => (json, jittered(kind.ttl(self.ttl()))),
                     None => continue,
                 },
-                None => (String::new(), MISS_TTL),
+                None => (String::new(), kind.ttl(MISS_TTL)),
             };
             let key = self.key((kind, *id));
             invocation.key(version_key(&key)).key(key).arg(version).arg(payload).arg(ttl.as_secs().max(1));

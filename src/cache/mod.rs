@@ -92,7 +92,19 @@ pub enum Kind {
     Session,
 }
 
+/// The longest a standing check (status, session) is kept: a change made outside the API (a ban
+/// written in SQL) holds for at most this long; the API's own changes drop the entry at once.
+const STANDING_TTL: Duration = Duration::from_secs(30);
+
 impl Kind {
+    /// This kind's TTL when the configured one is `ttl`.
+    fn ttl(self, ttl: Duration) -> Duration {
+        match self {
+            Kind::Account | Kind::Session => ttl.min(STANDING_TTL),
+            _ => ttl,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Kind::Course => "course",

@@ -427,24 +427,31 @@ pub async fn remove_member(
     if actor.id == user_id {
         return Err(AppError::bad_input("userId", "use leaveCircle to leave a circle yourself"));
     }
+    let txn = db.begin().await?;
+    lock_circle(&txn, circle_id).await?;
+    // Roles read under the circle's lock: a moderator demoted meanwhile no longer removes anyone.
     let actor_rank = if actor.role == entity::enums::UserRole::Admin {
         3
     } else {
-        match membership(db, circle_id, actor.id).await? {
+        match membership(&txn, circle_id, actor.id).await? {
             Some(m) if m.role != MemberRole::Member => rank(m.role),
             _ => return Err(AppError::forbidden("circle moderators only")),
         }
     };
-    let txn = db.begin().await?;
-    lock_circle(&txn, circle_id).await?;
     let member = circle_members::Entity::find()
         .filter(circle_members::Column::CircleId.eq(circle_id))
         .filter(circle_members::Column::UserId.eq(user_id))
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("membership"))?;
-    if member.is_active && rank(member.role) >= actor_rank {
+    if rank(member.role) >= actor_rank {
         return Err(AppError::forbidden("you can only remove members below your own role"));
+    }
+    if member.is_active && member.role == MemberRole::Admin && active_admins(&txn, circle_id).await? <= 1 {
+        return Err(AppError::Conflict {
+            field: Some("userId".into()),
+            message: "the circle's last admin cannot be removed; make another member admin first".into(),
+        });
     }
     let banned = ban || member.banned_at.is_some();
     if !member.is_active && banned == member.banned_at.is_some() {
@@ -468,8 +475,8 @@ pub async fn remove_member(
         "is_active": member.is_active, "banned": member.banned_at.is_some(),
     });
     let new = json!({
-        "id": member.id, "circle_id": circle_id, "user_id": user_id, "is_active": false, "banned": banned,
-        "reason": reason,
+        "id": member.id, "circle_id": circle_id, "user_id": user_id, "role": MemberRole::Member.as_str(),
+        "is_active": false, "banned": banned, "reason": reason,
     });
     audit::updated(&txn, Actor { user_id: actor.id, ip }, "circle_members", old, new).await?;
     let member = circle_members::Entity::find_by_id(member.id)
@@ -480,7 +487,7 @@ pub async fn remove_member(
     Ok(member)
 }
 
-/// Circle moderators (and platform admins) lift a ban: the user may join again. Audited; idempotent.
+/// Circle admins (and platform admins) lift a ban: the user may join again. Audited; idempotent.
 #[tracing::instrument(name = "circles.unban_member", skip_all, fields(circle = %circle_id))]
 pub async fn unban_member(
     db: &DatabaseConnection,
@@ -489,11 +496,7 @@ pub async fn unban_member(
     user_id: Uuid,
     ip: Option<IpAddr>,
 ) -> AppResult<circle_members::Model> {
-    let actor = super::active_user(db, viewer).await?;
-    find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
-    if !moderates(db, &actor, circle_id).await? {
-        return Err(AppError::forbidden("circle moderators only"));
-    }
+    let (actor, _) = administered(db, viewer, circle_id).await?;
     let member = circle_members::Entity::find()
         .filter(circle_members::Column::CircleId.eq(circle_id))
         .filter(circle_members::Column::UserId.eq(user_id))

@@ -132,6 +132,14 @@ pub async fn update(
     let icon = optional_url("input.icon", input.icon, 500)?;
     let admin = super::admin(db, viewer).await?;
     let txn = db.begin().await?;
+    // A write first: it locks the row on PostgreSQL, and SQLite keeps the transaction's snapshot.
+    write::update_many(
+        &txn,
+        domains::Entity::update_many()
+            .col_expr(domains::Column::SortOrder, sea_orm::sea_query::Expr::col(domains::Column::SortOrder).into())
+            .filter(domains::Column::Id.eq(id)),
+    )
+    .await?;
     let existing = domains::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("domain"))?;
     let before = snapshot(&existing);
     // A code in use is not renamed: identities, circles, courses' filters, search documents and

@@ -208,14 +208,19 @@ async fn retire(
             audit::updated(&txn, actor, "posts", old, new).await?;
         }
     } else if to == ContentStatus::Deleted && post.status == ContentStatus::Hidden {
-        // A hidden post (already out of the count) may still be deleted by its author.
-        write::update_many(
+        // A hidden post (already out of the count) may still be deleted by its author; only while
+        // it is hidden (a moderator may have brought it back into the count meanwhile).
+        let moved = write::update_many(
             &txn,
             posts::Entity::update_many()
                 .col_expr(posts::Column::Status, Expr::value(to.as_str()))
-                .filter(posts::Column::Id.eq(post.id)),
+                .filter(posts::Column::Id.eq(post.id))
+                .filter(posts::Column::Status.eq(ContentStatus::Hidden.as_str())),
         )
         .await?;
+        if moved != 1 {
+            return Err(AppError::Conflict { field: None, message: "the post changed meanwhile; try again".into() });
+        }
     }
     let post = find(&txn, post.id).await?.ok_or_else(|| AppError::not_found("post"))?;
     txn.commit().await?;
@@ -338,8 +343,11 @@ pub async fn add_comment(
     let parent = match input.parent_id {
         None => None,
         Some(parent_id) => {
-            let parent =
-                comments::Entity::find_by_id(parent_id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))?;
+            let parent = comments::Entity::find_by_id(parent_id)
+                .one(db)
+                .await?
+                .filter(|c| c.status != ContentStatus::Hidden)
+                .ok_or_else(|| AppError::not_found("comment"))?;
             if parent.post_id != post.id {
                 return Err(AppError::bad_input("input.parentId", "the parent comment belongs to another post"));
             }
@@ -454,6 +462,22 @@ pub async fn delete_comment(
         .await?;
         if comment.user_id != user.id {
             let (old, new) = (status_of(id, ContentStatus::Active), status_of(id, ContentStatus::Deleted));
+            audit::updated(&txn, Actor { user_id: user.id, ip }, "comments", old, new).await?;
+        }
+    } else {
+        // A hidden comment is already out of the count: deleting it only marks it (so a later
+        // unhide cannot bring back what its author deleted).
+        let moved = write::update_many(
+            &txn,
+            comments::Entity::update_many()
+                .col_expr(comments::Column::Status, Expr::value(ContentStatus::Deleted.as_str()))
+                .col_expr(comments::Column::UpdatedAt, Expr::value(Utc::now()))
+                .filter(comments::Column::Id.eq(id))
+                .filter(comments::Column::Status.eq(ContentStatus::Hidden.as_str())),
+        )
+        .await?;
+        if moved == 1 && comment.user_id != user.id {
+            let (old, new) = (status_of(id, ContentStatus::Hidden), status_of(id, ContentStatus::Deleted));
             audit::updated(&txn, Actor { user_id: user.id, ip }, "comments", old, new).await?;
         }
     }

@@ -225,6 +225,13 @@ async fn change(
             .await?;
         }
     }
+    // Under the lock: what was read before it may have changed (deleted by its author, hidden by
+    // an admin), and the change was decided on what was read.
+    let current =
+        reviews::Entity::find_by_id(review.id).one(&txn).await?.ok_or_else(|| AppError::not_found("review"))?;
+    if current.status != review.status {
+        return Err(AppError::Conflict { field: None, message: "the review changed meanwhile; try again".into() });
+    }
     let mut active: reviews::ActiveModel = review.clone().into();
     apply(&mut active);
     active.updated_at = Set(Utc::now());

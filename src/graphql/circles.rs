@@ -143,7 +143,8 @@ impl CircleMember {
     async fn is_banned(&self) -> bool {
         self.0.banned_at.is_some()
     }
-    /// Why the user was banned: the user and the circle's moderators see it.
+    /// Why the user was banned: the user and the circle's moderators see it (in `removeMember`'s
+    /// and `unbanMember`'s answers).
     async fn ban_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         let Some(reason) = self.0.ban_reason.as_deref() else { return Ok(None) };
         let viewer = viewer(ctx);
@@ -561,7 +562,8 @@ impl CirclesMutation {
         Ok(Post(posts::unhide(&state(ctx)?.db, viewer(ctx), id, client_ip(ctx)).await?))
     }
 
-    /// Moderators hide a comment: it leaves the thread and the post's comment count (audited).
+    /// Moderators hide a comment: it leaves the thread (for everyone) and the post's comment count
+    /// (audited); keep the id from this answer to undo it with `unhideComment`.
     async fn hide_comment(&self, ctx: &Context<'_>, id: ID) -> Result<Comment> {
         let id = id_arg("id", &id)?;
         Ok(Comment(posts::set_comment_hidden(&state(ctx)?.db, viewer(ctx), id, true, client_ip(ctx)).await?))
@@ -591,7 +593,7 @@ impl CirclesMutation {
         Ok(CircleMember(member))
     }
 
-    /// Circle moderators lift a ban: the user may join again (audited).
+    /// Circle admins (and platform admins) lift a ban: the user may join again (audited).
     async fn unban_member(&self, ctx: &Context<'_>, circle_id: ID, user_id: ID) -> Result<CircleMember> {
         let circle_id = id_arg("circleId", &circle_id)?;
         let user_id = id_arg("userId", &user_id)?;

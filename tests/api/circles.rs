@@ -568,7 +568,7 @@ async fn permission_matrix_for_circle_mutations() {
         // By now `target` is a moderator: a moderator cannot remove them, a circle admin can (and
         // a second removal is a no-op).
         ("removeMember", REMOVE_MEMBER, [U, F, F, F, F, OK, OK, F]),
-        ("unbanMember", UNBAN_MEMBER, [U, F, F, F, OK, OK, OK, F]),
+        ("unbanMember", UNBAN_MEMBER, [U, F, F, F, F, OK, OK, F]),
         ("archiveCircle", ARCHIVE_CIRCLE, [U, F, F, F, F, OK, OK, F]),
     ];
     let tables = [

@@ -462,3 +462,68 @@ async fn system_configs_are_validated_audited_and_live_on_every_instance() {
         .cloned();
     assert_eq!(likes.map(|e| e["value"].clone()), Some(json!(false)), "{body}");
 }
+
+#[tokio::test]
+async fn a_deleted_hidden_comment_stays_deleted_and_a_circle_keeps_its_last_admin() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let owner = person(&app, "owner@example.com").await;
+    let author = person(&app, "author@example.com").await;
+    let body = app
+        .gql_as(
+            &owner.session.access,
+            CREATE_CIRCLE,
+            json!({ "i": { "identityId": owner.identity, "name": "Knitters", "domain": "software" } }),
+        )
+        .await;
+    let circle = data(&body)["createCircle"]["id"].as_str().expect("circle").to_string();
+    data(&app.gql_as(&author.session.access, JOIN, json!({ "c": circle, "i": author.identity })).await);
+    let body = app
+        .gql_as(
+            &author.session.access,
+            "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+            json!({ "i": { "circleId": circle, "identityId": author.identity, "content": "hello" } }),
+        )
+        .await;
+    let post = data(&body)["createPost"]["id"].as_str().expect("post").to_string();
+    let body = app
+        .gql_as(
+            &author.session.access,
+            "mutation($i: AddCommentInput!) { addComment(input: $i) { id } }",
+            json!({ "i": { "postId": post, "identityId": author.identity, "content": "oops" } }),
+        )
+        .await;
+    let comment = data(&body)["addComment"]["id"].as_str().expect("comment").to_string();
+    data(
+        &app.gql_as(
+            &owner.session.access,
+            "mutation($id: ID!) { hideComment(id: $id) { id } }",
+            json!({ "id": comment }),
+        )
+        .await,
+    );
+    // The author deletes it while hidden: an unhide cannot bring it back.
+    let body = app
+        .gql_as(
+            &author.session.access,
+            "mutation($id: ID!) { deleteComment(id: $id) { status } }",
+            json!({ "id": comment }),
+        )
+        .await;
+    assert_eq!(data(&body)["deleteComment"]["status"], "DELETED", "{body}");
+    let body = app
+        .gql_as(
+            &owner.session.access,
+            "mutation($id: ID!) { unhideComment(id: $id) { status } }",
+            json!({ "id": comment }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    let body = app.gql("query($p: ID!) { post(id: $p) { commentCount } }", json!({ "p": post })).await;
+    assert_eq!(data(&body)["post"]["commentCount"], 0, "{body}");
+    // Not even a platform admin removes a circle's only admin.
+    let before = app.snapshot("circle_members").await;
+    let body = app.gql_as(&world.admin.access, REMOVE, json!({ "c": circle, "u": owner.session.user_id })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    assert_eq!(app.snapshot("circle_members").await, before);
+}
