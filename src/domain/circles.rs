@@ -35,6 +35,8 @@ pub struct CircleInput {
 pub struct CircleFilter {
     pub domain: Option<String>,
     pub tag: Option<String>,
+    /// Only circles this user is an active member of (`myCircles`).
+    pub member: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -543,6 +545,18 @@ pub async fn list(
     if let Some(tag) = filter.tag {
         let contains = super::courses::json_array_contains(db.get_database_backend(), "circles.tags", tag.trim());
         select = select.filter(Condition::all().add(contains));
+    }
+    if let Some(user_id) = filter.member {
+        select = select.filter(
+            circles::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(circle_members::Column::CircleId)
+                    .from(circle_members::Entity)
+                    .and_where(circle_members::Column::UserId.eq(user_id))
+                    .and_where(circle_members::Column::IsActive.eq(true))
+                    .to_owned(),
+            ),
+        );
     }
     let counted = select.clone();
     let page = match order {

@@ -297,6 +297,16 @@ pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewe
     Ok(result)
 }
 
+/// How many private messages to the viewer are unread.
+pub async fn unread_messages(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<u64> {
+    let me = viewer.require()?;
+    Ok(messages::Entity::find()
+        .filter(messages::Column::ToUserId.eq(me))
+        .filter(messages::Column::IsRead.eq(false))
+        .count(db)
+        .await?)
+}
+
 /// How many of the viewer's notifications are unread (cached per user; every notification sent
 /// to them or marked read drops it).
 pub async fn unread_notifications(

@@ -79,6 +79,23 @@ pub async fn visible(
     }
 }
 
+/// `comment` if the viewer may see it: its post is visible to them, and a hidden comment only to
+/// the circle's moderators (a deleted one reads "deleted", as in its thread).
+pub async fn visible_comment(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    viewer: &Viewer,
+    comment: comments::Model,
+) -> AppResult<Option<comments::Model>> {
+    let Some(post) = find(db, comment.post_id).await? else { return Ok(None) };
+    let Some(post) = visible(db, viewer, post).await? else { return Ok(None) };
+    if comment.status != ContentStatus::Hidden {
+        return Ok(Some(comment));
+    }
+    let Some(user_id) = viewer.optional()? else { return Ok(None) };
+    let Some(user) = super::accounts::find_user(db, user_id).await? else { return Ok(None) };
+    Ok(moderates(db, &user, post.circle_id).await?.then_some(comment))
+}
+
 /// The viewer, if an active member of an active circle (posting, commenting and liking need it).
 async fn acting_member(
     db: &DatabaseConnection,
@@ -721,6 +738,7 @@ where
 pub async fn feed(
     db: &DatabaseConnection,
     viewer: &Viewer,
+    order: PostOrder,
     page: &PageRequest,
 ) -> AppResult<(Page<posts::Model>, sea_orm::Select<posts::Entity>)> {
     let user_id = viewer.require()?;
@@ -734,7 +752,7 @@ pub async fn feed(
                 .to_owned(),
         ),
     );
-    let (columns, key) = post_keys(PostOrder::Latest, false);
+    let (columns, key) = post_keys(order, false);
     let counted = select.clone();
     let page = keyset(db, select, &columns, posts::Column::Id, Direction::Desc, page, |p| (key(p), p.id)).await?;
     Ok((page, counted))

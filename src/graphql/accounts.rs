@@ -75,6 +75,16 @@ impl User {
     async fn role(&self, ctx: &Context<'_>) -> Result<UserRole> {
         Ok(self.model(ctx).await?.role)
     }
+    /// The name the user goes by: the profile name of their primary identity (their oldest active
+    /// master identity with a profile, else their oldest active identity with one). Null until
+    /// they have a profile.
+    async fn display_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.primary_profile(ctx).await?.map(|profile| profile.name))
+    }
+    /// The avatar URL of the same profile as `displayName`.
+    async fn avatar(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.primary_profile(ctx).await?.and_then(|profile| profile.avatar))
+    }
     /// The user's master and apprentice identities.
     async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<Identity>> {
         let found = loaders(ctx)?.identities_by_user.load_one(self.id).await.map_err(AppError::from)?;
@@ -86,6 +96,21 @@ impl User {
 }
 
 impl User {
+    /// The profile `displayName` and `avatar` show: two batched loads (identities by user,
+    /// profiles by identity) whatever the number of users in the response.
+    async fn primary_profile(&self, ctx: &Context<'_>) -> Result<Option<entity::user_profiles::Model>, AppError> {
+        let loaders = loaders(ctx)?;
+        let mut identities = loaders.identities_by_user.load_one(self.id).await?.unwrap_or_default();
+        identities.retain(|i| i.status == entity::enums::IdentityStatus::Active);
+        identities.sort_by_key(|i| (i.identity_type != entity::enums::IdentityType::Master, i.created_at));
+        let ids: Vec<Uuid> = identities.iter().map(|i| i.id).collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let profiles: Vec<_> = loaders.profiles_by_identity.load_ordered(&ids).await?.into_iter().flatten().collect();
+        Ok(ids.iter().find_map(|id| profiles.iter().find(|p| p.identity_id == *id).cloned()))
+    }
+
     fn visible_to(&self, ctx: &Context<'_>) -> bool {
         if self.owner {
             return true;

@@ -198,6 +198,19 @@ pub struct AppointmentsQuery;
 
 #[Object]
 impl AppointmentsQuery {
+    /// A review, to open it from a notification or a link: active ones for everyone, hidden
+    /// ones for admins, deleted ones for nobody.
+    async fn review(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Review>> {
+        let id = id_arg("id", &id)?;
+        let found = reviews::find(&state(ctx)?.db, id).await?;
+        let visible = found.filter(|r| match r.status {
+            ContentStatus::Active => true,
+            ContentStatus::Hidden => crate::domain::is_admin(viewer(ctx)),
+            ContentStatus::Deleted => false,
+        });
+        Ok(visible.map(Review))
+    }
+
     /// An appointment you are part of (null otherwise).
     async fn appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Appointment>> {
         let id = id_arg("id", &id)?;

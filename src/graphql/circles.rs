@@ -402,9 +402,43 @@ impl CirclesQuery {
             CircleOrderBy::Newest => CircleOrder::Newest,
         };
         let db = &state(ctx)?.db;
-        let (rows, select) =
-            circles::list(db, CircleFilter { domain: filter.domain, tag: filter.tag }, order, &page).await?;
+        let filter = CircleFilter { domain: filter.domain, tag: filter.tag, member: None };
+        let (rows, select) = circles::list(db, filter, order, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Circle))
+    }
+
+    /// The active circles you belong to (default: most members first).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    async fn my_circles(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "CircleOrderBy::Members")] order_by: CircleOrderBy,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Circle>> {
+        let me = viewer(ctx).require()?;
+        let page = page_request(ctx, first, after, last, before)?;
+        let order = match order_by {
+            CircleOrderBy::Members => CircleOrder::Members,
+            CircleOrderBy::Newest => CircleOrder::Newest,
+        };
+        let db = &state(ctx)?.db;
+        let filter = CircleFilter { domain: None, tag: None, member: Some(me) };
+        let (rows, select) = circles::list(db, filter, order, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(db, select), Circle))
+    }
+
+    /// A comment, to open it from a notification or a link: null when it or its post is not
+    /// visible to you (hidden comments: the circle's moderators only).
+    async fn comment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Comment>> {
+        let id = id_arg("id", &id)?;
+        let state = state(ctx)?;
+        let Some(comment) = loaders(ctx)?.comments.load_one(id).await.map_err(AppError::from)? else {
+            return Ok(None);
+        };
+        Ok(posts::visible_comment(&state.db, viewer(ctx), comment).await?.map(Comment))
     }
 
     /// A post (counts a view). Hidden posts: moderators only; deleted: nobody.
@@ -421,11 +455,13 @@ impl CirclesQuery {
         Ok(post.map(Post))
     }
 
-    /// Active posts of the circles you belong to, newest first.
+    /// Active posts of the circles you belong to: newest first (LATEST), or most liked first
+    /// (HOT, newest breaking ties).
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn feed(
         &self,
         ctx: &Context<'_>,
+        #[graphql(default_with = "Some(PostOrderBy::Latest)")] order_by: Option<PostOrderBy>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -433,7 +469,12 @@ impl CirclesQuery {
     ) -> Result<Conn<Post>> {
         let page = page_request(ctx, first, after, last, before)?;
         let db = &state(ctx)?.db;
-        let (rows, select) = posts::feed(db, viewer(ctx), &page).await?;
+        // null (an unset variable) means the default too.
+        let order = match order_by.unwrap_or(PostOrderBy::Latest) {
+            PostOrderBy::Latest => PostOrder::Latest,
+            PostOrderBy::Hot => PostOrder::Hot,
+        };
+        let (rows, select) = posts::feed(db, viewer(ctx), order, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Post))
     }
 }

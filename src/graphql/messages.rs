@@ -180,6 +180,11 @@ impl MessagesQuery {
         Ok(connection(rows, ConnectionFields::counting(db, select), Notification))
     }
 
+    /// How many private messages to you are unread (the badge on the inbox).
+    async fn unread_message_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        Ok(messages::unread_messages(&state(ctx)?.db, viewer(ctx)).await? as i64)
+    }
+
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let state = state(ctx)?;
         Ok(messages::unread_notifications(&state.db, &state.cache, viewer(ctx)).await? as i64)

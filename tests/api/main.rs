@@ -27,6 +27,7 @@ mod lifecycle;
 mod messaging;
 mod migrations;
 mod moderation;
+mod pages;
 mod redis_outage;
 mod schema;
 mod search;
