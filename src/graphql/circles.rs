@@ -339,6 +339,15 @@ pub enum CircleOrderBy {
     Newest,
 }
 
+impl From<CircleOrderBy> for CircleOrder {
+    fn from(order: CircleOrderBy) -> Self {
+        match order {
+            CircleOrderBy::Members => Self::Members,
+            CircleOrderBy::Newest => Self::Newest,
+        }
+    }
+}
+
 /// Input of `createPost`.
 #[derive(InputObject)]
 pub struct CreatePostInput {
@@ -397,10 +406,7 @@ impl CirclesQuery {
     ) -> Result<Conn<Circle>> {
         let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
-        let order = match order_by {
-            CircleOrderBy::Members => CircleOrder::Members,
-            CircleOrderBy::Newest => CircleOrder::Newest,
-        };
+        let order = CircleOrder::from(order_by);
         let db = &state(ctx)?.db;
         let filter = CircleFilter { domain: filter.domain, tag: filter.tag, member: None };
         let (rows, select) = circles::list(db, filter, order, &page).await?;
@@ -420,10 +426,7 @@ impl CirclesQuery {
     ) -> Result<Conn<Circle>> {
         let me = viewer(ctx).require()?;
         let page = page_request(ctx, first, after, last, before)?;
-        let order = match order_by {
-            CircleOrderBy::Members => CircleOrder::Members,
-            CircleOrderBy::Newest => CircleOrder::Newest,
-        };
+        let order = CircleOrder::from(order_by);
         let db = &state(ctx)?.db;
         let filter = CircleFilter { domain: None, tag: None, member: Some(me) };
         let (rows, select) = circles::list(db, filter, order, &page).await?;

@@ -595,6 +595,35 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A published course of a new master (`master_email`), which `student` enrolls in and
+    /// reviews with `rating`: (course id, review id).
+    pub async fn reviewed_course(
+        &self,
+        world: &World,
+        master_email: &str,
+        student: &Session,
+        rating: i32,
+    ) -> (String, String) {
+        let master = self.master(world, master_email, "software").await;
+        let course = self.course(&master, None, 1, true).await;
+        data(
+            &self
+                .gql_as(&student.access, "mutation($c: ID!) { enroll(courseId: $c) { id } }", json!({ "c": course }))
+                .await,
+        );
+        let body = self
+            .gql_as(
+                &student.access,
+                "mutation($i: CreateReviewInput!) { createReview(input: $i) { id } }",
+                json!({ "i": { "reviewType": "COURSE", "courseId": course, "rating": rating, "content": "a review" } }),
+            )
+            .await;
+        let review = data(&body)["createReview"]["id"].as_str().expect("review").to_string();
+        (course, review)
+    }
+}
+
 /// `TEST_ELASTICSEARCH_URL`: the search suite then runs on Elasticsearch (scripts/test runs it
 /// once more with it set, and says when it is skipped).
 pub fn elasticsearch_url() -> Option<String> {

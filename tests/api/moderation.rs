@@ -186,24 +186,7 @@ async fn moderators_and_admins_hide_unhide_and_remove_members_audited_and_member
     );
 
     // Reviews: hidden and back by the platform admin; the course's count follows.
-    let master = app.master(&world, "ada@example.com", "software").await;
-    let course = app.course(&master, None, 1, true).await;
-    data(
-        &app.gql_as(
-            &author.session.access,
-            "mutation($c: ID!) { enroll(courseId: $c) { id } }",
-            json!({ "c": course }),
-        )
-        .await,
-    );
-    let body = app
-        .gql_as(
-            &author.session.access,
-            "mutation($i: CreateReviewInput!) { createReview(input: $i) { id } }",
-            json!({ "i": { "reviewType": "COURSE", "courseId": course, "rating": 1, "content": "bad" } }),
-        )
-        .await;
-    let review = data(&body)["createReview"]["id"].as_str().expect("review").to_string();
+    let (course, review) = app.reviewed_course(&world, "ada@example.com", &author.session, 1).await;
     let body = app
         .gql_as(
             &member.session.access,

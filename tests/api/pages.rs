@@ -19,7 +19,8 @@ async fn person(app: &TestApp, email: &str, name: Option<&str>) -> Person {
     let session = app.register(email).await;
     let identity = app.apply(&session, "APPRENTICE", "software").await;
     if let Some(name) = name {
-        let input = json!({ "name": name, "avatar": format!("https://img.example.com/{}.png", name.replace(' ', "-")) });
+        let input =
+            json!({ "name": name, "avatar": format!("https://img.example.com/{}.png", name.replace(' ', "-")) });
         data(&app.gql_as(&session.access, PROFILE, json!({ "id": identity, "i": input })).await);
     }
     Person { session, identity }
@@ -206,24 +207,7 @@ async fn a_review_or_a_comment_opens_by_id_for_whoever_may_see_it() {
     assert_eq!(data(&body)["comment"]["content"], "first!", "moderators open a hidden comment: {body}");
     assert!(data(&app.gql(open, json!({ "id": uuid::Uuid::new_v4() })).await)["comment"].is_null());
 
-    let ada = app.master(&world, "ada@example.com", "software").await;
-    let course = app.course(&ada, None, 1, true).await;
-    data(
-        &app.gql_as(
-            &member.session.access,
-            "mutation($c: ID!) { enroll(courseId: $c) { id } }",
-            json!({ "c": course }),
-        )
-        .await,
-    );
-    let body = app
-        .gql_as(
-            &member.session.access,
-            "mutation($i: CreateReviewInput!) { createReview(input: $i) { id } }",
-            json!({ "i": { "reviewType": "COURSE", "courseId": course, "rating": 5, "content": "great" } }),
-        )
-        .await;
-    let review = data(&body)["createReview"]["id"].as_str().expect("review").to_string();
+    let (_, review) = app.reviewed_course(&world, "ada@example.com", &member.session, 5).await;
     let open = "query($id: ID!) { review(id: $id) { id rating } }";
     assert_eq!(data(&app.gql(open, json!({ "id": review })).await)["review"]["rating"], 5);
     data(
