@@ -114,11 +114,9 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput
     let avatar = optional_url("input.avatar", input.avatar.flatten(), 500)?;
     let user = super::active_user(db, viewer).await?;
     let identity = own_active_identity(db, &user, identity_id, "input.identityId").await?;
-    if !super::domains::is_active_code(db, &domain).await? {
-        return Err(AppError::bad_input("input.domain", "not an active domain code (see `domains`)"));
-    }
     let now = Utc::now();
     let txn = db.begin().await?;
+    super::domains::hold_active(&txn, &domain, "input.domain").await?;
     let circle = write::insert(
         &txn,
         circles::ActiveModel {

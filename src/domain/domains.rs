@@ -59,14 +59,22 @@ async fn uses_of(db: &(impl ConnectionTrait + TransactionTrait), code: &str) -> 
     Ok(identities + circles)
 }
 
-/// Whether `code` names an active domain.
-pub async fn is_active_code(db: &(impl ConnectionTrait + TransactionTrait), code: &str) -> AppResult<bool> {
-    Ok(domains::Entity::find()
-        .filter(domains::Column::Code.eq(code))
-        .filter(domains::Column::IsActive.eq(true))
-        .one(db)
-        .await?
-        .is_some())
+/// Inside a transaction that files something under `code` (an identity, a circle), as its first
+/// statement: a write on the domain's row, so a rename of the code waits for that transaction
+/// (and then counts what it filed), and BAD_USER_INPUT on `field` unless `code` is active.
+pub async fn hold_active(txn: &sea_orm::DatabaseTransaction, code: &str, field: &str) -> AppResult<()> {
+    let held = write::update_many(
+        txn,
+        domains::Entity::update_many()
+            .col_expr(domains::Column::SortOrder, sea_orm::sea_query::Expr::col(domains::Column::SortOrder).into())
+            .filter(domains::Column::Code.eq(code))
+            .filter(domains::Column::IsActive.eq(true)),
+    )
+    .await?;
+    if held != 1 {
+        return Err(AppError::bad_input(field, "not an active domain code (see `domains`)"));
+    }
+    Ok(())
 }
 
 fn parse_code(raw: &str) -> AppResult<String> {

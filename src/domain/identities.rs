@@ -67,18 +67,17 @@ pub async fn apply(
         ));
     }
     let user = super::active_user(db, viewer).await?;
-    if !super::domains::is_active_code(db, &domain).await? {
-        return Err(AppError::bad_input("input.domain", "not an active domain code (see `domains`)"));
-    }
+    let txn = db.begin().await?;
+    super::domains::hold_active(&txn, &domain, "input.domain").await?;
     let held = user_identities::Entity::find()
         .filter(user_identities::Column::UserId.eq(user.id))
         .filter(user_identities::Column::Domain.eq(domain.as_str()))
         .filter(user_identities::Column::IdentityType.eq(input.identity_type.as_str()))
-        .one(db)
+        .one(&txn)
         .await?;
     if let Some(held) = held {
         if held.status == IdentityStatus::Rejected {
-            return reapply(db, held, documents, ip).await;
+            return reapply(txn, held, documents, ip).await;
         }
         return Err(AppError::Conflict {
             field: Some("input.domain".into()),
@@ -90,8 +89,8 @@ pub async fn apply(
         IdentityType::Master => (IdentityStatus::Pending, VerificationStatus::Pending),
     };
     let now = Utc::now();
-    write::insert(
-        db,
+    let created = write::insert(
+        &txn,
         user_identities::ActiveModel {
             id: Set(Uuid::new_v4()),
             user_id: Set(user.id),
@@ -106,18 +105,19 @@ pub async fn apply(
         },
     )
     .await
-    .map_err(AppError::on_unique("input.domain", "you already hold this identity in this domain"))
+    .map_err(AppError::on_unique("input.domain", "you already hold this identity in this domain"))?;
+    txn.commit().await?;
+    Ok(created)
 }
 
 /// A rejected application sent again: REJECTED → PENDING with the new documents, in one
 /// conditional update (two tabs re-applying at once move it once).
 async fn reapply(
-    db: &DatabaseConnection,
+    txn: sea_orm::DatabaseTransaction,
     held: user_identities::Model,
     documents: Vec<String>,
     ip: Option<IpAddr>,
 ) -> AppResult<user_identities::Model> {
-    let txn = db.begin().await?;
     let moved = write::update_many(
         &txn,
         user_identities::Entity::update_many()

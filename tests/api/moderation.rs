@@ -510,3 +510,43 @@ async fn a_deleted_hidden_comment_stays_deleted_and_a_circle_keeps_its_last_admi
     assert_eq!(error_code(&body), "CONFLICT", "{body}");
     assert_eq!(app.snapshot("circle_members").await, before);
 }
+
+/// Applications racing a rename of their domain's code: whichever wins, no identity or circle is
+/// left under a code that no longer exists (checked in the database).
+#[tokio::test]
+async fn a_rename_racing_applications_never_orphans_an_identity() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let mut applicants = Vec::new();
+    for index in 0..12 {
+        applicants.push(app.register(&format!("racer{index}@example.com")).await);
+    }
+    for round in 0..3 {
+        let code = format!("race{round}");
+        let body = app
+            .gql_as(
+                &world.admin.access,
+                "mutation($c: String!) { createDomain(input: { name: $c, code: $c }) { id } }",
+                json!({ "c": code }),
+            )
+            .await;
+        let id = data(&body)["createDomain"]["id"].as_str().expect("domain").to_string();
+        let apply = "mutation($d: String!) { applyIdentity(input: { identityType: APPRENTICE, domain: $d }) { id } }";
+        let rename = "mutation($id: ID!, $c: String!) { updateDomain(id: $id, input: { code: $c }) { code } }";
+        let applications = applicants.iter().map(|a| app.gql_as(&a.access, apply, json!({ "d": code })));
+        let renamed = app.gql_as(&world.admin.access, rename, json!({ "id": id, "c": format!("{code}-renamed") }));
+        let (bodies, renamed) = tokio::join!(futures_util::future::join_all(applications), renamed);
+        for body in &bodies {
+            let code = error_code(body);
+            assert!(body["errors"].is_null() || code == "BAD_USER_INPUT", "{body}");
+        }
+        assert!(renamed["errors"].is_null() || error_code(&renamed) == "CONFLICT", "{renamed}");
+        let orphans =
+            app.scalar("SELECT COUNT(*) FROM user_identities WHERE domain NOT IN (SELECT code FROM domains)").await;
+        if orphans != 0 {
+            let rows = app.snapshot("user_identities").await;
+            let domains = app.snapshot("domains").await;
+            panic!("round {round}: {orphans} orphans; renamed: {renamed}; bodies: {bodies:?}\n{rows:#?}\n{domains:#?}");
+        }
+    }
+}
