@@ -63,6 +63,19 @@ pub async fn membership(
         .await?)
 }
 
+/// A user's membership row of a circle in any state (left, removed, banned).
+async fn membership_row(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    circle_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<Option<circle_members::Model>> {
+    Ok(circle_members::Entity::find()
+        .filter(circle_members::Column::CircleId.eq(circle_id))
+        .filter(circle_members::Column::UserId.eq(user_id))
+        .one(db)
+        .await?)
+}
+
 /// An active identity of the viewer (posting, joining and creating happen through one).
 pub async fn own_active_identity(
     db: &(impl ConnectionTrait + TransactionTrait),
@@ -252,11 +265,7 @@ pub async fn join(
     lock_circle(&txn, circle_id).await?;
     let now = Utc::now();
     // The unique (circle, user) key decides concurrent joins of one user.
-    let previous = circle_members::Entity::find()
-        .filter(circle_members::Column::CircleId.eq(circle_id))
-        .filter(circle_members::Column::UserId.eq(user.id))
-        .one(&txn)
-        .await?;
+    let previous = membership_row(&txn, circle_id, user.id).await?;
     let joined = match previous {
         Some(old) if old.banned_at.is_some() => {
             return Err(AppError::forbidden("you are banned from this circle"));
@@ -438,12 +447,7 @@ pub async fn remove_member(
             _ => return Err(AppError::forbidden("circle moderators only")),
         }
     };
-    let member = circle_members::Entity::find()
-        .filter(circle_members::Column::CircleId.eq(circle_id))
-        .filter(circle_members::Column::UserId.eq(user_id))
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("membership"))?;
+    let member = membership_row(&txn, circle_id, user_id).await?.ok_or_else(|| AppError::not_found("membership"))?;
     if rank(member.role) >= actor_rank {
         return Err(AppError::forbidden("you can only remove members below your own role"));
     }
@@ -497,12 +501,7 @@ pub async fn unban_member(
     ip: Option<IpAddr>,
 ) -> AppResult<circle_members::Model> {
     let (actor, _) = administered(db, viewer, circle_id).await?;
-    let member = circle_members::Entity::find()
-        .filter(circle_members::Column::CircleId.eq(circle_id))
-        .filter(circle_members::Column::UserId.eq(user_id))
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::not_found("membership"))?;
+    let member = membership_row(db, circle_id, user_id).await?.ok_or_else(|| AppError::not_found("membership"))?;
     if member.banned_at.is_none() {
         return Ok(member);
     }

@@ -193,6 +193,19 @@ pub async fn update(
     Ok(write::update(db, active).await?)
 }
 
+/// Moves a circle's `post_count` by `step` (never below zero), in the transaction that moved a
+/// post into or out of it.
+async fn move_post_count(txn: &sea_orm::DatabaseTransaction, circle_id: Uuid, step: i32) -> AppResult<()> {
+    let mut update = circle_table::Entity::update_many()
+        .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).add(step))
+        .filter(circle_table::Column::Id.eq(circle_id));
+    if step < 0 {
+        update = update.filter(circle_table::Column::PostCount.gt(0));
+    }
+    write::update_many(txn, update).await?;
+    Ok(())
+}
+
 /// Moves an active post to `to` (deleted or hidden) and takes it out of the circle's count; a
 /// moderator's move is audited.
 async fn retire(
@@ -212,14 +225,7 @@ async fn retire(
     )
     .await?;
     if moved == 1 {
-        write::update_many(
-            &txn,
-            circle_table::Entity::update_many()
-                .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).sub(1))
-                .filter(circle_table::Column::Id.eq(post.circle_id))
-                .filter(circle_table::Column::PostCount.gt(0)),
-        )
-        .await?;
+        move_post_count(&txn, post.circle_id, -1).await?;
         if let Some(actor) = moderator {
             let (old, new) = (status_of(post.id, ContentStatus::Active), status_of(post.id, to));
             audit::updated(&txn, actor, "posts", old, new).await?;
@@ -304,13 +310,7 @@ pub async fn unhide(db: &DatabaseConnection, viewer: &Viewer, id: Uuid, ip: Opti
     )
     .await?;
     if moved == 1 {
-        write::update_many(
-            &txn,
-            circle_table::Entity::update_many()
-                .col_expr(circle_table::Column::PostCount, Expr::col(circle_table::Column::PostCount).add(1))
-                .filter(circle_table::Column::Id.eq(post.circle_id)),
-        )
-        .await?;
+        move_post_count(&txn, post.circle_id, 1).await?;
         let (old, new) = (status_of(post.id, ContentStatus::Hidden), status_of(post.id, ContentStatus::Active));
         audit::updated(&txn, Actor { user_id: user.id, ip }, "posts", old, new).await?;
     }
