@@ -1,4 +1,4 @@
-//! `master-guide seed --scale small|large`: deterministic, realistically skewed data for the
+//! `master-guide seed --scale small|medium|large|search`: deterministic, realistically skewed data for the
 //! benchmarks (a few very popular courses, circles and posts; most quiet). Everything is generated
 //! in memory first, so every denormalized counter equals the rows it counts, then written with
 //! batched multi-row INSERTs in foreign-key order, with a progress bar per table.
@@ -76,6 +76,28 @@ impl Scale {
         }
     }
 
+    /// The side-by-side bench's set (bench/compare.sh): the row counts issue 18 measured with
+    /// (20k users, 5k courses, 100k posts, 200k comments, 50k reviews), the rest one fifth of large.
+    pub fn medium() -> Self {
+        let l = Self::large();
+        Self {
+            users: 20_000,
+            masters: 4_000,
+            domains: l.domains,
+            courses: 5_000,
+            contents_per_course: l.contents_per_course,
+            learning_records: l.learning_records / 5,
+            circles: 200,
+            memberships: l.memberships / 5,
+            posts: 100_000,
+            comments: 200_000,
+            likes: l.likes / 5,
+            appointments: l.appointments / 5,
+            reviews: 50_000,
+            notifications: l.notifications / 5,
+        }
+    }
+
     /// The search bench's catalogue: 100k courses, 50k masters, 5k circles, little else.
     pub fn search() -> Self {
         Self {
@@ -99,9 +121,10 @@ impl Scale {
     pub fn parse(name: &str) -> anyhow::Result<Self> {
         match name {
             "small" => Ok(Self::small()),
+            "medium" => Ok(Self::medium()),
             "large" => Ok(Self::large()),
             "search" => Ok(Self::search()),
-            other => anyhow::bail!("unknown scale '{other}' (small, large or search)"),
+            other => anyhow::bail!("unknown scale '{other}' (small, medium, large or search)"),
         }
     }
 }

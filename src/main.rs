@@ -22,7 +22,7 @@ enum Command {
         action: MigrateAction,
     },
     /// Load the small demo data set (logins in the README; running it twice changes nothing), or
-    /// with `--scale small|large|search` a benchmark data set (refused on a database with users unless
+    /// with `--scale small|medium|large|search` a benchmark data set (refused on a database with users unless
     /// `--force`, which wipes it first).
     Seed {
         #[arg(long)]
