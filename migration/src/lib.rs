@@ -31,6 +31,7 @@ mod m20241201_000020_create_search_outbox;
 mod m20241201_000021_create_account_tokens_and_mail_outbox;
 mod m20241201_000022_audit_record_id;
 mod m20241201_000023_moderation_columns;
+mod m20241201_000024_feed_indexes;
 
 pub struct Migrator;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000021_create_account_tokens_and_mail_outbox::Migration),
             Box::new(m20241201_000022_audit_record_id::Migration),
             Box::new(m20241201_000023_moderation_columns::Migration),
+            Box::new(m20241201_000024_feed_indexes::Migration),
         ]
     }
 }

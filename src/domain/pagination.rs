@@ -411,8 +411,8 @@ where
 }
 
 /// The same page of each of `parents`' lists (rows whose `parent` column is the parent), in one
-/// statement: `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each parent's
-/// first `size + 1` rows past the cursor. One parent takes [`keyset`]'s index range instead.
+/// statement: on PostgreSQL a LATERAL index range per parent ([`lateral_pages`]), on SQLite a
+/// window function ([`ranked_pages`]). One parent takes [`keyset`]'s index range.
 #[allow(clippy::too_many_arguments)]
 pub async fn keyset_many<E, C>(
     db: &C,
@@ -433,6 +433,142 @@ where
         let page = keyset(db, select.filter(parent.eq(*one)), sort, id, direction, request, key_of).await?;
         return Ok(HashMap::from([(*one, page)]));
     }
+    let rows = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            lateral_pages(db, select, parent, parents, sort, id, direction, request).await?
+        }
+        _ => ranked_pages(db, select, parent, parents, sort, id, direction, request).await?,
+    };
+    let mut grouped: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+    for row in rows {
+        let model = <E::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+        if let sea_orm::Value::Uuid(Some(key)) = sea_orm::ModelTrait::get(&model, parent) {
+            grouped.entry(*key).or_default().push(model);
+        }
+    }
+    Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, request, &key_of))).collect())
+}
+
+/// PostgreSQL: each parent's page is its own index range scan that stops after `size + 1` rows
+/// (`CROSS JOIN LATERAL` over the parents' ids), so a batch of parents costs what their pages
+/// hold, not what their lists hold. Rows come back grouped by parent, each group in seek order.
+#[allow(clippy::too_many_arguments)]
+async fn lateral_pages<E, C>(
+    db: &C,
+    select: Select<E>,
+    parent: E::Column,
+    parents: &[Uuid],
+    sort: &[E::Column],
+    id: E::Column,
+    direction: Direction,
+    request: &PageRequest,
+) -> AppResult<Vec<sea_orm::QueryResult>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let (inner, order) = lateral_page(select, parent, sort, id, direction, request)?;
+    let statement = sea_orm::DbBackend::Postgres.build(&inner);
+    let mut values = statement.values.map(|v| v.0).unwrap_or_default();
+    let word = if order == Order::Asc { "ASC" } else { "DESC" };
+    let mut rows = Vec::with_capacity(parents.len());
+    for (n, parent_id) in parents.iter().enumerate() {
+        values.push((*parent_id).into());
+        rows.push(format!("(CAST(${} AS uuid), {n})", values.len()));
+    }
+    let mut order_by = vec![r#""mg_parents"."n""#.to_owned()];
+    order_by.extend(sort.iter().chain(std::iter::once(&id)).map(|c| format!(r#""mg_page"."{}" {word}"#, c.as_str())));
+    let sql = format!(
+        r#"SELECT "mg_page".* FROM (VALUES {}) AS "mg_parents" ("id", "n") CROSS JOIN LATERAL ({}) AS "mg_page" ORDER BY {}"#,
+        rows.join(", "),
+        statement.sql,
+        order_by.join(", ")
+    );
+    let statement = sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values);
+    Ok(db.query_all(statement).await?)
+}
+
+/// One parent's page inside a `LATERAL` join: `select` narrowed to the rows of the parent
+/// `"mg_parents"."id"` past the cursor, in seek order, `size + 1` rows at most.
+fn lateral_page<E: EntityTrait>(
+    select: Select<E>,
+    parent: E::Column,
+    sort: &[E::Column],
+    id: E::Column,
+    direction: Direction,
+    request: &PageRequest,
+) -> AppResult<(sea_orm::sea_query::SelectStatement, Order)> {
+    let outer = Expr::cust(r#""mg_parents"."id""#);
+    let (mut inner, order) = seek(select.filter(Expr::col(parent).eq(outer)), sort, id, direction, request)?;
+    for column in sort {
+        inner = inner.order_by(*column, order.clone());
+    }
+    Ok((inner.order_by(id, order.clone()).limit(request.size() + 1).into_query(), order))
+}
+
+/// One page over the lists of several parents merged (the viewer's feed: the posts of every
+/// circle they belong to), `parents` a subquery whose one column, named `id`, gives the parents.
+/// On PostgreSQL each parent contributes at most `size + 1` rows read from its own index range
+/// (`JOIN LATERAL`), so the page costs what it shows whatever the lists hold; SQLite reads the
+/// rows whose parent is `IN` the subquery in seek order.
+#[allow(clippy::too_many_arguments)]
+pub async fn keyset_merged<E, C>(
+    db: &C,
+    select: Select<E>,
+    parent: E::Column,
+    parents: sea_orm::sea_query::SelectStatement,
+    sort: &[E::Column],
+    id: E::Column,
+    direction: Direction,
+    request: &PageRequest,
+    key_of: impl Fn(&E::Model) -> (Vec<SortKey>, Uuid),
+) -> AppResult<Page<E::Model>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    use sea_orm::sea_query::{Alias, Asterisk, JoinType, Query};
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        let select = select.filter(Expr::col(parent).in_subquery(parents));
+        return keyset(db, select, sort, id, direction, request, key_of).await;
+    }
+    let (inner, order) = lateral_page(select, parent, sort, id, direction, request)?;
+    let mut query = Query::select();
+    query.column((Alias::new("mg_page"), Asterisk)).from_subquery(parents, Alias::new("mg_parents")).join_lateral(
+        JoinType::InnerJoin,
+        inner,
+        Alias::new("mg_page"),
+        Expr::cust("TRUE"),
+    );
+    for column in sort.iter().chain(std::iter::once(&id)) {
+        query.order_by_expr(Expr::cust(format!(r#""mg_page"."{}""#, column.as_str())), order.clone());
+    }
+    query.limit(request.size() + 1);
+    let rows = db.query_all(db.get_database_backend().build(&query)).await?;
+    let rows = rows
+        .iter()
+        .map(|row| <E::Model as sea_orm::FromQueryResult>::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(assemble(rows, request, &key_of))
+}
+
+/// SQLite (no LATERAL): `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each
+/// parent's first `size + 1` rows past the cursor, in one statement.
+#[allow(clippy::too_many_arguments)]
+async fn ranked_pages<E, C>(
+    db: &C,
+    select: Select<E>,
+    parent: E::Column,
+    parents: &[Uuid],
+    sort: &[E::Column],
+    id: E::Column,
+    direction: Direction,
+    request: &PageRequest,
+) -> AppResult<Vec<sea_orm::QueryResult>>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
     let (select, order) = seek(select.filter(parent.is_in(parents.iter().copied())), sort, id, direction, request)?;
     let word = if order == Order::Asc { "ASC" } else { "DESC" };
     let columns: Vec<String> =
@@ -445,15 +581,7 @@ where
         .and_where(Expr::col(sea_orm::sea_query::Alias::new("mg_rank")).lte(request.size() as i64 + 1))
         .order_by(sea_orm::sea_query::Alias::new("mg_rank"), Order::Asc)
         .to_owned();
-    let rows = db.query_all(db.get_database_backend().build(&query)).await?;
-    let mut grouped: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
-    for row in rows {
-        let model = <E::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
-        if let sea_orm::Value::Uuid(Some(key)) = sea_orm::ModelTrait::get(&model, parent) {
-            grouped.entry(*key).or_default().push(model);
-        }
-    }
-    Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, request, &key_of))).collect())
+    Ok(db.query_all(db.get_database_backend().build(&query)).await?)
 }
 
 /// `select` narrowed to the rows past the request's cursor, and the order to read them in.

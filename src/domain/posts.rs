@@ -5,7 +5,7 @@
 use super::audit::{self, Actor};
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
-use super::pagination::{cached_id_page, keyset, ChildList, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_id_page, keyset_merged, ChildList, Direction, Page, PageRequest, SortKey};
 use super::values::{text, url_list};
 use super::write;
 use crate::auth::Viewer;
@@ -14,7 +14,7 @@ use crate::error::{AppError, AppResult};
 use chrono::Utc;
 use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
@@ -742,19 +742,18 @@ pub async fn feed(
     page: &PageRequest,
 ) -> AppResult<(Page<posts::Model>, sea_orm::Select<posts::Entity>)> {
     let user_id = viewer.require()?;
-    let select = posts::Entity::find().filter(posts::Column::Status.eq(ContentStatus::Active.as_str())).filter(
-        posts::Column::CircleId.in_subquery(
-            Query::select()
-                .column(circle_members::Column::CircleId)
-                .from(circle_members::Entity)
-                .and_where(circle_members::Column::UserId.eq(user_id))
-                .and_where(circle_members::Column::IsActive.eq(true))
-                .to_owned(),
-        ),
-    );
+    let circles = Query::select()
+        .expr_as(Expr::col(circle_members::Column::CircleId), Alias::new("id"))
+        .from(circle_members::Entity)
+        .and_where(circle_members::Column::UserId.eq(user_id))
+        .and_where(circle_members::Column::IsActive.eq(true))
+        .to_owned();
+    let active = posts::Entity::find().filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
+    let counted = active.clone().filter(posts::Column::CircleId.in_subquery(circles.clone()));
     let (columns, key) = post_keys(order, false);
-    let counted = select.clone();
-    let page = keyset(db, select, &columns, posts::Column::Id, Direction::Desc, page, |p| (key(p), p.id)).await?;
+    let (parent, id) = (posts::Column::CircleId, posts::Column::Id);
+    let page =
+        keyset_merged(db, active, parent, circles, &columns, id, Direction::Desc, page, |p| (key(p), p.id)).await?;
     Ok((page, counted))
 }
 
