@@ -1,4 +1,4 @@
-//! Added to the design for the viewer's feed and the unpinned orders of a circle's posts. The
+//! Added to the design for the viewer's feed (which, unlike a circle's posts, has no pinned-first). The
 //! feed is the newest (or most liked) posts of every circle the viewer belongs to, read on
 //! PostgreSQL as one index range per circle (`JOIN LATERAL`): newest first uses
 //! `idx_posts_circle_id_status_created_at_id` (migration 4), most liked needs the same range over

@@ -429,9 +429,17 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    if let [one] = parents {
-        let page = keyset(db, select.filter(parent.eq(*one)), sort, id, direction, request, key_of).await?;
-        return Ok(HashMap::from([(*one, page)]));
+    let mut parents = parents.to_vec();
+    parents.sort_unstable();
+    parents.dedup();
+    let parents = &parents[..];
+    match parents {
+        [] => return Ok(HashMap::new()),
+        [one] => {
+            let page = keyset(db, select.filter(parent.eq(*one)), sort, id, direction, request, key_of).await?;
+            return Ok(HashMap::from([(*one, page)]));
+        }
+        _ => {}
     }
     let rows = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
