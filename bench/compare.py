@@ -185,10 +185,10 @@ class Server:
         sys.exit(f"server on port {port} did not start; see {log}")
 
     def rss_mb(self):
-        """Peak RSS of the process and its children (PostGraphile's cluster workers)."""
+        """Peak RSS of every process of the server's session (PostGraphile's cluster workers too)."""
         total = 0
-        pids = [self.process.pid] + [int(p) for p in subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()]
+        pids = [int(p) for p in subprocess.run(
+            ["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True).stdout.split()]
         for pid in pids:
             try:
                 total += int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1))

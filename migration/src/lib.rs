@@ -32,6 +32,7 @@ mod m20241201_000021_create_account_tokens_and_mail_outbox;
 mod m20241201_000022_audit_record_id;
 mod m20241201_000023_moderation_columns;
 mod m20241201_000024_feed_indexes;
+mod m20241201_000025_pinned_oldest_indexes;
 
 pub struct Migrator;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000022_audit_record_id::Migration),
             Box::new(m20241201_000023_moderation_columns::Migration),
             Box::new(m20241201_000024_feed_indexes::Migration),
+            Box::new(m20241201_000025_pinned_oldest_indexes::Migration),
         ]
     }
 }

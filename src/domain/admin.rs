@@ -42,7 +42,7 @@ pub async fn users(
         select = select.filter(users::Column::Role.eq(role.as_str()));
     }
     let counted = select.clone();
-    let rows = keyset(db, select, &[users::Column::CreatedAt], users::Column::Id, Direction::Desc, page, |u| {
+    let rows = keyset(db, select, &[(users::Column::CreatedAt, Direction::Desc)], users::Column::Id, page, |u| {
         (vec![SortKey::Time(u.created_at)], u.id)
     })
     .await?;
@@ -88,9 +88,8 @@ pub async fn identities(
     let rows = keyset(
         db,
         select,
-        &[user_identities::Column::CreatedAt],
+        &[(user_identities::Column::CreatedAt, Direction::Asc)],
         user_identities::Column::Id,
-        Direction::Asc,
         page,
         |i| (vec![SortKey::Time(i.created_at)], i.id),
     )
@@ -155,7 +154,7 @@ pub async fn audit_logs(
     }
     let counted = select.clone();
     let rows =
-        keyset(db, select, &[audit_logs::Column::CreatedAt], audit_logs::Column::Id, Direction::Desc, page, |a| {
+        keyset(db, select, &[(audit_logs::Column::CreatedAt, Direction::Desc)], audit_logs::Column::Id, page, |a| {
             (vec![SortKey::Time(a.created_at)], a.id)
         })
         .await?;

@@ -397,9 +397,8 @@ pub async fn mine(
     let page = keyset(
         db,
         select,
-        &[appointments::Column::AppointmentTime],
+        &[(appointments::Column::AppointmentTime, Direction::Desc)],
         appointments::Column::Id,
-        Direction::Desc,
         page,
         |a| (vec![SortKey::Time(a.appointment_time)], a.id),
     )

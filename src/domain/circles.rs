@@ -533,6 +533,7 @@ pub async fn list(
     db: &DatabaseConnection,
     filter: CircleFilter,
     order: CircleOrder,
+    direction: Direction,
     page: &PageRequest,
 ) -> AppResult<(Page<circles::Model>, Select<circles::Entity>)> {
     let mut select = circles::Entity::find().filter(circles::Column::Status.eq(CircleStatus::Active.as_str()));
@@ -558,13 +559,13 @@ pub async fn list(
     let counted = select.clone();
     let page = match order {
         CircleOrder::Members => {
-            keyset(db, select, &[circles::Column::MemberCount], circles::Column::Id, Direction::Desc, page, |c| {
+            keyset(db, select, &[(circles::Column::MemberCount, direction)], circles::Column::Id, page, |c| {
                 (vec![SortKey::Int(c.member_count.into())], c.id)
             })
             .await?
         }
         CircleOrder::Newest => {
-            keyset(db, select, &[circles::Column::CreatedAt], circles::Column::Id, Direction::Desc, page, |c| {
+            keyset(db, select, &[(circles::Column::CreatedAt, direction)], circles::Column::Id, page, |c| {
                 (vec![SortKey::Time(c.created_at)], c.id)
             })
             .await?
@@ -578,9 +579,8 @@ pub fn member_list() -> ChildList<circle_members::Entity> {
     ChildList {
         parent: circle_members::Column::CircleId,
         condition: Condition::all().add(circle_members::Column::IsActive.eq(true)),
-        sort: vec![circle_members::Column::JoinedAt],
+        sort: vec![(circle_members::Column::JoinedAt, Direction::Asc)],
         id: circle_members::Column::Id,
-        direction: Direction::Asc,
         key_of: |m| vec![SortKey::Time(m.joined_at)],
         id_of: |m| m.id,
     }

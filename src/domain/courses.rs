@@ -592,7 +592,7 @@ pub async fn list(
     let counted = select.clone();
     let run = |page: PageRequest| {
         let select = select.clone();
-        async move { keyset(db, select, &[column], courses::Column::Id, direction, &page, |c| (vec![key(c)], c.id)).await }
+        async move { keyset(db, select, &[(column, direction)], courses::Column::Id, &page, |c| (vec![key(c)], c.id)).await }
     };
     let page = match listing {
         Some(listing) => {

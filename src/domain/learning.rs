@@ -317,9 +317,8 @@ pub async fn my_learning(
     keyset(
         db,
         select,
-        &[learning_records::Column::EnrolledAt],
+        &[(learning_records::Column::EnrolledAt, Direction::Desc)],
         learning_records::Column::Id,
-        Direction::Desc,
         page,
         |r| (vec![SortKey::Time(r.enrolled_at)], r.id),
     )

@@ -83,7 +83,7 @@ pub async fn list(
         MentorOrder::Newest => (mentor_stats::Column::CreatedAt, |m| SortKey::Time(m.created_at)),
     };
     let counted = select.clone();
-    let page = keyset(db, select, &[column], mentor_stats::Column::IdentityId, direction, page, |m| {
+    let page = keyset(db, select, &[(column, direction)], mentor_stats::Column::IdentityId, page, |m| {
         (vec![key(m)], m.identity_id)
     })
     .await?;

@@ -114,7 +114,7 @@ pub async fn thread(
     }
     let counted = select.clone();
     let page =
-        keyset(db, select, &[messages::Column::CreatedAt], messages::Column::Id, Direction::Asc, &request, |m| {
+        keyset(db, select, &[(messages::Column::CreatedAt, Direction::Asc)], messages::Column::Id, &request, |m| {
             (vec![SortKey::Time(m.created_at)], m.id)
         })
         .await?;
@@ -245,11 +245,9 @@ pub async fn notifications(
     let run = |page: PageRequest| {
         let select = select.clone();
         async move {
-            let order = [notifications::Column::CreatedAt];
-            keyset(db, select, &order, notifications::Column::Id, Direction::Desc, &page, |n| {
-                (vec![SortKey::Time(n.created_at)], n.id)
-            })
-            .await
+            let order = [(notifications::Column::CreatedAt, Direction::Desc)];
+            keyset(db, select, &order, notifications::Column::Id, &page, |n| (vec![SortKey::Time(n.created_at)], n.id))
+                .await
         }
     };
     let page = if unread_only {

@@ -1,5 +1,5 @@
 //! The one pagination helper: keyset (seek) pages over any entity, ordered by one or more sort
-//! columns (all in one direction) and the id as tie-breaker. Cursors are opaque (base64 JSON of the sort value and id), stay valid
+//! columns (each in its own direction) and the id as tie-breaker. Cursors are opaque (base64 JSON of the sort value and id), stay valid
 //! while rows are added, and never skip or repeat a row. Page size is capped at 100.
 //!
 //! Hot lists keep their first page in the cache facade ([`cached_first_page`],
@@ -127,11 +127,14 @@ impl OffsetCursor {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Asc,
     Desc,
 }
+
+/// A sort column and its direction.
+pub type Sort<C> = (C, Direction);
 
 /// `first/after` (forward) or `last/before` (backward), validated.
 #[derive(Debug, Clone, Default)]
@@ -229,9 +232,9 @@ impl PageKey {
 pub struct ChildList<E: EntityTrait> {
     pub parent: E::Column,
     pub condition: Condition,
-    pub sort: Vec<E::Column>,
+    /// Sort columns with their directions; the id breaks ties in the last one's direction.
+    pub sort: Vec<Sort<E::Column>>,
     pub id: E::Column,
-    pub direction: Direction,
     pub key_of: fn(&E::Model) -> Vec<SortKey>,
     pub id_of: fn(&E::Model) -> Uuid,
 }
@@ -246,10 +249,8 @@ impl<E: EntityTrait> ChildList<E> {
     ) -> AppResult<HashMap<Uuid, Page<E::Model>>> {
         let select = E::find().filter(self.condition.clone());
         let (key_of, id_of) = (self.key_of, self.id_of);
-        keyset_many(db, select, self.parent, parents, &self.sort, self.id, self.direction, request, |row| {
-            (key_of(row), id_of(row))
-        })
-        .await
+        keyset_many(db, select, self.parent, parents, &self.sort, self.id, request, |row| (key_of(row), id_of(row)))
+            .await
     }
 
     /// How many rows each parent's list has (`totalCount`), in one grouped statement.
@@ -387,14 +388,14 @@ where
     })
 }
 
-/// Runs `select` as one keyset page ordered by the `sort` columns (then `id`) in `direction`;
-/// `key_of` gives a row's sort values (one per sort column) and id.
+/// Runs `select` as one keyset page ordered by the `sort` columns, each in its own direction,
+/// then `id` (in the last column's direction) as tie-breaker; `key_of` gives a row's sort values
+/// (one per sort column) and id.
 pub async fn keyset<E, C>(
     db: &C,
     select: Select<E>,
-    sort: &[E::Column],
+    sort: &[Sort<E::Column>],
     id: E::Column,
-    direction: Direction,
     request: &PageRequest,
     key_of: impl Fn(&E::Model) -> (Vec<SortKey>, Uuid),
 ) -> AppResult<Page<E::Model>>
@@ -402,11 +403,11 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let (mut select, order) = seek(select, sort, id, direction, request)?;
-    for column in sort {
-        select = select.order_by(*column, order.clone());
+    let mut select = seek(select, sort, id, request)?;
+    for (column, order) in read_order(sort, id, request) {
+        select = select.order_by(column, order);
     }
-    let rows = select.order_by(id, order).limit(request.size() + 1).all(db).await?;
+    let rows = select.limit(request.size() + 1).all(db).await?;
     Ok(assemble(rows, request, &key_of))
 }
 
@@ -419,9 +420,8 @@ pub async fn keyset_many<E, C>(
     select: Select<E>,
     parent: E::Column,
     parents: &[Uuid],
-    sort: &[E::Column],
+    sort: &[Sort<E::Column>],
     id: E::Column,
-    direction: Direction,
     request: &PageRequest,
     key_of: impl Fn(&E::Model) -> (Vec<SortKey>, Uuid),
 ) -> AppResult<HashMap<Uuid, Page<E::Model>>>
@@ -436,16 +436,15 @@ where
     match parents {
         [] => return Ok(HashMap::new()),
         [one] => {
-            let page = keyset(db, select.filter(parent.eq(*one)), sort, id, direction, request, key_of).await?;
+            let page = keyset(db, select.filter(parent.eq(*one)), sort, id, request, key_of).await?;
             return Ok(HashMap::from([(*one, page)]));
         }
         _ => {}
     }
+    let list = Batch { select, parent, parents, sort, id, request };
     let rows = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => {
-            lateral_pages(db, select, parent, parents, sort, id, direction, request).await?
-        }
-        _ => ranked_pages(db, select, parent, parents, sort, id, direction, request).await?,
+        sea_orm::DbBackend::Postgres => lateral_pages(db, list).await?,
+        _ => ranked_pages(db, list).await?,
     };
     let mut grouped: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
     for row in rows {
@@ -457,35 +456,51 @@ where
     Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, request, &key_of))).collect())
 }
 
+/// One page of several parents' lists, as [`keyset_many`] reads it.
+struct Batch<'a, E: EntityTrait> {
+    select: Select<E>,
+    parent: E::Column,
+    parents: &'a [Uuid],
+    sort: &'a [Sort<E::Column>],
+    id: E::Column,
+    request: &'a PageRequest,
+}
+
+/// `ORDER BY` terms in seek order, over the columns of the subquery `alias` if given.
+fn order_terms<C: IdenStatic + Copy>(
+    sort: &[Sort<C>],
+    id: C,
+    request: &PageRequest,
+    alias: Option<&str>,
+) -> Vec<String> {
+    let prefix = alias.map(|alias| format!(r#""{alias}"."#)).unwrap_or_default();
+    read_order(sort, id, request)
+        .into_iter()
+        .map(|(column, order)| {
+            let word = if order == Order::Asc { "ASC" } else { "DESC" };
+            format!(r#"{prefix}"{}" {word}"#, column.as_str())
+        })
+        .collect()
+}
+
 /// PostgreSQL: each parent's page is its own index range scan that stops after `size + 1` rows
 /// (`CROSS JOIN LATERAL` over the parents' ids), so a batch of parents costs what their pages
 /// hold, not what their lists hold. Rows come back grouped by parent, each group in seek order.
-#[allow(clippy::too_many_arguments)]
-async fn lateral_pages<E, C>(
-    db: &C,
-    select: Select<E>,
-    parent: E::Column,
-    parents: &[Uuid],
-    sort: &[E::Column],
-    id: E::Column,
-    direction: Direction,
-    request: &PageRequest,
-) -> AppResult<Vec<sea_orm::QueryResult>>
+async fn lateral_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<Vec<sea_orm::QueryResult>>
 where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let (inner, order) = lateral_page(select, parent, sort, id, direction, request)?;
+    let inner = lateral_page(list.select, list.parent, list.sort, list.id, list.request)?;
     let statement = sea_orm::DbBackend::Postgres.build(&inner);
     let mut values = statement.values.map(|v| v.0).unwrap_or_default();
-    let word = if order == Order::Asc { "ASC" } else { "DESC" };
-    let mut rows = Vec::with_capacity(parents.len());
-    for (n, parent_id) in parents.iter().enumerate() {
+    let mut rows = Vec::with_capacity(list.parents.len());
+    for (n, parent_id) in list.parents.iter().enumerate() {
         values.push((*parent_id).into());
         rows.push(format!("(CAST(${} AS uuid), {n})", values.len()));
     }
     let mut order_by = vec![r#""mg_parents"."n""#.to_owned()];
-    order_by.extend(sort.iter().chain(std::iter::once(&id)).map(|c| format!(r#""mg_page"."{}" {word}"#, c.as_str())));
+    order_by.extend(order_terms(list.sort, list.id, list.request, Some("mg_page")));
     let sql = format!(
         r#"SELECT "mg_page".* FROM (VALUES {}) AS "mg_parents" ("id", "n") CROSS JOIN LATERAL ({}) AS "mg_page" ORDER BY {}"#,
         rows.join(", "),
@@ -501,17 +516,16 @@ where
 fn lateral_page<E: EntityTrait>(
     select: Select<E>,
     parent: E::Column,
-    sort: &[E::Column],
+    sort: &[Sort<E::Column>],
     id: E::Column,
-    direction: Direction,
     request: &PageRequest,
-) -> AppResult<(sea_orm::sea_query::SelectStatement, Order)> {
+) -> AppResult<sea_orm::sea_query::SelectStatement> {
     let outer = Expr::cust(r#""mg_parents"."id""#);
-    let (mut inner, order) = seek(select.filter(Expr::col(parent).eq(outer)), sort, id, direction, request)?;
-    for column in sort {
-        inner = inner.order_by(*column, order.clone());
+    let mut inner = seek(select.filter(Expr::col(parent).eq(outer)), sort, id, request)?;
+    for (column, order) in read_order(sort, id, request) {
+        inner = inner.order_by(column, order);
     }
-    Ok((inner.order_by(id, order.clone()).limit(request.size() + 1).into_query(), order))
+    Ok(inner.limit(request.size() + 1).into_query())
 }
 
 /// One page over the lists of several parents merged (the viewer's feed: the posts of every
@@ -525,9 +539,8 @@ pub async fn keyset_merged<E, C>(
     select: Select<E>,
     parent: E::Column,
     parents: sea_orm::sea_query::SelectStatement,
-    sort: &[E::Column],
+    sort: &[Sort<E::Column>],
     id: E::Column,
-    direction: Direction,
     request: &PageRequest,
     key_of: impl Fn(&E::Model) -> (Vec<SortKey>, Uuid),
 ) -> AppResult<Page<E::Model>>
@@ -538,9 +551,9 @@ where
     use sea_orm::sea_query::{Alias, Asterisk, JoinType, Query};
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         let select = select.filter(Expr::col(parent).in_subquery(parents));
-        return keyset(db, select, sort, id, direction, request, key_of).await;
+        return keyset(db, select, sort, id, request, key_of).await;
     }
-    let (inner, order) = lateral_page(select, parent, sort, id, direction, request)?;
+    let inner = lateral_page(select, parent, sort, id, request)?;
     let mut query = Query::select();
     query.column((Alias::new("mg_page"), Asterisk)).from_subquery(parents, Alias::new("mg_parents")).join_lateral(
         JoinType::InnerJoin,
@@ -548,8 +561,8 @@ where
         Alias::new("mg_page"),
         Expr::cust("TRUE"),
     );
-    for column in sort.iter().chain(std::iter::once(&id)) {
-        query.order_by_expr(Expr::cust(format!(r#""mg_page"."{}""#, column.as_str())), order.clone());
+    for (column, order) in read_order(sort, id, request) {
+        query.order_by_expr(Expr::cust(format!(r#""mg_page"."{}""#, column.as_str())), order);
     }
     query.limit(request.size() + 1);
     let rows = db.query_all(db.get_database_backend().build(&query)).await?;
@@ -562,25 +575,14 @@ where
 
 /// SQLite (no LATERAL): `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each
 /// parent's first `size + 1` rows past the cursor, in one statement.
-#[allow(clippy::too_many_arguments)]
-async fn ranked_pages<E, C>(
-    db: &C,
-    select: Select<E>,
-    parent: E::Column,
-    parents: &[Uuid],
-    sort: &[E::Column],
-    id: E::Column,
-    direction: Direction,
-    request: &PageRequest,
-) -> AppResult<Vec<sea_orm::QueryResult>>
+async fn ranked_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<Vec<sea_orm::QueryResult>>
 where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let (select, order) = seek(select.filter(parent.is_in(parents.iter().copied())), sort, id, direction, request)?;
-    let word = if order == Order::Asc { "ASC" } else { "DESC" };
-    let columns: Vec<String> =
-        sort.iter().chain(std::iter::once(&id)).map(|c| format!(r#""{}" {word}"#, c.as_str())).collect();
+    let Batch { select, parent, parents, sort, id, request } = list;
+    let select = seek(select.filter(parent.is_in(parents.iter().copied())), sort, id, request)?;
+    let columns = order_terms(sort, id, request, None);
     let rank = format!(r#"ROW_NUMBER() OVER (PARTITION BY "{}" ORDER BY {})"#, parent.as_str(), columns.join(", "));
     let ranked = select.column_as(Expr::cust(rank), "mg_rank").into_query();
     let query = sea_orm::sea_query::Query::select()
@@ -592,29 +594,42 @@ where
     Ok(db.query_all(db.get_database_backend().build(&query)).await?)
 }
 
-/// `select` narrowed to the rows past the request's cursor, and the order to read them in.
+/// The direction the id tie-breaker takes: the last sort column's.
+fn id_direction<C>(sort: &[Sort<C>]) -> Direction {
+    sort.last().map_or(Direction::Asc, |(_, direction)| *direction)
+}
+
+/// Whether a column in `direction` is read ascending (a backward page reads every column reversed).
+fn ascending(direction: Direction, request: &PageRequest) -> bool {
+    (direction == Direction::Asc) != request.backward()
+}
+
+/// The columns (sort columns, then the id) with the order they are read in for `request`.
+fn read_order<C: Copy>(sort: &[Sort<C>], id: C, request: &PageRequest) -> Vec<(C, Order)> {
+    let order = |direction| if ascending(direction, request) { Order::Asc } else { Order::Desc };
+    sort.iter()
+        .map(|(column, direction)| (*column, order(*direction)))
+        .chain(std::iter::once((id, order(id_direction(sort)))))
+        .collect()
+}
+
+/// `select` narrowed to the rows past the request's cursor.
 fn seek<E: EntityTrait>(
     select: Select<E>,
-    sort: &[E::Column],
+    sort: &[Sort<E::Column>],
     id: E::Column,
-    direction: Direction,
     request: &PageRequest,
-) -> AppResult<(Select<E>, Order)> {
+) -> AppResult<Select<E>> {
     let backward = request.backward();
-    let ascending = (direction == Direction::Asc) != backward;
-    let order = if ascending { Order::Asc } else { Order::Desc };
     let cursor = if backward { request.before.as_ref() } else { request.after.as_ref() };
-    let mut select = select;
-    if let Some(cursor) = cursor {
-        let fits = cursor.keys.len() == sort.len()
-            && sort.iter().zip(&cursor.keys).all(|(column, key)| key.fits(column.def().get_column_type()));
-        if !fits {
-            let field = if backward { "before" } else { "after" };
-            return Err(AppError::bad_input(field, "the cursor belongs to another ordering"));
-        }
-        select = select.filter(after_cursor(sort, id, ascending, cursor));
+    let Some(cursor) = cursor else { return Ok(select) };
+    let fits = cursor.keys.len() == sort.len()
+        && sort.iter().zip(&cursor.keys).all(|((column, _), key)| key.fits(column.def().get_column_type()));
+    if !fits {
+        let field = if backward { "before" } else { "after" };
+        return Err(AppError::bad_input(field, "the cursor belongs to another ordering"));
     }
-    Ok((select, order))
+    Ok(select.filter(after_cursor(sort, id, request, cursor)))
 }
 
 /// A page from up to `size + 1` rows read in seek order.
@@ -640,11 +655,12 @@ fn assemble<M>(mut rows: Vec<M>, request: &PageRequest, key_of: &impl Fn(&M) -> 
     }
 }
 
-/// Rows strictly after the cursor in the given order, lexicographically over (sort..., id):
-/// `s1 > k1 OR (s1 = k1 AND s2 > k2) OR ... OR (all equal AND id > id)` (or `<`).
-fn after_cursor<C: ColumnTrait>(sort: &[C], id: C, ascending: bool, cursor: &Cursor) -> Condition {
-    let beyond = |column: Expr, value: sea_orm::Value| -> SimpleExpr {
-        if ascending {
+/// Rows strictly after the cursor in the read order, lexicographically over (sort..., id):
+/// `s1 > k1 OR (s1 = k1 AND s2 > k2) OR ... OR (all equal AND id > id)`, each comparison `>` or `<`
+/// as its column is read ascending or descending.
+fn after_cursor<C: ColumnTrait>(sort: &[Sort<C>], id: C, request: &PageRequest, cursor: &Cursor) -> Condition {
+    let beyond = |column: Expr, direction: Direction, value: sea_orm::Value| -> SimpleExpr {
+        if ascending(direction, request) {
             column.gt(value)
         } else {
             column.lt(value)
@@ -653,12 +669,12 @@ fn after_cursor<C: ColumnTrait>(sort: &[C], id: C, ascending: bool, cursor: &Cur
     let mut any = Condition::any();
     for depth in 0..=sort.len() {
         let mut all = Condition::all();
-        for (column, key) in sort.iter().zip(&cursor.keys).take(depth) {
+        for ((column, _), key) in sort.iter().zip(&cursor.keys).take(depth) {
             all = all.add(Expr::col(*column).eq(key.to_value()));
         }
         all = all.add(match sort.get(depth).zip(cursor.keys.get(depth)) {
-            Some((column, key)) => beyond(Expr::col(*column), key.to_value()),
-            None => beyond(Expr::col(id), cursor.id.into()),
+            Some(((column, direction), key)) => beyond(Expr::col(*column), *direction, key.to_value()),
+            None => beyond(Expr::col(id), id_direction(sort), cursor.id.into()),
         });
         any = any.add(all);
     }

@@ -5,7 +5,7 @@
 use super::audit::{self, Actor};
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
-use super::pagination::{cached_id_page, keyset_merged, ChildList, Direction, Page, PageRequest, SortKey};
+use super::pagination::{cached_id_page, keyset_merged, ChildList, Direction, Page, PageRequest, Sort, SortKey};
 use super::values::{text, url_list};
 use super::write;
 use crate::auth::Viewer;
@@ -41,10 +41,27 @@ pub struct NewComment {
     pub parent_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PostOrder {
+/// What a list of posts is sorted by (the id breaks ties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PostSort {
+    /// By creation time.
     Latest,
+    /// By likes, then creation time.
     Hot,
+}
+
+/// How a list of posts is ordered: by what, which way, and whether pinned posts come first (in
+/// either direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PostOrder {
+    pub by: PostSort,
+    pub direction: Direction,
+    pub pinned_first: bool,
+}
+
+impl PostOrder {
+    /// A circle's page as it opens: pinned first, then newest.
+    pub const CIRCLE_DEFAULT: Self = Self { by: PostSort::Latest, direction: Direction::Desc, pinned_first: true };
 }
 
 pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<posts::Model>> {
@@ -676,42 +693,46 @@ pub async fn like_comment(
 }
 
 /// The sort columns of a post ordering and how to read their values off a row.
-type PostKeys = (Vec<posts::Column>, fn(&posts::Model) -> Vec<SortKey>);
+type PostKeys = (Vec<Sort<posts::Column>>, fn(&posts::Model) -> Vec<SortKey>);
 
-fn post_keys(order: PostOrder, pinned_first: bool) -> PostKeys {
-    match (order, pinned_first) {
-        (PostOrder::Latest, true) => (vec![posts::Column::IsTop, posts::Column::CreatedAt], |p| {
-            vec![SortKey::Bool(p.is_top), SortKey::Time(p.created_at)]
-        }),
-        (PostOrder::Hot, true) => {
-            (vec![posts::Column::IsTop, posts::Column::LikeCount, posts::Column::CreatedAt], |p| {
-                vec![SortKey::Bool(p.is_top), SortKey::Int(p.like_count.into()), SortKey::Time(p.created_at)]
-            })
+/// Pinned posts first is `is_top DESC` whichever way the rest is read; each order has its index
+/// (migrations 4, 14, 24 and 25).
+fn post_keys(order: PostOrder) -> PostKeys {
+    let d = order.direction;
+    let (mut sort, key_of): PostKeys = match (order.by, order.pinned_first) {
+        (PostSort::Latest, true) => {
+            (vec![(posts::Column::CreatedAt, d)], |p| vec![SortKey::Bool(p.is_top), SortKey::Time(p.created_at)])
         }
-        (PostOrder::Latest, false) => (vec![posts::Column::CreatedAt], |p| vec![SortKey::Time(p.created_at)]),
-        (PostOrder::Hot, false) => (vec![posts::Column::LikeCount, posts::Column::CreatedAt], |p| {
+        (PostSort::Hot, true) => (vec![(posts::Column::LikeCount, d), (posts::Column::CreatedAt, d)], |p| {
+            vec![SortKey::Bool(p.is_top), SortKey::Int(p.like_count.into()), SortKey::Time(p.created_at)]
+        }),
+        (PostSort::Latest, false) => (vec![(posts::Column::CreatedAt, d)], |p| vec![SortKey::Time(p.created_at)]),
+        (PostSort::Hot, false) => (vec![(posts::Column::LikeCount, d), (posts::Column::CreatedAt, d)], |p| {
             vec![SortKey::Int(p.like_count.into()), SortKey::Time(p.created_at)]
         }),
+    };
+    if order.pinned_first {
+        sort.insert(0, (posts::Column::IsTop, Direction::Desc));
     }
+    (sort, key_of)
 }
 
-/// A circle's active posts: pinned first, then newest (LATEST) or most liked (HOT).
+/// A circle's active posts in `order`.
 pub fn circle_post_list(order: PostOrder) -> ChildList<posts::Entity> {
-    let (sort, key_of) = post_keys(order, true);
+    let (sort, key_of) = post_keys(order);
     ChildList {
         parent: posts::Column::CircleId,
         condition: Condition::all().add(posts::Column::Status.eq(ContentStatus::Active.as_str())),
         sort,
         id: posts::Column::Id,
-        direction: Direction::Desc,
         key_of,
         id_of: |p| p.id,
     }
 }
 
 /// A page of a circle's posts, `load` reading it from the database (batched across circles by the
-/// caller). The newest-first list is what a circle's page opens with: its first page is cached (a
-/// HOT order moves with every like, so it is not).
+/// caller). The order a circle's page opens with ([`PostOrder::CIRCLE_DEFAULT`]) has its first
+/// page cached; the others are read as asked (a HOT order moves with every like).
 pub async fn circle_posts<F, Fut>(
     db: &DatabaseConnection,
     cache: &Cache,
@@ -724,16 +745,15 @@ where
     F: Fn(PageRequest) -> Fut,
     Fut: std::future::Future<Output = AppResult<Page<posts::Model>>>,
 {
-    match order {
-        PostOrder::Latest => {
-            let list = (CacheKind::CircleFeed, circle_id);
-            cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, load).await
-        }
-        PostOrder::Hot => load(page.clone()).await,
+    if order != PostOrder::CIRCLE_DEFAULT {
+        return load(page.clone()).await;
     }
+    let list = (CacheKind::CircleFeed, circle_id);
+    cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, load).await
 }
 
-/// The viewer's feed: active posts of the circles they are an active member of, newest first.
+/// The viewer's feed: active posts of the circles they are an active member of, in `order`
+/// (pinned posts are their circle's, so the feed ignores `pinned_first`).
 /// Keyset cursors: posts created while a client pages never shift the pages it has not read yet.
 pub async fn feed(
     db: &DatabaseConnection,
@@ -750,10 +770,9 @@ pub async fn feed(
         .to_owned();
     let active = posts::Entity::find().filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
     let counted = active.clone().filter(posts::Column::CircleId.in_subquery(circles.clone()));
-    let (columns, key) = post_keys(order, false);
+    let (columns, key) = post_keys(PostOrder { pinned_first: false, ..order });
     let (parent, id) = (posts::Column::CircleId, posts::Column::Id);
-    let page =
-        keyset_merged(db, active, parent, circles, &columns, id, Direction::Desc, page, |p| (key(p), p.id)).await?;
+    let page = keyset_merged(db, active, parent, circles, &columns, id, page, |p| (key(p), p.id)).await?;
     Ok((page, counted))
 }
 
@@ -762,9 +781,8 @@ pub fn comment_list() -> ChildList<comments::Entity> {
     ChildList {
         parent: comments::Column::PostId,
         condition: Condition::all().add(comments::Column::Status.ne(ContentStatus::Hidden.as_str())),
-        sort: vec![comments::Column::CreatedAt],
+        sort: vec![(comments::Column::CreatedAt, Direction::Asc)],
         id: comments::Column::Id,
-        direction: Direction::Asc,
         key_of: |c| vec![SortKey::Time(c.created_at)],
         id_of: |c| c.id,
     }

@@ -324,9 +324,8 @@ pub fn review_list(course: bool) -> ChildList<reviews::Entity> {
     ChildList {
         parent,
         condition,
-        sort: vec![reviews::Column::CreatedAt],
+        sort: vec![(reviews::Column::CreatedAt, Direction::Desc)],
         id: reviews::Column::Id,
-        direction: Direction::Desc,
         key_of: |r| vec![SortKey::Time(r.created_at)],
         id_of: |r| r.id,
     }

@@ -186,7 +186,7 @@ pub async fn review_connection(
         reviews::ReviewsOf::Mentor(id) => (&loaders.mentor_reviews, &loaders.mentor_review_counts, id),
     };
     let load = |page: crate::domain::pagination::PageRequest| async move {
-        let rows = pages.load_one((parent, page.key())).await.map_err(AppError::from)?;
+        let rows = pages.load_one((parent, (), page.key())).await.map_err(AppError::from)?;
         Ok(rows.unwrap_or_default())
     };
     let rows = reviews::list(&state(ctx)?.cache, of, &page, load).await?;

@@ -4,9 +4,9 @@ use super::accounts::User;
 use super::context::{client_ip, loaders, state, viewer};
 use super::identities::Identity;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
-use super::{id_arg, maybe_undefined};
+use super::{id_arg, maybe_undefined, SortDirection};
 use crate::domain::circles::{self, CircleFilter, CircleInput, CircleOrder};
-use crate::domain::posts::{self, Flag, NewComment, NewPost, PostOrder};
+use crate::domain::posts::{self, Flag, NewComment, NewPost, PostOrder, PostSort};
 use crate::error::AppError;
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, ID};
 use chrono::{DateTime, Utc};
@@ -16,12 +16,22 @@ use entity::{circle_members, circles as circle_table, comments, posts as post_ta
 /// A community run by its members.
 pub struct Circle(pub circle_table::Model);
 
+/// What a list of posts is sorted by; the id breaks ties, and `direction` says which way.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum PostOrderBy {
-    /// Pinned first, then newest.
+    /// By creation time (DESC: newest first).
     Latest,
-    /// Pinned first, then most liked.
+    /// By likes, then creation time (DESC: most liked first).
     Hot,
+}
+
+impl PostOrderBy {
+    fn sort(self) -> PostSort {
+        match self {
+            Self::Latest => PostSort::Latest,
+            Self::Hot => PostSort::Hot,
+        }
+    }
 }
 
 #[Object]
@@ -79,35 +89,33 @@ impl Circle {
     ) -> Result<Conn<CircleMember>> {
         let page = page_request(ctx, first, after, last, before)?;
         let loaders = loaders(ctx)?;
-        let rows = loaders.circle_members.load_one((self.0.id, page.key())).await.map_err(AppError::from)?;
+        let rows = loaders.circle_members.load_one((self.0.id, (), page.key())).await.map_err(AppError::from)?;
         let count = ConnectionFields::loaded(loaders.circle_member_counts.clone(), self.0.id);
         Ok(connection(rows.unwrap_or_default(), count, CircleMember))
     }
-    /// Active posts, pinned first.
+    /// Active posts: by default pinned first, then newest. `pinnedFirst: false` orders the pinned
+    /// posts with the rest; pinned posts come first in either `direction`.
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn posts(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "PostOrderBy::Latest")] order_by: PostOrderBy,
+        #[graphql(default_with = "SortDirection::Desc")] direction: SortDirection,
+        #[graphql(default = true)] pinned_first: bool,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Post>> {
         let page = page_request(ctx, first, after, last, before)?;
-        let order = match order_by {
-            PostOrderBy::Latest => PostOrder::Latest,
-            PostOrderBy::Hot => PostOrder::Hot,
-        };
+        let order = PostOrder { by: order_by.sort(), direction: direction.into(), pinned_first };
         let state = state(ctx)?;
         let loaders = loaders(ctx)?;
-        let pages = match order {
-            PostOrder::Latest => &loaders.circle_posts_latest,
-            PostOrder::Hot => &loaders.circle_posts_hot,
-        };
+        let pages = &loaders.circle_posts;
         let circle = self.0.id;
         let load = |page: crate::domain::pagination::PageRequest| async move {
-            let rows = pages.load_one((circle, page.key())).await.map_err(AppError::from)?;
+            let rows = pages.load_one((circle, order, page.key())).await.map_err(AppError::from)?;
             Ok(rows.unwrap_or_default())
         };
         let rows = posts::circle_posts(&state.db, &state.cache, circle, order, &page, load).await?;
@@ -240,7 +248,7 @@ impl Post {
     ) -> Result<Conn<Comment>> {
         let page = page_request(ctx, first, after, last, before)?;
         let loaders = loaders(ctx)?;
-        let rows = loaders.post_comments.load_one((self.0.id, page.key())).await.map_err(AppError::from)?;
+        let rows = loaders.post_comments.load_one((self.0.id, (), page.key())).await.map_err(AppError::from)?;
         let count = ConnectionFields::loaded(loaders.post_comment_counts.clone(), self.0.id);
         Ok(connection(rows.unwrap_or_default(), count, Comment))
     }
@@ -392,13 +400,15 @@ impl CirclesQuery {
         Ok(circle.map(Circle))
     }
 
-    /// Active circles (default: most members first).
+    /// Active circles (default: most members first; the id breaks ties).
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn circles(
         &self,
         ctx: &Context<'_>,
         filter: Option<CircleFilterInput>,
         #[graphql(default_with = "CircleOrderBy::Members")] order_by: CircleOrderBy,
+        #[graphql(default_with = "SortDirection::Desc")] direction: SortDirection,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -409,16 +419,18 @@ impl CirclesQuery {
         let order = CircleOrder::from(order_by);
         let db = &state(ctx)?.db;
         let filter = CircleFilter { domain: filter.domain, tag: filter.tag, member: None };
-        let (rows, select) = circles::list(db, filter, order, &page).await?;
+        let (rows, select) = circles::list(db, filter, order, direction.into(), &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Circle))
     }
 
-    /// The active circles you belong to (default: most members first).
+    /// The active circles you belong to (default: most members first; the id breaks ties).
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn my_circles(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "CircleOrderBy::Members")] order_by: CircleOrderBy,
+        #[graphql(default_with = "SortDirection::Desc")] direction: SortDirection,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -429,7 +441,7 @@ impl CirclesQuery {
         let order = CircleOrder::from(order_by);
         let db = &state(ctx)?.db;
         let filter = CircleFilter { domain: None, tag: None, member: Some(me) };
-        let (rows, select) = circles::list(db, filter, order, &page).await?;
+        let (rows, select) = circles::list(db, filter, order, direction.into(), &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Circle))
     }
 
@@ -459,12 +471,15 @@ impl CirclesQuery {
     }
 
     /// Active posts of the circles you belong to: newest first (LATEST), or most liked first
-    /// (HOT, newest breaking ties).
+    /// (HOT, newest breaking ties), or the other way round with `direction: ASC`. Pinned posts
+    /// belong to their circle's page, so the feed orders them with the rest.
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn feed(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(PostOrderBy::Latest)")] order_by: Option<PostOrderBy>,
+        #[graphql(default_with = "Some(SortDirection::Desc)")] direction: Option<SortDirection>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -473,9 +488,10 @@ impl CirclesQuery {
         let page = page_request(ctx, first, after, last, before)?;
         let db = &state(ctx)?.db;
         // null (an unset variable) means the default too.
-        let order = match order_by.unwrap_or(PostOrderBy::Latest) {
-            PostOrderBy::Latest => PostOrder::Latest,
-            PostOrderBy::Hot => PostOrder::Hot,
+        let order = PostOrder {
+            by: order_by.unwrap_or(PostOrderBy::Latest).sort(),
+            direction: direction.unwrap_or(SortDirection::Desc).into(),
+            pinned_first: false,
         };
         let (rows, select) = posts::feed(db, viewer(ctx), order, &page).await?;
         Ok(connection(rows, ConnectionFields::counting(db, select), Post))

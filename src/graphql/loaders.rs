@@ -169,29 +169,32 @@ where
 
 /// The same page of each parent's [`ChildList`] (a circle's members, a post's comments), keyed by
 /// (parent, page): a list of 20 circles asking for their first 5 members each is one statement.
-pub struct Pages<E: EntityTrait> {
+pub struct Pages<E: EntityTrait, O = ()> {
     db: DatabaseConnection,
-    list: ChildList<E>,
+    /// The list in an order (`()` for a list with one order).
+    list: fn(O) -> ChildList<E>,
 }
 
-impl<E> Loader<(Uuid, PageKey)> for Pages<E>
+impl<E, O> Loader<(Uuid, O, PageKey)> for Pages<E, O>
 where
     E: EntityTrait + Send + Sync,
     E::Model: Clone + Send + Sync,
     E::Column: Send + Sync,
+    O: Copy + Eq + std::hash::Hash + Send + Sync + 'static,
 {
     type Value = Page<E::Model>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[(Uuid, PageKey)]) -> Result<HashMap<(Uuid, PageKey), Self::Value>, Self::Error> {
-        let mut by_page: HashMap<&PageKey, Vec<Uuid>> = HashMap::new();
-        for (parent, page) in keys {
-            by_page.entry(page).or_default().push(*parent);
+    async fn load(&self, keys: &[(Uuid, O, PageKey)]) -> Result<HashMap<(Uuid, O, PageKey), Self::Value>, Self::Error> {
+        let mut by_page: HashMap<(O, &PageKey), Vec<Uuid>> = HashMap::new();
+        for (parent, order, page) in keys {
+            by_page.entry((*order, page)).or_default().push(*parent);
         }
         let mut found = HashMap::with_capacity(keys.len());
-        for (page, parents) in by_page {
-            let pages = self.list.pages(&self.db, &parents, &page.request()).await.map_err(app_load_error)?;
-            found.extend(pages.into_iter().map(|(parent, rows)| ((parent, page.clone()), rows)));
+        for ((order, page), parents) in by_page {
+            let list = (self.list)(order);
+            let pages = list.pages(&self.db, &parents, &page.request()).await.map_err(app_load_error)?;
+            found.extend(pages.into_iter().map(|(parent, rows)| ((parent, order, page.clone()), rows)));
         }
         Ok(found)
     }
@@ -478,8 +481,7 @@ pub struct Loaders {
     /// Pages of circles' members, posts (by order) and posts' comments, and their counts.
     pub circle_members: Uncached<Pages<circle_members::Entity>>,
     pub circle_member_counts: Arc<Uncached<Counts<circle_members::Entity>>>,
-    pub circle_posts_latest: Uncached<Pages<posts::Entity>>,
-    pub circle_posts_hot: Uncached<Pages<posts::Entity>>,
+    pub circle_posts: Uncached<Pages<posts::Entity, crate::domain::posts::PostOrder>>,
     pub circle_post_counts: Arc<Uncached<Counts<posts::Entity>>>,
     pub post_comments: Uncached<Pages<comments::Entity>>,
     pub post_comment_counts: Arc<Uncached<Counts<comments::Entity>>>,
@@ -560,27 +562,23 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
             None,
             Some(appointment_status_logs::Column::CreatedAt),
         ),
-        circle_members: pages(&db, crate::domain::circles::member_list()),
+        circle_members: pages(&db, |()| crate::domain::circles::member_list()),
         circle_member_counts: counts(&db, crate::domain::circles::member_list()),
-        circle_posts_latest: pages(
-            &db,
-            crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::Latest),
-        ),
-        circle_posts_hot: pages(&db, crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::Hot)),
+        circle_posts: pages(&db, crate::domain::posts::circle_post_list),
         circle_post_counts: counts(
             &db,
-            crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::Latest),
+            crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::CIRCLE_DEFAULT),
         ),
-        post_comments: pages(&db, crate::domain::posts::comment_list()),
+        post_comments: pages(&db, |()| crate::domain::posts::comment_list()),
         post_comment_counts: counts(&db, crate::domain::posts::comment_list()),
-        course_reviews: pages(&db, crate::domain::reviews::review_list(true)),
+        course_reviews: pages(&db, |()| crate::domain::reviews::review_list(true)),
         course_review_counts: counts(&db, crate::domain::reviews::review_list(true)),
-        mentor_reviews: pages(&db, crate::domain::reviews::review_list(false)),
+        mentor_reviews: pages(&db, |()| crate::domain::reviews::review_list(false)),
         mentor_review_counts: counts(&db, crate::domain::reviews::review_list(false)),
     }
 }
 
-fn pages<E>(db: &DatabaseConnection, list: ChildList<E>) -> Uncached<Pages<E>>
+fn pages<E, O>(db: &DatabaseConnection, list: fn(O) -> ChildList<E>) -> Uncached<Pages<E, O>>
 where
     E: EntityTrait + Send + Sync,
     E::Model: Clone + Send + Sync,

@@ -786,3 +786,137 @@ async fn nested_per_parent_pages_and_counts_run_a_fixed_number_of_statements() {
     assert_eq!(data(&second)["circle"]["posts"]["edges"].as_array().map(Vec::len), Some(1));
     assert_eq!(data(&second)["circle"]["posts"]["pageInfo"]["hasNextPage"], false);
 }
+
+/// The posts of the ordering test: index = creation order, pinned, likes.
+const ORDERED: [(usize, bool, u32); 7] =
+    [(0, false, 0), (1, false, 2), (2, true, 0), (3, false, 1), (4, false, 1), (5, true, 0), (6, false, 0)];
+
+/// The order the server must give, computed from the posts' attributes (later = newer).
+fn expected_order(hot: bool, ascending: bool, pinned_first: bool) -> Vec<usize> {
+    let mut posts = ORDERED.to_vec();
+    posts.sort_by(|a, b| {
+        let rest = if hot { (a.2, a.0).cmp(&(b.2, b.0)) } else { a.0.cmp(&b.0) };
+        let rest = if ascending { rest } else { rest.reverse() };
+        let pinned = if pinned_first { b.1.cmp(&a.1) } else { std::cmp::Ordering::Equal };
+        pinned.then(rest)
+    });
+    posts.into_iter().map(|p| p.0).collect()
+}
+
+#[tokio::test]
+async fn every_post_order_takes_a_direction_keeps_pinned_first_optional_and_pages_both_ways() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let fans = [app.person("fan0@example.com").await, app.person("fan1@example.com").await];
+    let circle = app.new_circle(&owner).await;
+    for fan in &fans {
+        app.join(fan, &circle).await;
+    }
+    let mut ids = Vec::new();
+    for (index, pinned, likes) in ORDERED {
+        let id = app.post(&owner, &circle, &format!("post {index}")).await;
+        if pinned {
+            data(&app.gql_as(&owner.session.access, PIN, json!({ "id": id })).await);
+        }
+        for fan in fans.iter().take(likes as usize) {
+            data(&app.gql_as(&fan.session.access, LIKE, json!({ "id": id })).await);
+        }
+        ids.push(id);
+    }
+    let query = "query($c: ID!, $o: PostOrderBy!, $d: SortDirection!, $p: Boolean!, $f: Int, $a: String, $l: Int, $b: String) {
+        circle(id: $c) { posts(orderBy: $o, direction: $d, pinnedFirst: $p, first: $f, after: $a, last: $l, before: $b) {
+            edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }";
+    let positions = |body: &Value| -> Vec<usize> {
+        data(body)["circle"]["posts"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| ids.iter().position(|id| e["node"]["id"] == id.as_str()).expect("a post of the circle"))
+            .collect()
+    };
+    for hot in [false, true] {
+        for ascending in [false, true] {
+            for pinned_first in [true, false] {
+                let want = expected_order(hot, ascending, pinned_first);
+                let vars = |extra: Value| {
+                    let mut v = json!({ "c": circle, "o": if hot { "HOT" } else { "LATEST" },
+                        "d": if ascending { "ASC" } else { "DESC" }, "p": pinned_first });
+                    v.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+                    v
+                };
+                let label = format!("hot={hot} ascending={ascending} pinnedFirst={pinned_first}");
+                let body = app.gql(query, vars(json!({ "f": 20 }))).await;
+                assert_eq!(positions(&body), want, "{label}: {body}");
+                // Forward two at a time, then backward two at a time: every post once, in order.
+                let (mut forward, mut after) = (Vec::new(), Value::Null);
+                loop {
+                    let body = app.gql(query, vars(json!({ "f": 2, "a": after }))).await;
+                    forward.extend(positions(&body));
+                    let info = &data(&body)["circle"]["posts"]["pageInfo"];
+                    if info["hasNextPage"] != true {
+                        break;
+                    }
+                    after = info["endCursor"].clone();
+                }
+                assert_eq!(forward, want, "{label}, forward pages");
+                let (mut backward, mut before) = (Vec::new(), Value::Null);
+                loop {
+                    let body = app.gql(query, vars(json!({ "l": 2, "b": before }))).await;
+                    let mut page = positions(&body);
+                    page.extend(backward);
+                    backward = page;
+                    let info = &data(&body)["circle"]["posts"]["pageInfo"];
+                    if info["hasPreviousPage"] != true {
+                        break;
+                    }
+                    before = info["startCursor"].clone();
+                }
+                assert_eq!(backward, want, "{label}, backward pages");
+            }
+        }
+    }
+
+    // A batch of circles' pages (one statement for all of them) in a mixed order: pinned first,
+    // then least liked.
+    let other = app.new_circle(&owner).await;
+    app.post(&owner, &other, "elsewhere").await;
+    let batch = "{ circles(first: 10) { edges { node { id posts(orderBy: HOT, direction: ASC, first: 3) {
+        edges { node { id } } pageInfo { hasNextPage } } } } } }";
+    let body = app.gql(batch, json!({})).await;
+    let edges = data(&body)["circles"]["edges"].as_array().expect("edges").clone();
+    let of = |id: &str| edges.iter().find(|e| e["node"]["id"] == id).expect("listed").clone();
+    let mine = of(&circle);
+    let got: Vec<usize> = mine["node"]["posts"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| ids.iter().position(|id| e["node"]["id"] == id.as_str()).expect("its post"))
+        .collect();
+    assert_eq!(got, expected_order(true, true, true)[..3], "{body}");
+    assert_eq!(mine["node"]["posts"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(of(&other)["node"]["posts"]["edges"].as_array().map(Vec::len), Some(1), "{body}");
+
+    // The feed takes a direction and orders pinned posts with the rest.
+    let feed = "query($d: SortDirection) { feed(direction: $d, first: 20) { edges { node { id } } } }";
+    let body = app.gql_as(&fans[0].session.access, feed, json!({ "d": "ASC" })).await;
+    let got: Vec<usize> = data(&body)["feed"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| ids.iter().position(|id| e["node"]["id"] == id.as_str()).expect("its post"))
+        .collect();
+    assert_eq!(got, expected_order(false, true, false), "{body}");
+
+    // Circles too: oldest first.
+    let body = app.gql("{ circles(orderBy: NEWEST, direction: ASC) { edges { node { id } } } }", json!({})).await;
+    let order: Vec<&str> = data(&body)["circles"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["id"].as_str())
+        .collect();
+    assert_eq!(order, [circle.as_str(), other.as_str()], "{body}");
+    let body = app.gql("{ circles(direction: SIDEWAYS) { totalCount } }", json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
