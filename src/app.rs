@@ -9,6 +9,7 @@ use crate::http::{self, HttpState};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub search: crate::search::Search,
     /// The live system configs (feature switches, rate limits, page size cap, cache TTL).
     pub settings: crate::settings::Settings,
+    /// Uploaded files (local disk, or an S3-compatible store).
+    pub storage: crate::storage::Storage,
 }
 
 pub struct Application {
@@ -80,6 +83,14 @@ impl Application {
         let search = crate::search::Search::new(config.search.clone(), db.clone());
         let settings = crate::settings::Settings::new(&config, cache.clone());
         settings.reload(&db).await.context("cannot read system_configs")?;
+        let listener =
+            TcpListener::bind(config.bind_addr).await.with_context(|| format!("cannot bind {}", config.bind_addr))?;
+        let storage = crate::storage::Storage::open(
+            &config.storage,
+            config.auth.jwt_secret.expose_secret().as_bytes(),
+            listener.local_addr()?,
+        )
+        .context("cannot open the file storage")?;
         let state = AppState {
             db,
             keys,
@@ -93,14 +104,12 @@ impl Application {
             redis,
             search,
             settings,
+            storage,
         };
         let schema = graphql::build(state.clone(), &state.config.graphql);
         let admission = crate::admission::Admission::new(state.clone(), schema)?;
         let http_state = HttpState { app: state.clone(), admission };
         let router = http::router(http_state.clone());
-        let listener = TcpListener::bind(state.config.bind_addr)
-            .await
-            .with_context(|| format!("cannot bind {}", state.config.bind_addr))?;
         let metrics = match state.config.http.metrics_addr {
             Some(addr) => Some((
                 TcpListener::bind(addr).await.with_context(|| format!("cannot bind METRICS_ADDR {addr}"))?,
@@ -135,6 +144,7 @@ impl Application {
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let flusher = tokio::spawn(flush_views(self.state.clone(), stopping_rx.clone()));
         tokio::spawn(prune_idempotency_keys(self.state.clone(), stopping_rx.clone()));
+        tokio::spawn(sweep_uploads(self.state.clone(), stopping_rx.clone()));
         let indexer = self.state.search.spawn_indexer(stopping_rx.clone());
         self.state.settings.spawn_watcher(self.state.db.clone(), &self.state.events, stopping_rx.clone());
         let mailer = crate::mail::spawn_sender(&self.state.config.mail, self.state.db.clone(), stopping_rx.clone())?;
@@ -186,6 +196,25 @@ impl Application {
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Background task: every `UPLOAD_SWEEP_SECS`, deletes uploads left PENDING (or REJECTED) for a
+/// day and READY ones nothing used within a day, files and rows (each instance may run it: a row
+/// deleted twice is deleted once).
+async fn sweep_uploads(state: AppState, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.storage.sweep_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = stopping.changed() => if changed.is_err() || *stopping.borrow() { return },
+        }
+        match crate::domain::uploads::sweep(&state.db, &state.storage).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(swept = n, "stale uploads deleted"),
+            Err(error) => tracing::warn!(error = ?error, "upload sweep failed"),
+        }
     }
 }
 

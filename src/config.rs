@@ -282,6 +282,8 @@ pub struct Config {
     pub search: crate::search::SearchSettings,
     /// `SMTP_URL`, `MAIL_FROM`, `MAIL_DIR` (see `mail`).
     pub mail: crate::mail::MailSettings,
+    /// `STORAGE_URL`, `MEDIA_DIR`, `S3_*`, `PUBLIC_URL` (see `storage`).
+    pub storage: crate::storage::StorageSettings,
 }
 
 /// Where settings come from; tests pass a map instead of the process environment.
@@ -302,6 +304,51 @@ impl Source for std::collections::HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
         self.get(key).cloned()
     }
+}
+
+/// The file storage: local disk under `MEDIA_DIR` (default `DATA_DIR/media`) unless `STORAGE_URL`
+/// is `s3://bucket`, then the `S3_*` settings.
+fn storage_settings(
+    source: &dyn Source,
+    data_dir: &std::path::Path,
+) -> Result<crate::storage::StorageSettings, ConfigError> {
+    use crate::storage::{S3Settings, StorageBackend};
+    let backend = match source.get("STORAGE_URL") {
+        None => StorageBackend::Local {
+            dir: source.get("MEDIA_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("media")),
+        },
+        Some(url) => {
+            let bucket = url
+                .strip_prefix("s3://")
+                .map(|b| b.trim_end_matches('/'))
+                .filter(|b| !b.is_empty() && !b.contains('/'))
+                .ok_or_else(|| ConfigError::new("STORAGE_URL", "expected s3://<bucket>"))?;
+            let required = |var: &'static str| {
+                source.get(var).ok_or_else(|| ConfigError::new(var, "is required with STORAGE_URL=s3://..."))
+            };
+            let endpoint = source.get("S3_ENDPOINT");
+            if let Some(endpoint) = &endpoint {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return Err(ConfigError::new("S3_ENDPOINT", "expected an http(s) URL"));
+                }
+            }
+            StorageBackend::S3(S3Settings {
+                bucket: bucket.to_string(),
+                endpoint,
+                region: source.get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: required("S3_ACCESS_KEY_ID")?,
+                secret_access_key: required("S3_SECRET_ACCESS_KEY")?,
+                public_url: source.get("S3_PUBLIC_URL"),
+            })
+        }
+    };
+    Ok(crate::storage::StorageSettings {
+        backend,
+        public_url: source.get("PUBLIC_URL"),
+        upload_ttl: secs(source, "UPLOAD_URL_TTL_SECS", 900)?,
+        private_ttl: secs(source, "PRIVATE_URL_TTL_SECS", 300)?,
+        sweep_every: secs(source, "UPLOAD_SWEEP_SECS", 3600)?,
+    })
 }
 
 impl Config {
@@ -396,7 +443,9 @@ impl Config {
                 ),
             ));
         }
+        let storage = storage_settings(source, &data_dir)?;
         let config = Config {
+            storage,
             environment,
             bind_addr,
             database: DatabaseSettings {

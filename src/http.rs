@@ -45,7 +45,16 @@ pub fn router(state: HttpState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/media/{*key}", get(media_get));
+    if state.app.storage.is_local() {
+        // Local storage takes the uploads itself; an S3 store takes them at its presigned URLs.
+        let limit = crate::domain::uploads::max_upload_bytes() as usize;
+        router = router.route(
+            "/media/upload/{*key}",
+            axum::routing::put(media_put).layer(axum::extract::DefaultBodyLimit::max(limit)),
+        );
+    }
     if config.graphql.graphiql {
         router = router.route("/", get(graphiql)).route("/assets/graphiql/{file}", get(graphiql_asset));
     }
@@ -706,6 +715,93 @@ async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Res
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(serde::Deserialize)]
+struct Signed {
+    expires: Option<u64>,
+    size: Option<u64>,
+    sig: Option<String>,
+}
+
+fn media_error(status: StatusCode, message: &str) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// A stored file: public keys to anyone (cacheable for a year: a key is never rewritten with other
+/// content once READY), private keys only with a valid, unexpired signature.
+async fn media_get(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(signed): Query<Signed>,
+) -> Response {
+    let storage = &state.app.storage;
+    if !crate::storage::valid_key(&key) {
+        return media_error(StatusCode::NOT_FOUND, "no such file");
+    }
+    let private = key.starts_with("private/");
+    if private {
+        let ok = match (signed.expires, signed.sig.as_deref()) {
+            (Some(expires), Some(sig)) => storage.verify_read(&key, expires, sig),
+            _ => false,
+        };
+        if !ok {
+            return media_error(StatusCode::FORBIDDEN, "a valid, unexpired signature is required");
+        }
+    }
+    match storage.get(&key).await {
+        Ok(Some(object)) => {
+            // The type the key's extension names (keys are ours: `completeUpload` refuses bytes
+            // of another type), never one a client sent; anything else is a download, not a page.
+            let content_type = crate::domain::uploads::type_of_key(&key).unwrap_or("application/octet-stream");
+            let cache = if private { "private, no-store" } else { "public, max-age=31536000, immutable" };
+            (
+                [
+                    (header::CONTENT_TYPE, content_type.to_string()),
+                    (header::CACHE_CONTROL, cache.to_string()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+                    (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_string()),
+                ],
+                object.bytes,
+            )
+                .into_response()
+        }
+        Ok(None) => media_error(StatusCode::NOT_FOUND, "no such file"),
+        Err(error) => {
+            tracing::error!(error = ?error, "media read failed");
+            media_error(StatusCode::INTERNAL_SERVER_ERROR, "the file store failed")
+        }
+    }
+}
+
+/// A local upload: the bytes of a `createUpload` ticket, at most the declared size, before the
+/// URL expires. `completeUpload` then checks what arrived.
+async fn media_put(
+    State(state): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(signed): Query<Signed>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let storage = &state.app.storage;
+    let (Some(expires), Some(size), Some(sig)) = (signed.expires, signed.size, signed.sig.as_deref()) else {
+        return media_error(StatusCode::FORBIDDEN, "a signed upload URL is required");
+    };
+    if !crate::storage::valid_key(&key) || !storage.verify_upload(&key, expires, size, sig) {
+        return media_error(StatusCode::FORBIDDEN, "the upload URL is not valid or has expired");
+    }
+    if body.len() as u64 > size {
+        return media_error(StatusCode::PAYLOAD_TOO_LARGE, "more bytes than the upload declared");
+    }
+    // Stored untyped: `completeUpload` writes the type it finds in the bytes, never the declared one.
+    let _ = headers;
+    match storage.put(&key, body, "application/octet-stream").await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => {
+            tracing::error!(error = ?error, "media write failed");
+            media_error(StatusCode::INTERNAL_SERVER_ERROR, "the file store failed")
+        }
+    }
 }
 
 async fn not_found() -> Response {

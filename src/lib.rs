@@ -21,6 +21,7 @@ pub mod mail;
 pub mod redis_link;
 pub mod search;
 pub mod settings;
+pub mod storage;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

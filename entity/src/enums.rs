@@ -94,3 +94,17 @@ impl From<Vec<String>> for StringList {
         Self(items)
     }
 }
+status_enum!(
+/// What an upload is for: decides its size and type limits, its image sizes and who may read it.
+UploadPurpose {
+    Avatar = "avatar",
+    CircleAvatar = "circle_avatar",
+    CourseCover = "course_cover",
+    CourseMedia = "course_media",
+    PostImage = "post_image",
+    IdentityDocument = "identity_document",
+    MessageFile = "message_file",
+});
+status_enum!(
+    /// PENDING until `completeUpload` checks the stored bytes; then READY, or REJECTED with a reason.
+    UploadStatus { Pending = "pending", Ready = "ready", Rejected = "rejected" });

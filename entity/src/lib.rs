@@ -29,6 +29,7 @@ pub mod refresh_tokens;
 pub mod reviews;
 pub mod search_outbox;
 pub mod system_configs;
+pub mod uploads;
 pub mod user_identities;
 pub mod user_profiles;
 pub mod users;

@@ -33,6 +33,7 @@ mod m20241201_000022_audit_record_id;
 mod m20241201_000023_moderation_columns;
 mod m20241201_000024_feed_indexes;
 mod m20241201_000025_pinned_oldest_indexes;
+mod m20241201_000026_create_uploads;
 
 pub struct Migrator;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000023_moderation_columns::Migration),
             Box::new(m20241201_000024_feed_indexes::Migration),
             Box::new(m20241201_000025_pinned_oldest_indexes::Migration),
+            Box::new(m20241201_000026_create_uploads::Migration),
         ]
     }
 }
@@ -97,4 +99,5 @@ pub const TABLES: &[&str] = &[
     "search_outbox",
     "account_tokens",
     "mail_outbox",
+    "uploads",
 ];

@@ -322,6 +322,7 @@ pub async fn set_standing(
 #[tracing::instrument(name = "identities.update_profile", skip_all, fields(identity = %identity_id))]
 pub async fn update_profile(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     identity_id: Uuid,
     input: ProfileInput,
@@ -341,6 +342,13 @@ pub async fn update_profile(
     if identity.user_id != user.id {
         return Err(AppError::forbidden("only the identity's owner can edit its profile"));
     }
+    let avatar = match avatar {
+        Some(Some(url)) => {
+            let purposes = [entity::enums::UploadPurpose::Avatar];
+            Some(Some(super::uploads::claim(db, storage, user.id, "input.avatar", &url, &purposes).await?))
+        }
+        other => other,
+    };
     let now = Utc::now();
     let existing =
         user_profiles::Entity::find().filter(user_profiles::Column::IdentityId.eq(identity_id)).one(db).await?;

@@ -18,6 +18,7 @@ pub mod posts;
 pub mod reconcile;
 pub mod reviews;
 pub mod seed;
+pub mod uploads;
 pub mod values;
 pub mod views;
 pub mod write;

@@ -142,10 +142,22 @@ fn validate_media(post_type: PostType, media: Vec<String>) -> AppResult<Vec<Stri
 }
 
 #[tracing::instrument(name = "posts.create", skip_all, fields(circle = %input.circle_id))]
-pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewPost) -> AppResult<posts::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    viewer: &Viewer,
+    input: NewPost,
+) -> AppResult<posts::Model> {
     let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
     let media = validate_media(input.post_type, input.media_urls)?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
+    let mut claimed = Vec::with_capacity(media.len());
+    for (n, url) in media.iter().enumerate() {
+        let field = format!("input.mediaUrls.{n}");
+        let purposes = [entity::enums::UploadPurpose::PostImage];
+        claimed.push(super::uploads::claim(db, storage, user.id, &field, url, &purposes).await?);
+    }
+    let media = claimed;
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let txn = db.begin().await?;
     write::update_many(

@@ -583,7 +583,8 @@ impl CirclesMutation {
             post_type: input.post_type,
             media_urls: input.media_urls,
         };
-        Ok(Post(posts::create(&state(ctx)?.db, viewer(ctx), input).await?))
+        let state = state(ctx)?;
+        Ok(Post(posts::create(&state.db, &state.storage, viewer(ctx), input).await?))
     }
 
     /// The author edits their post.

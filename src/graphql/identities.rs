@@ -390,6 +390,7 @@ impl IdentitiesMutation {
             website: maybe_undefined(input.website),
             social_links: maybe_undefined(input.social_links).map(|v| v.map(|j| j.0)),
         };
-        Ok(Profile(identities::update_profile(&state(ctx)?.db, viewer(ctx), identity_id, input).await?))
+        let state = state(ctx)?;
+        Ok(Profile(identities::update_profile(&state.db, &state.storage, viewer(ctx), identity_id, input).await?))
     }
 }

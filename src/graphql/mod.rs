@@ -15,6 +15,7 @@ pub mod messages;
 pub mod pagination;
 pub mod search;
 pub mod shape;
+pub mod uploads;
 
 use crate::app::AppState;
 use crate::config::GraphqlLimits;
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     appointments::AppointmentsQuery,
     messages::MessagesQuery,
     search::SearchQuery,
+    uploads::UploadsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +49,7 @@ pub struct MutationRoot(
     circles::CirclesMutation,
     appointments::AppointmentsMutation,
     messages::MessagesMutation,
+    uploads::UploadsMutation,
 );
 
 /// Sort direction of a list.

@@ -31,4 +31,5 @@ mod pages;
 mod redis_outage;
 mod schema;
 mod search;
+mod uploads;
 mod websocket;

@@ -1,0 +1,258 @@
+//! Uploads through the real server on the local store: a ticket, the bytes sent to its URL, the
+//! check, the file served; refusals (a lie about the type, too big, anonymous, someone else's
+//! upload, a bad or expired signature) and the sweeper. Checked in the database and on disk.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+const CREATE: &str = "mutation($i: CreateUploadInput!) { createUpload(input: $i) {
+    url method headers { name value } expiresAt upload { id status } } }";
+const COMPLETE: &str = "mutation($id: ID!) { completeUpload(id: $id) {
+    id status contentType byteSize width height url rejectReason variants { size url } } }";
+const PROFILE: &str =
+    "mutation($id: ID!, $i: UpdateProfileInput!) { updateProfile(identityId: $id, input: $i) { avatar } }";
+
+/// A `width`×`height` PNG.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("png");
+    out
+}
+
+/// A JPEG carrying an EXIF segment (an empty TIFF directory) right after its start marker.
+fn jpeg_with_exif(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, _| image::Rgb([(x % 256) as u8, 90, 200]));
+    let mut plain = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut plain), image::ImageFormat::Jpeg)
+        .expect("jpeg");
+    let tiff: &[u8] = b"Exif\0\0II*\0\x08\0\0\0\0\0\0\0\0\0";
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(tiff);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+impl TestApp {
+    async fn ticket(&self, token: &str, purpose: &str, content_type: &str, size: usize) -> Value {
+        self.ticket_named(token, purpose, content_type, size, "file").await
+    }
+
+    /// A ticket for a file named `name` (SQL below finds uploads by name: ids are BLOBs on SQLite).
+    async fn ticket_named(&self, token: &str, purpose: &str, content_type: &str, size: usize, name: &str) -> Value {
+        let input = json!({ "purpose": purpose, "contentType": content_type, "byteSize": size, "fileName": name });
+        data(&self.gql_as(token, CREATE, json!({ "i": input })).await)["createUpload"].clone()
+    }
+
+    /// Sends `bytes` as the ticket says; the HTTP status.
+    async fn send(&self, ticket: &Value, bytes: Vec<u8>) -> u16 {
+        assert_eq!(ticket["method"], "PUT");
+        let mut request = self.http.put(ticket["url"].as_str().expect("url"));
+        for header in ticket["headers"].as_array().expect("headers") {
+            request = request.header(header["name"].as_str().unwrap(), header["value"].as_str().unwrap());
+        }
+        request.body(bytes).send().await.expect("upload").status().as_u16()
+    }
+
+    /// A ticket, the bytes sent, then completed: the upload.
+    async fn uploaded(&self, token: &str, purpose: &str, content_type: &str, bytes: Vec<u8>) -> Value {
+        self.uploaded_named(token, purpose, content_type, bytes, "file").await
+    }
+
+    async fn uploaded_named(
+        &self,
+        token: &str,
+        purpose: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+        name: &str,
+    ) -> Value {
+        let ticket = self.ticket_named(token, purpose, content_type, bytes.len(), name).await;
+        assert_eq!(self.send(&ticket, bytes).await, 200);
+        let body = self.gql_as(token, COMPLETE, json!({ "id": ticket["upload"]["id"] })).await;
+        data(&body)["completeUpload"].clone()
+    }
+
+    async fn fetch(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.expect("get")
+    }
+}
+
+#[tokio::test]
+async fn an_avatar_goes_up_is_checked_resized_served_and_used_in_a_profile() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let me = app.register("me@example.com").await;
+    let identity = app.apply(&me, "APPRENTICE", "software").await;
+
+    let ticket = app.ticket(&me.access, "AVATAR", "image/png", png(600, 400).len()).await;
+    assert_eq!(ticket["upload"]["status"], "PENDING");
+    assert!(ticket["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["name"] == "Content-Type" && h["value"] == "image/png"));
+    // Before the bytes arrive, completing says so and changes nothing.
+    let early = app.gql_as(&me.access, COMPLETE, json!({ "id": ticket["upload"]["id"] })).await;
+    assert_eq!(error_code(&early), "BAD_USER_INPUT", "{early}");
+    assert_eq!(app.send(&ticket, png(600, 400)).await, 200);
+    let body = app.gql_as(&me.access, COMPLETE, json!({ "id": ticket["upload"]["id"] })).await;
+    let upload = data(&body)["completeUpload"].clone();
+    assert_eq!(upload["status"], "READY", "{body}");
+    assert_eq!((upload["width"].as_i64(), upload["height"].as_i64()), (Some(600), Some(400)));
+    assert_eq!(upload["contentType"], "image/png");
+    let sizes: Vec<i64> = upload["variants"].as_array().unwrap().iter().map(|v| v["size"].as_i64().unwrap()).collect();
+    assert_eq!(sizes, [64, 256]);
+
+    let url = upload["url"].as_str().expect("a public URL").to_string();
+    assert!(!url.contains("sig="), "a public file has a stable URL: {url}");
+    let served = app.fetch(&url).await;
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert!(served.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    let bytes = served.bytes().await.unwrap();
+    assert_eq!(image::load_from_memory(&bytes).unwrap().width(), 600);
+    let small = app.fetch(upload["variants"][1]["url"].as_str().unwrap()).await.bytes().await.unwrap();
+    let small = image::load_from_memory(&small).unwrap();
+    assert_eq!((small.width(), small.height()), (256, 171), "the 256 px copy keeps the aspect ratio");
+
+    // My profile takes my READY avatar; another user cannot use it.
+    let body = app.gql_as(&me.access, PROFILE, json!({ "id": identity, "i": { "name": "Me", "avatar": url } })).await;
+    assert_eq!(data(&body)["updateProfile"]["avatar"], url.as_str(), "{body}");
+    let other = app.register("other@example.com").await;
+    let theirs = app.apply(&other, "APPRENTICE", "software").await;
+    let body =
+        app.gql_as(&other.access, PROFILE, json!({ "id": theirs, "i": { "name": "Other", "avatar": url } })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_field(&body), "input.avatar");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM user_profiles WHERE name = 'Other'").await, 0, "nothing written");
+    let upload_query = "query($id: ID!) { upload(id: $id) { id } }";
+    let body = app.gql_as(&other.access, upload_query, json!({ "id": upload["id"] })).await;
+    assert!(data(&body)["upload"].is_null(), "someone else's upload is not found: {body}");
+    // An external URL stays allowed, as before uploads.
+    let body = app
+        .gql_as(
+            &other.access,
+            PROFILE,
+            json!({ "id": theirs, "i": { "name": "Other", "avatar": "https://img.example.com/o.png" } }),
+        )
+        .await;
+    assert_eq!(data(&body)["updateProfile"]["avatar"], "https://img.example.com/o.png");
+
+    // A JPEG loses its EXIF when it is checked.
+    let photo = jpeg_with_exif(320, 200);
+    assert!(photo.windows(4).any(|w| w == b"Exif"));
+    let upload = app.uploaded(&me.access, "POST_IMAGE", "image/jpeg", photo).await;
+    assert_eq!(upload["status"], "READY", "{upload}");
+    let stored = app.fetch(upload["url"].as_str().unwrap()).await.bytes().await.unwrap();
+    assert!(!stored.windows(4).any(|w| w == b"Exif"), "EXIF (and any location in it) is gone");
+    assert_eq!(image::load_from_memory(&stored).unwrap().width(), 320);
+}
+
+#[tokio::test]
+async fn lies_oversize_anonymous_and_bad_upload_urls_are_refused() {
+    let app = spawn_app().await;
+    let me = app.register("me@example.com").await;
+
+    // Text declared as a PNG: REJECTED, and the bytes are deleted.
+    let upload = app.uploaded(&me.access, "AVATAR", "image/png", b"hello, I am text".to_vec()).await;
+    assert_eq!(upload["status"], "REJECTED", "{upload}");
+    assert!(upload["rejectReason"].as_str().unwrap().contains("not any of"), "{upload}");
+    assert!(upload["url"].is_null());
+    let key = format!("public/avatar/{}/original.png", upload["id"].as_str().unwrap());
+    assert_eq!(app.fetch(&app.url(&format!("/media/{key}"))).await.status().as_u16(), 404, "deleted");
+    // A real PNG declared as JPEG: REJECTED too (the type comes from the bytes).
+    let upload = app.uploaded(&me.access, "AVATAR", "image/jpeg", png(10, 10)).await;
+    assert_eq!(upload["status"], "REJECTED");
+    assert!(upload["rejectReason"].as_str().unwrap().contains("image/png"), "{upload}");
+
+    // Refused at createUpload: too big for an avatar, a type the purpose does not take, anonymous.
+    let before = app.count("uploads").await;
+    let input = |size: i64, content_type: &str| json!({ "i": { "purpose": "AVATAR", "contentType": content_type, "byteSize": size, "fileName": "a.png" } });
+    let body = app.gql_as(&me.access, CREATE, input(6 * 1024 * 1024, "image/png")).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.byteSize"), "{body}");
+    let body = app.gql_as(&me.access, CREATE, input(100, "application/pdf")).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.contentType"), "{body}");
+    let body = app.gql(CREATE, input(100, "image/png")).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(app.count("uploads").await, before, "nothing was written");
+
+    // The upload URL: its signature, its size.
+    let ticket = app.ticket(&me.access, "AVATAR", "image/png", 100).await;
+    let url = ticket["url"].as_str().unwrap();
+    let forged = url.replace("size=100", "size=100000");
+    assert_eq!(app.http.put(&forged).body(vec![0u8; 1000]).send().await.unwrap().status().as_u16(), 403);
+    let unsigned = url.split('?').next().unwrap();
+    assert_eq!(app.http.put(unsigned).body(vec![0u8; 10]).send().await.unwrap().status().as_u16(), 403);
+    assert_eq!(app.http.put(url).body(vec![0u8; 101]).send().await.unwrap().status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn a_private_document_is_read_through_a_signed_url_only_and_not_for_long() {
+    let app = spawn_app_with(&[("PRIVATE_URL_TTL_SECS", "2")]).await;
+    let me = app.register("me@example.com").await;
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let upload = app.uploaded(&me.access, "IDENTITY_DOCUMENT", "application/pdf", pdf.clone()).await;
+    assert_eq!(upload["status"], "READY", "{upload}");
+    let url = upload["url"].as_str().expect("a signed URL for its owner").to_string();
+    assert!(url.contains("sig="), "{url}");
+    let served = app.fetch(&url).await;
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.headers()["content-type"], "application/pdf");
+    assert!(served.headers()["cache-control"].to_str().unwrap().contains("no-store"));
+    assert_eq!(served.bytes().await.unwrap().to_vec(), pdf);
+
+    let (base, query) = url.split_once('?').unwrap();
+    let tampered = {
+        let last = query.chars().last().unwrap();
+        let swap = if last == '0' { '1' } else { '0' };
+        format!("{base}?{}{swap}", &query[..query.len() - 1])
+    };
+    assert_eq!(app.fetch(&tampered).await.status().as_u16(), 403, "signature changed");
+    assert_eq!(app.fetch(base).await.status().as_u16(), 403, "no signature");
+    let longer = url.replace("expires=", "expires=9");
+    assert_eq!(app.fetch(&longer).await.status().as_u16(), 403, "expiry changed");
+    // Another user gets no URL for it at all.
+    let other = app.register("other@example.com").await;
+    let body =
+        app.gql_as(&other.access, "query($id: ID!) { upload(id: $id) { url } }", json!({ "id": upload["id"] })).await;
+    assert!(data(&body)["upload"].is_null(), "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(app.fetch(&url).await.status().as_u16(), 403, "expired");
+}
+
+#[tokio::test]
+async fn the_sweeper_deletes_stale_and_unused_uploads_and_keeps_used_ones() {
+    let app = spawn_app_with(&[("UPLOAD_SWEEP_SECS", "1")]).await;
+    let _world = app.world().await;
+    let me = app.register("me@example.com").await;
+    let identity = app.apply(&me, "APPRENTICE", "software").await;
+    let used = app.uploaded_named(&me.access, "AVATAR", "image/png", png(100, 100), "used").await;
+    data(
+        &app.gql_as(&me.access, PROFILE, json!({ "id": identity, "i": { "name": "Me", "avatar": used["url"] } })).await,
+    );
+    let unused = app.uploaded_named(&me.access, "AVATAR", "image/png", png(100, 100), "unused").await;
+    app.ticket_named(&me.access, "AVATAR", "image/png", 10, "pending").await;
+    app.ticket_named(&me.access, "AVATAR", "image/png", 10, "fresh").await;
+    app.exec(
+        "UPDATE uploads SET created_at = '2000-01-01 00:00:00+00:00' WHERE file_name IN ('used', 'unused', 'pending')",
+    )
+    .await;
+    let left = |name: &str| format!("SELECT COUNT(*) FROM uploads WHERE file_name = '{name}'");
+    assert_eq!(app.scalar(&left("pending")).await, 1);
+    let mut waited = 0;
+    while app.scalar(&left("unused")).await + app.scalar(&left("pending")).await > 0 {
+        assert!(waited < 100, "the sweeper did not run");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(app.scalar(&left("used")).await, 1, "a used upload stays");
+    assert_eq!(app.scalar(&left("fresh")).await, 1, "a fresh pending upload stays");
+    assert_eq!(app.fetch(unused["url"].as_str().unwrap()).await.status().as_u16(), 404, "its file is gone");
+    assert_eq!(app.fetch(used["url"].as_str().unwrap()).await.status().as_u16(), 200);
+}
