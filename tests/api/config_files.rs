@@ -28,7 +28,16 @@ fn compose_runs_the_full_stack_on_official_images_with_health_checks() {
     let api = &compose["services"]["api"];
     assert_eq!(api["build"]["dockerfile"].as_str(), Some("Dockerfile"));
     let env = api["environment"].as_mapping().expect("api environment");
-    for key in ["DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL", "STORAGE_URL", "S3_ENDPOINT", "JWT_SECRET", "APP_ENV", "BIND_ADDR"] {
+    for key in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "ELASTICSEARCH_URL",
+        "STORAGE_URL",
+        "S3_ENDPOINT",
+        "JWT_SECRET",
+        "APP_ENV",
+        "BIND_ADDR",
+    ] {
         assert!(env.contains_key(key), "api sets {key}");
     }
     for dependency in ["postgres", "redis", "elasticsearch"] {

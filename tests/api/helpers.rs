@@ -630,6 +630,29 @@ pub fn elasticsearch_url() -> Option<String> {
     std::env::var("TEST_ELASTICSEARCH_URL").ok().filter(|url| !url.trim().is_empty())
 }
 
+/// `TEST_S3_URL`: an S3-protocol server (scripts/test starts moto); the uploads suite then runs
+/// on it, each test in a bucket of its own.
+pub fn s3_url() -> Option<String> {
+    std::env::var("TEST_S3_URL").ok().filter(|url| !url.trim().is_empty())
+}
+
+/// The storage settings of a test server: a fresh bucket on `TEST_S3_URL` when set, else none
+/// (the local store under the test's DATA_DIR).
+pub async fn storage_env() -> Vec<(&'static str, String)> {
+    let Some(url) = s3_url() else { return Vec::new() };
+    let endpoint = url.trim_end_matches('/').to_string();
+    let bucket = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let created = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 server");
+    assert!(created.status().is_success(), "create bucket {bucket}: {}", created.status());
+    vec![
+        ("STORAGE_URL", format!("s3://{bucket}")),
+        ("S3_ENDPOINT", endpoint),
+        ("S3_REGION", "us-east-1".into()),
+        ("S3_ACCESS_KEY_ID", "test".into()),
+        ("S3_SECRET_ACCESS_KEY", "test".into()),
+    ]
+}
+
 /// A server's index names: one prefix per DATA_DIR, so a twin shares its original's indices.
 pub fn search_prefix(data_dir: &std::path::Path) -> String {
     let name = data_dir.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
