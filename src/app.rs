@@ -205,6 +205,8 @@ impl Application {
 async fn sweep_uploads(state: AppState, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.storage.sweep_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: the first sweep waits one period instead.
+    tick.tick().await;
     loop {
         tokio::select! {
             _ = tick.tick() => {}

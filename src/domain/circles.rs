@@ -117,7 +117,12 @@ async fn lock_circle(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
 }
 
 #[tracing::instrument(name = "circles.create", skip_all)]
-pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput) -> AppResult<circles::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    viewer: &Viewer,
+    input: CircleInput,
+) -> AppResult<circles::Model> {
     let identity_id = input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
     let name = text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100)?;
     let description = optional_text("input.description", input.description.flatten(), 5000)?;
@@ -127,6 +132,9 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CircleInput
     let avatar = optional_url("input.avatar", input.avatar.flatten(), 500)?;
     let user = super::active_user(db, viewer).await?;
     let identity = own_active_identity(db, &user, identity_id, "input.identityId").await?;
+    let avatar = super::uploads::claim_optional(db, storage, user.id, "input.avatar", Some(avatar), CIRCLE_AVATAR)
+        .await?
+        .flatten();
     let now = Utc::now();
     let txn = db.begin().await?;
     super::domains::hold_active(&txn, &domain, "input.domain").await?;
@@ -188,6 +196,7 @@ async fn administered(
 #[tracing::instrument(name = "circles.update", skip_all, fields(circle = %id))]
 pub async fn update(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     id: Uuid,
     input: CircleInput,
@@ -201,6 +210,8 @@ pub async fn update(
     let tags = input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()?;
     let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
     let (_, circle) = administered(db, viewer, id).await?;
+    let avatar =
+        super::uploads::claim_optional(db, storage, viewer.require()?, "input.avatar", avatar, CIRCLE_AVATAR).await?;
     if circle.status == CircleStatus::Archived {
         return Err(AppError::Conflict { field: None, message: "an archived circle cannot be edited".into() });
     }
@@ -527,6 +538,8 @@ pub async fn unban_member(
     txn.commit().await?;
     Ok(member)
 }
+
+const CIRCLE_AVATAR: entity::enums::UploadPurpose = entity::enums::UploadPurpose::CircleAvatar;
 
 /// Active circles, filtered and ordered.
 pub async fn list(

@@ -173,9 +173,25 @@ fn validate(input: CourseInput) -> AppResult<ValidCourse> {
 }
 
 #[tracing::instrument(name = "courses.create", skip_all)]
-pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CourseInput) -> AppResult<courses::Model> {
+/// A cover image: an external URL, or a READY COURSE_COVER upload of the course's master.
+async fn cover(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    user_id: Uuid,
+    value: Option<Option<String>>,
+) -> AppResult<Option<Option<String>>> {
+    let purpose = entity::enums::UploadPurpose::CourseCover;
+    super::uploads::claim_optional(db, storage, user_id, "input.coverImage", value, purpose).await
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    viewer: &Viewer,
+    input: CourseInput,
+) -> AppResult<courses::Model> {
     let identity_id = input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
-    let valid = validate(input)?;
+    let mut valid = validate(input)?;
     let title = valid.title.ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
     let price = valid.price.ok_or_else(|| AppError::bad_input("input.price", "is required"))?;
     let hours = valid.duration_hours.ok_or_else(|| AppError::bad_input("input.durationHours", "is required"))?;
@@ -185,6 +201,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CourseInput
         return Err(AppError::forbidden("you can only teach through your own identity"));
     }
     ensure_teaching(&identity)?;
+    valid.cover_image = cover(db, storage, user.id, valid.cover_image).await?;
     let now = Utc::now();
     let course = write::insert(
         db,
@@ -216,6 +233,7 @@ pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: CourseInput
 #[tracing::instrument(name = "courses.update", skip_all, fields(course = %id))]
 pub async fn update(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     id: Uuid,
     input: CourseInput,
@@ -223,9 +241,10 @@ pub async fn update(
     if input.identity_id.is_some() {
         return Err(AppError::bad_input("input.identityId", "a course cannot move to another identity"));
     }
-    let valid = validate(input)?;
+    let mut valid = validate(input)?;
     let (_, owned) = owned(db, viewer, id).await?;
     ensure_teaching(&owned.identity)?;
+    valid.cover_image = cover(db, storage, owned.identity.user_id, valid.cover_image).await?;
     if owned.course.status == CourseStatus::Archived {
         return Err(AppError::Conflict {
             field: None,

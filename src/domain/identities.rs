@@ -7,6 +7,7 @@ use super::write;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use chrono::Utc;
+use entity::enums::UploadPurpose;
 use entity::enums::{IdentityStatus, IdentityType, StringList, VerificationStatus};
 use entity::{user_identities, user_profiles};
 use rust_decimal::Decimal;
@@ -54,6 +55,7 @@ pub async fn find(
 #[tracing::instrument(name = "identities.apply", skip_all)]
 pub async fn apply(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     input: Application,
     ip: Option<IpAddr>,
@@ -67,6 +69,13 @@ pub async fn apply(
         ));
     }
     let user = super::active_user(db, viewer).await?;
+    let mut claimed = Vec::with_capacity(documents.len());
+    for (n, url) in documents.iter().enumerate() {
+        let field = format!("input.verificationDocuments.{n}");
+        let purposes = [UploadPurpose::IdentityDocument];
+        claimed.push(super::uploads::claim(db, storage, user.id, &field, url, &purposes).await?);
+    }
+    let documents = claimed;
     let txn = db.begin().await?;
     super::domains::hold_active(&txn, &domain, "input.domain").await?;
     let held = user_identities::Entity::find()
@@ -342,13 +351,8 @@ pub async fn update_profile(
     if identity.user_id != user.id {
         return Err(AppError::forbidden("only the identity's owner can edit its profile"));
     }
-    let avatar = match avatar {
-        Some(Some(url)) => {
-            let purposes = [entity::enums::UploadPurpose::Avatar];
-            Some(Some(super::uploads::claim(db, storage, user.id, "input.avatar", &url, &purposes).await?))
-        }
-        other => other,
-    };
+    let avatar =
+        super::uploads::claim_optional(db, storage, user.id, "input.avatar", avatar, UploadPurpose::Avatar).await?;
     let now = Utc::now();
     let existing =
         user_profiles::Entity::find().filter(user_profiles::Column::IdentityId.eq(identity_id)).one(db).await?;

@@ -11,8 +11,8 @@ use crate::error::{AppError, AppResult};
 use crate::storage::Storage;
 use bytes::Bytes;
 use chrono::{Duration as ChronoDuration, Utc};
-use entity::enums::{UploadPurpose, UploadStatus, UserRole};
-use entity::{uploads, users};
+use entity::enums::{UploadPurpose, UploadStatus};
+use entity::uploads;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
@@ -357,14 +357,13 @@ pub fn url_for(storage: &Storage, upload: &uploads::Model, viewer_may_read: bool
     }
 }
 
-/// Whether the viewer may read a private upload: its owner or an admin.
-pub async fn may_read(db: &DatabaseConnection, viewer: &Viewer, upload: &uploads::Model) -> AppResult<bool> {
-    let Some(user_id) = viewer.user_id() else { return Ok(false) };
-    if user_id == upload.user_id {
-        return Ok(true);
+/// A URL kept in a row, as a reader who may see the row gets it: a private upload's stable form
+/// becomes a short-lived signed URL; anything else is returned as it is.
+pub fn readable_url(storage: &Storage, url: &str) -> String {
+    match storage.key_of_url(url) {
+        Some(key) if key.starts_with("private/") => storage.private_url(&key),
+        _ => url.to_string(),
     }
-    let role = users::Entity::find_by_id(user_id).one(db).await?.map(|u| u.role);
-    Ok(role == Some(UserRole::Admin))
 }
 
 /// A media URL given to a mutation (field `field`): a URL of this store must be a READY upload of
@@ -403,6 +402,21 @@ pub async fn claim(
             .await?;
     }
     Ok(storage.public_url(&key))
+}
+
+/// [`claim`] for an optional, clearable media field (`Some(None)` clears it).
+pub async fn claim_optional(
+    db: &impl ConnectionTrait,
+    storage: &Storage,
+    user_id: Uuid,
+    field: &str,
+    value: Option<Option<String>>,
+    purpose: UploadPurpose,
+) -> AppResult<Option<Option<String>>> {
+    match value {
+        Some(Some(url)) => Ok(Some(Some(claim(db, storage, user_id, field, &url, &[purpose]).await?))),
+        other => Ok(other),
+    }
 }
 
 /// Deletes PENDING uploads older than a day and READY ones nothing used within a day (files and

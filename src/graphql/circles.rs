@@ -523,7 +523,8 @@ impl CirclesMutation {
             tags: Some(input.tags),
             avatar: Some(input.avatar),
         };
-        Ok(Circle(circles::create(&state(ctx)?.db, viewer(ctx), input).await?))
+        let state = state(ctx)?;
+        Ok(Circle(circles::create(&state.db, &state.storage, viewer(ctx), input).await?))
     }
 
     /// Circle admins.
@@ -538,7 +539,8 @@ impl CirclesMutation {
             tags: input.tags,
             avatar: maybe_undefined(input.avatar),
         };
-        Ok(Circle(circles::update(&state(ctx)?.db, viewer(ctx), id, input).await?))
+        let state = state(ctx)?;
+        Ok(Circle(circles::update(&state.db, &state.storage, viewer(ctx), id, input).await?))
     }
 
     /// Circle admins: the circle stays readable but takes no new members, posts or comments.

@@ -365,7 +365,8 @@ impl CoursesMutation {
             prerequisites: Some(input.prerequisites),
             learning_objectives: input.learning_objectives,
         };
-        Ok(Course(courses::create(&state(ctx)?.db, viewer(ctx), input).await?))
+        let state = state(ctx)?;
+        Ok(Course(courses::create(&state.db, &state.storage, viewer(ctx), input).await?))
     }
 
     async fn update_course(&self, ctx: &Context<'_>, id: ID, input: UpdateCourseInput) -> Result<Course> {
@@ -383,7 +384,8 @@ impl CoursesMutation {
             prerequisites: maybe_undefined(input.prerequisites),
             learning_objectives: input.learning_objectives,
         };
-        Ok(Course(courses::update(&state(ctx)?.db, viewer(ctx), id, input).await?))
+        let state = state(ctx)?;
+        Ok(Course(courses::update(&state.db, &state.storage, viewer(ctx), id, input).await?))
     }
 
     /// DRAFT or ARCHIVED -> PUBLISHED (needs at least one content item).

@@ -40,10 +40,16 @@ impl Identity {
         self.0.verification_status
     }
     /// Document URLs sent with a master application: visible to the owner and admins only.
-    async fn verification_documents(&self, ctx: &Context<'_>) -> Option<Vec<String>> {
+    /// Uploaded documents come as short-lived signed URLs.
+    async fn verification_documents(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
         let viewer = viewer(ctx);
         let allowed = viewer.user_id() == Some(self.0.user_id) || crate::domain::is_admin(viewer);
-        allowed.then(|| self.0.verification_documents.clone().map(|d| d.0).unwrap_or_default())
+        if !allowed {
+            return Ok(None);
+        }
+        let storage = &state(ctx)?.storage;
+        let documents = self.0.verification_documents.clone().map(|d| d.0).unwrap_or_default();
+        Ok(Some(documents.iter().map(|url| crate::domain::uploads::readable_url(storage, url)).collect()))
     }
     /// Why an administrator rejected the application: the owner and admins see it, until the
     /// next decision (a re-application keeps it for the reviewer).
@@ -332,7 +338,8 @@ impl IdentitiesMutation {
             domain: input.domain,
             verification_documents: input.verification_documents,
         };
-        Ok(Identity(identities::apply(&state(ctx)?.db, viewer(ctx), application, client_ip(ctx)).await?))
+        let state = state(ctx)?;
+        Ok(Identity(identities::apply(&state.db, &state.storage, viewer(ctx), application, client_ip(ctx)).await?))
     }
 
     /// Admins: approves or rejects a pending master identity (a rejection needs a reason).

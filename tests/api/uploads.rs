@@ -278,3 +278,64 @@ async fn the_sweeper_deletes_stale_and_unused_uploads_and_keeps_used_ones() {
     assert_eq!(app.fetch(unused["url"].as_str().unwrap()).await.status().as_u16(), 404, "its file is gone");
     assert_eq!(app.fetch(used["url"].as_str().unwrap()).await.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn identity_documents_covers_and_circle_avatars_take_uploads_for_their_purpose_only() {
+    let app = spawn_storage(&[]).await;
+    let world = app.world().await;
+    let me = app.register("applicant@example.com").await;
+    let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\ntrailer << >>\n%%EOF\n".to_vec();
+    let document = app.uploaded(&me.access, "IDENTITY_DOCUMENT", "application/pdf", pdf.clone()).await;
+    let avatar = app.uploaded(&me.access, "AVATAR", "image/png", png(80, 80)).await;
+    let apply = "mutation($i: ApplyIdentityInput!) { applyIdentity(input: $i) { id } }";
+    // An avatar is not an identity document.
+    let body = app
+        .gql_as(&me.access, apply, json!({ "i": { "identityType": "MASTER", "domain": "software", "verificationDocuments": [avatar["url"]] } }))
+        .await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.verificationDocuments.0"), "{body}");
+    let body = app
+        .gql_as(&me.access, apply, json!({ "i": { "identityType": "MASTER", "domain": "software", "verificationDocuments": [document["url"]] } }))
+        .await;
+    let identity = data(&body)["applyIdentity"]["id"].as_str().unwrap().to_string();
+    // The admin reviewing it gets a fresh signed URL that reads the document; nobody else sees it.
+    let admin = &world.admin;
+    let read = "query($id: ID!) { identity(id: $id) { verificationDocuments } }";
+    let body = app.gql_as(&admin.access, read, json!({ "id": identity })).await;
+    let url = data(&body)["identity"]["verificationDocuments"][0].as_str().expect("a document").to_string();
+    assert!(url.contains("sig="), "{url}");
+    assert_eq!(app.fetch(&url).await.bytes().await.unwrap().to_vec(), pdf);
+    assert_eq!(app.fetch(url.split('?').next().unwrap()).await.status().as_u16(), 403);
+    let stranger = app.register("stranger@example.com").await;
+    let body = app.gql_as(&stranger.access, read, json!({ "id": identity })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert!(!body.to_string().contains("sig="), "{body}");
+
+    // A master's course cover: a COURSE_COVER upload of their own.
+    let master = app.master(&world, "master@example.com", "software").await;
+    let cover = app.uploaded(&master.session.access, "COURSE_COVER", "image/png", png(1600, 900)).await;
+    let sizes: Vec<i64> = cover["variants"].as_array().unwrap().iter().map(|v| v["size"].as_i64().unwrap()).collect();
+    assert_eq!(sizes, [320, 1280]);
+    let course = app.course(&master, None, 0, false).await;
+    let update = "mutation($id: ID!, $i: UpdateCourseInput!) { updateCourse(id: $id, input: $i) { coverImage } }";
+    let body =
+        app.gql_as(&master.session.access, update, json!({ "id": course, "i": { "coverImage": cover["url"] } })).await;
+    assert_eq!(data(&body)["updateCourse"]["coverImage"], cover["url"], "{body}");
+    let body =
+        app.gql_as(&master.session.access, update, json!({ "id": course, "i": { "coverImage": avatar["url"] } })).await;
+    assert_eq!(
+        (error_code(&body), error_field(&body)),
+        ("BAD_USER_INPUT", "input.coverImage"),
+        "someone else's: {body}"
+    );
+
+    // A circle's avatar: a CIRCLE_AVATAR upload, not a personal avatar.
+    let identity = app.apply(&me, "APPRENTICE", "software").await;
+    let create = "mutation($i: CreateCircleInput!) { createCircle(input: $i) { avatar } }";
+    let input = |avatar: &Value| json!({ "i": { "identityId": identity, "name": "Pics", "domain": "software", "avatar": avatar } });
+    let body = app.gql_as(&me.access, create, input(&avatar["url"])).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.avatar"), "{body}");
+    assert_eq!(app.count("circles").await, 0, "nothing written");
+    let picture = app.uploaded(&me.access, "CIRCLE_AVATAR", "image/png", png(300, 300)).await;
+    let body = app.gql_as(&me.access, create, input(&picture["url"])).await;
+    assert_eq!(data(&body)["createCircle"]["avatar"], picture["url"], "{body}");
+}
