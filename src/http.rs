@@ -48,12 +48,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/media/{*key}", get(media_get));
     if state.app.storage.is_local() {
-        // Local storage takes the uploads itself; an S3 store takes them at its presigned URLs.
-        let limit = crate::domain::uploads::max_upload_bytes() as usize;
-        router = router.route(
-            "/media/upload/{*key}",
-            axum::routing::put(media_put).layer(axum::extract::DefaultBodyLimit::max(limit)),
-        );
+        // Local storage takes the uploads itself (the body is read only once the URL's signature
+        // holds, and at most its size); an S3 store takes them at its presigned URLs.
+        router = router.route("/media/upload/{*key}", axum::routing::put(media_put));
     }
     if config.graphql.graphiql {
         router = router.route("/", get(graphiql)).route("/assets/graphiql/{file}", get(graphiql_asset));
@@ -749,7 +746,7 @@ async fn media_get(
             return media_error(StatusCode::FORBIDDEN, "a valid, unexpired signature is required");
         }
     }
-    match storage.get(&key).await {
+    match storage.stream(&key).await {
         Ok(Some(object)) => {
             // The type the key's extension names (keys are ours: `completeUpload` refuses bytes
             // of another type), never one a client sent; anything else is a download, not a page.
@@ -758,11 +755,13 @@ async fn media_get(
             (
                 [
                     (header::CONTENT_TYPE, content_type.to_string()),
+                    (header::CONTENT_LENGTH, object.size.to_string()),
                     (header::CACHE_CONTROL, cache.to_string()),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
                     (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_string()),
                 ],
-                object.bytes,
+                // Streamed: a large file is never held in memory.
+                Body::from_stream(object.chunks),
             )
                 .into_response()
         }
@@ -780,8 +779,7 @@ async fn media_put(
     State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(signed): Query<Signed>,
-    headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let storage = &state.app.storage;
     let (Some(expires), Some(size), Some(sig)) = (signed.expires, signed.size, signed.sig.as_deref()) else {
@@ -790,11 +788,10 @@ async fn media_put(
     if !crate::storage::valid_key(&key) || !storage.verify_upload(&key, expires, size, sig) {
         return media_error(StatusCode::FORBIDDEN, "the upload URL is not valid or has expired");
     }
-    if body.len() as u64 > size {
+    let Ok(body) = axum::body::to_bytes(body, size as usize).await else {
         return media_error(StatusCode::PAYLOAD_TOO_LARGE, "more bytes than the upload declared");
-    }
+    };
     // Stored untyped: `completeUpload` writes the type it finds in the bytes, never the declared one.
-    let _ = headers;
     match storage.put(&key, body, "application/octet-stream").await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(error) => {

@@ -210,11 +210,11 @@ pub async fn update(
     let tags = input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()?;
     let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
     let (_, circle) = administered(db, viewer, id).await?;
-    let avatar =
-        super::uploads::claim_optional(db, storage, viewer.require()?, "input.avatar", avatar, CIRCLE_AVATAR).await?;
     if circle.status == CircleStatus::Archived {
         return Err(AppError::Conflict { field: None, message: "an archived circle cannot be edited".into() });
     }
+    let avatar =
+        super::uploads::claim_optional(db, storage, viewer.require()?, "input.avatar", avatar, CIRCLE_AVATAR).await?;
     let mut active: circles::ActiveModel = circle.into();
     if let Some(v) = name {
         active.name = Set(v);

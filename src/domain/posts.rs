@@ -151,6 +151,7 @@ pub async fn create(
     let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
     let media = validate_media(input.post_type, input.media_urls)?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
+    let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let mut claimed = Vec::with_capacity(media.len());
     for (n, url) in media.iter().enumerate() {
         let field = format!("input.mediaUrls.{n}");
@@ -158,7 +159,6 @@ pub async fn create(
         claimed.push(super::uploads::claim(db, storage, user.id, &field, url, &purposes).await?);
     }
     let media = claimed;
-    let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let txn = db.begin().await?;
     write::update_many(
         &txn,

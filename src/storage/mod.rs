@@ -71,6 +71,12 @@ pub struct Object {
     pub bytes: Bytes,
 }
 
+/// A stored object as a stream of chunks (served without holding it in memory).
+pub struct ObjectStream {
+    pub size: u64,
+    pub chunks: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
+}
+
 #[derive(Clone)]
 pub struct Storage {
     inner: Arc<Inner>,
@@ -203,6 +209,18 @@ impl Storage {
 
     /// Stores `bytes` under `key`; an S3 store keeps `content_type` for its own readers (local
     /// files have no attributes: this server serves them by the key's extension).
+    /// The key of a `/media/...` URL of this server whatever host it names (rows keep URLs made
+    /// under an earlier `PUBLIC_URL`), or of the S3 public base; None for other URLs.
+    pub fn key_of_stored_url(&self, url: &str) -> Option<String> {
+        if let Some(key) = self.key_of_url(url) {
+            return Some(key);
+        }
+        let after_scheme = url.split_once("://")?.1;
+        let path = &after_scheme[after_scheme.find('/')?..];
+        let key = path.strip_prefix("/media/")?.split(['?', '#']).next()?;
+        valid_key(key).then(|| key.to_string())
+    }
+
     pub async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> AppResult<()> {
         let mut options = PutOptions::default();
         if self.inner.s3.is_some() {
@@ -223,15 +241,38 @@ impl Storage {
         }
     }
 
-    /// The object, or None when nothing is stored under `key`.
-    pub async fn get(&self, key: &str) -> AppResult<Option<Object>> {
+    /// The object if it is at most `max` bytes: None when nothing is stored under `key`,
+    /// `Err(size)` inside when it is bigger (nothing of it is read then).
+    pub async fn get(&self, key: &str, max: u64) -> AppResult<Option<Result<Object, u64>>> {
         let found = match self.inner.store.get(&ObjectPath::from(key)).await {
             Ok(found) => found,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(internal(error)),
         };
+        if found.meta.size > max {
+            return Ok(Some(Err(found.meta.size)));
+        }
         let bytes = found.bytes().await.map_err(internal)?;
-        Ok(Some(Object { bytes }))
+        Ok(Some(Ok(Object { bytes })))
+    }
+
+    /// The first `n` bytes (fewer if the object is shorter).
+    pub async fn head_bytes(&self, key: &str, n: u64, size: u64) -> AppResult<Bytes> {
+        self.inner.store.get_range(&ObjectPath::from(key), 0..n.min(size)).await.map_err(internal)
+    }
+
+    /// The object as a stream, or None when nothing is stored under `key`.
+    pub async fn stream(&self, key: &str) -> AppResult<Option<ObjectStream>> {
+        match self.inner.store.get(&ObjectPath::from(key)).await {
+            Ok(found) => Ok(Some(ObjectStream { size: found.meta.size, chunks: found.into_stream() })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(internal(error)),
+        }
+    }
+
+    /// Copies `from` to `to` inside the store (no bytes through this server).
+    pub async fn copy(&self, from: &str, to: &str) -> AppResult<()> {
+        self.inner.store.copy(&ObjectPath::from(from), &ObjectPath::from(to)).await.map_err(internal)
     }
 
     /// Deletes `key` (nothing there is fine).

@@ -175,7 +175,11 @@ async fn lies_oversize_anonymous_and_bad_upload_urls_are_refused() {
     assert!(upload["rejectReason"].as_str().unwrap().contains("not any of"), "{upload}");
     assert!(upload["url"].is_null());
     let key = format!("public/avatar/{}/original.png", upload["id"].as_str().unwrap());
-    assert_eq!(app.fetch(&app.url(&format!("/media/{key}"))).await.status().as_u16(), 404, "deleted");
+    assert_eq!(app.fetch(&app.url(&format!("/media/{key}"))).await.status().as_u16(), 404, "never published");
+    if s3_url().is_none() {
+        let staged = app.data_dir.join("media/private/incoming").join(upload["id"].as_str().unwrap());
+        assert!(!staged.exists(), "the refused bytes are deleted: {}", staged.display());
+    }
     // A real PNG declared as JPEG: REJECTED too (the type comes from the bytes).
     let upload = app.uploaded(&me.access, "AVATAR", "image/jpeg", png(10, 10)).await;
     assert_eq!(upload["status"], "REJECTED");
@@ -305,10 +309,16 @@ async fn identity_documents_covers_and_circle_avatars_take_uploads_for_their_pur
     assert!(url.contains("sig="), "{url}");
     assert_eq!(app.fetch(&url).await.bytes().await.unwrap().to_vec(), pdf);
     assert_eq!(app.fetch(url.split('?').next().unwrap()).await.status().as_u16(), 403);
-    let stranger = app.register("stranger@example.com").await;
-    let body = app.gql_as(&stranger.access, read, json!({ "id": identity })).await;
-    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
-    assert!(!body.to_string().contains("sig="), "{body}");
+    // Its owner gets one too.
+    let mine = "{ me { identities { verificationDocuments } } }";
+    let body = app.gql_as(&me.access, mine, json!({})).await;
+    let owned = data(&body)["me"]["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["verificationDocuments"][0].as_str().map(str::to_string))
+        .expect("the owner reads their document");
+    assert_eq!(app.fetch(&owned).await.status().as_u16(), 200, "{owned}");
 
     // A master's course cover: a COURSE_COVER upload of their own.
     let master = app.master(&world, "master@example.com", "software").await;
@@ -320,13 +330,15 @@ async fn identity_documents_covers_and_circle_avatars_take_uploads_for_their_pur
     let body =
         app.gql_as(&master.session.access, update, json!({ "id": course, "i": { "coverImage": cover["url"] } })).await;
     assert_eq!(data(&body)["updateCourse"]["coverImage"], cover["url"], "{body}");
+    let theirs = app.uploaded(&me.access, "COURSE_COVER", "image/png", png(400, 300)).await;
     let body =
-        app.gql_as(&master.session.access, update, json!({ "id": course, "i": { "coverImage": avatar["url"] } })).await;
-    assert_eq!(
-        (error_code(&body), error_field(&body)),
-        ("BAD_USER_INPUT", "input.coverImage"),
-        "someone else's: {body}"
-    );
+        app.gql_as(&master.session.access, update, json!({ "id": course, "i": { "coverImage": theirs["url"] } })).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.coverImage"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("not an upload of yours"), "{body}");
+    let mine = app.uploaded(&master.session.access, "AVATAR", "image/png", png(90, 90)).await;
+    let body =
+        app.gql_as(&master.session.access, update, json!({ "id": course, "i": { "coverImage": mine["url"] } })).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("course_cover"), "no avatar as a cover: {body}");
 
     // A circle's avatar: a CIRCLE_AVATAR upload, not a personal avatar.
     let identity = app.apply(&me, "APPRENTICE", "software").await;
@@ -338,4 +350,37 @@ async fn identity_documents_covers_and_circle_avatars_take_uploads_for_their_pur
     let picture = app.uploaded(&me.access, "CIRCLE_AVATAR", "image/png", png(300, 300)).await;
     let body = app.gql_as(&me.access, create, input(&picture["url"])).await;
     assert_eq!(data(&body)["createCircle"]["avatar"], picture["url"], "{body}");
+}
+
+#[tokio::test]
+async fn bytes_sent_again_after_the_check_change_nothing_served_and_checks_do_not_overlap() {
+    let app = spawn_storage(&[]).await;
+    let me = app.register("me@example.com").await;
+    let picture = png(200, 100);
+    let ticket = app.ticket(&me.access, "POST_IMAGE", "image/png", picture.len()).await;
+    assert_eq!(app.send(&ticket, picture.clone()).await, 200);
+    // Two checks at once: one checks, the other is told so (or reads its result); never both.
+    let id = ticket["upload"]["id"].clone();
+    let (a, b) = tokio::join!(
+        app.gql_as(&me.access, COMPLETE, json!({ "id": id })),
+        app.gql_as(&me.access, COMPLETE, json!({ "id": id }))
+    );
+    let ready: Vec<&Value> =
+        [&a, &b].into_iter().filter(|r| r["data"]["completeUpload"]["status"] == "READY").collect();
+    assert!(!ready.is_empty(), "{a} {b}");
+    for other in [&a, &b] {
+        if other["data"]["completeUpload"].is_null() {
+            assert_eq!(error_code(other), "CONFLICT", "{other}");
+        }
+    }
+    let url = ready[0]["data"]["completeUpload"]["url"].as_str().unwrap().to_string();
+    let served = app.fetch(&url).await.bytes().await.unwrap();
+    assert_eq!(image::load_from_memory(&served).unwrap().width(), 200);
+    // The ticket's URL still takes bytes until it expires, but they land in the staging area:
+    // what is served is the checked file.
+    assert_eq!(app.send(&ticket, vec![b'x'; picture.len()]).await, 200);
+    assert_eq!(app.fetch(&url).await.bytes().await.unwrap(), served, "the checked file is unchanged");
+    let body = app.gql_as(&me.access, COMPLETE, json!({ "id": id })).await;
+    assert_eq!(data(&body)["completeUpload"]["status"], "READY", "a READY upload stays as it is: {body}");
+    assert_eq!(data(&body)["completeUpload"]["width"], 200);
 }
