@@ -788,12 +788,12 @@ async fn media_put(
     if !crate::storage::valid_key(&key) || !storage.verify_upload(&key, expires, size, sig) {
         return media_error(StatusCode::FORBIDDEN, "the upload URL is not valid or has expired");
     }
-    let Ok(body) = axum::body::to_bytes(body, size as usize).await else {
-        return media_error(StatusCode::PAYLOAD_TOO_LARGE, "more bytes than the upload declared");
-    };
-    // Stored untyped: `completeUpload` writes the type it finds in the bytes, never the declared one.
-    match storage.put(&key, body, "application/octet-stream").await {
-        Ok(()) => StatusCode::OK.into_response(),
+    // Streamed to the store (never whole in memory), at most the declared size; stored untyped:
+    // `completeUpload` writes the type it finds in the bytes, never the declared one.
+    match storage.put_stream(&key, body.into_data_stream(), size).await {
+        Ok(true) => StatusCode::OK.into_response(),
+        Ok(false) => media_error(StatusCode::PAYLOAD_TOO_LARGE, "more bytes than the upload declared"),
+        Err(AppError::BadInput { message, .. }) => media_error(StatusCode::BAD_REQUEST, &message),
         Err(error) => {
             tracing::error!(error = ?error, "media write failed");
             media_error(StatusCode::INTERNAL_SERVER_ERROR, "the file store failed")

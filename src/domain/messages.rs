@@ -203,7 +203,12 @@ pub async fn conversations(
             .one(db)
             .await?;
         if let Some(last_message) = last {
-            let cursor = super::pagination::Cursor { keys: vec![SortKey::Time(row.last_at)], id: row.partner }.encode();
+            let cursor = super::pagination::Cursor {
+                keys: vec![SortKey::Time(row.last_at)],
+                id: row.partner,
+                order: String::new(),
+            }
+            .encode();
             out.push((cursor, Conversation { partner: row.partner, last_message, unread: row.unread }));
         }
     }

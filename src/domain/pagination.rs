@@ -77,6 +77,10 @@ pub struct Cursor {
     #[serde(rename = "k")]
     pub keys: Vec<SortKey>,
     pub id: Uuid,
+    /// The direction of each sort column (`a`/`d`) of the list that issued it, so a cursor of one
+    /// direction is refused by the other rather than misread (empty: any, as before it existed).
+    #[serde(rename = "o", default, skip_serializing_if = "String::is_empty")]
+    pub order: String,
 }
 
 impl Cursor {
@@ -240,6 +244,11 @@ pub struct ChildList<E: EntityTrait> {
 }
 
 impl<E: EntityTrait> ChildList<E> {
+    /// Refuses a cursor of another ordering before the request joins a batch ([`check_cursor`]).
+    pub fn check(&self, request: &PageRequest) -> AppResult<()> {
+        check_cursor(&self.sort, request)
+    }
+
     /// The same page of each parent's list.
     pub async fn pages(
         &self,
@@ -408,7 +417,7 @@ where
         select = select.order_by(column, order);
     }
     let rows = select.limit(request.size() + 1).all(db).await?;
-    Ok(assemble(rows, request, &key_of))
+    Ok(assemble(rows, sort, request, &key_of))
 }
 
 /// The same page of each of `parents`' lists (rows whose `parent` column is the parent), in one
@@ -453,7 +462,7 @@ where
             grouped.entry(*key).or_default().push(model);
         }
     }
-    Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, request, &key_of))).collect())
+    Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, sort, request, &key_of))).collect())
 }
 
 /// One page of several parents' lists, as [`keyset_many`] reads it.
@@ -570,7 +579,7 @@ where
         .iter()
         .map(|row| <E::Model as sea_orm::FromQueryResult>::from_query_result(row, ""))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(assemble(rows, request, &key_of))
+    Ok(assemble(rows, sort, request, &key_of))
 }
 
 /// SQLite (no LATERAL): `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each
@@ -592,6 +601,28 @@ where
         .order_by(sea_orm::sea_query::Alias::new("mg_rank"), Order::Asc)
         .to_owned();
     Ok(db.query_all(db.get_database_backend().build(&query)).await?)
+}
+
+/// Refuses a cursor issued by another ordering (other columns, types or directions). Per-parent
+/// pages call it before their request joins a shared batch, so one client's bad cursor fails its
+/// own field only.
+pub fn check_cursor<C: ColumnTrait>(sort: &[Sort<C>], request: &PageRequest) -> AppResult<()> {
+    let backward = request.backward();
+    let cursor = if backward { request.before.as_ref() } else { request.after.as_ref() };
+    let Some(cursor) = cursor else { return Ok(()) };
+    let fits = (cursor.order.is_empty() || cursor.order == order_signature(sort))
+        && cursor.keys.len() == sort.len()
+        && sort.iter().zip(&cursor.keys).all(|((column, _), key)| key.fits(column.def().get_column_type()));
+    if !fits {
+        let field = if backward { "before" } else { "after" };
+        return Err(AppError::bad_input(field, "the cursor belongs to another ordering"));
+    }
+    Ok(())
+}
+
+/// The directions of the sort columns, as a cursor carries them.
+fn order_signature<C>(sort: &[Sort<C>]) -> String {
+    sort.iter().map(|(_, direction)| if *direction == Direction::Asc { 'a' } else { 'd' }).collect()
 }
 
 /// The direction the id tie-breaker takes: the last sort column's.
@@ -620,20 +651,20 @@ fn seek<E: EntityTrait>(
     id: E::Column,
     request: &PageRequest,
 ) -> AppResult<Select<E>> {
-    let backward = request.backward();
-    let cursor = if backward { request.before.as_ref() } else { request.after.as_ref() };
+    check_cursor(sort, request)?;
+    let cursor = if request.backward() { request.before.as_ref() } else { request.after.as_ref() };
     let Some(cursor) = cursor else { return Ok(select) };
-    let fits = cursor.keys.len() == sort.len()
-        && sort.iter().zip(&cursor.keys).all(|((column, _), key)| key.fits(column.def().get_column_type()));
-    if !fits {
-        let field = if backward { "before" } else { "after" };
-        return Err(AppError::bad_input(field, "the cursor belongs to another ordering"));
-    }
     Ok(select.filter(after_cursor(sort, id, request, cursor)))
 }
 
 /// A page from up to `size + 1` rows read in seek order.
-fn assemble<M>(mut rows: Vec<M>, request: &PageRequest, key_of: &impl Fn(&M) -> (Vec<SortKey>, Uuid)) -> Page<M> {
+fn assemble<M, C>(
+    mut rows: Vec<M>,
+    sort: &[Sort<C>],
+    request: &PageRequest,
+    key_of: &impl Fn(&M) -> (Vec<SortKey>, Uuid),
+) -> Page<M> {
+    let order = order_signature(sort);
     let backward = request.backward();
     let size = request.size();
     let more = rows.len() as u64 > size;
@@ -645,7 +676,7 @@ fn assemble<M>(mut rows: Vec<M>, request: &PageRequest, key_of: &impl Fn(&M) -> 
         .into_iter()
         .map(|row| {
             let (keys, id) = key_of(&row);
-            (Cursor { keys, id }.encode(), row)
+            (Cursor { keys, id, order: order.clone() }.encode(), row)
         })
         .collect();
     Page {
@@ -687,8 +718,11 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() -> AppResult<()> {
-        let cursor =
-            Cursor { keys: vec![SortKey::Bool(true), SortKey::Num(Decimal::new(19900, 2))], id: Uuid::new_v4() };
+        let cursor = Cursor {
+            keys: vec![SortKey::Bool(true), SortKey::Num(Decimal::new(19900, 2))],
+            id: Uuid::new_v4(),
+            order: "da".into(),
+        };
         assert_eq!(Cursor::decode("after", &cursor.encode())?, cursor);
         assert!(Cursor::decode("after", "not-a-cursor").is_err());
         assert!(Cursor::decode("after", "e30").is_err()); // "{}"

@@ -180,6 +180,7 @@ pub async fn review_connection(
     after: Option<String>,
 ) -> Result<Conn<Review>> {
     let page = page_request(ctx, first, after, None, None)?;
+    reviews::review_list(matches!(of, reviews::ReviewsOf::Course(_))).check(&page)?;
     let loaders = loaders(ctx)?;
     let (pages, counts, parent) = match of {
         reviews::ReviewsOf::Course(id) => (&loaders.course_reviews, &loaders.course_review_counts, id),

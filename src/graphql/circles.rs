@@ -88,6 +88,7 @@ impl Circle {
         before: Option<String>,
     ) -> Result<Conn<CircleMember>> {
         let page = page_request(ctx, first, after, last, before)?;
+        circles::member_list().check(&page)?;
         let loaders = loaders(ctx)?;
         let rows = loaders.circle_members.load_one((self.0.id, (), page.key())).await.map_err(AppError::from)?;
         let count = ConnectionFields::loaded(loaders.circle_member_counts.clone(), self.0.id);
@@ -110,6 +111,7 @@ impl Circle {
     ) -> Result<Conn<Post>> {
         let page = page_request(ctx, first, after, last, before)?;
         let order = PostOrder { by: order_by.sort(), direction: direction.into(), pinned_first };
+        posts::circle_post_list(order).check(&page)?;
         let state = state(ctx)?;
         let loaders = loaders(ctx)?;
         let pages = &loaders.circle_posts;
@@ -247,6 +249,7 @@ impl Post {
         before: Option<String>,
     ) -> Result<Conn<Comment>> {
         let page = page_request(ctx, first, after, last, before)?;
+        posts::comment_list().check(&page)?;
         let loaders = loaders(ctx)?;
         let rows = loaders.post_comments.load_one((self.0.id, (), page.key())).await.map_err(AppError::from)?;
         let count = ConnectionFields::loaded(loaders.post_comment_counts.clone(), self.0.id);

@@ -232,6 +232,38 @@ impl Storage {
         Ok(())
     }
 
+    /// Stores a stream of chunks under `key`, at most `max` bytes: Ok(false) (and nothing stored)
+    /// when the stream is longer. Chunks go to the store as they come (a multipart upload), so a
+    /// large body is never held in memory whole.
+    pub async fn put_stream<S, E>(&self, key: &str, mut chunks: S, max: u64) -> AppResult<bool>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        let upload = self.inner.store.put_multipart(&ObjectPath::from(key)).await.map_err(internal)?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
+        let mut total = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    let _ = writer.abort().await;
+                    return Err(AppError::bad_input("body", format!("the upload was cut off: {error}")));
+                }
+            };
+            total += chunk.len() as u64;
+            if total > max {
+                let _ = writer.abort().await;
+                return Ok(false);
+            }
+            writer.wait_for_capacity(2).await.map_err(internal)?;
+            writer.put(chunk);
+        }
+        writer.finish().await.map_err(internal)?;
+        Ok(true)
+    }
+
     /// The stored size, or None when nothing is stored under `key`.
     pub async fn size(&self, key: &str) -> AppResult<Option<u64>> {
         match self.inner.store.head(&ObjectPath::from(key)).await {

@@ -877,6 +877,12 @@ async fn every_post_order_takes_a_direction_keeps_pinned_first_optional_and_page
         }
     }
 
+    // A cursor of one direction is refused by the other (not misread as a position in it).
+    let body = app.gql(query, json!({ "c": circle, "o": "LATEST", "d": "DESC", "p": false, "f": 2 })).await;
+    let cursor = data(&body)["circle"]["posts"]["pageInfo"]["endCursor"].clone();
+    let body = app.gql(query, json!({ "c": circle, "o": "LATEST", "d": "ASC", "p": false, "f": 2, "a": cursor })).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "after"), "{body}");
+
     // A batch of circles' pages (one statement for all of them) in a mixed order: pinned first,
     // then least liked.
     let other = app.new_circle(&owner).await;
