@@ -172,6 +172,10 @@ pub struct RateLimits {
     pub cost: RateRule,
     /// `RATE_WS_MESSAGES` (default 100/10s): messages one WebSocket may send.
     pub ws_messages: RateRule,
+    /// `RATE_UPLOAD_USER` (default 200/1d): uploads one user may start.
+    pub upload_user: RateRule,
+    /// `RATE_UPLOAD_MB_USER` (default 2048/1d): megabytes one user may upload (declared sizes).
+    pub upload_mb_user: RateRule,
     /// `PASSWORD_HASH_CONCURRENCY` (default: the number of cores): argon2 runs at once.
     pub hash_concurrency: usize,
     /// `PASSWORD_HASH_QUEUE_SECS` (default 5): how long a sign-in waits for a hashing slot.
@@ -496,6 +500,8 @@ impl Config {
                 message_user: rule(source, "RATE_MESSAGE_USER", "30/1m")?,
                 cost: rule(source, "RATE_COST", "100000/1m")?,
                 ws_messages: rule(source, "RATE_WS_MESSAGES", "100/10s")?,
+                upload_user: rule(source, "RATE_UPLOAD_USER", "200/1d")?,
+                upload_mb_user: rule(source, "RATE_UPLOAD_MB_USER", "2048/1d")?,
                 hash_concurrency: positive(
                     source,
                     "PASSWORD_HASH_CONCURRENCY",

@@ -161,6 +161,8 @@ const SPECS: &[Spec] = &[
     rate_spec!("rate.message_user", message_user, "Messages sent per user."),
     rate_spec!("rate.cost", cost, "What one viewer's operations may cost together (units/period)."),
     rate_spec!("rate.ws_messages", ws_messages, "Messages one WebSocket may send."),
+    rate_spec!("rate.upload_user", upload_user, "Uploads one user may start (N/period)."),
+    rate_spec!("rate.upload_mb_user", upload_mb_user, "Megabytes one user may upload (N/period)."),
 ];
 
 fn spec(key: &str) -> Option<&'static Spec> {

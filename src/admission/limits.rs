@@ -227,6 +227,15 @@ pub async fn message(app: &crate::app::AppState, user: uuid::Uuid) -> Result<(),
         .map(|_| ())
 }
 
+/// An upload started: per user, one upload and its declared megabytes (rounded up).
+pub async fn upload(app: &crate::app::AppState, user: uuid::Uuid, bytes: u64) -> Result<(), AppError> {
+    let rate = &app.settings.live().rate;
+    let user = user.to_string();
+    app.limiter.check("upload", &rate.upload_user, &user, 1).await.into_result()?;
+    let mb = bytes.div_ceil(1024 * 1024).max(1);
+    app.limiter.check("upload_mb", &rate.upload_mb_user, &user, mb).await.into_result().map(|_| ())
+}
+
 fn degraded(error: &str) {
     metrics::counter!("rate_limit_redis_errors_total").increment(1);
     tracing::debug!(error, "Redis rate limits unavailable; limiting in this instance only");

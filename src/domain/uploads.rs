@@ -26,9 +26,6 @@ const DOCUMENTS: &[&str] = &["image/png", "image/jpeg", "image/webp", "applicati
 const MEDIA: &[&str] = &["image/png", "image/jpeg", "image/webp", "image/gif", "application/pdf", "video/mp4"];
 /// The largest image side decoded (a bigger one is refused before it is decoded).
 const MAX_SIDE: u32 = 8192;
-/// Uploads one user may start per day, and bytes per day.
-pub const DAILY_COUNT: u64 = 200;
-pub const DAILY_BYTES: u64 = 2 * 1024 * MB;
 
 /// What a purpose allows: types, size, the image sizes kept, and whether it is private.
 pub struct Rules {
@@ -64,14 +61,22 @@ pub struct NewUpload {
     pub file_name: String,
 }
 
-/// A new PENDING upload and where to send its bytes.
-pub async fn create(
-    db: &DatabaseConnection,
-    storage: &Storage,
-    viewer: &Viewer,
-    input: NewUpload,
-) -> AppResult<(uploads::Model, crate::storage::UploadTarget)> {
-    let user_id = viewer.require()?;
+/// An upload request that passed its checks (type, size and name for its purpose).
+pub struct ValidUpload {
+    purpose: UploadPurpose,
+    content_type: String,
+    byte_size: i64,
+    file_name: String,
+}
+
+impl ValidUpload {
+    pub fn byte_size(&self) -> u64 {
+        self.byte_size as u64
+    }
+}
+
+/// Checks an upload request against its purpose's rules.
+pub fn validate(input: NewUpload) -> AppResult<ValidUpload> {
     let rules = rules(input.purpose);
     let content_type = input.content_type.trim().to_ascii_lowercase();
     if !rules.types.contains(&content_type.as_str()) {
@@ -87,34 +92,30 @@ pub async fn create(
         ));
     }
     let file_name = super::values::text("input.fileName", &input.file_name, 1, 255)?;
-    // The day's quota: uploads started in the last 24 hours, and their declared bytes.
-    let since = Utc::now() - ChronoDuration::hours(24);
-    let (count, bytes): (i64, Option<i64>) = uploads::Entity::find()
-        .filter(uploads::Column::UserId.eq(user_id))
-        .filter(uploads::Column::CreatedAt.gt(since))
-        .select_only()
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .column_as(Expr::cust("CAST(SUM(byte_size) AS BIGINT)"), "b")
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or((0, None));
-    if count as u64 >= DAILY_COUNT || bytes.unwrap_or(0) as u64 + input.byte_size as u64 > DAILY_BYTES {
-        return Err(AppError::RateLimited { retry_after_secs: 3600 });
-    }
+    Ok(ValidUpload { purpose: input.purpose, content_type, byte_size: input.byte_size, file_name })
+}
+
+/// A new PENDING upload and where to send its bytes (the caller has spent the user's upload
+/// quota: `admission::limits::upload`).
+pub async fn create(
+    db: &DatabaseConnection,
+    storage: &Storage,
+    user_id: Uuid,
+    input: ValidUpload,
+) -> AppResult<(uploads::Model, crate::storage::UploadTarget)> {
     let id = Uuid::new_v4();
     // The bytes arrive in a private staging key of their own; only `complete` writes the checked
     // file where it is read from, so a second PUT to the ticket's URL changes nothing served.
     let key = staging_key(id);
-    let target = storage.upload_target(&key, &content_type, input.byte_size as u64).await?;
+    let target = storage.upload_target(&key, &input.content_type, input.byte_size as u64).await?;
     let row = uploads::ActiveModel {
         id: Set(id),
         user_id: Set(user_id),
         purpose: Set(input.purpose),
         status: Set(UploadStatus::Pending),
-        content_type: Set(content_type),
+        content_type: Set(input.content_type),
         byte_size: Set(input.byte_size),
-        file_name: Set(file_name),
+        file_name: Set(input.file_name),
         object_key: Set(key),
         width: Set(None),
         height: Set(None),

@@ -148,7 +148,10 @@ impl UploadsMutation {
             byte_size: input.byte_size,
             file_name: input.file_name,
         };
-        let (row, target) = uploads::create(&state.db, &state.storage, viewer(ctx), input).await?;
+        let user_id = viewer(ctx).require()?;
+        let input = uploads::validate(input)?;
+        crate::admission::limits::upload(state, user_id, input.byte_size()).await?;
+        let (row, target) = uploads::create(&state.db, &state.storage, user_id, input).await?;
         let ttl = chrono::Duration::from_std(state.storage.upload_ttl()).unwrap_or_default();
         Ok(UploadTicket {
             expires_at: row.created_at + ttl,

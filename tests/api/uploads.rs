@@ -384,3 +384,31 @@ async fn bytes_sent_again_after_the_check_change_nothing_served_and_checks_do_no
     assert_eq!(data(&body)["completeUpload"]["status"], "READY", "a READY upload stays as it is: {body}");
     assert_eq!(data(&body)["completeUpload"]["width"], 200);
 }
+
+#[tokio::test]
+async fn a_users_daily_uploads_are_counted_in_the_rate_limits() {
+    let app = spawn_storage(&[("RATE_UPLOAD_USER", "2/1d"), ("RATE_UPLOAD_MB_USER", "12/1d")]).await;
+    let me = app.register("me@example.com").await;
+    let create = |size: i64| json!({ "i": { "purpose": "POST_IMAGE", "contentType": "image/png", "byteSize": size, "fileName": "a.png" } });
+    data(&app.gql_as(&me.access, CREATE, create(100)).await);
+    data(&app.gql_as(&me.access, CREATE, create(100)).await);
+    let before = app.count("uploads").await;
+    let body = app.gql_as(&me.access, CREATE, create(100)).await;
+    assert_eq!(error_code(&body), "RATE_LIMITED", "the third upload of the day: {body}");
+    assert!(body["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap_or(0) > 0, "{body}");
+    assert_eq!(app.count("uploads").await, before, "nothing written");
+    // Bytes count too: 12 MB a day is one 10 MB image, not two.
+    let other = app.register("other@example.com").await;
+    data(&app.gql_as(&other.access, CREATE, create(10 * 1024 * 1024)).await);
+    let body = app.gql_as(&other.access, CREATE, create(10 * 1024 * 1024)).await;
+    assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
+    // Bad input is refused as such, before the quota is looked at.
+    let body = app
+        .gql_as(
+            &me.access,
+            CREATE,
+            json!({ "i": { "purpose": "AVATAR", "contentType": "text/html", "byteSize": 1, "fileName": "x" } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
