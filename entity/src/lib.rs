@@ -20,6 +20,7 @@ pub mod domains;
 pub mod idempotency_keys;
 pub mod learning_records;
 pub mod mail_outbox;
+pub mod mentor_availability;
 pub mod mentor_stats;
 pub mod messages;
 pub mod notifications;

@@ -34,6 +34,7 @@ mod m20241201_000023_moderation_columns;
 mod m20241201_000024_feed_indexes;
 mod m20241201_000025_pinned_oldest_indexes;
 mod m20241201_000026_create_uploads;
+mod m20241201_000027_create_availability_and_thread_indexes;
 
 pub struct Migrator;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000024_feed_indexes::Migration),
             Box::new(m20241201_000025_pinned_oldest_indexes::Migration),
             Box::new(m20241201_000026_create_uploads::Migration),
+            Box::new(m20241201_000027_create_availability_and_thread_indexes::Migration),
         ]
     }
 }
@@ -100,4 +102,5 @@ pub const TABLES: &[&str] = &[
     "account_tokens",
     "mail_outbox",
     "uploads",
+    "mentor_availability",
 ];

@@ -162,6 +162,7 @@ feeds_nothing!(
     domains,
     idempotency_keys,
     mail_outbox,
+    mentor_availability,
     messages,
     search_outbox,
     system_configs,

@@ -8,6 +8,7 @@
 //! deadlock) and takes the write lock on SQLite; concurrent bookings touching either person run one
 //! after another and each sees the others. The same booking sent again returns the one it made.
 
+use super::availability::{Schedule, Span};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, url};
@@ -86,7 +87,7 @@ fn price(rate: Decimal, minutes: i32) -> Decimal {
     super::values::scale2(rate * Decimal::from(minutes) / Decimal::from(60))
 }
 
-async fn touch_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+pub(super) async fn touch_user(txn: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
     write::update_many(
         txn,
         users::Entity::update_many()
@@ -111,19 +112,65 @@ fn involving(person: Uuid) -> Condition {
 }
 
 /// A pending or confirmed appointment overlapping [start, end) that `person` takes part in.
+/// A pending or confirmed appointment overlapping [start, end) that `person` takes part in, other
+/// than `except` (the one being moved).
 async fn clash(
     txn: &DatabaseTransaction,
     person: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    (start, end): Span,
+    except: Option<Uuid>,
 ) -> AppResult<Option<appointments::Model>> {
-    Ok(appointments::Entity::find()
+    let mut select = active_overlapping(person, start, end);
+    if let Some(id) = except {
+        select = select.filter(appointments::Column::Id.ne(id));
+    }
+    Ok(select.one(txn).await?)
+}
+
+/// The pending or confirmed appointments of `person` overlapping [start, end).
+fn active_overlapping(person: Uuid, start: DateTime<Utc>, end: DateTime<Utc>) -> Select<appointments::Entity> {
+    appointments::Entity::find()
         .filter(involving(person))
         .filter(appointments::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
         .filter(appointments::Column::AppointmentTime.lt(end))
         .filter(appointments::Column::EndsAt.gt(start))
-        .one(txn)
-        .await?)
+}
+
+/// The times a person is taken in [start, end) (their pending and confirmed appointments).
+pub async fn busy(
+    db: &impl ConnectionTrait,
+    person: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> AppResult<Vec<Span>> {
+    let rows = active_overlapping(person, start, end).all(db).await?;
+    Ok(rows.into_iter().map(|a| (a.appointment_time, a.ends_at)).collect())
+}
+
+/// Checks `[start, end)` against the master identity's schedule, if it has one, and gives the
+/// buffer to keep around the master's other appointments. Read inside the booking's transaction,
+/// after its locks, so a schedule being replaced is seen whole, before or after.
+async fn against_schedule(
+    txn: &DatabaseTransaction,
+    identity_id: Uuid,
+    (start, end): Span,
+    now: DateTime<Utc>,
+) -> AppResult<Duration> {
+    let Some(row) = super::availability::find(txn, identity_id).await? else { return Ok(Duration::zero()) };
+    let schedule = Schedule::new(&row)?;
+    if start < now + schedule.notice {
+        return Err(AppError::Conflict {
+            field: Some("input.appointmentTime".into()),
+            message: format!("this mentor needs {} hours' notice", row.min_notice_hours),
+        });
+    }
+    if !schedule.fits(start, end) {
+        return Err(AppError::Conflict {
+            field: Some("input.appointmentTime".into()),
+            message: "outside the mentor's availability; pick one of Mentor.availableSlots".into(),
+        });
+    }
+    Ok(schedule.buffer)
 }
 
 async fn log(
@@ -188,7 +235,7 @@ pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> A
         if mentor.user_id < student.id { (mentor.user_id, student.id) } else { (student.id, mentor.user_id) };
     touch_user(&txn, first).await?;
     touch_user(&txn, second).await?;
-    if let Some(existing) = clash(&txn, student.id, start, end).await? {
+    if let Some(existing) = clash(&txn, student.id, (start, end), None).await? {
         // The same booking sent again (a retry, a double tap): the one it made.
         let same = existing.student_id == student.id
             && existing.mentor_id == mentor.id
@@ -205,7 +252,8 @@ pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> A
         };
         return Err(AppError::Conflict { field: Some("input.appointmentTime".into()), message: message.into() });
     }
-    if clash(&txn, mentor.user_id, start, end).await?.is_some() {
+    let buffer = against_schedule(&txn, mentor.id, (start, end), now).await?;
+    if clash(&txn, mentor.user_id, (start - buffer, end + buffer), None).await?.is_some() {
         return Err(AppError::Conflict {
             field: Some("input.appointmentTime".into()),
             message: "the mentor is already booked then".into(),
@@ -337,7 +385,9 @@ pub async fn transition(
         .filter(appointments::Column::Id.eq(id))
         .filter(appointments::Column::Status.eq(current.status.as_str()));
     if let Transition::Confirm { meeting_url } = &transition {
-        update = update.col_expr(appointments::Column::MeetingUrl, Expr::value(meeting_url.clone()));
+        update = update
+            .col_expr(appointments::Column::MeetingUrl, Expr::value(meeting_url.clone()))
+            .col_expr(appointments::Column::MeetingId, Expr::value(new_meeting_id()));
     }
     if write::update_many(&txn, update).await? != 1 {
         return Err(AppError::Conflict { field: None, message: "the appointment changed meanwhile; try again".into() });
@@ -363,6 +413,108 @@ pub async fn transition(
         notify::send(&txn, Notice { user_id, kind, title: title.into(), content: reason, related_id: Some(id) })
             .await?;
     }
+    let updated =
+        appointments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("appointment"))?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// The meeting room's id, set when the mentor confirms: the design's `meeting_id`, what a video
+/// service names the room (`mg-` and twelve random hex digits in groups of four).
+fn new_meeting_id() -> String {
+    let hex = Uuid::new_v4().simple().to_string();
+    format!("mg-{}-{}-{}", &hex[0..4], &hex[4..8], &hex[8..12])
+}
+
+/// Moves a pending or confirmed appointment that has not started to `new_start` (same duration):
+/// either side may, into time both people have free and, once the master has a schedule, inside
+/// it. The status stays; the history keeps the move (a step from the status to itself, with the
+/// old and new times as its reason) and the other side is told.
+#[tracing::instrument(name = "appointments.reschedule", skip_all, fields(appointment = %id))]
+pub async fn reschedule(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    new_start: DateTime<Utc>,
+) -> AppResult<appointments::Model> {
+    let now = Utc::now();
+    if new_start <= now {
+        return Err(AppError::bad_input("appointmentTime", "must be in the future"));
+    }
+    if new_start > now + Duration::days(366) {
+        return Err(AppError::bad_input("appointmentTime", "at most a year ahead"));
+    }
+    let user = super::active_user(db, viewer).await?;
+    let parties = parties(db, id).await?.ok_or_else(|| AppError::not_found("appointment"))?;
+    let side = parties.side_of(user.id).ok_or_else(|| AppError::not_found("appointment"))?;
+    let current = parties.appointment;
+    let txn = db.begin().await?;
+    let (student, mentor_user) = (current.student_id, parties.mentor_user);
+    let (first, second) = if mentor_user < student { (mentor_user, student) } else { (student, mentor_user) };
+    touch_user(&txn, first).await?;
+    touch_user(&txn, second).await?;
+    // Under the locks: the appointment as it is now.
+    let current =
+        appointments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("appointment"))?;
+    if !ACTIVE.contains(&current.status) {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!("a {} appointment cannot be rescheduled", current.status.as_str()),
+        });
+    }
+    if now >= current.appointment_time {
+        return Err(AppError::Conflict { field: None, message: "the appointment has started".into() });
+    }
+    if current.appointment_time == new_start {
+        return Ok(current);
+    }
+    let end = new_start + Duration::minutes(current.duration_minutes.into());
+    let field = |message: &str| AppError::Conflict { field: Some("appointmentTime".into()), message: message.into() };
+    let buffer =
+        against_schedule(&txn, current.mentor_id, (new_start, end), now).await.map_err(|error| match error {
+            AppError::Conflict { message, .. } => AppError::Conflict { field: Some("appointmentTime".into()), message },
+            other => other,
+        })?;
+    if clash(&txn, student, (new_start, end), Some(id)).await?.is_some() {
+        return Err(field("the student has another appointment then"));
+    }
+    if clash(&txn, mentor_user, (new_start - buffer, end + buffer), Some(id)).await?.is_some() {
+        return Err(field("the mentor is already booked then"));
+    }
+    let moved = write::update_many(
+        &txn,
+        appointments::Entity::update_many()
+            .col_expr(appointments::Column::AppointmentTime, Expr::value(new_start))
+            .col_expr(appointments::Column::EndsAt, Expr::value(end))
+            .col_expr(appointments::Column::UpdatedAt, Expr::value(now))
+            .filter(appointments::Column::Id.eq(id))
+            .filter(appointments::Column::Status.eq(current.status.as_str())),
+    )
+    .await?;
+    if moved != 1 {
+        return Err(AppError::Conflict { field: None, message: "the appointment changed meanwhile; try again".into() });
+    }
+    let reason = format!(
+        "rescheduled from {} to {}",
+        current.appointment_time.format("%Y-%m-%d %H:%M UTC"),
+        new_start.format("%Y-%m-%d %H:%M UTC")
+    );
+    log(&txn, id, Some(current.status), current.status, Some(reason.clone()), user.id).await?;
+    let other = match side {
+        Side::Student => mentor_user,
+        Side::Mentor => student,
+    };
+    notify::send(
+        &txn,
+        Notice {
+            user_id: other,
+            kind: Kind::AppointmentRescheduled,
+            title: "An appointment was rescheduled".into(),
+            content: Some(reason),
+            related_id: Some(id),
+        },
+    )
+    .await?;
     let updated =
         appointments::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("appointment"))?;
     txn.commit().await?;

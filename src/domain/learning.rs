@@ -1,7 +1,7 @@
 //! Enrollment and progress: seats never oversold, one record per student and course, progress
 //! that only moves forward, and the record's status following the contents completed.
 
-use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
+use super::pagination::{keyset, ChildList, Direction, Page, PageRequest, SortKey};
 use super::write;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
@@ -323,6 +323,18 @@ pub async fn my_learning(
         |r| (vec![SortKey::Time(r.enrolled_at)], r.id),
     )
     .await
+}
+
+/// A course's students, newest enrollment first: every record that is not dropped.
+pub fn student_list() -> ChildList<learning_records::Entity> {
+    ChildList {
+        parent: learning_records::Column::CourseId,
+        condition: sea_orm::Condition::all().add(learning_records::Column::Status.ne(LearningStatus::Dropped.as_str())),
+        sort: vec![(learning_records::Column::EnrolledAt, Direction::Desc)],
+        id: learning_records::Column::Id,
+        key_of: |r| vec![SortKey::Time(r.enrolled_at)],
+        id_of: |r| r.id,
+    }
 }
 
 /// Percentages as GraphQL floats.

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod appointments;
 pub mod audit;
+pub mod availability;
 pub mod circles;
 pub mod courses;
 pub mod domains;

@@ -21,6 +21,7 @@ pub enum Kind {
     AppointmentBooked,
     AppointmentConfirmed,
     AppointmentCancelled,
+    AppointmentRescheduled,
     Reviewed,
 }
 
@@ -36,6 +37,7 @@ impl Kind {
             Self::AppointmentBooked => "appointment_booked",
             Self::AppointmentConfirmed => "appointment_confirmed",
             Self::AppointmentCancelled => "appointment_cancelled",
+            Self::AppointmentRescheduled => "appointment_rescheduled",
             Self::Reviewed => "reviewed",
         }
     }

@@ -464,6 +464,68 @@ pub async fn add_comment(
     Ok(comment)
 }
 
+/// The author edits a comment's text (active comments only: a deleted or hidden one stays as it is).
+#[tracing::instrument(name = "posts.update_comment", skip_all, fields(comment = %id))]
+pub async fn update_comment(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    content: &str,
+) -> AppResult<comments::Model> {
+    let content = text("content", content, 1, MAX_COMMENT_CHARS)?;
+    let user = super::active_user(db, viewer).await?;
+    let comment = comments::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|c| c.status != ContentStatus::Hidden || c.user_id == user.id)
+        .ok_or_else(|| AppError::not_found("comment"))?;
+    if comment.user_id != user.id {
+        return Err(AppError::forbidden("only the author edits a comment"));
+    }
+    if comment.status != ContentStatus::Active {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!("a {} comment cannot be edited", comment.status.as_str()),
+        });
+    }
+    let moved = write::update_many(
+        db,
+        comments::Entity::update_many()
+            .col_expr(comments::Column::Content, Expr::value(content))
+            .col_expr(comments::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(comments::Column::Id.eq(id))
+            .filter(comments::Column::Status.eq(ContentStatus::Active.as_str())),
+    )
+    .await?;
+    if moved != 1 {
+        return Err(AppError::Conflict { field: None, message: "the comment changed meanwhile".into() });
+    }
+    comments::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("comment"))
+}
+
+/// Counts a share of a post the viewer can see (`share_count` + 1, one conditional update, so
+/// concurrent shares all count and a deleted post counts none).
+#[tracing::instrument(name = "posts.share", skip_all, fields(post = %id))]
+pub async fn share(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<posts::Model> {
+    super::active_user(db, viewer).await?;
+    get(db, viewer, id)
+        .await?
+        .filter(|p| p.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    let moved = write::update_many(
+        db,
+        posts::Entity::update_many()
+            .col_expr(posts::Column::ShareCount, Expr::col(posts::Column::ShareCount).add(1))
+            .filter(posts::Column::Id.eq(id))
+            .filter(posts::Column::Status.eq(ContentStatus::Active.as_str())),
+    )
+    .await?;
+    if moved != 1 {
+        return Err(AppError::not_found("post"));
+    }
+    find(db, id).await?.ok_or_else(|| AppError::not_found("post"))
+}
+
 fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(140).collect();
     if text.chars().count() > 140 {
@@ -790,8 +852,31 @@ pub async fn feed(
 
 /// A post's comments in thread order (oldest first), deleted ones included (they read "deleted").
 pub fn comment_list() -> ChildList<comments::Entity> {
+    post_comment_list(false)
+}
+
+/// A post's comments oldest first: all of them (a flat thread), or only those that answer the
+/// post itself (`top_level`; their replies come through [`reply_list`]).
+pub fn post_comment_list(top_level: bool) -> ChildList<comments::Entity> {
+    let mut condition = Condition::all().add(comments::Column::Status.ne(ContentStatus::Hidden.as_str()));
+    if top_level {
+        condition = condition.add(comments::Column::ParentId.is_null());
+    }
     ChildList {
         parent: comments::Column::PostId,
+        condition,
+        sort: vec![(comments::Column::CreatedAt, Direction::Asc)],
+        id: comments::Column::Id,
+        key_of: |c| vec![SortKey::Time(c.created_at)],
+        id_of: |c| c.id,
+    }
+}
+
+/// A comment's direct replies, oldest first (hidden ones left out, deleted ones kept as
+/// "deleted" so the thread below them stays readable).
+pub fn reply_list() -> ChildList<comments::Entity> {
+    ChildList {
+        parent: comments::Column::ParentId,
         condition: Condition::all().add(comments::Column::Status.ne(ContentStatus::Hidden.as_str())),
         sort: vec![(comments::Column::CreatedAt, Direction::Asc)],
         id: comments::Column::Id,

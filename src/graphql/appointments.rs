@@ -75,6 +75,10 @@ impl Appointment {
     async fn meeting_url(&self) -> Option<&str> {
         self.0.meeting_url.as_deref()
     }
+    /// The meeting room's id, given on confirmation.
+    async fn meeting_id(&self) -> Option<&str> {
+        self.0.meeting_id.as_deref()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -264,6 +268,19 @@ impl AppointmentsMutation {
         Ok(Appointment(
             appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Confirm { meeting_url }).await?,
         ))
+    }
+
+    /// Either side moves a pending or confirmed appointment, before it starts, to another time
+    /// both have free (inside the master's availability once set; CONFLICT otherwise). Same
+    /// duration and status; the history records the move and the other side is notified.
+    async fn reschedule_appointment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        appointment_time: DateTime<Utc>,
+    ) -> Result<Appointment> {
+        let id = id_arg("id", &id)?;
+        Ok(Appointment(appointments::reschedule(&state(ctx)?.db, viewer(ctx), id, appointment_time).await?))
     }
 
     /// Either side cancels before the start; a reason is required.

@@ -3,7 +3,7 @@
 use super::accounts::User;
 use super::context::{client_ip, loaders, state, viewer};
 use super::identities::Identity;
-use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use super::pagination::{child_connection, connection, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined, SortDirection};
 use crate::domain::circles::{self, CircleFilter, CircleInput, CircleOrder};
 use crate::domain::posts::{self, Flag, NewComment, NewPost, PostOrder, PostSort};
@@ -88,11 +88,9 @@ impl Circle {
         before: Option<String>,
     ) -> Result<Conn<CircleMember>> {
         let page = page_request(ctx, first, after, last, before)?;
-        circles::member_list().check(&page)?;
         let loaders = loaders(ctx)?;
-        let rows = loaders.circle_members.load_one((self.0.id, (), page.key())).await.map_err(AppError::from)?;
-        let count = ConnectionFields::loaded(loaders.circle_member_counts.clone(), self.0.id);
-        Ok(connection(rows.unwrap_or_default(), count, CircleMember))
+        let batched = (&loaders.circle_members, &loaders.circle_member_counts);
+        child_connection(batched, circles::member_list(), (self.0.id, ()), &page, CircleMember).await
     }
     /// Active posts: by default pinned first, then newest. `pinnedFirst: false` orders the pinned
     /// posts with the rest; pinned posts come first in either `direction`.
@@ -238,22 +236,23 @@ impl Post {
         let circle = loaders(ctx)?.circles.load_one(self.0.circle_id).await.map_err(AppError::from)?;
         Ok(circle.map(Circle))
     }
-    /// Comments in thread order (oldest first; `parentId` links replies).
+    /// Comments oldest first: every comment in one flat list (`parentId` links replies), or with
+    /// `topLevel: true` only those answering the post, their replies under `Comment.replies`.
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
+        #[graphql(default = false)] top_level: bool,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<Conn<Comment>> {
         let page = page_request(ctx, first, after, last, before)?;
-        posts::comment_list().check(&page)?;
         let loaders = loaders(ctx)?;
-        let rows = loaders.post_comments.load_one((self.0.id, (), page.key())).await.map_err(AppError::from)?;
-        let count = ConnectionFields::loaded(loaders.post_comment_counts.clone(), self.0.id);
-        Ok(connection(rows.unwrap_or_default(), count, Comment))
+        let counts = if top_level { &loaders.post_top_level_counts } else { &loaders.post_comment_counts };
+        let list = posts::post_comment_list(top_level);
+        child_connection((&loaders.post_comments, counts), list, (self.0.id, top_level), &page, Comment).await
     }
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };
@@ -302,6 +301,22 @@ impl Comment {
     async fn post(&self, ctx: &Context<'_>) -> Result<Option<Post>> {
         let post = loaders(ctx)?.posts.load_one(self.0.post_id).await.map_err(AppError::from)?;
         Ok(post.filter(|p| p.status == ContentStatus::Active).map(Post))
+    }
+    /// Direct replies, oldest first; each has its own `replies` (one batched statement per level
+    /// however many comments are on the page).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    async fn replies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Comment>> {
+        let page = page_request(ctx, first, after, last, before)?;
+        let loaders = loaders(ctx)?;
+        let batched = (&loaders.comment_replies, &loaders.comment_reply_counts);
+        child_connection(batched, posts::reply_list(), (self.0.id, ()), &page, Comment).await
     }
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };
@@ -678,6 +693,18 @@ impl CirclesMutation {
         let state = state(ctx)?;
         let fanout = state.settings.live().notification_fanout;
         Ok(Comment(posts::add_comment(&state.db, viewer(ctx), input, fanout).await?))
+    }
+
+    /// The author edits an active comment (1..5000 characters).
+    async fn update_comment(&self, ctx: &Context<'_>, id: ID, content: String) -> Result<Comment> {
+        let id = id_arg("id", &id)?;
+        Ok(Comment(posts::update_comment(&state(ctx)?.db, viewer(ctx), id, &content).await?))
+    }
+
+    /// Counts a share of a post you can see (`shareCount` + 1); the apps share the link themselves.
+    async fn share_post(&self, ctx: &Context<'_>, id: ID) -> Result<Post> {
+        let id = id_arg("id", &id)?;
+        Ok(Post(posts::share(&state(ctx)?.db, viewer(ctx), id).await?))
     }
 
     /// The author or a moderator deletes a comment (its replies stay).

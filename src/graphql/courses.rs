@@ -2,8 +2,8 @@
 
 use super::context::{loaders, state, viewer};
 use super::identities::Mentor;
-use super::learning::LearningRecord;
-use super::pagination::{connection, page_request, Conn, ConnectionFields};
+use super::learning::{ContentProgress, LearningRecord};
+use super::pagination::{child_connection, connection, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined, SortDirection};
 use crate::domain::courses::{self, ContentInput, CourseFilter, CourseInput, CourseOrder};
 use crate::domain::values::scale2;
@@ -105,6 +105,30 @@ impl Course {
             .await
     }
     /// The viewer's enrollment in this course, if any.
+    /// The course's students (enrollments not dropped), newest first, with their progress: for
+    /// the course's master and admins (FORBIDDEN for others).
+    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
+    async fn students(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<LearningRecord>> {
+        let page = page_request(ctx, first, after, last, before)?;
+        let viewer = viewer(ctx);
+        let user_id = viewer.require()?;
+        let loaders = loaders(ctx)?;
+        let owner = loaders.identities.load_one(self.0.mentor_id).await.map_err(AppError::from)?;
+        let teaches = owner.is_some_and(|i| i.user_id == user_id);
+        if !teaches && !crate::domain::is_admin(viewer) {
+            return Err(AppError::forbidden("only the course's master sees its students").into());
+        }
+        let batched = (&loaders.course_students, &loaders.course_student_counts);
+        let list = crate::domain::learning::student_list();
+        child_connection(batched, list, (self.0.id, ()), &page, LearningRecord).await
+    }
     async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<LearningRecord>> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };
         let record = loaders(ctx)?.enrollments.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
@@ -196,6 +220,12 @@ impl CourseContent {
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let course = crate::domain::courses::get(&state(ctx)?.db, viewer(ctx), self.0.course_id).await?;
         Ok(course.map(Course))
+    }
+    /// The signed-in viewer's progress on this item; null before they record any (or anonymous).
+    async fn viewer_progress(&self, ctx: &Context<'_>) -> Result<Option<ContentProgress>> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };
+        let row = loaders(ctx)?.content_progress.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
+        Ok(row.map(ContentProgress))
     }
 }
 

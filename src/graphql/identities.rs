@@ -196,6 +196,22 @@ impl Mentor {
         )
         .await
     }
+    /// When the master can be booked; null until they set a schedule.
+    async fn availability(&self, ctx: &Context<'_>) -> Result<Option<super::availability::Availability>> {
+        super::availability::of_mentor(ctx, self.identity_id).await
+    }
+    /// Free slots of `durationMinutes` (15..240) starting in `[from, to)` (at most 62 days), in
+    /// UTC: the schedule's windows minus booked time and its buffer, no sooner than the notice
+    /// allows, laid end to end from the start of each free stretch. Empty without a schedule.
+    async fn available_slots(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default = 60)] duration_minutes: i32,
+    ) -> Result<Vec<super::availability::TimeSlot>> {
+        super::availability::slots_of_mentor(ctx, self.identity_id, from, to, duration_minutes).await
+    }
     /// The mentor's published courses, newest first.
     #[graphql(complexity = "crate::admission::cost::page(Some(first), None, child_complexity)")]
     async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {

@@ -392,6 +392,16 @@ impl<T: Send + Sync + 'static> Uncached<T> {
         crate::cache::uncacheable();
         self.0.load_one(key).await
     }
+
+    pub async fn load_many<K, I>(&self, keys: I) -> Result<HashMap<K, T::Value>, T::Error>
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        I: IntoIterator<Item = K>,
+        T: Loader<K>,
+    {
+        crate::cache::uncacheable();
+        self.0.load_many(keys).await
+    }
 }
 
 // How long a loader waits for more keys before it queries. The fields of a list's items register
@@ -468,6 +478,11 @@ pub struct Loaders {
     pub contents_by_course: CachedLoader<ByColumn<course_contents::Entity>>,
     /// (user, course) -> learning record
     pub enrollments: Uncached<ByPair<learning_records::Entity>>,
+    /// (user, content) -> that user's progress on it
+    pub content_progress: Uncached<ByPair<content_progress::Entity>>,
+    /// Pages of a course's students (enrollments not dropped), and their counts.
+    pub course_students: Uncached<Pages<learning_records::Entity>>,
+    pub course_student_counts: Arc<Uncached<Counts<learning_records::Entity>>>,
     pub circles: CachedLoader<ById<circles::Entity>>,
     /// (user, circle) -> active membership
     pub memberships: Uncached<ByPair<circle_members::Entity>>,
@@ -478,13 +493,20 @@ pub struct Loaders {
     /// (user, comment) -> like
     pub comment_likes: Uncached<ByPair<comment_likes::Entity>>,
     pub appointment_history: Uncached<ByColumn<appointment_status_logs::Entity>>,
+    /// A master identity's schedule.
+    pub availability: Uncached<ById<mentor_availability::Entity>>,
     /// Pages of circles' members, posts (by order) and posts' comments, and their counts.
     pub circle_members: Uncached<Pages<circle_members::Entity>>,
     pub circle_member_counts: Arc<Uncached<Counts<circle_members::Entity>>>,
     pub circle_posts: Uncached<Pages<posts::Entity, crate::domain::posts::PostOrder>>,
     pub circle_post_counts: Arc<Uncached<Counts<posts::Entity>>>,
-    pub post_comments: Uncached<Pages<comments::Entity>>,
+    /// A post's comments, all of them (`false`) or its top-level ones (`true`), and their counts.
+    pub post_comments: Uncached<Pages<comments::Entity, bool>>,
     pub post_comment_counts: Arc<Uncached<Counts<comments::Entity>>>,
+    pub post_top_level_counts: Arc<Uncached<Counts<comments::Entity>>>,
+    /// Pages of comments' direct replies, and their counts.
+    pub comment_replies: Uncached<Pages<comments::Entity>>,
+    pub comment_reply_counts: Arc<Uncached<Counts<comments::Entity>>>,
     /// Pages of courses' and masters' reviews, and their counts.
     pub course_reviews: Uncached<Pages<reviews::Entity>>,
     pub course_review_counts: Arc<Uncached<Counts<reviews::Entity>>>,
@@ -534,6 +556,9 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
             Kind::CourseContents,
         ),
         enrollments: by_pair(&db, (learning_records::Column::UserId, learning_records::Column::CourseId), None),
+        content_progress: by_pair(&db, (content_progress::Column::UserId, content_progress::Column::ContentId), None),
+        course_students: pages(&db, |()| crate::domain::learning::student_list()),
+        course_student_counts: counts(&db, crate::domain::learning::student_list()),
         circles: cached(ById(db.clone(), PhantomData), cache, Kind::Circle),
         memberships: by_pair(
             &db,
@@ -556,6 +581,7 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
             kind: Kind::PostLike,
         },
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
+        availability: by_id(&db),
         appointment_history: by_column(
             &db,
             appointment_status_logs::Column::AppointmentId,
@@ -569,8 +595,11 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
             &db,
             crate::domain::posts::circle_post_list(crate::domain::posts::PostOrder::CIRCLE_DEFAULT),
         ),
-        post_comments: pages(&db, |()| crate::domain::posts::comment_list()),
-        post_comment_counts: counts(&db, crate::domain::posts::comment_list()),
+        post_comments: pages(&db, crate::domain::posts::post_comment_list),
+        post_comment_counts: counts(&db, crate::domain::posts::post_comment_list(false)),
+        post_top_level_counts: counts(&db, crate::domain::posts::post_comment_list(true)),
+        comment_replies: pages(&db, |()| crate::domain::posts::reply_list()),
+        comment_reply_counts: counts(&db, crate::domain::posts::reply_list()),
         course_reviews: pages(&db, |()| crate::domain::reviews::review_list(true)),
         course_review_counts: counts(&db, crate::domain::reviews::review_list(true)),
         mentor_reviews: pages(&db, |()| crate::domain::reviews::review_list(false)),

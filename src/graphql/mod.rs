@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod appointments;
+pub mod availability;
 pub mod circles;
 pub mod courses;
 pub mod domains;
@@ -48,6 +49,7 @@ pub struct MutationRoot(
     learning::LearningMutation,
     circles::CirclesMutation,
     appointments::AppointmentsMutation,
+    availability::AvailabilityMutation,
     messages::MessagesMutation,
     uploads::UploadsMutation,
 );

@@ -1,7 +1,8 @@
 //! Relay connections over domain pages: one helper turns a keyset `Page` into a `Connection` with
 //! a lazily counted `totalCount` (the count runs only when a client asks for it).
 
-use crate::domain::pagination::{Page, PageRequest};
+use super::loaders::{Counts, Pages, Uncached};
+use crate::domain::pagination::{ChildList, Page, PageRequest};
 use crate::error::AppResult;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Object, OutputType, Result};
@@ -66,6 +67,31 @@ pub fn connection<M, N: OutputType>(page: Page<M>, fields: ConnectionFields, nod
     let mut connection = Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
     connection.edges.extend(page.rows.into_iter().map(|(cursor, row)| Edge::new(cursor, node(row))));
     connection
+}
+
+/// A per-parent list's two batched loaders: its pages and its counts.
+pub type Batched<'a, E, O> = (&'a Uncached<Pages<E, O>>, &'a Arc<Uncached<Counts<E>>>);
+
+/// One parent's page of a per-parent list ([`ChildList`]): the cursor checked against the list's
+/// order before it joins the batch, the page from the batched `pages` loader, `totalCount` from
+/// the batched `counts` loader.
+pub async fn child_connection<E, O, N>(
+    (pages, counts): Batched<'_, E, O>,
+    list: ChildList<E>,
+    (parent, order): (uuid::Uuid, O),
+    page: &PageRequest,
+    node: impl Fn(E::Model) -> N,
+) -> Result<Conn<N>>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+    O: Copy + Eq + std::hash::Hash + Send + Sync + 'static,
+    N: OutputType,
+{
+    list.check(page)?;
+    let rows = pages.load_one((parent, order, page.key())).await.map_err(crate::error::AppError::from)?;
+    Ok(connection(rows.unwrap_or_default(), ConnectionFields::loaded(counts.clone(), parent), node))
 }
 
 /// Parses Relay arguments (first and last exclusive, each at most the live

@@ -926,3 +926,105 @@ async fn every_post_order_takes_a_direction_keeps_pinned_first_optional_and_page
     let body = app.gql("{ circles(direction: SIDEWAYS) { totalCount } }", json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
+
+const THREAD: &str = "query($id: ID!, $n: Int!) { post(id: $id) { comments(topLevel: true, first: $n) { totalCount edges { node {
+    id content replies(first: 5) { totalCount edges { node { id replies(first: 5) { totalCount edges { node { id replies(first: 5) { totalCount } } } } } } } } } } } }";
+
+/// Top-level comments paged, their replies three levels down, one batched statement per level.
+#[tokio::test]
+async fn a_reply_thread_three_levels_deep_runs_a_fixed_number_of_statements() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let ann = app.person("ann@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    app.join(&ann, &circle).await;
+    let post = app.post(&owner, &circle, "discuss").await;
+    let mut tops = Vec::new();
+    for index in 0..6 {
+        let top = app.comment(&ann, &post, None).await;
+        let reply = app.comment(&owner, &post, Some(&top)).await;
+        let deeper = app.comment(&ann, &post, Some(&reply)).await;
+        if index % 2 == 0 {
+            app.comment(&owner, &post, Some(&deeper)).await;
+        }
+        tops.push((top, reply, deeper));
+    }
+    let body = app.gql(THREAD, json!({ "id": post, "n": 2 })).await;
+    let comments = &data(&body)["post"]["comments"];
+    assert_eq!(comments["totalCount"], 6, "top level only: {body}");
+    let first = &comments["edges"][0]["node"];
+    assert_eq!(first["id"], tops[0].0.as_str());
+    let reply = &first["replies"]["edges"][0]["node"];
+    assert_eq!((first["replies"]["totalCount"].clone(), reply["id"].clone()), (json!(1), json!(tops[0].1)));
+    let deeper = &reply["replies"]["edges"][0]["node"];
+    assert_eq!((deeper["id"].clone(), deeper["replies"]["totalCount"].clone()), (json!(tops[0].2), json!(1)));
+    assert_eq!(
+        comments["edges"][1]["node"]["replies"]["edges"][0]["node"]["replies"]["edges"][0]["node"]["replies"]
+            ["totalCount"],
+        0
+    );
+    // The flat list still holds every comment.
+    let body = app.gql("query($id: ID!) { post(id: $id) { comments { totalCount } } }", json!({ "id": post })).await;
+    assert_eq!(data(&body)["post"]["comments"]["totalCount"], 21);
+
+    let mut costs = Vec::new();
+    for n in [2, 6] {
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.statements().await;
+            let body = app.gql(THREAD, json!({ "id": post, "n": n })).await;
+            assert_eq!(data(&body)["post"]["comments"]["edges"].as_array().map(Vec::len), Some(n as usize));
+            fewest = fewest.min(app.statements().await - before);
+        }
+        costs.push(fewest);
+    }
+    assert_eq!(costs[0], costs[1], "statements for 2 and for 6 threads: {costs:?}");
+}
+
+#[tokio::test]
+async fn authors_edit_their_comments_and_shares_are_counted() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let ann = app.person("ann@example.com").await;
+    let outsider = app.register("out@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    app.join(&ann, &circle).await;
+    let post = app.post(&owner, &circle, "discuss").await;
+    let comment = app.comment(&ann, &post, None).await;
+    const EDIT: &str = "mutation($id: ID!, $c: String!) { updateComment(id: $id, content: $c) { content } }";
+
+    let body = app.gql_as(&ann.session.access, EDIT, json!({ "id": comment, "c": "better words" })).await;
+    assert_eq!(data(&body)["updateComment"]["content"], "better words");
+    let before = app.snapshot("comments").await;
+    for (token, content, code) in [
+        (Some(owner.session.access.as_str()), "mine now", "FORBIDDEN"),
+        (Some(ann.session.access.as_str()), "", "BAD_USER_INPUT"),
+        (Some(ann.session.access.as_str()), &"x".repeat(5001), "BAD_USER_INPUT"),
+        (None, "anonymous", "UNAUTHENTICATED"),
+    ] {
+        let body = app.gql_with(token, EDIT, json!({ "id": comment, "c": content })).await;
+        assert_eq!(error_code(&body), code, "{body}");
+    }
+    let body = app.gql_as(&ann.session.access, EDIT, json!({ "id": uuid::Uuid::new_v4().to_string(), "c": "x" })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(app.snapshot("comments").await, before, "refusals change nothing");
+    data(&app.gql_as(&ann.session.access, DELETE_COMMENT, json!({ "id": comment })).await);
+    let body = app.gql_as(&ann.session.access, EDIT, json!({ "id": comment, "c": "again" })).await;
+    assert_eq!(error_code(&body), "CONFLICT", "a deleted comment stays deleted: {body}");
+
+    // Shares: anyone signed in who can see the post; concurrent shares all count.
+    const SHARE: &str = "mutation($id: ID!) { sharePost(id: $id) { shareCount } }";
+    let shares = (0..10).map(|_| app.gql_as(&outsider.access, SHARE, json!({ "id": post })));
+    for body in futures_util::future::join_all(shares).await {
+        data(&body);
+    }
+    let body = app.gql("query($id: ID!) { post(id: $id) { shareCount } }", json!({ "id": post })).await;
+    assert_eq!(data(&body)["post"]["shareCount"], 10);
+    let body = app.gql(SHARE, json!({ "id": post })).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    data(&app.gql_as(&owner.session.access, DELETE_POST, json!({ "id": post })).await);
+    let body = app.gql_as(&outsider.access, SHARE, json!({ "id": post })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+}

@@ -1,7 +1,7 @@
 //! Enrollment (no oversell under concurrency) and learning progress.
 
 use crate::helpers::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const ENROLL: &str = "mutation($c: ID!) { enroll(courseId: $c) { id status } }";
 const DROP: &str = "mutation($c: ID!) { dropCourse(courseId: $c) { id status } }";
@@ -230,4 +230,109 @@ async fn ten_concurrent_re_enrollments_after_a_drop_take_one_seat() {
     assert_eq!(current_students(&app, &course).await, 1);
     assert_eq!(app.count("learning_records").await, 1);
     app.assert_no_drift();
+}
+
+/// Progress read back per content ("resume here", checkmarks) and a course's students for its
+/// master.
+#[tokio::test]
+async fn progress_is_read_back_per_content_and_the_master_sees_the_students() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 3, true).await;
+    let sam = app.register("sam@example.com").await;
+    let lee = app.register("lee@example.com").await;
+    for student in [&sam, &lee] {
+        data(&app.gql_as(&student.access, ENROLL, json!({ "c": course })).await);
+    }
+    let contents_query =
+        "query($id: ID!) { course(id: $id) { contents { id viewerProgress { progressPercentage isCompleted } } } }";
+    let body = app.gql_as(&sam.access, contents_query, json!({ "id": course })).await;
+    let contents: Vec<String> = data(&body)["course"]["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .map(|c| {
+            assert!(c["viewerProgress"].is_null(), "nothing recorded yet: {c}");
+            c["id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    data(&app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[0], "p": 100.0, "m": 20 })).await);
+    data(&app.gql_as(&sam.access, PROGRESS, json!({ "id": contents[1], "p": 40.0, "m": 5 })).await);
+
+    let body = app.gql_as(&sam.access, contents_query, json!({ "id": course })).await;
+    let read = &data(&body)["course"]["contents"];
+    assert_eq!(read[0]["viewerProgress"], json!({ "progressPercentage": 100.0, "isCompleted": true }));
+    assert_eq!(read[1]["viewerProgress"], json!({ "progressPercentage": 40.0, "isCompleted": false }));
+    assert!(read[2]["viewerProgress"].is_null());
+    // Another viewer sees their own (none), anonymous sees none.
+    let body = app.gql_as(&lee.access, contents_query, json!({ "id": course })).await;
+    assert!(data(&body)["course"]["contents"][0]["viewerProgress"].is_null());
+    let body = app.gql(contents_query, json!({ "id": course })).await;
+    assert!(data(&body)["course"]["contents"][0]["viewerProgress"].is_null());
+
+    let record_query = "{ myLearning { edges { node { lastContent { id }
+        contents { content { id } progressPercentage isCompleted studyTime lastAccessedAt } } } } }";
+    let body = app.gql_as(&sam.access, record_query, json!({})).await;
+    let node = &data(&body)["myLearning"]["edges"][0]["node"];
+    assert_eq!(node["lastContent"]["id"], contents[1].as_str(), "where to resume");
+    let steps = node["contents"].as_array().expect("contents");
+    assert_eq!(
+        steps.iter().map(|s| s["content"]["id"].clone()).collect::<Vec<_>>(),
+        contents.iter().map(|c| json!(c)).collect::<Vec<_>>()
+    );
+    assert_eq!((steps[0]["isCompleted"].clone(), steps[0]["studyTime"].clone()), (json!(true), json!(20)));
+    assert_eq!(steps[1]["progressPercentage"], 40.0);
+    assert_eq!((steps[2]["progressPercentage"].clone(), steps[2]["lastAccessedAt"].clone()), (json!(0.0), Value::Null));
+
+    // The master sees the students, newest enrollment first, with their progress.
+    let students = "query($id: ID!) { course(id: $id) { students(first: 10) { totalCount edges { node {
+        student { id } progressPercentage contents { isCompleted } } } } } }";
+    let body = app.gql_as(&ada.session.access, students, json!({ "id": course })).await;
+    let list = &data(&body)["course"]["students"];
+    assert_eq!(list["totalCount"], 2);
+    assert_eq!(list["edges"][0]["node"]["student"]["id"], lee.user_id.as_str());
+    assert_eq!(list["edges"][1]["node"]["student"]["id"], sam.user_id.as_str());
+    assert_eq!(list["edges"][1]["node"]["contents"][0]["isCompleted"], true);
+    // Students and strangers may not; a dropped student leaves the list.
+    for token in [Some(sam.access.as_str()), None] {
+        let body = app.gql_with(token, students, json!({ "id": course })).await;
+        assert!(matches!(error_code(&body), "FORBIDDEN" | "UNAUTHENTICATED"), "{body}");
+    }
+    data(&app.gql_as(&lee.access, DROP, json!({ "c": course })).await);
+    let body = app.gql_as(&ada.session.access, students, json!({ "id": course })).await;
+    assert_eq!(data(&body)["course"]["students"]["totalCount"], 1);
+}
+
+const STUDENTS: &str = "query($id: ID!, $n: Int!) { course(id: $id) { students(first: $n) { totalCount edges { node {
+    student { id displayName } progressPercentage lastContent { id } contents { content { id } isCompleted } } } } } }";
+
+/// A course's students with their progress per content: pages, contents and progress batched.
+#[tokio::test]
+async fn a_course_students_page_runs_a_fixed_number_of_statements() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 3, true).await;
+    let body = app.gql("query($id: ID!) { course(id: $id) { contents { id } } }", json!({ "id": course })).await;
+    let first_content = data(&body)["course"]["contents"][0]["id"].as_str().expect("content").to_string();
+    for index in 0..8 {
+        let student = app.register(&format!("s{index}@example.com")).await;
+        data(&app.gql_as(&student.access, ENROLL, json!({ "c": course })).await);
+        data(&app.gql_as(&student.access, PROGRESS, json!({ "id": first_content, "p": 10.0 })).await);
+    }
+    let mut costs = Vec::new();
+    for n in [2, 8] {
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.statements().await;
+            let body = app.gql_as(&ada.session.access, STUDENTS, json!({ "id": course, "n": n })).await;
+            let edges = data(&body)["course"]["students"]["edges"].as_array().expect("edges").clone();
+            assert_eq!(edges.len(), n as usize, "{body}");
+            assert!(edges.iter().all(|e| e["node"]["contents"][0]["isCompleted"] == false), "{body}");
+            fewest = fewest.min(app.statements().await - before);
+        }
+        costs.push(fewest);
+    }
+    assert_eq!(costs[0], costs[1], "statements for 2 and for 8 students: {costs:?}");
 }

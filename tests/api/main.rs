@@ -13,6 +13,7 @@ mod accounts;
 mod admin;
 mod admission;
 mod appointments;
+mod availability;
 mod browser;
 mod cache;
 mod circles;
