@@ -28,6 +28,8 @@ use uuid::Uuid;
 
 pub const MIN_MINUTES: i32 = 15;
 pub const MAX_MINUTES: i32 = 240;
+/// How far ahead an appointment may be booked or moved.
+pub const MAX_DAYS_AHEAD: i64 = 366;
 const ACTIVE: [AppointmentStatus; 2] = [AppointmentStatus::Pending, AppointmentStatus::Confirmed];
 
 pub struct Booking {
@@ -111,7 +113,6 @@ fn involving(person: Uuid) -> Condition {
         .add(appointments::Column::MentorId.in_subquery(identities))
 }
 
-/// A pending or confirmed appointment overlapping [start, end) that `person` takes part in.
 /// A pending or confirmed appointment overlapping [start, end) that `person` takes part in, other
 /// than `except` (the one being moved).
 async fn clash(
@@ -209,7 +210,7 @@ pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> A
     if input.appointment_time <= now {
         return Err(AppError::bad_input("input.appointmentTime", "must be in the future"));
     }
-    if input.appointment_time > now + Duration::days(366) {
+    if input.appointment_time > now + Duration::days(MAX_DAYS_AHEAD) {
         return Err(AppError::bad_input("input.appointmentTime", "at most a year ahead"));
     }
     let notes = optional_text("input.notes", input.notes, 2000)?;
@@ -428,8 +429,9 @@ fn new_meeting_id() -> String {
 
 /// Moves a pending or confirmed appointment that has not started to `new_start` (same duration):
 /// either side may, into time both people have free and, once the master has a schedule, inside
-/// it. The status stays; the history keeps the move (a step from the status to itself, with the
-/// old and new times as its reason) and the other side is told.
+/// it. The status stays, except that a student moving a confirmed appointment sends it back to
+/// PENDING for the mentor to confirm again; the history keeps the move (the old and new times as
+/// its reason) and the other side is told.
 #[tracing::instrument(name = "appointments.reschedule", skip_all, fields(appointment = %id))]
 pub async fn reschedule(
     db: &DatabaseConnection,
@@ -441,7 +443,7 @@ pub async fn reschedule(
     if new_start <= now {
         return Err(AppError::bad_input("appointmentTime", "must be in the future"));
     }
-    if new_start > now + Duration::days(366) {
+    if new_start > now + Duration::days(MAX_DAYS_AHEAD) {
         return Err(AppError::bad_input("appointmentTime", "at most a year ahead"));
     }
     let user = super::active_user(db, viewer).await?;
@@ -468,6 +470,12 @@ pub async fn reschedule(
     if current.appointment_time == new_start {
         return Ok(current);
     }
+    if super::mentors::get(&txn, current.mentor_id).await?.is_none() {
+        return Err(AppError::Conflict {
+            field: Some("appointmentTime".into()),
+            message: "this mentor no longer takes appointments".into(),
+        });
+    }
     let end = new_start + Duration::minutes(current.duration_minutes.into());
     let field = |message: &str| AppError::Conflict { field: Some("appointmentTime".into()), message: message.into() };
     let buffer =
@@ -481,16 +489,25 @@ pub async fn reschedule(
     if clash(&txn, mentor_user, (new_start - buffer, end + buffer), Some(id)).await?.is_some() {
         return Err(field("the mentor is already booked then"));
     }
-    let moved = write::update_many(
-        &txn,
-        appointments::Entity::update_many()
-            .col_expr(appointments::Column::AppointmentTime, Expr::value(new_start))
-            .col_expr(appointments::Column::EndsAt, Expr::value(end))
-            .col_expr(appointments::Column::UpdatedAt, Expr::value(now))
-            .filter(appointments::Column::Id.eq(id))
-            .filter(appointments::Column::Status.eq(current.status.as_str())),
-    )
-    .await?;
+    // A student moving a confirmed appointment asks the mentor again: back to PENDING, without
+    // the meeting of the old time.
+    let status = match (side, current.status) {
+        (Side::Student, AppointmentStatus::Confirmed) => AppointmentStatus::Pending,
+        (_, status) => status,
+    };
+    let mut update = appointments::Entity::update_many()
+        .col_expr(appointments::Column::AppointmentTime, Expr::value(new_start))
+        .col_expr(appointments::Column::EndsAt, Expr::value(end))
+        .col_expr(appointments::Column::Status, Expr::value(status.as_str()))
+        .col_expr(appointments::Column::UpdatedAt, Expr::value(now))
+        .filter(appointments::Column::Id.eq(id))
+        .filter(appointments::Column::Status.eq(current.status.as_str()));
+    if status != current.status {
+        update = update
+            .col_expr(appointments::Column::MeetingUrl, Expr::value(Option::<String>::None))
+            .col_expr(appointments::Column::MeetingId, Expr::value(Option::<String>::None));
+    }
+    let moved = write::update_many(&txn, update).await?;
     if moved != 1 {
         return Err(AppError::Conflict { field: None, message: "the appointment changed meanwhile; try again".into() });
     }
@@ -499,7 +516,7 @@ pub async fn reschedule(
         current.appointment_time.format("%Y-%m-%d %H:%M UTC"),
         new_start.format("%Y-%m-%d %H:%M UTC")
     );
-    log(&txn, id, Some(current.status), current.status, Some(reason.clone()), user.id).await?;
+    log(&txn, id, Some(current.status), status, Some(reason.clone()), user.id).await?;
     let other = match side {
         Side::Student => mentor_user,
         Side::Mentor => student,

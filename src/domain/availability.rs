@@ -171,14 +171,9 @@ pub async fn find(db: &impl ConnectionTrait, identity_id: Uuid) -> AppResult<Opt
     Ok(table::Entity::find_by_id(identity_id).one(db).await?)
 }
 
-/// The free slots of a master identity in `[from, to)`: empty until the master sets a schedule.
-pub async fn slots(
-    db: &DatabaseConnection,
-    identity_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    duration_minutes: i32,
-) -> AppResult<Vec<Span>> {
+/// Refuses a slot query that is empty, longer than [`MAX_RANGE_DAYS`], further ahead than a
+/// booking may be, or for a duration no booking may have.
+pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>, duration_minutes: i32) -> AppResult<()> {
     use super::appointments::{MAX_MINUTES, MIN_MINUTES};
     if to <= from {
         return Err(AppError::bad_input("to", "must be after from"));
@@ -186,18 +181,35 @@ pub async fn slots(
     if to - from > Duration::days(MAX_RANGE_DAYS) {
         return Err(AppError::bad_input("to", format!("at most {MAX_RANGE_DAYS} days after from")));
     }
+    if to > Utc::now() + Duration::days(super::appointments::MAX_DAYS_AHEAD) {
+        return Err(AppError::bad_input("to", "bookings are taken at most a year ahead"));
+    }
     if !(MIN_MINUTES..=MAX_MINUTES).contains(&duration_minutes) {
         return Err(AppError::bad_input("durationMinutes", format!("must be between {MIN_MINUTES} and {MAX_MINUTES}")));
     }
-    let Some(row) = find(db, identity_id).await? else { return Ok(Vec::new()) };
-    let Some(identity) = super::identities::find(db, identity_id).await? else { return Ok(Vec::new()) };
-    let schedule = Schedule::new(&row)?;
+    Ok(())
+}
+
+/// The free slots in `[from, to)` of the master whose schedule is `row` and whose user is
+/// `mentor_user` (busy through any of their identities or as a student). Check the range first
+/// ([`check_range`]).
+pub async fn slots(
+    db: &DatabaseConnection,
+    row: &table::Model,
+    mentor_user: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    duration_minutes: i32,
+) -> AppResult<Vec<Span>> {
+    let schedule = Schedule::new(row)?;
     let open = schedule.open(from, to);
     let (Some(first), Some(last)) = (open.first(), open.last()) else { return Ok(Vec::new()) };
-    let busy =
-        super::appointments::busy(db, identity.user_id, first.0 - schedule.buffer, last.1 + schedule.buffer).await?;
+    let busy = super::appointments::busy(db, mentor_user, first.0 - schedule.buffer, last.1 + schedule.buffer).await?;
     Ok(schedule.slots(&busy, from, to, Duration::minutes(duration_minutes.into()), Utc::now()))
 }
+
+/// An interval of a local day, `[start, end)` in minutes after midnight.
+type Minutes = (u16, u16);
 
 /// An interval `[start, end)` in UTC.
 pub type Span = (DateTime<Utc>, DateTime<Utc>);
@@ -226,22 +238,24 @@ impl Schedule {
         })
     }
 
-    /// One local date's open minutes, merged: the weekly windows of its weekday, plus extra
-    /// hours, minus hours off (a day off clears it).
-    fn day(&self, date: NaiveDate) -> Vec<(u16, u16)> {
+    /// One local date's open minutes (the weekly windows of its weekday plus extra hours) and its
+    /// minutes off (a day off is the whole day), each merged. They are taken apart in UTC (see
+    /// [`Schedule::open`]), so hours off in a repeated hour remove both of its occurrences.
+    fn day(&self, date: NaiveDate) -> (Vec<Minutes>, Vec<Minutes>) {
         let weekday = date.weekday().number_from_monday() as u8;
         let mut open: Vec<(u16, u16)> =
             self.weekly.iter().filter(|w| w.weekday == weekday).map(|w| (w.start, w.end)).collect();
         let today: Vec<&Exception> = self.exceptions.iter().filter(|e| e.date == date).collect();
         open.extend(today.iter().filter(|e| e.available).filter_map(|e| Some((e.start?, e.end?))));
-        let mut open = merge(open);
-        for off in today.iter().filter(|e| !e.available) {
-            match (off.start, off.end) {
-                (Some(start), Some(end)) => open = subtract(&open, &[(start, end)]),
-                _ => open.clear(),
-            }
-        }
-        open
+        let off = today
+            .iter()
+            .filter(|e| !e.available)
+            .map(|e| match (e.start, e.end) {
+                (Some(start), Some(end)) => (start, end),
+                _ => (0, DAY_MINUTES),
+            })
+            .collect();
+        (merge(open), merge(off))
     }
 
     /// Local midnight plus `minutes` as a UTC instant (see the module's note on DST days).
@@ -262,15 +276,16 @@ impl Schedule {
     pub fn open(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Span> {
         let first = from.with_timezone(&self.tz).date_naive() - Duration::days(1);
         let last = to.with_timezone(&self.tz).date_naive() + Duration::days(1);
-        let mut spans = Vec::new();
+        let (mut open, mut off) = (Vec::new(), Vec::new());
         let mut date = first;
         while date <= last {
-            for (start, end) in self.day(date) {
-                spans.push((self.instant(date, start, false), self.instant(date, end, true)));
-            }
+            let (day_open, day_off) = self.day(date);
+            let utc = |(start, end): (u16, u16)| (self.instant(date, start, false), self.instant(date, end, true));
+            open.extend(day_open.into_iter().map(utc));
+            off.extend(day_off.into_iter().map(utc));
             date += Duration::days(1);
         }
-        merge(spans).into_iter().filter(|(start, end)| *end > from && *start < to).collect()
+        subtract(&merge(open), &merge(off)).into_iter().filter(|(start, end)| *end > from && *start < to).collect()
     }
 
     /// Whether `[start, end)` lies inside one open interval.
@@ -290,12 +305,13 @@ impl Schedule {
         now: DateTime<Utc>,
     ) -> Vec<Span> {
         let widened: Vec<Span> = busy.iter().map(|(a, b)| (*a - self.buffer, *b + self.buffer)).collect();
-        let earliest = from.max(now + self.notice);
+        // A stretch the notice cuts into starts its slots at the next quarter hour after it.
+        let bookable = quarter_hour_after(now + self.notice);
         let mut slots = Vec::new();
         for (start, end) in subtract(&self.open(from, to), &merge(widened)) {
-            let mut at = start;
+            let mut at = start.max(bookable);
             while at + duration <= end {
-                if at >= earliest && at + duration <= to {
+                if at >= from && at + duration <= to {
                     slots.push((at, at + duration));
                 }
                 at += duration;
@@ -303,6 +319,14 @@ impl Schedule {
         }
         slots
     }
+}
+
+/// `at` rounded up to a quarter hour (a whole one stays).
+fn quarter_hour_after(at: DateTime<Utc>) -> DateTime<Utc> {
+    const QUARTER: i64 = 15 * 60;
+    let seconds = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+    let rounded = (seconds + QUARTER - 1).div_euclid(QUARTER) * QUARTER;
+    DateTime::from_timestamp(rounded, 0).unwrap_or(at)
 }
 
 /// Sorted, overlapping or touching intervals joined.
@@ -377,6 +401,24 @@ mod tests {
     }
 
     #[test]
+    fn hours_off_in_the_repeated_hour_remove_both_occurrences() {
+        // 2027-11-07, New York falls back: 01:00-02:00 happens twice (05:00-06:00Z EDT, 06:00-07:00Z EST).
+        let date = NaiveDate::from_ymd_opt(2027, 11, 7).unwrap_or_default();
+        let s = schedule(
+            "America/New_York",
+            vec![WeeklyWindow { weekday: 7, start: 0, end: 180 }],
+            vec![Exception { date, start: Some(60), end: Some(120), available: false }],
+        );
+        assert_eq!(
+            s.open(at("2027-11-07T00:00:00Z"), at("2027-11-08T00:00:00Z")),
+            vec![
+                (at("2027-11-07T04:00:00Z"), at("2027-11-07T05:00:00Z")),
+                (at("2027-11-07T07:00:00Z"), at("2027-11-07T08:00:00Z"))
+            ]
+        );
+    }
+
+    #[test]
     fn exceptions_add_and_remove_hours() {
         let date = NaiveDate::from_ymd_opt(2027, 1, 4).unwrap_or_default(); // a Monday
         let s = schedule(
@@ -387,9 +429,12 @@ mod tests {
                 Exception { date, start: Some(1080), end: Some(1140), available: true },
             ],
         );
-        assert_eq!(s.day(date), vec![(540, 600), (660, 720), (1080, 1140)]);
+        let midnight = Utc.from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN));
+        let hours = |a: i64, b: i64| (midnight + Duration::minutes(a), midnight + Duration::minutes(b));
+        let day = (midnight, midnight + Duration::days(1));
+        assert_eq!(s.open(day.0, day.1), vec![hours(540, 600), hours(660, 720), hours(1080, 1140)]);
         let off = schedule("UTC", s.weekly.clone(), vec![Exception { date, start: None, end: None, available: false }]);
-        assert!(off.day(date).is_empty());
+        assert!(off.open(day.0, day.1).is_empty());
     }
 
     #[test]

@@ -488,6 +488,12 @@ pub async fn update_comment(
             message: format!("a {} comment cannot be edited", comment.status.as_str()),
         });
     }
+    // As for commenting: an active post, and its author still an active member of an active circle.
+    let post = find(db, comment.post_id)
+        .await?
+        .filter(|p| p.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("post"))?;
+    acting_member(db, viewer, post.circle_id).await?;
     let moved = write::update_many(
         db,
         comments::Entity::update_many()

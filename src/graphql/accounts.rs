@@ -48,7 +48,7 @@ impl User {
 
 #[Object]
 impl User {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.id.to_string())
     }
     /// Null unless the viewer is this user or an admin.

@@ -45,7 +45,7 @@ impl From<appointment_status_logs::Model> for AppointmentTransition {
 
 #[Object]
 impl Appointment {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn appointment_time(&self) -> DateTime<Utc> {
@@ -120,7 +120,7 @@ pub struct Review(pub review_table::Model);
 
 #[Object]
 impl Review {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn review_type(&self) -> ReviewType {
@@ -205,7 +205,7 @@ pub struct AppointmentsQuery;
 impl AppointmentsQuery {
     /// A review, to open it from a notification or a link: active ones for everyone, hidden
     /// ones for admins, deleted ones for nobody.
-    async fn review(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Review>> {
+    pub(crate) async fn review(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Review>> {
         let id = id_arg("id", &id)?;
         let found = reviews::find(&state(ctx)?.db, id).await?;
         let visible = found.filter(|r| match r.status {
@@ -217,7 +217,7 @@ impl AppointmentsQuery {
     }
 
     /// An appointment you are part of (null otherwise).
-    async fn appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Appointment>> {
+    pub(crate) async fn appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Appointment>> {
         let id = id_arg("id", &id)?;
         Ok(appointments::get(&state(ctx)?.db, viewer(ctx), id).await?.map(Appointment))
     }
@@ -272,7 +272,9 @@ impl AppointmentsMutation {
 
     /// Either side moves a pending or confirmed appointment, before it starts, to another time
     /// both have free (inside the master's availability once set; CONFLICT otherwise). Same
-    /// duration and status; the history records the move and the other side is notified.
+    /// duration; the status stays, except that a student moving a confirmed appointment sends it
+    /// back to PENDING (the mentor confirms again). The history records the move and the other
+    /// side is notified.
     async fn reschedule_appointment(
         &self,
         ctx: &Context<'_>,

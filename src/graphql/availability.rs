@@ -173,7 +173,15 @@ pub async fn slots_of_mentor(
     to: DateTime<Utc>,
     duration_minutes: i32,
 ) -> Result<Vec<TimeSlot>> {
-    let slots = availability::slots(&state(ctx)?.db, identity_id, from, to, duration_minutes).await?;
+    availability::check_range(from, to, duration_minutes)?;
+    let loaders = loaders(ctx)?;
+    let Some(row) = loaders.availability.load_one(identity_id).await.map_err(AppError::from)? else {
+        return Ok(Vec::new());
+    };
+    let Some(identity) = loaders.identities.load_one(identity_id).await.map_err(AppError::from)? else {
+        return Ok(Vec::new());
+    };
+    let slots = availability::slots(&state(ctx)?.db, &row, identity.user_id, from, to, duration_minutes).await?;
     Ok(slots.into_iter().map(|(start, end)| TimeSlot { start, end }).collect())
 }
 

@@ -36,7 +36,7 @@ impl PostOrderBy {
 
 #[Object]
 impl Circle {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn name(&self) -> &str {
@@ -184,7 +184,7 @@ pub struct Post(pub post_table::Model);
 
 #[Object]
 impl Post {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn content(&self) -> &str {
@@ -266,7 +266,7 @@ pub struct Comment(pub comments::Model);
 
 #[Object]
 impl Comment {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     /// "deleted" once the comment was deleted (replies keep their context).
@@ -412,7 +412,7 @@ pub struct CirclesQuery;
 
 #[Object]
 impl CirclesQuery {
-    async fn circle(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Circle>> {
+    pub(crate) async fn circle(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Circle>> {
         let id = id_arg("id", &id)?;
         let circle = loaders(ctx)?.circles.load_one(id).await.map_err(AppError::from)?;
         Ok(circle.map(Circle))
@@ -465,7 +465,7 @@ impl CirclesQuery {
 
     /// A comment, to open it from a notification or a link: null when it or its post is not
     /// visible to you (hidden comments: the circle's moderators only).
-    async fn comment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Comment>> {
+    pub(crate) async fn comment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Comment>> {
         let id = id_arg("id", &id)?;
         let state = state(ctx)?;
         let Some(comment) = loaders(ctx)?.comments.load_one(id).await.map_err(AppError::from)? else {
@@ -475,7 +475,7 @@ impl CirclesQuery {
     }
 
     /// A post (counts a view). Hidden posts: moderators only; deleted: nobody.
-    async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Post>> {
+    pub(crate) async fn post(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Post>> {
         let id = id_arg("id", &id)?;
         let state = state(ctx)?;
         let Some(post) = loaders(ctx)?.posts.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };

@@ -19,7 +19,7 @@ pub struct Course(pub table::Model);
 
 #[Object]
 impl Course {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn title(&self) -> &str {
@@ -104,7 +104,6 @@ impl Course {
         super::appointments::review_connection(ctx, crate::domain::reviews::ReviewsOf::Course(self.0.id), first, after)
             .await
     }
-    /// The viewer's enrollment in this course, if any.
     /// The course's students (enrollments not dropped), newest first, with their progress: for
     /// the course's master and admins (FORBIDDEN for others).
     #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
@@ -129,6 +128,7 @@ impl Course {
         let list = crate::domain::learning::student_list();
         child_connection(batched, list, (self.0.id, ()), &page, LearningRecord).await
     }
+    /// The viewer's enrollment in this course, if any.
     async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<LearningRecord>> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };
         let record = loaders(ctx)?.enrollments.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
@@ -186,7 +186,7 @@ impl CourseContent {
 
 #[Object]
 impl CourseContent {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn title(&self) -> &str {
@@ -331,7 +331,7 @@ pub struct CoursesQuery;
 #[Object]
 impl CoursesQuery {
     /// A course; drafts only for their master (and admins), null otherwise.
-    async fn course(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Course>> {
+    pub(crate) async fn course(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Course>> {
         let id = id_arg("id", &id)?;
         let Some(course) = loaders(ctx)?.courses.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
         Ok(courses::visible(&state(ctx)?.db, viewer(ctx), course).await?.map(Course))

@@ -21,7 +21,7 @@ pub struct Identity(pub user_identities::Model);
 
 #[Object]
 impl Identity {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     /// MASTER or APPRENTICE.
@@ -162,7 +162,7 @@ impl MentorStats {
 #[Object]
 impl Mentor {
     /// The master identity's id.
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.identity_id.to_string())
     }
     async fn identity(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
@@ -203,6 +203,8 @@ impl Mentor {
     /// Free slots of `durationMinutes` (15..240) starting in `[from, to)` (at most 62 days), in
     /// UTC: the schedule's windows minus booked time and its buffer, no sooner than the notice
     /// allows, laid end to end from the start of each free stretch. Empty without a schedule.
+    /// Reads the master's appointments, so it is priced like a page of 50.
+    #[graphql(complexity = "50 + child_complexity")]
     async fn available_slots(
         &self,
         ctx: &Context<'_>,

@@ -18,7 +18,7 @@ pub struct LearningRecord(pub learning_records::Model);
 
 #[Object]
 impl LearningRecord {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {

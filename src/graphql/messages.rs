@@ -76,7 +76,7 @@ pub struct Notification(pub notification_table::Model);
 
 #[Object]
 impl Notification {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
     async fn title(&self) -> &str {
@@ -89,9 +89,20 @@ impl Notification {
     async fn notification_type(&self) -> &str {
         &self.0.notification_type
     }
-    /// The object it is about (post, appointment, identity, review...).
+    /// The id of the object it is about (post, appointment, identity, review...); `target` is
+    /// the object itself.
     async fn related_id(&self) -> Option<ID> {
         self.0.related_id.map(|id| ID(id.to_string()))
+    }
+    /// The object it is about, typed (a Post, Appointment, Circle, Review or Identity; ask with
+    /// `... on Post { id }`): null when it is gone or no longer visible to you.
+    async fn target(&self, ctx: &Context<'_>) -> Result<Option<super::node::Node>> {
+        let (Some(id), Some(table)) =
+            (self.0.related_id, super::node::Table::of_notification(&self.0.notification_type))
+        else {
+            return Ok(None);
+        };
+        super::node::resolve(ctx, table, id).await
     }
     async fn is_read(&self) -> bool {
         self.0.is_read

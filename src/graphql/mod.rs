@@ -13,6 +13,7 @@ pub mod identities;
 pub mod learning;
 pub mod loaders;
 pub mod messages;
+pub mod node;
 pub mod pagination;
 pub mod search;
 pub mod shape;
@@ -36,6 +37,7 @@ pub struct QueryRoot(
     messages::MessagesQuery,
     search::SearchQuery,
     uploads::UploadsQuery,
+    node::NodeQuery,
 );
 
 #[derive(MergedObject, Default)]

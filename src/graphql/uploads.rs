@@ -26,7 +26,7 @@ pub struct ImageVariant {
 
 #[Object]
 impl Upload {
-    async fn id(&self) -> ID {
+    pub(crate) async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
     async fn purpose(&self) -> UploadPurpose {
@@ -121,7 +121,7 @@ pub struct UploadsQuery;
 #[Object]
 impl UploadsQuery {
     /// One of your uploads.
-    async fn upload(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Upload>> {
+    pub(crate) async fn upload(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Upload>> {
         let id = id_arg("id", &id)?;
         let state = state(ctx)?;
         crate::cache::uncacheable();

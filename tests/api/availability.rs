@@ -151,6 +151,20 @@ async fn slots_follow_the_masters_clock_across_the_march_change_and_bookings_mus
         .await;
     let meeting = data(&body)["confirmAppointment"]["meetingId"].as_str().expect("meeting id").to_string();
     assert!(meeting.starts_with("mg-") && meeting.len() == 17, "{meeting}");
+    // The student moving a confirmed appointment asks the mentor again: PENDING, no meeting.
+    let body = app.gql_as(&sam.access, RESCHEDULE, json!({ "id": first, "at": at(before, 14) })).await;
+    let moved = &data(&body)["rescheduleAppointment"];
+    assert_eq!(moved["status"], "PENDING", "{body}");
+    let last = moved["history"].as_array().and_then(|h| h.last()).cloned().expect("history");
+    assert_eq!((last["fromStatus"].clone(), last["toStatus"].clone()), (json!("CONFIRMED"), json!("PENDING")));
+    let body = app
+        .gql_as(
+            &sam.access,
+            "query($id: ID!) { appointment(id: $id) { meetingId meetingUrl } }",
+            json!({ "id": first }),
+        )
+        .await;
+    assert_eq!(data(&body)["appointment"], json!({ "meetingId": null, "meetingUrl": null }));
     app.assert_no_drift();
 }
 

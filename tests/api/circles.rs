@@ -1010,6 +1010,13 @@ async fn authors_edit_their_comments_and_shares_are_counted() {
     let body = app.gql_as(&ann.session.access, EDIT, json!({ "id": uuid::Uuid::new_v4().to_string(), "c": "x" })).await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
     assert_eq!(app.snapshot("comments").await, before, "refusals change nothing");
+    // A member who left (or was removed) no longer edits what they wrote there.
+    let leaver = app.person("leaver@example.com").await;
+    app.join(&leaver, &circle).await;
+    let old = app.comment(&leaver, &post, None).await;
+    data(&app.gql_as(&leaver.session.access, LEAVE, json!({ "c": circle })).await);
+    let body = app.gql_as(&leaver.session.access, EDIT, json!({ "id": old, "c": "rewritten" })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
     data(&app.gql_as(&ann.session.access, DELETE_COMMENT, json!({ "id": comment })).await);
     let body = app.gql_as(&ann.session.access, EDIT, json!({ "id": comment, "c": "again" })).await;
     assert_eq!(error_code(&body), "CONFLICT", "a deleted comment stays deleted: {body}");

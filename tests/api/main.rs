@@ -28,6 +28,7 @@ mod lifecycle;
 mod messaging;
 mod migrations;
 mod moderation;
+mod node;
 mod pages;
 mod redis_outage;
 mod schema;
