@@ -24,6 +24,8 @@ pub mod mentor_availability;
 pub mod mentor_stats;
 pub mod messages;
 pub mod notifications;
+pub mod poll_options;
+pub mod poll_votes;
 pub mod post_likes;
 pub mod posts;
 pub mod refresh_tokens;

@@ -35,6 +35,7 @@ mod m20241201_000024_feed_indexes;
 mod m20241201_000025_pinned_oldest_indexes;
 mod m20241201_000026_create_uploads;
 mod m20241201_000027_create_availability_and_thread_indexes;
+mod m20241201_000028_create_polls;
 
 pub struct Migrator;
 
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000025_pinned_oldest_indexes::Migration),
             Box::new(m20241201_000026_create_uploads::Migration),
             Box::new(m20241201_000027_create_availability_and_thread_indexes::Migration),
+            Box::new(m20241201_000028_create_polls::Migration),
         ]
     }
 }
@@ -103,4 +105,6 @@ pub const TABLES: &[&str] = &[
     "mail_outbox",
     "uploads",
     "mentor_availability",
+    "poll_options",
+    "poll_votes",
 ];

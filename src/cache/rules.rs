@@ -164,6 +164,8 @@ feeds_nothing!(
     mail_outbox,
     mentor_availability,
     messages,
+    poll_options,
+    poll_votes,
     search_outbox,
     system_configs,
 );

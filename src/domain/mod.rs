@@ -15,6 +15,7 @@ pub mod mentors;
 pub mod messages;
 pub mod notify;
 pub mod pagination;
+pub mod polls;
 pub mod posts;
 pub mod reconcile;
 pub mod reviews;

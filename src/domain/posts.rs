@@ -32,6 +32,8 @@ pub struct NewPost {
     pub content: String,
     pub post_type: PostType,
     pub media_urls: Vec<String>,
+    /// A POLL post's options.
+    pub poll_options: Vec<String>,
 }
 
 pub struct NewComment {
@@ -114,7 +116,7 @@ pub async fn visible_comment(
 }
 
 /// The viewer, if an active member of an active circle (posting, commenting and liking need it).
-async fn acting_member(
+pub(super) async fn acting_member(
     db: &DatabaseConnection,
     viewer: &Viewer,
     circle_id: Uuid,
@@ -150,6 +152,7 @@ pub async fn create(
 ) -> AppResult<posts::Model> {
     let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
     let media = validate_media(input.post_type, input.media_urls)?;
+    let poll = super::polls::validate_options(input.post_type, input.poll_options)?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let mut claimed = Vec::with_capacity(media.len());
@@ -190,6 +193,7 @@ pub async fn create(
         },
     )
     .await?;
+    super::polls::insert_options(&txn, post.id, poll).await?;
     txn.commit().await?;
     Ok(post)
 }

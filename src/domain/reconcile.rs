@@ -64,6 +64,12 @@ const COUNTERS: &[Counter] = &[
         column: "post_count",
         truth: "(SELECT COUNT(*) FROM posts p WHERE p.circle_id = circles.id AND p.status = 'active')",
     },
+    Counter {
+        name: "poll_options.vote_count",
+        table: "poll_options",
+        column: "vote_count",
+        truth: "(SELECT COUNT(*) FROM poll_votes v WHERE v.option_id = poll_options.id)",
+    },
 ];
 
 /// Rows whose counter differs from the truth, per counter (after repair when `repair`).

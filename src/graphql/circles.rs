@@ -254,10 +254,65 @@ impl Post {
         let list = posts::post_comment_list(top_level);
         child_connection((&loaders.post_comments, counts), list, (self.0.id, top_level), &page, Comment).await
     }
+    /// A POLL post's choices and votes; null for other posts.
+    async fn poll(&self) -> Option<Poll> {
+        (self.0.post_type == PostType::Poll).then_some(Poll { post_id: self.0.id })
+    }
     async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
         let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };
         let like = loaders(ctx)?.post_likes.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
         Ok(like.is_some())
+    }
+}
+
+/// A poll's choices, their counts and the viewer's vote.
+pub struct Poll {
+    post_id: uuid::Uuid,
+}
+
+impl Poll {
+    async fn options_of(&self, ctx: &Context<'_>) -> Result<Vec<entity::poll_options::Model>> {
+        let rows = loaders(ctx)?.poll_options.load_one(self.post_id).await.map_err(AppError::from)?;
+        Ok(rows.unwrap_or_default())
+    }
+}
+
+#[Object]
+impl Poll {
+    /// The choices, in the order they were posted.
+    async fn options(&self, ctx: &Context<'_>) -> Result<Vec<PollOption>> {
+        Ok(self.options_of(ctx).await?.into_iter().map(PollOption).collect())
+    }
+    /// Votes over all choices (one per person).
+    async fn total_votes(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(self.options_of(ctx).await?.iter().map(|o| o.vote_count).sum())
+    }
+    /// The choice the signed-in viewer voted for; null before they vote.
+    async fn viewer_vote(&self, ctx: &Context<'_>) -> Result<Option<ID>> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(None) };
+        let vote = loaders(ctx)?.poll_votes.load_one((user_id, self.post_id)).await.map_err(AppError::from)?;
+        Ok(vote.map(|v| ID(v.option_id.to_string())))
+    }
+}
+
+/// One choice of a poll.
+pub struct PollOption(entity::poll_options::Model);
+
+#[Object]
+impl PollOption {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    /// 0-based position in the poll.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    /// People who chose it.
+    async fn vote_count(&self) -> i32 {
+        self.0.vote_count
     }
 }
 
@@ -387,6 +442,10 @@ pub struct CreatePostInput {
     /// At most 9 http(s) URLs; IMAGE, VIDEO and LINK posts need at least one.
     #[graphql(default)]
     pub media_urls: Vec<String>,
+    /// A POLL post's choices, in order: 2 to 10 distinct labels of 1..100 characters (none for
+    /// other posts).
+    #[graphql(default)]
+    pub poll_options: Vec<String>,
 }
 
 /// Input of `updatePost`.
@@ -602,6 +661,7 @@ impl CirclesMutation {
             content: input.content,
             post_type: input.post_type,
             media_urls: input.media_urls,
+            poll_options: input.poll_options,
         };
         let state = state(ctx)?;
         Ok(Post(posts::create(&state.db, &state.storage, viewer(ctx), input).await?))
@@ -693,6 +753,14 @@ impl CirclesMutation {
         let state = state(ctx)?;
         let fanout = state.settings.live().notification_fanout;
         Ok(Comment(posts::add_comment(&state.db, viewer(ctx), input, fanout).await?))
+    }
+
+    /// A member of the poll's circle votes for one of its options, once: the same vote again is
+    /// a no-op, another option after voting is CONFLICT.
+    async fn vote_poll(&self, ctx: &Context<'_>, post_id: ID, option_id: ID) -> Result<Post> {
+        let post_id = id_arg("postId", &post_id)?;
+        let option_id = id_arg("optionId", &option_id)?;
+        Ok(Post(crate::domain::polls::vote(&state(ctx)?.db, viewer(ctx), post_id, option_id).await?))
     }
 
     /// The author edits an active comment (1..5000 characters).

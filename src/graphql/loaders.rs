@@ -490,6 +490,9 @@ pub struct Loaders {
     pub comments: Uncached<ById<comments::Entity>>,
     /// (user, post) -> like
     pub post_likes: CachedPairLoader<ByPair<post_likes::Entity>>,
+    /// A poll's options in order; (user, post) -> their vote.
+    pub poll_options: Uncached<ByColumn<poll_options::Entity>>,
+    pub poll_votes: Uncached<ByPair<poll_votes::Entity>>,
     /// (user, comment) -> like
     pub comment_likes: Uncached<ByPair<comment_likes::Entity>>,
     pub appointment_history: Uncached<ByColumn<appointment_status_logs::Entity>>,
@@ -580,6 +583,8 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
             cache: cache.clone(),
             kind: Kind::PostLike,
         },
+        poll_options: by_column(&db, poll_options::Column::PostId, None, Some(poll_options::Column::Position)),
+        poll_votes: by_pair(&db, (poll_votes::Column::UserId, poll_votes::Column::PostId), None),
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
         availability: by_id(&db),
         appointment_history: by_column(

@@ -1035,3 +1035,84 @@ async fn authors_edit_their_comments_and_shares_are_counted() {
     let body = app.gql_as(&outsider.access, SHARE, json!({ "id": post })).await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
 }
+
+const VOTE: &str = "mutation($p: ID!, $o: ID!) { votePoll(postId: $p, optionId: $o) { id } }";
+const POLL: &str =
+    "query($id: ID!) { post(id: $id) { poll { totalVotes viewerVote options { id label voteCount } } } }";
+const VOTES_OK: &str = "SELECT COUNT(*) FROM poll_options o WHERE o.vote_count <> (SELECT COUNT(*) FROM poll_votes v WHERE v.option_id = o.id)";
+
+#[tokio::test]
+async fn a_member_votes_once_however_many_times_at_once_and_counts_are_exact() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.person("owner@example.com").await;
+    let ann = app.person("ann@example.com").await;
+    let outsider = app.person("out@example.com").await;
+    let circle = app.new_circle(&owner).await;
+    app.join(&ann, &circle).await;
+    let create = |options: Value, post_type: &str| json!({ "i": { "circleId": circle, "identityId": owner.identity, "content": "Which editor?", "postType": post_type, "pollOptions": options } });
+    // Bad polls are refused on their field and write nothing.
+    let before = (app.count("posts").await, app.count("poll_options").await);
+    for (options, post_type, field) in [
+        (json!(["only one"]), "POLL", "input.pollOptions"),
+        (json!((0..11).map(|i| format!("o{i}")).collect::<Vec<_>>()), "POLL", "input.pollOptions"),
+        (json!(["vim", ""]), "POLL", "input.pollOptions.1"),
+        (json!(["vim", "x".repeat(101)]), "POLL", "input.pollOptions.1"),
+        (json!(["Vim", "vim"]), "POLL", "input.pollOptions.1"),
+        (json!(["vim", "emacs"]), "TEXT", "input.pollOptions"),
+    ] {
+        let body = app.gql_as(&owner.session.access, CREATE_POST, create(options, post_type)).await;
+        assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", field), "{body}");
+    }
+    assert_eq!((app.count("posts").await, app.count("poll_options").await), before, "nothing written");
+
+    let body = app.gql_as(&owner.session.access, CREATE_POST, create(json!(["vim", "emacs", "helix"]), "POLL")).await;
+    let post = data(&body)["createPost"]["id"].as_str().expect("post").to_string();
+    let body = app.gql_as(&ann.session.access, POLL, json!({ "id": post })).await;
+    let poll = &data(&body)["post"]["poll"];
+    assert_eq!((poll["totalVotes"].clone(), poll["viewerVote"].clone()), (json!(0), Value::Null));
+    let options: Vec<String> = poll["options"]
+        .as_array()
+        .expect("options")
+        .iter()
+        .map(|o| o["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(
+        poll["options"].as_array().map(|o| o.iter().map(|o| o["label"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("vim"), json!("emacs"), json!("helix")])
+    );
+
+    // 50 votes of one member at once, some for each option: one vote stands.
+    let votes = (0..50).map(|i| app.gql_as(&ann.session.access, VOTE, json!({ "p": post, "o": options[i % 3] })));
+    let results = futures_util::future::join_all(votes).await;
+    let ok = results.iter().filter(|b| b["errors"].is_null()).count();
+    let conflicts = results.iter().filter(|b| error_code(b) == "CONFLICT").count();
+    assert_eq!(ok + conflicts, 50, "{results:?}");
+    assert_eq!(app.count("poll_votes").await, 1);
+    assert_eq!(app.scalar(VOTES_OK).await, 0, "vote_count equals the rows");
+    let body = app.gql_as(&ann.session.access, POLL, json!({ "id": post })).await;
+    let poll = &data(&body)["post"]["poll"];
+    assert_eq!(poll["totalVotes"], 1);
+    let chosen = poll["viewerVote"].as_str().expect("a vote").to_string();
+    let other = options.iter().find(|o| **o != chosen).expect("other");
+    let body = app.gql_as(&ann.session.access, VOTE, json!({ "p": post, "o": chosen })).await;
+    data(&body);
+    let body = app.gql_as(&ann.session.access, VOTE, json!({ "p": post, "o": other })).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("CONFLICT", "optionId"), "{body}");
+
+    // Outsiders, anonymous callers, options of another poll, non-polls: refused, nothing written.
+    let text_post = app.post(&owner, &circle, "not a poll").await;
+    for (token, p, o, code) in [
+        (Some(outsider.session.access.as_str()), post.as_str(), options[0].as_str(), "FORBIDDEN"),
+        (None, post.as_str(), options[0].as_str(), "UNAUTHENTICATED"),
+        (Some(owner.session.access.as_str()), text_post.as_str(), options[0].as_str(), "BAD_USER_INPUT"),
+        (Some(owner.session.access.as_str()), post.as_str(), text_post.as_str(), "BAD_USER_INPUT"),
+    ] {
+        let body = app.gql_with(token, VOTE, json!({ "p": p, "o": o })).await;
+        assert_eq!(error_code(&body), code, "{body}");
+    }
+    assert_eq!(app.count("poll_votes").await, 1);
+    let body = app.gql("query($id: ID!) { post(id: $id) { poll { totalVotes } } }", json!({ "id": text_post })).await;
+    assert!(data(&body)["post"]["poll"].is_null());
+    app.assert_no_drift();
+}
