@@ -1,4 +1,5 @@
-//! Object identification: the `Node` interface over every type a client opens by id, `node(id)`
+//! Object identification: the `Node` interface over every type a client opens by id (a Mentor is
+//! its Identity's view and shares its id, so node(id) answers the Identity), `node(id)`
 //! (ids are UUIDs, unique across tables, so an id alone names its row) and `Notification.target`.
 //! Each kind is resolved through the same visibility rules as its own root field (`post(id)`,
 //! `course(id)`, ...): `node` shows nothing those would not.
@@ -9,7 +10,7 @@ use super::circles::{Circle, CirclesQuery, Comment, Post};
 use super::context::{loaders, state, viewer};
 use super::courses::{Course, CourseContent, CoursesQuery};
 use super::id_arg;
-use super::identities::{Identity, Mentor};
+use super::identities::Identity;
 use super::learning::LearningRecord;
 use super::messages::Notification;
 use super::uploads::{Upload, UploadsQuery};
@@ -25,7 +26,6 @@ use uuid::Uuid;
 pub enum Node {
     User(User),
     Identity(Identity),
-    Mentor(Mentor),
     Course(Course),
     CourseContent(CourseContent),
     LearningRecord(LearningRecord),
@@ -159,11 +159,17 @@ pub async fn resolve(ctx: &Context<'_>, table: Table, id: Uuid) -> Result<Option
                 }
                 None => false,
             };
+            // The master sees the students `Course.students` lists: not those who dropped.
+            let teaches = teaches && record.status != entity::enums::LearningStatus::Dropped;
             let allowed = record.user_id == user_id || teaches || crate::domain::is_admin(viewer);
             allowed.then(|| Node::LearningRecord(LearningRecord(record)))
         }
         Table::Circles => CirclesQuery.circle(ctx, raw).await?.map(Node::Circle),
-        Table::Posts => CirclesQuery.post(ctx, raw).await?.map(Node::Post),
+        // Not through `post(id)`: opening a post counts a view, listing notifications must not.
+        Table::Posts => {
+            let Some(post) = loaders(ctx)?.posts.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
+            crate::domain::posts::visible(db, viewer, post).await?.map(|p| Node::Post(Post(p)))
+        }
         Table::Comments => CirclesQuery.comment(ctx, raw).await?.map(Node::Comment),
         Table::Reviews => AppointmentsQuery.review(ctx, raw).await?.map(Node::Review),
         Table::Appointments => AppointmentsQuery.appointment(ctx, raw).await?.map(Node::Appointment),
