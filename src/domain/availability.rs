@@ -205,7 +205,8 @@ pub async fn slots(
     let open = schedule.open(from, to);
     let (Some(first), Some(last)) = (open.first(), open.last()) else { return Ok(Vec::new()) };
     let busy = super::appointments::busy(db, mentor_user, first.0 - schedule.buffer, last.1 + schedule.buffer).await?;
-    Ok(schedule.slots(&busy, from, to, Duration::minutes(duration_minutes.into()), Utc::now()))
+    let duration = Duration::minutes(duration_minutes.into());
+    Ok(schedule.slots(&open, &busy, (from, to), duration, Utc::now()))
 }
 
 /// An interval of a local day, `[start, end)` in minutes after midnight.
@@ -293,14 +294,15 @@ impl Schedule {
         self.open(start, end).iter().any(|(a, b)| *a <= start && end <= *b)
     }
 
-    /// The free slots of `duration` starting in `[from, to)` and ending by `to`: open time minus
+    /// The free slots of `duration` starting in `[from, to)` and ending by `to`: `open` (this
+    /// schedule's [`Schedule::open`] for the range) minus
     /// `busy` (each widened by the buffer), laid end to end from the start of each free stretch,
     /// none sooner than the notice allows.
     pub fn slots(
         &self,
+        open: &[Span],
         busy: &[Span],
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        (from, to): Span,
         duration: Duration,
         now: DateTime<Utc>,
     ) -> Vec<Span> {
@@ -308,7 +310,7 @@ impl Schedule {
         // A stretch the notice cuts into starts its slots at the next quarter hour after it.
         let bookable = quarter_hour_after(now + self.notice);
         let mut slots = Vec::new();
-        for (start, end) in subtract(&self.open(from, to), &merge(widened)) {
+        for (start, end) in subtract(open, &merge(widened)) {
             let mut at = start.max(bookable);
             while at + duration <= end {
                 if at >= from && at + duration <= to {
