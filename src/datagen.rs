@@ -535,6 +535,7 @@ pub async fn run(db: &DatabaseConnection, scale: Scale, force: bool) -> anyhow::
                 is_active: Set(true),
                 banned_at: Set(None),
                 ban_reason: Set(None),
+                last_read_at: Set(None),
             });
         }
     }

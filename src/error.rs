@@ -50,6 +50,9 @@ pub enum AppError {
         field: String,
         message: String,
     },
+    /// Bad input on several fields at once, each `(field, message)`: every one is reported, as
+    /// its own error with its own `extensions.field` (see [`Checks`]).
+    Invalid(Vec<(String, String)>),
     Conflict {
         field: Option<String>,
         message: String,
@@ -106,6 +109,7 @@ impl AppError {
             }
             Self::NotFound { entity } => format!("{entity} not found"),
             Self::BadInput { message, .. } | Self::Conflict { message, .. } => message.clone(),
+            Self::Invalid(fields) => fields.first().map(|(_, message)| message.clone()).unwrap_or_default(),
             Self::RateLimited { retry_after_secs } => format!("too many requests, retry in {retry_after_secs}s"),
             Self::TooCostly { cost, max } => {
                 format!(
@@ -125,7 +129,7 @@ impl AppError {
             Self::Unauthenticated(_) => code::UNAUTHENTICATED,
             Self::Forbidden(_) => code::FORBIDDEN,
             Self::NotFound { .. } => code::NOT_FOUND,
-            Self::BadInput { .. } => code::BAD_USER_INPUT,
+            Self::BadInput { .. } | Self::Invalid(_) => code::BAD_USER_INPUT,
             Self::Conflict { .. } => code::CONFLICT,
             Self::RateLimited { .. } => code::RATE_LIMITED,
             Self::QueryTooComplex(_) | Self::TooCostly { .. } => code::QUERY_TOO_COMPLEX,
@@ -156,6 +160,25 @@ impl AppError {
             ext.set("code", self.code());
             match self {
                 Self::BadInput { field, .. } => ext.set("field", field.as_str()),
+                Self::Invalid(fields) => {
+                    // The first here; the response guard turns `invalid` into one error per field.
+                    if let Some((field, _)) = fields.first() {
+                        ext.set("field", field.as_str());
+                    }
+                    let list = fields
+                        .iter()
+                        .map(|(field, message)| {
+                            let mut entry = async_graphql::indexmap::IndexMap::new();
+                            entry.insert(async_graphql::Name::new("field"), async_graphql::Value::from(field.as_str()));
+                            entry.insert(
+                                async_graphql::Name::new("message"),
+                                async_graphql::Value::from(message.as_str()),
+                            );
+                            async_graphql::Value::Object(entry)
+                        })
+                        .collect::<Vec<_>>();
+                    ext.set(INVALID_FIELDS, async_graphql::Value::List(list));
+                }
                 Self::Conflict { field: Some(field), .. } => ext.set("field", field.as_str()),
                 Self::NotFound { entity } => ext.set("entity", *entity),
                 Self::FeatureDisabled { feature } => ext.set("feature", *feature),
@@ -167,6 +190,62 @@ impl AppError {
                 _ => {}
             }
         })
+    }
+}
+
+/// The extension key under which [`AppError::Invalid`] carries its fields to the response guard.
+pub const INVALID_FIELDS: &str = "invalid";
+
+/// Checks several fields of one input and reports every bad one at once: [`Checks::on`] keeps a
+/// field's value or records why it is bad, [`Checks::finish`] fails with all of them.
+#[derive(Default)]
+pub struct Checks {
+    invalid: Vec<(String, String)>,
+    other: Option<AppError>,
+}
+
+impl Checks {
+    /// The checked value; on bad input records it and gives `T::default()` (never used, as
+    /// [`Checks::finish`] then fails).
+    pub fn on<T: Default>(&mut self, result: AppResult<T>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(error) => {
+                self.record(error);
+                T::default()
+            }
+        }
+    }
+
+    /// Records one more bad field.
+    pub fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.invalid.push((field.into(), message.into()));
+    }
+
+    fn record(&mut self, error: AppError) {
+        match error {
+            AppError::BadInput { field, message } => self.invalid.push((field, message)),
+            AppError::Invalid(fields) => self.invalid.extend(fields),
+            other => {
+                self.other.get_or_insert(other);
+            }
+        }
+    }
+
+    /// Ok when every field passed; otherwise the first error that is not bad input, or all the
+    /// bad fields.
+    pub fn finish(mut self) -> AppResult<()> {
+        if let Some(other) = self.other {
+            return Err(other);
+        }
+        match self.invalid.len() {
+            0 => Ok(()),
+            1 => {
+                let (field, message) = self.invalid.remove(0);
+                Err(AppError::BadInput { field, message })
+            }
+            _ => Err(AppError::Invalid(self.invalid)),
+        }
     }
 }
 

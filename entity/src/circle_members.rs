@@ -18,6 +18,9 @@ pub struct Model {
     pub banned_at: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text", nullable)]
     pub ban_reason: Option<String>,
+    /// How far the member has read the circle's chat (added to the design; null: nothing read since
+    /// joining).
+    pub last_read_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

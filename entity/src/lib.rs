@@ -29,6 +29,7 @@ pub mod poll_votes;
 pub mod post_likes;
 pub mod posts;
 pub mod refresh_tokens;
+pub mod review_likes;
 pub mod reviews;
 pub mod search_outbox;
 pub mod system_configs;

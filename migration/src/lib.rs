@@ -36,6 +36,7 @@ mod m20241201_000025_pinned_oldest_indexes;
 mod m20241201_000026_create_uploads;
 mod m20241201_000027_create_availability_and_thread_indexes;
 mod m20241201_000028_create_polls;
+mod m20241201_000029_review_likes_and_circle_reads;
 
 pub struct Migrator;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20241201_000026_create_uploads::Migration),
             Box::new(m20241201_000027_create_availability_and_thread_indexes::Migration),
             Box::new(m20241201_000028_create_polls::Migration),
+            Box::new(m20241201_000029_review_likes_and_circle_reads::Migration),
         ]
     }
 }
@@ -107,4 +109,5 @@ pub const TABLES: &[&str] = &[
     "mentor_availability",
     "poll_options",
     "poll_votes",
+    "review_likes",
 ];

@@ -166,6 +166,7 @@ feeds_nothing!(
     messages,
     poll_options,
     poll_votes,
+    review_likes,
     search_outbox,
     system_configs,
 );

@@ -5,7 +5,7 @@ use crate::auth::password::{self, Password};
 use crate::auth::tokens::{hash_refresh_token, random_token, TokenKeys};
 use crate::auth::Viewer;
 use crate::domain::values::{parse_phone, Email};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::{DateTime, Utc};
 use entity::enums::{UserRole, UserStatus};
 use entity::{account_tokens, refresh_tokens, users};
@@ -29,9 +29,14 @@ pub struct Registration {
 
 #[tracing::instrument(name = "accounts.register", skip_all)]
 pub async fn register(db: &DatabaseConnection, keys: &TokenKeys, input: Registration) -> AppResult<Session> {
-    let email = Email::parse(&input.email, "input.email")?;
-    let password = Password::parse(input.password, "input.password")?;
-    let phone = parse_phone(input.phone, "input.phone")?;
+    let mut c = Checks::default();
+    let email = c.on(Email::parse(&input.email, "input.email").map(Some));
+    let password = c.on(Password::parse(input.password, "input.password").map(Some));
+    let phone = c.on(parse_phone(input.phone, "input.phone"));
+    c.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(AppError::bad_input("input", "is invalid"));
+    };
 
     // Cheap duplicate check before the expensive hash; the unique index still decides under races.
     if find_by_email(db, &email).await?.is_some() {

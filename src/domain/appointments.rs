@@ -14,7 +14,7 @@ use super::pagination::{keyset, Direction, Page, PageRequest, SortKey};
 use super::values::{optional_text, url};
 use super::write;
 use crate::auth::Viewer;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{AppointmentStatus, MeetingType};
 use entity::{appointment_status_logs, appointments, user_identities, user_profiles, users};
@@ -200,20 +200,18 @@ async fn log(
 
 #[tracing::instrument(name = "appointments.book", skip_all)]
 pub async fn book(db: &DatabaseConnection, viewer: &Viewer, input: Booking) -> AppResult<appointments::Model> {
+    let mut c = Checks::default();
     if !(MIN_MINUTES..=MAX_MINUTES).contains(&input.duration_minutes) {
-        return Err(AppError::bad_input(
-            "input.durationMinutes",
-            format!("must be between {MIN_MINUTES} and {MAX_MINUTES}"),
-        ));
+        c.fail("input.durationMinutes", format!("must be between {MIN_MINUTES} and {MAX_MINUTES}"));
     }
     let now = Utc::now();
     if input.appointment_time <= now {
-        return Err(AppError::bad_input("input.appointmentTime", "must be in the future"));
+        c.fail("input.appointmentTime", "must be in the future");
+    } else if input.appointment_time > now + Duration::days(MAX_DAYS_AHEAD) {
+        c.fail("input.appointmentTime", "at most a year ahead");
     }
-    if input.appointment_time > now + Duration::days(MAX_DAYS_AHEAD) {
-        return Err(AppError::bad_input("input.appointmentTime", "at most a year ahead"));
-    }
-    let notes = optional_text("input.notes", input.notes, 2000)?;
+    let notes = c.on(optional_text("input.notes", input.notes, 2000));
+    c.finish()?;
     let student = super::active_user(db, viewer).await?;
     let mentor = super::mentors::get(db, input.mentor_id).await?.ok_or_else(|| AppError::not_found("mentor"))?;
     if mentor.user_id == student.id {

@@ -10,7 +10,7 @@
 //! row, as bookings do, so a booking and a schedule change of one master run one after the other.
 
 use super::write;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use entity::mentor_availability::{self as table, Exception, Exceptions, Weekly, WeeklyWindow};
@@ -89,47 +89,59 @@ pub struct ValidSchedule {
     min_notice_hours: i32,
 }
 
+/// Every field of a schedule checked, all bad ones reported at once.
 pub fn validate(input: ScheduleInput) -> AppResult<ValidSchedule> {
-    let tz = time_zone("input.timeZone", input.time_zone.trim())?;
+    let mut c = Checks::default();
+    let tz = c.on(time_zone("input.timeZone", input.time_zone.trim()).map(Some));
     if input.weekly.len() > MAX_WINDOWS {
-        return Err(AppError::bad_input("input.weekly", format!("at most {MAX_WINDOWS} windows")));
+        c.fail("input.weekly", format!("at most {MAX_WINDOWS} windows"));
     }
     if input.exceptions.len() > MAX_EXCEPTIONS {
-        return Err(AppError::bad_input("input.exceptions", format!("at most {MAX_EXCEPTIONS} exceptions")));
+        c.fail("input.exceptions", format!("at most {MAX_EXCEPTIONS} exceptions"));
     }
     if !(0..=MAX_BUFFER_MINUTES).contains(&input.buffer_minutes) {
-        return Err(AppError::bad_input("input.bufferMinutes", format!("must be between 0 and {MAX_BUFFER_MINUTES}")));
+        c.fail("input.bufferMinutes", format!("must be between 0 and {MAX_BUFFER_MINUTES}"));
     }
     if !(0..=MAX_NOTICE_HOURS).contains(&input.min_notice_hours) {
-        return Err(AppError::bad_input("input.minNoticeHours", format!("must be between 0 and {MAX_NOTICE_HOURS}")));
+        c.fail("input.minNoticeHours", format!("must be between 0 and {MAX_NOTICE_HOURS}"));
     }
     let mut weekly = Vec::with_capacity(input.weekly.len());
-    for (i, window) in input.weekly.iter().enumerate() {
+    for (i, window) in input.weekly.iter().enumerate().take(MAX_WINDOWS) {
         let field = format!("input.weekly[{i}]");
-        let (start, end) = span(&field, &window.start, &window.end)?;
-        weekly.push(WeeklyWindow { weekday: window.weekday, start, end });
+        if let Some((start, end)) = c.on(span(&field, &window.start, &window.end).map(Some)) {
+            weekly.push(WeeklyWindow { weekday: window.weekday, start, end });
+        }
     }
     weekly.sort_by_key(|w| (w.weekday, w.start, w.end));
     weekly.dedup();
     let mut exceptions = Vec::with_capacity(input.exceptions.len());
-    for (i, exception) in input.exceptions.iter().enumerate() {
+    for (i, exception) in input.exceptions.iter().enumerate().take(MAX_EXCEPTIONS) {
         let field = format!("input.exceptions[{i}]");
         let (start, end) = match (&exception.start, &exception.end) {
-            (Some(start), Some(end)) => {
-                let (start, end) = span(&field, start, end)?;
-                (Some(start), Some(end))
-            }
+            (Some(start), Some(end)) => match c.on(span(&field, start, end).map(Some)) {
+                Some((start, end)) => (Some(start), Some(end)),
+                None => continue,
+            },
             (None, None) if !exception.available => (None, None),
             (None, None) => {
-                return Err(AppError::bad_input(format!("{field}.start"), "extra hours need a start and an end"))
+                c.fail(format!("{field}.start"), "extra hours need a start and an end");
+                continue;
             }
-            (None, Some(_)) => return Err(AppError::bad_input(format!("{field}.start"), "give both start and end")),
-            (Some(_), None) => return Err(AppError::bad_input(format!("{field}.end"), "give both start and end")),
+            (None, Some(_)) => {
+                c.fail(format!("{field}.start"), "give both start and end");
+                continue;
+            }
+            (Some(_), None) => {
+                c.fail(format!("{field}.end"), "give both start and end");
+                continue;
+            }
         };
         exceptions.push(Exception { date: exception.date, start, end, available: exception.available });
     }
     exceptions.sort_by_key(|e| (e.date, e.start, e.end, e.available));
     exceptions.dedup();
+    c.finish()?;
+    let Some(tz) = tz else { return Err(AppError::bad_input("input.timeZone", "is required")) };
     Ok(ValidSchedule {
         time_zone: tz.name().to_string(),
         weekly,

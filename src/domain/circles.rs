@@ -7,7 +7,7 @@ use super::pagination::{keyset, ChildList, Direction, Page, PageRequest, SortKey
 use super::values::{optional_text, optional_url, string_list, text};
 use super::write;
 use crate::auth::Viewer;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
 use entity::enums::{CircleStatus, IdentityStatus, MemberRole, StringList};
 use entity::{circle_members, circles, user_identities, users};
@@ -123,11 +123,15 @@ pub async fn create(
     viewer: &Viewer,
     input: CircleInput,
 ) -> AppResult<circles::Model> {
-    let identity_id = input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
-    let name = text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100)?;
-    let description = optional_text("input.description", input.description.flatten(), 5000)?;
-    let domain = text("input.domain", input.domain.as_deref().unwrap_or_default(), 1, 100)?.to_lowercase();
-    let rules = optional_text("input.rules", input.rules.flatten(), 5000)?;
+    let mut c = Checks::default();
+    let identity_id =
+        c.on(input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required")).map(Some));
+    let name = c.on(text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100));
+    let description = c.on(optional_text("input.description", input.description.flatten(), 5000));
+    let domain = c.on(text("input.domain", input.domain.as_deref().unwrap_or_default(), 1, 100)).to_lowercase();
+    let rules = c.on(optional_text("input.rules", input.rules.flatten(), 5000));
+    c.finish()?;
+    let identity_id = identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
     let tags = string_list("input.tags", input.tags.unwrap_or_default(), 20, 50)?;
     let avatar = optional_url("input.avatar", input.avatar.flatten(), 500)?;
     let user = super::active_user(db, viewer).await?;
@@ -169,6 +173,7 @@ pub async fn create(
             is_active: Set(true),
             banned_at: Set(None),
             ban_reason: Set(None),
+            last_read_at: Set(None),
         },
     )
     .await?;
@@ -204,9 +209,11 @@ pub async fn update(
     if input.identity_id.is_some() || input.domain.is_some() {
         return Err(AppError::bad_input("input", "a circle's creator and domain do not change"));
     }
-    let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
-    let description = input.description.map(|v| optional_text("input.description", v, 5000)).transpose()?;
-    let rules = input.rules.map(|v| optional_text("input.rules", v, 5000)).transpose()?;
+    let mut c = Checks::default();
+    let name = c.on(input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose());
+    let description = c.on(input.description.map(|v| optional_text("input.description", v, 5000)).transpose());
+    let rules = c.on(input.rules.map(|v| optional_text("input.rules", v, 5000)).transpose());
+    c.finish()?;
     let tags = input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()?;
     let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
     let (_, circle) = administered(db, viewer, id).await?;
@@ -307,6 +314,7 @@ pub async fn join(
                 is_active: Set(true),
                 banned_at: Set(None),
                 ban_reason: Set(None),
+                last_read_at: Set(None),
             };
             write::insert_new(&txn, row, [circle_members::Column::CircleId, circle_members::Column::UserId]).await?
         }
@@ -347,7 +355,7 @@ async fn one_member_fewer(txn: &DatabaseTransaction, circle_id: Uuid) -> AppResu
 
 /// Leaves a circle. The last admin cannot leave (hand the role on first).
 #[tracing::instrument(name = "circles.leave", skip_all, fields(circle = %circle_id))]
-pub async fn leave(db: &DatabaseConnection, viewer: &Viewer, circle_id: Uuid) -> AppResult<bool> {
+pub async fn leave(db: &DatabaseConnection, viewer: &Viewer, circle_id: Uuid) -> AppResult<circle_members::Model> {
     let user = super::active_user(db, viewer).await?;
     find(db, circle_id).await?.ok_or_else(|| AppError::not_found("circle"))?;
     let txn = db.begin().await?;
@@ -372,8 +380,12 @@ pub async fn leave(db: &DatabaseConnection, viewer: &Viewer, circle_id: Uuid) ->
     if moved == 1 {
         one_member_fewer(&txn, circle_id).await?;
     }
+    let left = circle_members::Entity::find_by_id(member.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("membership"))?;
     txn.commit().await?;
-    Ok(true)
+    Ok(left)
 }
 
 /// Circle admins set a member's role; the last admin cannot be demoted. The member is notified;

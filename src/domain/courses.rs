@@ -6,7 +6,7 @@ use super::values::{int_range, money, optional_text, optional_url, string_list, 
 use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
 use entity::enums::{
     ContentType, CourseStatus, Difficulty, IdentityStatus, IdentityType, StringList, VerificationStatus,
@@ -151,25 +151,42 @@ struct ValidCourse {
     learning_objectives: Option<Vec<String>>,
 }
 
-fn validate(input: CourseInput) -> AppResult<ValidCourse> {
-    Ok(ValidCourse {
-        title: input.title.as_deref().map(|t| text("input.title", t, 1, 200)).transpose()?,
-        description: input.description.map(|v| optional_text("input.description", v, 20_000)).transpose()?,
-        cover_image: input.cover_image.map(|v| optional_url("input.coverImage", v, 500)).transpose()?,
-        price: input.price.map(|p| money("input.price", p)).transpose()?,
-        duration_hours: input.duration_hours.map(|h| int_range("input.durationHours", h, 1, 10_000)).transpose()?,
+/// Every field of a course input checked, all bad ones reported at once; `creating` also
+/// requires what a new course must have.
+fn validate(input: CourseInput, creating: bool) -> AppResult<ValidCourse> {
+    let mut c = Checks::default();
+    if creating {
+        for (field, missing) in [
+            ("input.identityId", input.identity_id.is_none()),
+            ("input.title", input.title.is_none()),
+            ("input.price", input.price.is_none()),
+            ("input.durationHours", input.duration_hours.is_none()),
+        ] {
+            if missing {
+                c.fail(field, "is required");
+            }
+        }
+    } else if input.identity_id.is_some() {
+        c.fail("input.identityId", "a course cannot move to another identity");
+    }
+    let valid = ValidCourse {
+        title: c.on(input.title.as_deref().map(|t| text("input.title", t, 1, 200)).transpose()),
+        description: c.on(input.description.map(|v| optional_text("input.description", v, 20_000)).transpose()),
+        cover_image: c.on(input.cover_image.map(|v| optional_url("input.coverImage", v, 500)).transpose()),
+        price: c.on(input.price.map(|p| money("input.price", p)).transpose()),
+        duration_hours: c.on(input.duration_hours.map(|h| int_range("input.durationHours", h, 1, 10_000)).transpose()),
         difficulty: input.difficulty,
-        max_students: input
+        max_students: c.on(input
             .max_students
             .map(|m| m.map(|n| int_range("input.maxStudents", n, 1, 1_000_000)).transpose())
-            .transpose()?,
-        tags: input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()?,
-        prerequisites: input.prerequisites.map(|v| optional_text("input.prerequisites", v, 5000)).transpose()?,
-        learning_objectives: input
-            .learning_objectives
-            .map(|o| string_list("input.learningObjectives", o, 20, 200))
-            .transpose()?,
-    })
+            .transpose()),
+        tags: c.on(input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()),
+        prerequisites: c.on(input.prerequisites.map(|v| optional_text("input.prerequisites", v, 5000)).transpose()),
+        learning_objectives: c
+            .on(input.learning_objectives.map(|o| string_list("input.learningObjectives", o, 20, 200)).transpose()),
+    };
+    c.finish()?;
+    Ok(valid)
 }
 
 #[tracing::instrument(name = "courses.create", skip_all)]
@@ -190,8 +207,9 @@ pub async fn create(
     viewer: &Viewer,
     input: CourseInput,
 ) -> AppResult<courses::Model> {
-    let identity_id = input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
-    let mut valid = validate(input)?;
+    let identity_id = input.identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"));
+    let mut valid = validate(input, true)?;
+    let identity_id = identity_id?;
     let title = valid.title.ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
     let price = valid.price.ok_or_else(|| AppError::bad_input("input.price", "is required"))?;
     let hours = valid.duration_hours.ok_or_else(|| AppError::bad_input("input.durationHours", "is required"))?;
@@ -238,10 +256,7 @@ pub async fn update(
     id: Uuid,
     input: CourseInput,
 ) -> AppResult<courses::Model> {
-    if input.identity_id.is_some() {
-        return Err(AppError::bad_input("input.identityId", "a course cannot move to another identity"));
-    }
-    let mut valid = validate(input)?;
+    let mut valid = validate(input, false)?;
     let (_, owned) = owned(db, viewer, id).await?;
     ensure_teaching(&owned.identity)?;
     valid.cover_image = cover(db, storage, owned.identity.user_id, valid.cover_image).await?;
@@ -352,18 +367,31 @@ async fn transition(
     Ok(course)
 }
 
-fn validate_content(input: ContentInput) -> AppResult<ContentInput> {
-    Ok(ContentInput {
-        title: input.title.as_deref().map(|t| text("input.title", t, 1, 200)).transpose()?,
+/// Every field of a content input checked, all bad ones reported at once; `creating` also
+/// requires the title and the type.
+fn validate_content(input: ContentInput, creating: bool) -> AppResult<ContentInput> {
+    let mut c = Checks::default();
+    if creating {
+        if input.title.is_none() {
+            c.fail("input.title", "is required");
+        }
+        if input.content_type.is_none() {
+            c.fail("input.contentType", "is required");
+        }
+    }
+    let valid = ContentInput {
+        title: c.on(input.title.as_deref().map(|t| text("input.title", t, 1, 200)).transpose()),
         content_type: input.content_type,
-        content_url: input.content_url.map(|v| optional_url("input.contentUrl", v, 500)).transpose()?,
-        content_text: input.content_text.map(|v| optional_text("input.contentText", v, 100_000)).transpose()?,
-        duration_minutes: input
+        content_url: c.on(input.content_url.map(|v| optional_url("input.contentUrl", v, 500)).transpose()),
+        content_text: c.on(input.content_text.map(|v| optional_text("input.contentText", v, 100_000)).transpose()),
+        duration_minutes: c.on(input
             .duration_minutes
             .map(|d| d.map(|m| int_range("input.durationMinutes", m, 0, 10_000)).transpose())
-            .transpose()?,
+            .transpose()),
         is_free: input.is_free,
-    })
+    };
+    c.finish()?;
+    Ok(valid)
 }
 
 async fn editable(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -> AppResult<Owned> {
@@ -383,7 +411,7 @@ pub async fn add_content(
     course_id: Uuid,
     input: ContentInput,
 ) -> AppResult<course_contents::Model> {
-    let input = validate_content(input)?;
+    let input = validate_content(input, true)?;
     let title = input.title.ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
     let content_type = input.content_type.ok_or_else(|| AppError::bad_input("input.contentType", "is required"))?;
     editable(db, viewer, course_id).await?;
@@ -430,7 +458,7 @@ pub async fn update_content(
     id: Uuid,
     input: ContentInput,
 ) -> AppResult<course_contents::Model> {
-    let input = validate_content(input)?;
+    let input = validate_content(input, false)?;
     let content = content_of_viewer(db, viewer, id).await?;
     let mut active: course_contents::ActiveModel = content.into();
     if let Some(v) = input.title {

@@ -5,7 +5,7 @@ use super::notify::{self, Kind, Notice};
 use super::values::{int_range, money, optional_text, optional_url, string_list, text, url, url_list};
 use super::write;
 use crate::auth::Viewer;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
 use entity::enums::UploadPurpose;
 use entity::enums::{IdentityStatus, IdentityType, StringList, VerificationStatus};
@@ -60,14 +60,13 @@ pub async fn apply(
     input: Application,
     ip: Option<IpAddr>,
 ) -> AppResult<user_identities::Model> {
-    let domain = text("input.domain", &input.domain, 1, 100)?.to_lowercase();
-    let documents = url_list("input.verificationDocuments", input.verification_documents, 10)?;
+    let mut c = Checks::default();
+    let domain = c.on(text("input.domain", &input.domain, 1, 100)).to_lowercase();
+    let documents = c.on(url_list("input.verificationDocuments", input.verification_documents, 10));
     if input.identity_type == IdentityType::Master && documents.is_empty() {
-        return Err(AppError::bad_input(
-            "input.verificationDocuments",
-            "a master application needs at least one document",
-        ));
+        c.fail("input.verificationDocuments", "a master application needs at least one document");
     }
+    c.finish()?;
     let user = super::active_user(db, viewer).await?;
     let mut claimed = Vec::with_capacity(documents.len());
     for (n, url) in documents.iter().enumerate() {
@@ -336,15 +335,17 @@ pub async fn update_profile(
     identity_id: Uuid,
     input: ProfileInput,
 ) -> AppResult<user_profiles::Model> {
-    let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
-    let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
-    let bio = input.bio.map(|v| optional_text("input.bio", v, 5000)).transpose()?;
-    let skills = input.skills.map(|v| string_list("input.skills", v, 30, 50)).transpose()?;
-    let experience = input.experience_years.map(|v| int_range("input.experienceYears", v, 0, 80)).transpose()?;
-    let rate = input.hourly_rate.map(|v| v.map(|r| money("input.hourlyRate", r)).transpose()).transpose()?;
-    let location = input.location.map(|v| optional_text("input.location", v, 200)).transpose()?;
-    let website = input.website.map(|v| optional_url("input.website", v, 500)).transpose()?;
-    let links = input.social_links.map(|v| v.map(parse_social_links).transpose()).transpose()?;
+    let mut c = Checks::default();
+    let name = c.on(input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose());
+    let avatar = c.on(input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose());
+    let bio = c.on(input.bio.map(|v| optional_text("input.bio", v, 5000)).transpose());
+    let skills = c.on(input.skills.map(|v| string_list("input.skills", v, 30, 50)).transpose());
+    let experience = c.on(input.experience_years.map(|v| int_range("input.experienceYears", v, 0, 80)).transpose());
+    let rate = c.on(input.hourly_rate.map(|v| v.map(|r| money("input.hourlyRate", r)).transpose()).transpose());
+    let location = c.on(input.location.map(|v| optional_text("input.location", v, 200)).transpose());
+    let website = c.on(input.website.map(|v| optional_url("input.website", v, 500)).transpose());
+    let links = c.on(input.social_links.map(|v| v.map(parse_social_links).transpose()).transpose());
+    c.finish()?;
 
     let user = super::active_user(db, viewer).await?;
     let identity = find(db, identity_id).await?.ok_or_else(|| AppError::not_found("identity"))?;

@@ -215,6 +215,125 @@ pub async fn conversations(
     Ok((out, more))
 }
 
+/// One circle chat of the viewer's: the circle, its last message, how many of the others' messages
+/// came after the viewer's read position.
+pub struct CircleConversation {
+    pub circle: Uuid,
+    pub last_message: messages::Model,
+    pub unread: i64,
+}
+
+#[derive(FromQueryResult)]
+struct CircleConversationRow {
+    circle_id: Uuid,
+    last_at: DateTime<Utc>,
+    unread: i64,
+}
+
+/// Where a member's unread circle messages start: the later of their read position and their
+/// (re)joining. One SQL expression over `circle_members cm`.
+const READ_FROM: &str = "CASE WHEN cm.last_read_at IS NULL OR cm.last_read_at < cm.joined_at \
+                         THEN cm.joined_at ELSE cm.last_read_at END";
+
+/// The chats of the circles the viewer is an active member of that have messages, most recent
+/// first (keyset on the last message's time), each with its unread count: two statements a page.
+pub async fn circle_conversations(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    page: &PageRequest,
+) -> AppResult<(Vec<(String, CircleConversation)>, bool)> {
+    let me = viewer.require()?;
+    let size = page.first.unwrap_or(20).min(100);
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = vec![me.into(), me.into()];
+    let mut having = String::new();
+    if let Some(cursor) = &page.after {
+        if let Some(SortKey::Time(at)) = cursor.keys.first() {
+            having = " HAVING MAX(m.created_at) < ? OR (MAX(m.created_at) = ? AND m.circle_id < ?)".into();
+            values.extend([(*at).into(), (*at).into(), cursor.id.into()]);
+        }
+    }
+    let sql = format!(
+        "SELECT m.circle_id AS circle_id, MAX(m.created_at) AS last_at, \
+                CAST(SUM(CASE WHEN m.from_user_id <> ? AND m.created_at > {READ_FROM} THEN 1 ELSE 0 END) \
+                     AS BIGINT) AS unread \
+         FROM circle_members cm JOIN messages m ON m.circle_id = cm.circle_id \
+         WHERE cm.user_id = ? AND cm.is_active = TRUE \
+         GROUP BY m.circle_id{having} ORDER BY last_at DESC, circle_id DESC LIMIT {}",
+        size + 1
+    );
+    let statement = Statement::from_sql_and_values(backend, numbered(backend, &sql), values);
+    let rows = CircleConversationRow::find_by_statement(statement).all(db).await?;
+    let more = rows.len() as u64 > size;
+    let rows: Vec<CircleConversationRow> = rows.into_iter().take(size as usize).collect();
+    // The last messages of the page in one statement (a message at the same instant in the same
+    // circle: the greatest id, as the order of `messages` would show it last).
+    let mut condition = Condition::any();
+    for row in &rows {
+        condition = condition.add(
+            Condition::all()
+                .add(messages::Column::CircleId.eq(row.circle_id))
+                .add(messages::Column::CreatedAt.eq(row.last_at)),
+        );
+    }
+    let lasts = if rows.is_empty() { Vec::new() } else { messages::Entity::find().filter(condition).all(db).await? };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let last = lasts
+            .iter()
+            .filter(|m| m.circle_id == Some(row.circle_id) && m.created_at == row.last_at)
+            .max_by_key(|m| m.id);
+        if let Some(last_message) = last {
+            let cursor = super::pagination::Cursor {
+                keys: vec![SortKey::Time(row.last_at)],
+                id: row.circle_id,
+                order: String::new(),
+            }
+            .encode();
+            let conversation =
+                CircleConversation { circle: row.circle_id, last_message: last_message.clone(), unread: row.unread };
+            out.push((cursor, conversation));
+        }
+    }
+    Ok((out, more))
+}
+
+/// Moves the viewer's read position in a circle's chat to now; returns how many of the others'
+/// messages were unread before.
+pub async fn mark_circle_read(db: &DatabaseConnection, viewer: &Viewer, circle: Uuid) -> AppResult<u64> {
+    let me = super::active_user(db, viewer).await?.id;
+    let member = super::circles::membership(db, circle, me).await?.ok_or_else(|| AppError::not_found("membership"))?;
+    let now = Utc::now();
+    let unread = unread_in(db, &member, now).await?;
+    write::update_many(
+        db,
+        circle_members::Entity::update_many()
+            .col_expr(circle_members::Column::LastReadAt, Expr::value(now))
+            .filter(circle_members::Column::Id.eq(member.id)),
+    )
+    .await?;
+    Ok(unread)
+}
+
+/// The others' messages in a member's circle after their read position, up to `until`.
+async fn unread_in(db: &DatabaseConnection, member: &circle_members::Model, until: DateTime<Utc>) -> AppResult<u64> {
+    let from = member.last_read_at.filter(|at| *at >= member.joined_at).unwrap_or(member.joined_at);
+    Ok(messages::Entity::find()
+        .filter(messages::Column::CircleId.eq(member.circle_id))
+        .filter(messages::Column::FromUserId.ne(member.user_id))
+        .filter(messages::Column::CreatedAt.gt(from))
+        .filter(messages::Column::CreatedAt.lte(until))
+        .count(db)
+        .await?)
+}
+
+/// Whether the member has read a message of their circle: their own, or one no later than their
+/// read position.
+pub fn read_by(member: &circle_members::Model, message: &messages::Model) -> bool {
+    message.from_user_id == member.user_id
+        || member.last_read_at.is_some_and(|at| at >= member.joined_at && message.created_at <= at)
+}
+
 /// `?` placeholders as the backend wants them (`$1, $2, ...` on PostgreSQL).
 fn numbered(backend: DatabaseBackend, sql: &str) -> String {
     if backend != DatabaseBackend::Postgres {
@@ -300,14 +419,24 @@ pub async fn mark_all_notifications_read(db: &DatabaseConnection, viewer: &Viewe
     Ok(result)
 }
 
-/// How many private messages to the viewer are unread.
+/// How many messages to the viewer are unread: private ones not marked read, and the others'
+/// messages in their circles after their read position (one statement).
 pub async fn unread_messages(db: &DatabaseConnection, viewer: &Viewer) -> AppResult<u64> {
+    #[derive(FromQueryResult)]
+    struct Unread {
+        unread: i64,
+    }
     let me = viewer.require()?;
-    Ok(messages::Entity::find()
-        .filter(messages::Column::ToUserId.eq(me))
-        .filter(messages::Column::IsRead.eq(false))
-        .count(db)
-        .await?)
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT CAST((SELECT COUNT(*) FROM messages WHERE to_user_id = ? AND is_read = FALSE) + \
+                     (SELECT COUNT(*) FROM circle_members cm JOIN messages m ON m.circle_id = cm.circle_id \
+                      WHERE cm.user_id = ? AND cm.is_active = TRUE AND m.from_user_id <> ? \
+                        AND m.created_at > {READ_FROM}) AS BIGINT) AS unread"
+    );
+    let statement = Statement::from_sql_and_values(backend, numbered(backend, &sql), [me.into(), me.into(), me.into()]);
+    let row = Unread::find_by_statement(statement).one(db).await?;
+    Ok(row.map_or(0, |r| r.unread.max(0) as u64))
 }
 
 /// How many of the viewer's notifications are unread (cached per user; every notification sent

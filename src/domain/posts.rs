@@ -10,7 +10,7 @@ use super::values::{text, url_list};
 use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
 use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
@@ -150,9 +150,11 @@ pub async fn create(
     viewer: &Viewer,
     input: NewPost,
 ) -> AppResult<posts::Model> {
-    let content = text("input.content", &input.content, 1, MAX_POST_CHARS)?;
-    let media = validate_media(input.post_type, input.media_urls)?;
-    let poll = super::polls::validate_options(input.post_type, input.poll_options)?;
+    let mut c = Checks::default();
+    let content = c.on(text("input.content", &input.content, 1, MAX_POST_CHARS));
+    let media = c.on(validate_media(input.post_type, input.media_urls));
+    let poll = c.on(super::polls::validate_options(input.post_type, input.poll_options));
+    c.finish()?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
     let mut claimed = Vec::with_capacity(media.len());
@@ -285,7 +287,7 @@ async fn retire(
 
 /// Soft delete by the author: gone from lists and counts.
 #[tracing::instrument(name = "posts.delete", skip_all, fields(post = %id))]
-pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<posts::Model> {
     let user = super::active_user(db, viewer).await?;
     let post = find(db, id)
         .await?
@@ -294,8 +296,7 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppRe
     if post.user_id != user.id {
         return Err(AppError::forbidden("only the author deletes a post"));
     }
-    retire(db, &post, ContentStatus::Deleted, None).await?;
-    Ok(true)
+    retire(db, &post, ContentStatus::Deleted, None).await
 }
 
 /// The post and the viewer, if the viewer moderates its circle.
@@ -674,44 +675,24 @@ pub async fn like_post(
         .ok_or_else(|| AppError::not_found("post"))?;
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
     let txn = db.begin().await?;
-    // The like row first (its unique key decides), then the counter: one lock order everywhere.
-    let changed = if like {
-        let row = post_likes::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            post_id: Set(post_id),
-            user_id: Set(user.id),
-            created_at: Set(Utc::now()),
-        };
-        u64::from(write::insert_new(&txn, row, [post_likes::Column::PostId, post_likes::Column::UserId]).await?)
-    } else {
-        write::delete_many(
-            &txn,
-            post_likes::Entity::delete_many()
-                .filter(post_likes::Column::PostId.eq(post_id))
-                .filter(post_likes::Column::UserId.eq(user.id)),
-        )
-        .await?
+    let row = post_likes::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        post_id: Set(post_id),
+        user_id: Set(user.id),
+        created_at: Set(Utc::now()),
     };
-    if changed == 1 {
-        let delta =
-            if like { Expr::col(posts::Column::LikeCount).add(1) } else { Expr::col(posts::Column::LikeCount).sub(1) };
-        write::update_many(
-            &txn,
-            posts::Entity::update_many()
-                .col_expr(posts::Column::LikeCount, delta)
-                .filter(posts::Column::Id.eq(post_id)),
-        )
-        .await?;
-        if fanout && like && post.user_id != user.id {
-            let notice = Notice {
-                user_id: post.user_id,
-                kind: Kind::PostLiked,
-                title: "Your post got likes".into(),
-                content: Some(excerpt(&post.content)),
-                related_id: Some(post_id),
-            };
-            notify::send_collapsed(&txn, notice, chrono::Duration::hours(1)).await?;
-        }
+    let key = [(post_likes::Column::PostId, post_id), (post_likes::Column::UserId, user.id)];
+    let counter = (posts::Column::LikeCount, posts::Column::Id, post_id);
+    let changed = write::toggle_mark::<_, posts::Entity>(&txn, like, row, key, counter).await?;
+    if changed && fanout && like && post.user_id != user.id {
+        let notice = Notice {
+            user_id: post.user_id,
+            kind: Kind::PostLiked,
+            title: "Your post got likes".into(),
+            content: Some(excerpt(&post.content)),
+            related_id: Some(post_id),
+        };
+        notify::send_collapsed(&txn, notice, chrono::Duration::hours(1)).await?;
     }
     let post = find(&txn, post_id).await?.ok_or_else(|| AppError::not_found("post"))?;
     txn.commit().await?;
@@ -737,39 +718,15 @@ pub async fn like_comment(
         .ok_or_else(|| AppError::not_found("post"))?;
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
     let txn = db.begin().await?;
-    let changed = if like {
-        let row = comment_likes::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            comment_id: Set(comment_id),
-            user_id: Set(user.id),
-            created_at: Set(Utc::now()),
-        };
-        u64::from(
-            write::insert_new(&txn, row, [comment_likes::Column::CommentId, comment_likes::Column::UserId]).await?,
-        )
-    } else {
-        write::delete_many(
-            &txn,
-            comment_likes::Entity::delete_many()
-                .filter(comment_likes::Column::CommentId.eq(comment_id))
-                .filter(comment_likes::Column::UserId.eq(user.id)),
-        )
-        .await?
+    let row = comment_likes::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        comment_id: Set(comment_id),
+        user_id: Set(user.id),
+        created_at: Set(Utc::now()),
     };
-    if changed == 1 {
-        let delta = if like {
-            Expr::col(comments::Column::LikeCount).add(1)
-        } else {
-            Expr::col(comments::Column::LikeCount).sub(1)
-        };
-        write::update_many(
-            &txn,
-            comments::Entity::update_many()
-                .col_expr(comments::Column::LikeCount, delta)
-                .filter(comments::Column::Id.eq(comment_id)),
-        )
-        .await?;
-    }
+    let key = [(comment_likes::Column::CommentId, comment_id), (comment_likes::Column::UserId, user.id)];
+    let counter = (comments::Column::LikeCount, comments::Column::Id, comment_id);
+    write::toggle_mark::<_, comments::Entity>(&txn, like, row, key, counter).await?;
     let comment =
         comments::Entity::find_by_id(comment_id).one(&txn).await?.ok_or_else(|| AppError::not_found("comment"))?;
     txn.commit().await?;

@@ -70,6 +70,12 @@ const COUNTERS: &[Counter] = &[
         column: "vote_count",
         truth: "(SELECT COUNT(*) FROM poll_votes v WHERE v.option_id = poll_options.id)",
     },
+    Counter {
+        name: "reviews.like_count",
+        table: "reviews",
+        column: "like_count",
+        truth: "(SELECT COUNT(*) FROM review_likes l WHERE l.review_id = reviews.id)",
+    },
 ];
 
 /// Rows whose counter differs from the truth, per counter (after repair when `repair`).

@@ -11,10 +11,10 @@ use super::values::optional_text;
 use super::write;
 use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
 use entity::enums::{AppointmentStatus, ContentStatus, LearningStatus, ReviewType};
-use entity::{appointments, courses, reviews};
+use entity::{appointments, courses, review_likes, reviews};
 use sea_orm::sea_query::Expr;
 use sea_orm::Condition;
 use sea_orm::{
@@ -81,8 +81,10 @@ async fn lock_course(txn: &DatabaseTransaction, course_id: Uuid) -> AppResult<()
 
 #[tracing::instrument(name = "reviews.create", skip_all)]
 pub async fn create(db: &DatabaseConnection, viewer: &Viewer, input: NewReview) -> AppResult<reviews::Model> {
-    let stars = rating(input.rating)?;
-    let content = optional_text("input.content", input.content, 5000)?;
+    let mut c = Checks::default();
+    let stars = c.on(rating(input.rating));
+    let content = c.on(optional_text("input.content", input.content, 5000));
+    c.finish()?;
     let user = super::active_user(db, viewer).await?;
     let (reviewed, course_id, appointment_id) = match input.review_type {
         ReviewType::Course => {
@@ -256,8 +258,10 @@ pub async fn update(
     stars: Option<i32>,
     content: Option<Option<String>>,
 ) -> AppResult<reviews::Model> {
-    let stars = stars.map(rating).transpose()?;
-    let content = content.map(|c| optional_text("input.content", c, 5000)).transpose()?;
+    let mut c = Checks::default();
+    let stars = c.on(stars.map(rating).transpose());
+    let content = c.on(content.map(|text| optional_text("input.content", text, 5000)).transpose());
+    c.finish()?;
     let review = own_review(db, viewer, id).await?;
     change(db, review, None, |active| {
         if let Some(stars) = stars {
@@ -271,10 +275,36 @@ pub async fn update(
 }
 
 #[tracing::instrument(name = "reviews.delete", skip_all, fields(review = %id))]
-pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
+pub async fn delete(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<reviews::Model> {
     let review = own_review(db, viewer, id).await?;
-    change(db, review, None, |active| active.status = Set(ContentStatus::Deleted)).await?;
-    Ok(true)
+    change(db, review, None, |active| active.status = Set(ContentStatus::Deleted)).await
+}
+
+/// Marks a review helpful, or takes that back (idempotent): the like row (its unique key decides
+/// between concurrent likes) and `like_count` move in one transaction. Not on one's own review.
+#[tracing::instrument(name = "reviews.like", skip_all, fields(review = %id))]
+pub async fn like(db: &DatabaseConnection, viewer: &Viewer, id: Uuid, like: bool) -> AppResult<reviews::Model> {
+    let user = super::active_user(db, viewer).await?;
+    let review = find(db, id)
+        .await?
+        .filter(|r| r.status == ContentStatus::Active)
+        .ok_or_else(|| AppError::not_found("review"))?;
+    if review.reviewer_id == user.id {
+        return Err(AppError::forbidden("you cannot like your own review"));
+    }
+    let txn = db.begin().await?;
+    let row = review_likes::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        review_id: Set(id),
+        user_id: Set(user.id),
+        created_at: Set(Utc::now()),
+    };
+    let key = [(review_likes::Column::ReviewId, id), (review_likes::Column::UserId, user.id)];
+    let counter = (reviews::Column::LikeCount, reviews::Column::Id, id);
+    write::toggle_mark::<_, reviews::Entity>(&txn, like, row, key, counter).await?;
+    let review = find(&txn, id).await?.ok_or_else(|| AppError::not_found("review"))?;
+    txn.commit().await?;
+    Ok(review)
 }
 
 /// Platform admins hide a review (it stops counting) or bring it back. Idempotent; audited.

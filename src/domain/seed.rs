@@ -191,6 +191,7 @@ pub async fn demo(db: &DatabaseConnection) -> AppResult<SeedReport> {
                     is_active: Set(true),
                     banned_at: Set(None),
                     ban_reason: Set(None),
+                    last_read_at: Set(None),
                 },
             )
             .await?;

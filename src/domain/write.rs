@@ -16,10 +16,10 @@
 
 use crate::cache::rules::{Column, Feeds};
 use crate::search::Collection;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, DeleteMany, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, QueryTrait, TransactionTrait, TryIntoModel, UpdateMany,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, DeleteMany, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, QueryFilter, QueryTrait, TransactionTrait, TryIntoModel, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -100,6 +100,39 @@ where
         queue(db, documents).await?;
     }
     Ok(inserted)
+}
+
+/// Sets (`on`) or clears one person's mark on a row, a like: the mark's unique `key` columns
+/// decide between concurrent requests, and the marked row's `counter` moves by one only when the
+/// mark changed, in the same transaction (mark first, then counter: one lock order for every
+/// kind of like). `counter` is (counted column, id column, id). Whether the mark changed.
+pub async fn toggle_mark<A, C>(
+    txn: &(impl ConnectionTrait + TransactionTrait),
+    on: bool,
+    mark: A,
+    key: [(<A::Entity as EntityTrait>::Column, Uuid); 2],
+    counter: (C::Column, C::Column, Uuid),
+) -> Result<bool, DbErr>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + TryIntoModel<ModelOf<A>> + Clone + Send,
+    ModelOf<A>: IntoActiveModel<A> + Feeds,
+    C: EntityTrait,
+    C::Model: Feeds,
+{
+    let changed = if on {
+        insert_new(txn, mark, key.map(|(column, _)| column)).await?
+    } else {
+        let delete = key
+            .into_iter()
+            .fold(<A::Entity as EntityTrait>::delete_many(), |delete, (column, value)| delete.filter(column.eq(value)));
+        delete_many(txn, delete).await? == 1
+    };
+    if changed {
+        let (count, id, target) = counter;
+        let delta = if on { Expr::col(count).add(1) } else { Expr::col(count).sub(1) };
+        update_many(txn, C::update_many().col_expr(count, delta).filter(id.eq(target))).await?;
+    }
+    Ok(changed)
 }
 
 /// Updates the columns `row` sets and returns the row.

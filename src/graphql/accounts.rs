@@ -22,6 +22,7 @@ pub struct User {
     owner: bool,
 }
 
+/// An account. Its name and avatar come from its primary identity's profile.
 impl User {
     pub fn new(model: users::Model) -> Self {
         Self { id: model.id, model: OnceCell::new_with(Some(model)), owner: false }
@@ -46,8 +47,10 @@ impl User {
     }
 }
 
+/// An account. Its name and avatar come from its primary identity's profile.
 #[Object]
 impl User {
+    /// The user's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.id.to_string())
     }
@@ -65,9 +68,11 @@ impl User {
         }
         Ok(self.model(ctx).await?.phone.as_deref())
     }
+    /// ACTIVE, INACTIVE or BANNED.
     async fn status(&self, ctx: &Context<'_>) -> Result<UserStatus> {
         Ok(self.model(ctx).await?.status)
     }
+    /// Whether the email was verified.
     async fn email_verified(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(self.model(ctx).await?.email_verified)
     }
@@ -90,11 +95,13 @@ impl User {
         let found = loaders(ctx)?.identities_by_user.load_one(self.id).await.map_err(AppError::from)?;
         Ok(found.unwrap_or_default().into_iter().map(Identity).collect())
     }
+    /// When the account was created.
     async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
         Ok(self.model(ctx).await?.created_at)
     }
 }
 
+/// An account. Its name and avatar come from its primary identity's profile.
 impl User {
     /// The profile `displayName` and `avatar` show: two batched loads (identities by user,
     /// profiles by identity) whatever the number of users in the response.
@@ -125,6 +132,7 @@ impl User {
 /// Tokens for a signed-in session.
 pub struct AuthPayload(Session);
 
+/// A signed-in session: a short-lived access token, the refresh token that renews it, and the user.
 #[Object]
 impl AuthPayload {
     /// Short-lived JWT; send as `Authorization: Bearer <accessToken>`.
@@ -139,6 +147,7 @@ impl AuthPayload {
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
+    /// The signed-in user.
     async fn user(&self) -> User {
         User::own(self.0.user.clone())
     }
@@ -151,19 +160,23 @@ pub struct RegisterInput {
     pub email: String,
     /// 8 to 128 characters.
     pub password: String,
+    /// A phone number (E.164, e.g. +8613800138000), optional.
     pub phone: Option<String>,
 }
 
 /// Input of `login`.
 #[derive(InputObject)]
 pub struct LoginInput {
+    /// The account's email.
     pub email: String,
+    /// The account's password.
     pub password: String,
 }
 
 /// Input of `changePassword`.
 #[derive(InputObject)]
 pub struct ChangePasswordInput {
+    /// Your password now.
     pub current_password: String,
     /// 8 to 128 characters.
     pub new_password: String,
@@ -181,8 +194,10 @@ pub struct ResetPasswordInput {
 /// A signed-in session (one login and the refreshes that followed it).
 pub struct SessionInfo(accounts::SessionInfo);
 
+/// One signed-in device or browser of yours: a login and the token refreshes that followed it.
 #[Object(name = "Session")]
 impl SessionInfo {
+    /// The session's id (what `revokeSession` takes).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -228,7 +243,11 @@ pub struct AccountsMutation;
 #[Object]
 impl AccountsMutation {
     /// Creates an account and signs it in.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account's email, password and optional phone.")] input: RegisterInput,
+    ) -> Result<AuthPayload> {
         let state = state(ctx)?;
         if !state.settings.live().registration {
             return Err(AppError::FeatureDisabled { feature: "features.registration" }.into());
@@ -239,27 +258,43 @@ impl AccountsMutation {
     }
 
     /// Signs in with email and password. A wrong password and an unknown email give the same error.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email and password.")] input: LoginInput,
+    ) -> Result<AuthPayload> {
         let state = state(ctx)?;
         crate::admission::limits::sign_in(state, client_ip(ctx), &input.email).await?;
         Ok(AuthPayload(accounts::login(&state.db, &state.keys, &input.email, input.password).await?))
     }
 
     /// Exchanges a refresh token for a new token pair; the presented token stops working.
-    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<AuthPayload> {
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token of the session to renew (it is replaced).")] refresh_token: String,
+    ) -> Result<AuthPayload> {
         let state = state(ctx)?;
         Ok(AuthPayload(accounts::refresh(&state.db, &state.keys, &refresh_token).await?))
     }
 
     /// Ends the session the refresh token belongs to (its live sockets close too). False when the
     /// token was unknown.
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token of the session to end.")] refresh_token: String,
+    ) -> Result<bool> {
         Ok(accounts::logout(&state(ctx)?.db, &refresh_token).await?)
     }
 
     /// Changes the signed-in user's password (the current one is checked). Every other session
     /// ends at once (refresh tokens revoked, access tokens refused, sockets closed); this one goes on.
-    async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<bool> {
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Your current password and the new one.")] input: ChangePasswordInput,
+    ) -> Result<bool> {
         let state = state(ctx)?;
         // Each try of the current password is a sign-in attempt (a stolen token must not guess).
         let user = viewer(ctx).require()?;
@@ -271,7 +306,11 @@ impl AccountsMutation {
 
     /// Mails a single-use password-reset code to the address if an account has it. Always true
     /// (the answer does not tell who has an account); rate limited per address and per client.
-    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email; the answer is the same whether it exists or not.")] email: String,
+    ) -> Result<bool> {
         let state = state(ctx)?;
         let account = format!("reset:{}", email.trim().to_lowercase());
         crate::admission::limits::password_reset(state, client_ip(ctx), Some(&account)).await?;
@@ -281,7 +320,11 @@ impl AccountsMutation {
 
     /// Sets a new password with the mailed code (once, before it expires); every session ends and
     /// a new one starts.
-    async fn reset_password(&self, ctx: &Context<'_>, input: ResetPasswordInput) -> Result<AuthPayload> {
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The reset token from the email and the new password.")] input: ResetPasswordInput,
+    ) -> Result<AuthPayload> {
         let state = state(ctx)?;
         crate::admission::limits::password_reset(state, client_ip(ctx), None).await?;
         let session =
@@ -300,18 +343,30 @@ impl AccountsMutation {
     }
 
     /// Verifies the email of the code's account (the code works once).
-    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<User> {
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token from the verification email.")] token: String,
+    ) -> Result<User> {
         Ok(User::own(accounts::verify_email(&state(ctx)?.db, &token).await?))
     }
 
     /// Sets (or with null clears) the signed-in user's phone number; a new number is unverified.
-    async fn update_phone(&self, ctx: &Context<'_>, phone: Option<String>) -> Result<User> {
+    async fn update_phone(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new phone number (E.164, e.g. +8613800138000); null removes it.")] phone: Option<String>,
+    ) -> Result<User> {
         Ok(User::own(accounts::update_phone(&state(ctx)?.db, viewer(ctx), phone).await?))
     }
 
     /// Ends one of the signed-in user's sessions (see `sessions`). False when it was not a live
     /// session of theirs.
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The session (refresh token family) to end, as listed in `mySessions`.")] id: ID,
+    ) -> Result<bool> {
         let id = super::id_arg("id", &id)?;
         Ok(accounts::revoke_session(&state(ctx)?.db, viewer(ctx), id).await?)
     }
@@ -321,9 +376,9 @@ impl AccountsMutation {
     async fn set_user_status(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        status: entity::enums::UserStatus,
-        reason: Option<String>,
+        #[graphql(desc = "The account to change.")] user_id: ID,
+        #[graphql(desc = "The new status.")] status: entity::enums::UserStatus,
+        #[graphql(desc = "Why (required to suspend or ban; audited).")] reason: Option<String>,
     ) -> Result<User> {
         let user_id = super::id_arg("userId", &user_id)?;
         let user = accounts::set_status(&state(ctx)?.db, viewer(ctx), user_id, status, reason, client_ip(ctx)).await?;

@@ -17,15 +17,20 @@ use entity::enums::{IdentityStatus, IdentityType, UserRole, UserStatus, Verifica
 pub struct UsersFilter {
     /// Part of the email or phone number.
     pub query: Option<String>,
+    /// Only users in this status.
     pub status: Option<UserStatus>,
+    /// Only users with this role.
     pub role: Option<UserRole>,
 }
 
 /// Filter of `identities`.
 #[derive(InputObject, Default)]
 pub struct IdentitiesFilter {
+    /// Only identities in this status.
     pub status: Option<IdentityStatus>,
+    /// Only this verification status.
     pub verification_status: Option<VerificationStatus>,
+    /// MASTER or APPRENTICE.
     pub identity_type: Option<IdentityType>,
     /// A domain code.
     pub domain: Option<String>,
@@ -42,15 +47,19 @@ pub struct AuditLogsFilter {
     pub resource_type: Option<String>,
     /// The id of the changed row.
     pub resource_id: Option<ID>,
+    /// Changes at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Changes before this time.
     pub until: Option<DateTime<Utc>>,
 }
 
 /// One sensitive change: who made it, from where, and the row's data before and after.
 pub struct AuditLog(audit_logs::Model);
 
+/// One sensitive change: who made it, from where, and the row's data before and after.
 #[Object]
 impl AuditLog {
+    /// The entry's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -74,12 +83,15 @@ impl AuditLog {
     async fn ip(&self) -> Option<&str> {
         self.0.ip_address.as_deref()
     }
+    /// The row's audited fields before the change (null for an insert).
     async fn old_data(&self) -> Option<Json<serde_json::Value>> {
         self.0.old_data.clone().map(Json)
     }
+    /// The row's audited fields after the change (null for a delete).
     async fn new_data(&self) -> Option<Json<serde_json::Value>> {
         self.0.new_data.clone().map(Json)
     }
+    /// When the change was made.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -95,11 +107,11 @@ impl AdminQuery {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        filter: Option<UsersFilter>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Narrows the list by status, role or email.")] filter: Option<UsersFilter>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<User>> {
         crate::cache::uncacheable();
         let page = page_request(ctx, first, after, last, before)?;
@@ -111,7 +123,7 @@ impl AdminQuery {
     }
 
     /// Admins: one user.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+    async fn user(&self, ctx: &Context<'_>, #[graphql(desc = "The user's id.")] id: ID) -> Result<Option<User>> {
         crate::cache::uncacheable();
         let id = id_arg("id", &id)?;
         Ok(admin::user(&state(ctx)?.db, viewer(ctx), id).await?.map(User::new))
@@ -123,11 +135,11 @@ impl AdminQuery {
     async fn identities(
         &self,
         ctx: &Context<'_>,
-        filter: Option<IdentitiesFilter>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Narrows the list by type, status or domain.")] filter: Option<IdentitiesFilter>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Identity>> {
         crate::cache::uncacheable();
         let page = page_request(ctx, first, after, last, before)?;
@@ -144,7 +156,11 @@ impl AdminQuery {
     }
 
     /// Admins: one identity (any status).
-    async fn identity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Identity>> {
+    async fn identity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The identity's id.")] id: ID,
+    ) -> Result<Option<Identity>> {
         crate::cache::uncacheable();
         let id = id_arg("id", &id)?;
         Ok(admin::identity(&state(ctx)?.db, viewer(ctx), id).await?.map(Identity))
@@ -163,11 +179,11 @@ impl AdminQuery {
     async fn audit_logs(
         &self,
         ctx: &Context<'_>,
-        filter: Option<AuditLogsFilter>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Narrows the log by table, actor or time.")] filter: Option<AuditLogsFilter>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<AuditLog>> {
         crate::cache::uncacheable();
         let page = page_request(ctx, first, after, last, before)?;
@@ -189,6 +205,7 @@ impl AdminQuery {
 /// A known system config key with the value in force on the server.
 pub struct SystemConfig(crate::settings::Entry);
 
+/// A runtime setting administrators change without a restart (audited).
 #[Object]
 impl SystemConfig {
     /// The key, e.g. `features.likes` or `rate.login_account`.
@@ -231,8 +248,8 @@ impl AdminMutation {
     async fn set_system_config(
         &self,
         ctx: &Context<'_>,
-        key: String,
-        value: Option<Json<serde_json::Value>>,
+        #[graphql(desc = "The config key (see `systemConfigs`).")] key: String,
+        #[graphql(desc = "The new value, as JSON of the key's type.")] value: Option<Json<serde_json::Value>>,
     ) -> Result<SystemConfig> {
         let state = state(ctx)?;
         let value = value.map(|v| v.0).unwrap_or(serde_json::Value::Null);

@@ -24,10 +24,13 @@ pub struct Appointment(pub table::Model);
 pub struct AppointmentTransition {
     /// Null for the booking itself.
     pub from_status: Option<AppointmentStatus>,
+    /// The status it moved to.
     pub to_status: AppointmentStatus,
+    /// Why (a cancellation's reason, a reschedule's old and new times).
     pub reason: Option<String>,
     /// The user who made the change.
     pub changed_by: Option<ID>,
+    /// When.
     pub at: DateTime<Utc>,
 }
 
@@ -43,20 +46,26 @@ impl From<appointment_status_logs::Model> for AppointmentTransition {
     }
 }
 
+/// A paid one-to-one session between a student and a mentor.
 #[Object]
 impl Appointment {
+    /// The appointment's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// When it starts (UTC).
     async fn appointment_time(&self) -> DateTime<Utc> {
         self.0.appointment_time
     }
+    /// When it ends (UTC): the start plus the duration.
     async fn ends_at(&self) -> DateTime<Utc> {
         self.0.ends_at
     }
+    /// Its length, 15 to 240 minutes.
     async fn duration_minutes(&self) -> i32 {
         self.0.duration_minutes
     }
+    /// VIDEO, VOICE or TEXT.
     async fn meeting_type(&self) -> MeetingType {
         self.0.meeting_type
     }
@@ -68,6 +77,7 @@ impl Appointment {
     async fn price(&self) -> Decimal {
         scale2(self.0.price)
     }
+    /// What the student wrote when booking (the parties only).
     async fn notes(&self) -> Option<&str> {
         self.0.notes.as_deref()
     }
@@ -79,12 +89,15 @@ impl Appointment {
     async fn meeting_id(&self) -> Option<&str> {
         self.0.meeting_id.as_deref()
     }
+    /// When it was booked.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn student(&self) -> Result<Option<User>> {
-        Ok(Some(User::by_id(self.0.student_id)))
+    /// The student who booked.
+    async fn student(&self) -> User {
+        User::by_id(self.0.student_id)
     }
+    /// The mentor booked.
     async fn mentor(&self) -> Mentor {
         Mentor::new(self.0.mentor_id)
     }
@@ -104,25 +117,33 @@ pub struct BookAppointmentInput {
     pub appointment_time: DateTime<Utc>,
     /// 15..240.
     pub duration_minutes: i32,
+    /// VIDEO (default), VOICE or TEXT.
     #[graphql(default_with = "MeetingType::Video")]
     pub meeting_type: MeetingType,
+    /// A note to the mentor (at most 2000 characters).
     pub notes: Option<String>,
 }
 
+/// Your side of an appointment.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum AppointmentRole {
+    /// Appointments you booked.
     Student,
+    /// Appointments booked with you.
     Mentor,
 }
 
 /// A review of a course, a mentor or an appointment.
 pub struct Review(pub review_table::Model);
 
+/// A review of a course, a mentor or an appointment.
 #[Object]
 impl Review {
+    /// The review's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// COURSE, MENTOR or APPOINTMENT.
     async fn review_type(&self) -> ReviewType {
         self.0.review_type
     }
@@ -130,25 +151,41 @@ impl Review {
     async fn rating(&self) -> i32 {
         self.0.rating
     }
+    /// The text.
     async fn content(&self) -> Option<&str> {
         self.0.content.as_deref()
     }
+    /// ACTIVE, HIDDEN or DELETED.
     async fn status(&self) -> ContentStatus {
         self.0.status
     }
+    /// When it was written.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When it was last edited.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    async fn reviewer(&self) -> Result<Option<User>> {
-        Ok(Some(User::by_id(self.0.reviewer_id)))
+    /// The person who wrote the review.
+    async fn reviewer(&self) -> User {
+        User::by_id(self.0.reviewer_id)
+    }
+    /// How many people found the review helpful (`likeReview`).
+    async fn like_count(&self) -> i32 {
+        self.0.like_count
+    }
+    /// Whether you marked it helpful (false when signed out).
+    async fn viewer_has_liked(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Some(user_id) = viewer(ctx).optional()? else { return Ok(false) };
+        let like = loaders(ctx)?.review_likes.load_one((user_id, self.0.id)).await.map_err(AppError::from)?;
+        Ok(like.is_some())
     }
     /// The mentor the review is about (for every kind).
     async fn mentor(&self) -> Mentor {
         Mentor::new(self.0.reviewed_id)
     }
+    /// The course of a COURSE review.
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let Some(id) = self.0.course_id else { return Ok(None) };
         let course = loaders(ctx)?.courses.load_one(id).await.map_err(AppError::from)?;
@@ -159,9 +196,13 @@ impl Review {
 /// Input of `createReview`: name the target that matches `reviewType`.
 #[derive(InputObject)]
 pub struct CreateReviewInput {
+    /// What is reviewed: COURSE, MENTOR or APPOINTMENT.
     pub review_type: ReviewType,
+    /// For a COURSE review: the course (you must be enrolled).
     pub course_id: Option<ID>,
+    /// For a MENTOR review: the mentor (after a completed appointment).
     pub mentor_id: Option<ID>,
+    /// For an APPOINTMENT review: the completed appointment.
     pub appointment_id: Option<ID>,
     /// 1..5.
     pub rating: i32,
@@ -172,7 +213,9 @@ pub struct CreateReviewInput {
 /// Input of `updateReview`.
 #[derive(InputObject)]
 pub struct UpdateReviewInput {
+    /// A new rating, 1 to 5.
     pub rating: Option<i32>,
+    /// A new text; null clears it.
     pub content: MaybeUndefined<String>,
 }
 
@@ -205,7 +248,11 @@ pub struct AppointmentsQuery;
 impl AppointmentsQuery {
     /// A review, to open it from a notification or a link: active ones for everyone, hidden
     /// ones for admins, deleted ones for nobody.
-    pub(crate) async fn review(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Review>> {
+    pub(crate) async fn review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The review's id.")] id: ID,
+    ) -> Result<Option<Review>> {
         let id = id_arg("id", &id)?;
         let found = reviews::find(&state(ctx)?.db, id).await?;
         let visible = found.filter(|r| match r.status {
@@ -217,7 +264,11 @@ impl AppointmentsQuery {
     }
 
     /// An appointment you are part of (null otherwise).
-    pub(crate) async fn appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Appointment>> {
+    pub(crate) async fn appointment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The appointment's id.")] id: ID,
+    ) -> Result<Option<Appointment>> {
         let id = id_arg("id", &id)?;
         Ok(appointments::get(&state(ctx)?.db, viewer(ctx), id).await?.map(Appointment))
     }
@@ -227,12 +278,16 @@ impl AppointmentsQuery {
     async fn my_appointments(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "AppointmentRole::Student")] role: AppointmentRole,
-        status: Option<AppointmentStatus>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(
+            default_with = "AppointmentRole::Student",
+            desc = "Your side of the appointments: as STUDENT or as MENTOR."
+        )]
+        role: AppointmentRole,
+        #[graphql(desc = "Only appointments in this status.")] status: Option<AppointmentStatus>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Appointment>> {
         let page = page_request(ctx, first, after, last, before)?;
         let side = match role {
@@ -251,7 +306,11 @@ pub struct AppointmentsMutation;
 #[Object]
 impl AppointmentsMutation {
     /// Books a mentor. CONFLICT when the mentor or you are already booked then.
-    async fn book_appointment(&self, ctx: &Context<'_>, input: BookAppointmentInput) -> Result<Appointment> {
+    async fn book_appointment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mentor, time, length and kind of meeting.")] input: BookAppointmentInput,
+    ) -> Result<Appointment> {
         let booking = Booking {
             mentor_id: id_arg("input.mentorId", &input.mentor_id)?,
             appointment_time: input.appointment_time,
@@ -263,7 +322,12 @@ impl AppointmentsMutation {
     }
 
     /// The mentor confirms a pending appointment with a meeting link.
-    async fn confirm_appointment(&self, ctx: &Context<'_>, id: ID, meeting_url: String) -> Result<Appointment> {
+    async fn confirm_appointment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The appointment to confirm.")] id: ID,
+        #[graphql(desc = "Where to meet (an http(s) URL); optional.")] meeting_url: String,
+    ) -> Result<Appointment> {
         let id = id_arg("id", &id)?;
         Ok(Appointment(
             appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Confirm { meeting_url }).await?,
@@ -278,15 +342,20 @@ impl AppointmentsMutation {
     async fn reschedule_appointment(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        appointment_time: DateTime<Utc>,
+        #[graphql(desc = "The appointment to move.")] id: ID,
+        #[graphql(desc = "The new start (UTC), in a free slot of the mentor's.")] appointment_time: DateTime<Utc>,
     ) -> Result<Appointment> {
         let id = id_arg("id", &id)?;
         Ok(Appointment(appointments::reschedule(&state(ctx)?.db, viewer(ctx), id, appointment_time).await?))
     }
 
     /// Either side cancels before the start; a reason is required.
-    async fn cancel_appointment(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Appointment> {
+    async fn cancel_appointment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The appointment to cancel.")] id: ID,
+        #[graphql(desc = "Why; shown to the other side.")] reason: String,
+    ) -> Result<Appointment> {
         let id = id_arg("id", &id)?;
         Ok(Appointment(
             appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Cancel { reason }).await?,
@@ -294,19 +363,31 @@ impl AppointmentsMutation {
     }
 
     /// The mentor marks a confirmed appointment done, after its start.
-    async fn complete_appointment(&self, ctx: &Context<'_>, id: ID) -> Result<Appointment> {
+    async fn complete_appointment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The appointment to complete.")] id: ID,
+    ) -> Result<Appointment> {
         let id = id_arg("id", &id)?;
         Ok(Appointment(appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::Complete).await?))
     }
 
     /// The mentor marks that the student did not come, after the start.
-    async fn mark_no_show(&self, ctx: &Context<'_>, id: ID) -> Result<Appointment> {
+    async fn mark_no_show(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The appointment the student missed.")] id: ID,
+    ) -> Result<Appointment> {
         let id = id_arg("id", &id)?;
         Ok(Appointment(appointments::transition(&state(ctx)?.db, viewer(ctx), id, Transition::NoShow).await?))
     }
 
     /// Reviews a course you are enrolled in, or a mentor / appointment after a completed appointment.
-    async fn create_review(&self, ctx: &Context<'_>, input: CreateReviewInput) -> Result<Review> {
+    async fn create_review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What is reviewed, the rating and the text.")] input: CreateReviewInput,
+    ) -> Result<Review> {
         let review = NewReview {
             review_type: input.review_type,
             course_id: input.course_id.map(|id| id_arg("input.courseId", &id)).transpose()?,
@@ -319,26 +400,61 @@ impl AppointmentsMutation {
     }
 
     /// The author edits a review.
-    async fn update_review(&self, ctx: &Context<'_>, id: ID, input: UpdateReviewInput) -> Result<Review> {
+    async fn update_review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The review to edit.")] id: ID,
+        #[graphql(desc = "The fields to change; omitted ones stay.")] input: UpdateReviewInput,
+    ) -> Result<Review> {
         let id = id_arg("id", &id)?;
         let content = maybe_undefined(input.content);
         Ok(Review(reviews::update(&state(ctx)?.db, viewer(ctx), id, input.rating, content).await?))
     }
 
     /// The author deletes a review.
-    async fn delete_review(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn delete_review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The review to delete.")] id: ID,
+    ) -> Result<Review> {
         let id = id_arg("id", &id)?;
-        Ok(reviews::delete(&state(ctx)?.db, viewer(ctx), id).await?)
+        Ok(Review(reviews::delete(&state(ctx)?.db, viewer(ctx), id).await?))
+    }
+
+    /// Marks someone else's review helpful (idempotent: twice is one like).
+    async fn like_review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The review to mark helpful.")] id: ID,
+    ) -> Result<Review> {
+        let id = id_arg("id", &id)?;
+        let state = super::circles::likes_on(ctx)?;
+        Ok(Review(reviews::like(&state.db, viewer(ctx), id, true).await?))
+    }
+
+    /// Takes back your "helpful" (idempotent).
+    async fn unlike_review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The review to take your \"helpful\" from.")] id: ID,
+    ) -> Result<Review> {
+        let id = id_arg("id", &id)?;
+        let state = super::circles::likes_on(ctx)?;
+        Ok(Review(reviews::like(&state.db, viewer(ctx), id, false).await?))
     }
 
     /// Admins hide a review: it leaves lists and stops counting in ratings (audited).
-    async fn hide_review(&self, ctx: &Context<'_>, id: ID) -> Result<Review> {
+    async fn hide_review(&self, ctx: &Context<'_>, #[graphql(desc = "The review to hide.")] id: ID) -> Result<Review> {
         let id = id_arg("id", &id)?;
         Ok(Review(reviews::set_hidden(&state(ctx)?.db, viewer(ctx), id, true, client_ip(ctx)).await?))
     }
 
     /// Admins bring a hidden review back (it counts again; audited).
-    async fn unhide_review(&self, ctx: &Context<'_>, id: ID) -> Result<Review> {
+    async fn unhide_review(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The hidden review to bring back.")] id: ID,
+    ) -> Result<Review> {
         let id = id_arg("id", &id)?;
         Ok(Review(reviews::set_hidden(&state(ctx)?.db, viewer(ctx), id, false, client_ip(ctx)).await?))
     }

@@ -13,15 +13,23 @@ use entity::mentor_availability as table;
 /// A day of the week.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Weekday {
+    /// Monday.
     Monday,
+    /// Tuesday.
     Tuesday,
+    /// Wednesday.
     Wednesday,
+    /// Thursday.
     Thursday,
+    /// Friday.
     Friday,
+    /// Saturday.
     Saturday,
+    /// Sunday.
     Sunday,
 }
 
+/// A day of the week.
 impl Weekday {
     const ALL: [Weekday; 7] = [
         Weekday::Monday,
@@ -46,6 +54,7 @@ impl Weekday {
 /// One weekly window, in the schedule's time zone.
 #[derive(InputObject)]
 pub struct AvailabilityWindowInput {
+    /// The local day of the week.
     pub weekday: Weekday,
     /// Local time of day, `HH:MM`.
     pub start: String,
@@ -59,8 +68,11 @@ pub struct AvailabilityWindowInput {
 pub struct AvailabilityExceptionInput {
     /// The local date, `YYYY-MM-DD`.
     pub date: String,
+    /// Local start `HH:MM`: extra hours, or the time off (omit start and end for a whole day off).
     pub start: Option<String>,
+    /// Local end `HH:MM` (after `start`).
     pub end: Option<String>,
+    /// True for extra hours, false (default) for time off.
     #[graphql(default = false)]
     pub available: bool,
 }
@@ -86,6 +98,7 @@ pub struct SetAvailabilityInput {
 /// A weekly window as stored.
 #[derive(SimpleObject)]
 pub struct AvailabilityWindow {
+    /// The local day of the week.
     pub weekday: Weekday,
     /// `HH:MM`, local.
     pub start: String,
@@ -98,14 +111,18 @@ pub struct AvailabilityWindow {
 pub struct AvailabilityException {
     /// `YYYY-MM-DD`, local.
     pub date: String,
+    /// Local start `HH:MM` of extra hours (null for a day off).
     pub start: Option<String>,
+    /// Local end `HH:MM` of extra hours (null for a day off).
     pub end: Option<String>,
+    /// True: extra hours on that date; false: time off (the whole day when no start and end).
     pub available: bool,
 }
 
 /// When a master can be booked, in their own time zone.
 pub struct Availability(pub table::Model);
 
+/// When a master can be booked, in their own time zone.
 #[Object]
 impl Availability {
     /// The IANA time zone the times are in.
@@ -147,6 +164,7 @@ impl Availability {
     async fn min_notice_hours(&self) -> i32 {
         self.0.min_notice_hours
     }
+    /// When the schedule was last set.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -155,7 +173,9 @@ impl Availability {
 /// A bookable interval, in UTC.
 #[derive(SimpleObject)]
 pub struct TimeSlot {
+    /// When it starts (UTC).
     pub start: DateTime<Utc>,
+    /// When it ends (UTC).
     pub end: DateTime<Utc>,
 }
 
@@ -195,8 +215,8 @@ impl AvailabilityMutation {
     async fn set_availability(
         &self,
         ctx: &Context<'_>,
-        identity_id: ID,
-        input: SetAvailabilityInput,
+        #[graphql(desc = "Your master identity the schedule is for.")] identity_id: ID,
+        #[graphql(desc = "The whole schedule; it replaces the previous one.")] input: SetAvailabilityInput,
     ) -> Result<Availability> {
         let identity_id = id_arg("identityId", &identity_id)?;
         let mut exceptions = Vec::with_capacity(input.exceptions.len());

@@ -17,17 +17,22 @@ use rust_decimal::Decimal;
 /// A course taught by a master.
 pub struct Course(pub table::Model);
 
+/// A course a master teaches: contents, enrollments and reviews.
 #[Object]
 impl Course {
+    /// The course's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// Its title (1 to 200 characters).
     async fn title(&self) -> &str {
         &self.0.title
     }
+    /// What it teaches.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
+    /// Its cover image's URL.
     async fn cover_image(&self) -> Option<&str> {
         self.0.cover_image.as_deref()
     }
@@ -35,12 +40,15 @@ impl Course {
     async fn price(&self) -> Decimal {
         scale2(self.0.price)
     }
+    /// How many hours it takes, as its master estimates.
     async fn duration_hours(&self) -> i32 {
         self.0.duration_hours
     }
+    /// BEGINNER, INTERMEDIATE or ADVANCED.
     async fn difficulty(&self) -> Option<Difficulty> {
         self.0.difficulty
     }
+    /// DRAFT, PUBLISHED or ARCHIVED.
     async fn status(&self) -> CourseStatus {
         self.0.status
     }
@@ -56,21 +64,27 @@ impl Course {
     async fn rating(&self) -> Decimal {
         scale2(self.0.rating)
     }
+    /// How many active COURSE reviews it has.
     async fn review_count(&self) -> i32 {
         self.0.review_count
     }
+    /// Its tags (searched and faceted).
     async fn tags(&self) -> Vec<String> {
         self.0.tags.clone().map(|t| t.0).unwrap_or_default()
     }
+    /// What a student should know first.
     async fn prerequisites(&self) -> Option<&str> {
         self.0.prerequisites.as_deref()
     }
+    /// What a student will be able to do.
     async fn learning_objectives(&self) -> Vec<String> {
         self.0.learning_objectives.clone().map(|t| t.0).unwrap_or_default()
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When it was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -84,6 +98,7 @@ impl Course {
         let rows = loaders(ctx)?.contents_by_course.load_one(self.0.id).await.map_err(AppError::from)?;
         Ok(rows.unwrap_or_default().into_iter().map(CourseContent).collect())
     }
+    /// How many content items it has.
     async fn contents_count(&self, ctx: &Context<'_>) -> Result<i32> {
         let rows = loaders(ctx)?.contents_by_course.load_one(self.0.id).await.map_err(AppError::from)?;
         Ok(rows.map(|r| r.len() as i32).unwrap_or(0))
@@ -98,8 +113,8 @@ impl Course {
     async fn reviews(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
     ) -> Result<super::pagination::Conn<super::appointments::Review>> {
         super::appointments::review_connection(ctx, crate::domain::reviews::ReviewsOf::Course(self.0.id), first, after)
             .await
@@ -110,10 +125,10 @@ impl Course {
     async fn students(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<LearningRecord>> {
         let page = page_request(ctx, first, after, last, before)?;
         let viewer = viewer(ctx);
@@ -139,6 +154,7 @@ impl Course {
 /// The design's course_stats row.
 pub struct CourseStats(course_stats::Model);
 
+/// A course's figures for its page and its master.
 #[Object]
 impl CourseStats {
     /// Enrollments that are not dropped.
@@ -153,6 +169,7 @@ impl CourseStats {
     async fn average_rating(&self) -> Option<f64> {
         (self.0.review_count > 0).then_some((self.0.average_rating * 100.0).round() / 100.0)
     }
+    /// Active COURSE reviews.
     async fn review_count(&self) -> i64 {
         self.0.review_count
     }
@@ -161,6 +178,7 @@ impl CourseStats {
 /// One lesson of a course.
 pub struct CourseContent(pub course_contents::Model);
 
+/// One item of a course: a video, a text, a quiz or an assignment.
 impl CourseContent {
     /// Free items are open; paid ones to the course's master, admins and enrolled students.
     async fn unlocked(&self, ctx: &Context<'_>) -> Result<bool> {
@@ -184,14 +202,18 @@ impl CourseContent {
     }
 }
 
+/// One item of a course: a video, a text, a quiz or an assignment.
 #[Object]
 impl CourseContent {
+    /// The item's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// Its title.
     async fn title(&self) -> &str {
         &self.0.title
     }
+    /// VIDEO, TEXT, QUIZ or ASSIGNMENT.
     async fn content_type(&self) -> ContentType {
         self.0.content_type
     }
@@ -199,9 +221,11 @@ impl CourseContent {
     async fn order_index(&self) -> i32 {
         self.0.order_index
     }
+    /// How long it takes.
     async fn duration_minutes(&self) -> Option<i32> {
         self.0.duration_minutes
     }
+    /// Free items are open to everyone; the others to enrolled students and the master.
     async fn is_free(&self) -> bool {
         self.0.is_free
     }
@@ -217,6 +241,7 @@ impl CourseContent {
     async fn content_text(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(if self.unlocked(ctx).await? { self.0.content_text.clone() } else { None })
     }
+    /// The course it belongs to (null when you cannot see the course).
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let course = crate::domain::courses::get(&state(ctx)?.db, viewer(ctx), self.0.course_id).await?;
         Ok(course.map(Course))
@@ -236,6 +261,7 @@ pub struct CreateCourseInput {
     pub identity_id: ID,
     /// 1..200 characters.
     pub title: String,
+    /// What it teaches (at most 20000 characters).
     pub description: Option<String>,
     /// http(s) URL.
     pub cover_image: Option<String>,
@@ -243,11 +269,13 @@ pub struct CreateCourseInput {
     pub price: Decimal,
     /// 1..10000.
     pub duration_hours: i32,
+    /// BEGINNER, INTERMEDIATE or ADVANCED.
     pub difficulty: Option<Difficulty>,
     /// Seats (>= 1); null or omitted for unlimited.
     pub max_students: Option<i32>,
     /// At most 20 tags of at most 50 characters.
     pub tags: Option<Vec<String>>,
+    /// What a student should know first.
     pub prerequisites: Option<String>,
     /// At most 20 objectives of at most 200 characters.
     pub learning_objectives: Option<Vec<String>>,
@@ -256,16 +284,25 @@ pub struct CreateCourseInput {
 /// Input of `updateCourse`: omitted fields stay as they are; null clears a nullable field.
 #[derive(InputObject)]
 pub struct UpdateCourseInput {
+    /// A new title.
     pub title: Option<String>,
+    /// A new description; null clears it.
     pub description: MaybeUndefined<String>,
+    /// A new cover: a READY COURSE_COVER upload of yours or an http(s) URL; null clears it.
     pub cover_image: MaybeUndefined<String>,
+    /// A new price.
     pub price: Option<Decimal>,
+    /// A new duration.
     pub duration_hours: Option<i32>,
+    /// A new difficulty; null clears it.
     pub difficulty: MaybeUndefined<Difficulty>,
     /// Not below the students enrolled now.
     pub max_students: MaybeUndefined<i32>,
+    /// New tags (replacing the old).
     pub tags: Option<Vec<String>>,
+    /// New prerequisites; null clears them.
     pub prerequisites: MaybeUndefined<String>,
+    /// New objectives (replacing the old).
     pub learning_objectives: Option<Vec<String>>,
 }
 
@@ -274,6 +311,7 @@ pub struct UpdateCourseInput {
 pub struct AddCourseContentInput {
     /// 1..200 characters.
     pub title: String,
+    /// VIDEO, TEXT, QUIZ or ASSIGNMENT.
     pub content_type: ContentType,
     /// http(s) URL of the video or file.
     pub content_url: Option<String>,
@@ -288,39 +326,58 @@ pub struct AddCourseContentInput {
 /// Input of `updateCourseContent`.
 #[derive(InputObject)]
 pub struct UpdateCourseContentInput {
+    /// A new title.
     pub title: Option<String>,
+    /// A new type.
     pub content_type: Option<ContentType>,
+    /// A new URL; null clears it.
     pub content_url: MaybeUndefined<String>,
+    /// A new text; null clears it.
     pub content_text: MaybeUndefined<String>,
+    /// A new duration; null clears it.
     pub duration_minutes: MaybeUndefined<i32>,
+    /// Whether it is open to everyone.
     pub is_free: Option<bool>,
 }
 
+/// Narrows `courses`.
 #[derive(InputObject, Default)]
 pub struct CourseFilterInput {
     /// Default PUBLISHED. DRAFT lists your own drafts (all drafts for admins).
     pub status: Option<CourseStatus>,
+    /// Only this difficulty.
     pub difficulty: Option<Difficulty>,
     /// A master identity id.
     pub mentor_id: Option<ID>,
     /// A domain code.
     pub domain: Option<String>,
+    /// Only courses with this tag.
     pub tag: Option<String>,
+    /// Price at least this.
     pub min_price: Option<Decimal>,
+    /// Price at most this.
     pub max_price: Option<Decimal>,
 }
 
+/// What `courses` can be sorted by (the id breaks ties).
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum CourseOrderField {
+    /// Average rating.
     Rating,
+    /// Price.
     Price,
+    /// Creation time.
     CreatedAt,
+    /// Enrolled students.
     Students,
 }
 
+/// An order of `courses`.
 #[derive(InputObject)]
 pub struct CourseOrderBy {
+    /// What to sort by.
     pub field: CourseOrderField,
+    /// ASC or DESC.
     #[graphql(default_with = "SortDirection::Desc")]
     pub direction: SortDirection,
 }
@@ -331,7 +388,11 @@ pub struct CoursesQuery;
 #[Object]
 impl CoursesQuery {
     /// A course; drafts only for their master (and admins), null otherwise.
-    pub(crate) async fn course(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Course>> {
+    pub(crate) async fn course(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The course's id.")] id: ID,
+    ) -> Result<Option<Course>> {
         let id = id_arg("id", &id)?;
         let Some(course) = loaders(ctx)?.courses.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
         Ok(courses::visible(&state(ctx)?.db, viewer(ctx), course).await?.map(Course))
@@ -342,12 +403,14 @@ impl CoursesQuery {
     async fn courses(
         &self,
         ctx: &Context<'_>,
-        filter: Option<CourseFilterInput>,
-        order_by: Option<CourseOrderBy>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Narrows the catalogue (domain, difficulty, price, tags, master).")] filter: Option<
+            CourseFilterInput,
+        >,
+        #[graphql(desc = "The order and its direction (default: newest first).")] order_by: Option<CourseOrderBy>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Course>> {
         let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
@@ -381,7 +444,11 @@ pub struct CoursesMutation;
 #[Object]
 impl CoursesMutation {
     /// Creates a draft course taught by one of your verified master identities.
-    async fn create_course(&self, ctx: &Context<'_>, input: CreateCourseInput) -> Result<Course> {
+    async fn create_course(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new course (it starts as a DRAFT).")] input: CreateCourseInput,
+    ) -> Result<Course> {
         let input = CourseInput {
             identity_id: Some(id_arg("input.identityId", &input.identity_id)?),
             title: Some(input.title),
@@ -399,7 +466,13 @@ impl CoursesMutation {
         Ok(Course(courses::create(&state.db, &state.storage, viewer(ctx), input).await?))
     }
 
-    async fn update_course(&self, ctx: &Context<'_>, id: ID, input: UpdateCourseInput) -> Result<Course> {
+    /// The master edits a course (an archived course cannot be edited).
+    async fn update_course(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The course to edit.")] id: ID,
+        #[graphql(desc = "The fields to change; omitted ones stay, null clears.")] input: UpdateCourseInput,
+    ) -> Result<Course> {
         let id = id_arg("id", &id)?;
         let input = CourseInput {
             identity_id: None,
@@ -419,22 +492,31 @@ impl CoursesMutation {
     }
 
     /// DRAFT or ARCHIVED -> PUBLISHED (needs at least one content item).
-    async fn publish_course(&self, ctx: &Context<'_>, id: ID) -> Result<Course> {
+    async fn publish_course(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The draft course to publish.")] id: ID,
+    ) -> Result<Course> {
         let id = id_arg("id", &id)?;
         Ok(Course(courses::publish(&state(ctx)?.db, viewer(ctx), id).await?))
     }
 
     /// PUBLISHED -> ARCHIVED: no new enrollments; enrolled students keep access.
-    async fn archive_course(&self, ctx: &Context<'_>, id: ID) -> Result<Course> {
+    async fn archive_course(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The course to archive.")] id: ID,
+    ) -> Result<Course> {
         let id = id_arg("id", &id)?;
         Ok(Course(courses::archive(&state(ctx)?.db, viewer(ctx), id).await?))
     }
 
+    /// The master appends a content item to a course.
     async fn add_course_content(
         &self,
         ctx: &Context<'_>,
-        course_id: ID,
-        input: AddCourseContentInput,
+        #[graphql(desc = "The course to add to (yours).")] course_id: ID,
+        #[graphql(desc = "The new content item (added at the end).")] input: AddCourseContentInput,
     ) -> Result<CourseContent> {
         let course_id = id_arg("courseId", &course_id)?;
         let input = ContentInput {
@@ -448,11 +530,12 @@ impl CoursesMutation {
         Ok(CourseContent(courses::add_content(&state(ctx)?.db, viewer(ctx), course_id, input).await?))
     }
 
+    /// The master edits a content item.
     async fn update_course_content(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateCourseContentInput,
+        #[graphql(desc = "The content item to edit.")] id: ID,
+        #[graphql(desc = "The fields to change; omitted ones stay, null clears.")] input: UpdateCourseContentInput,
     ) -> Result<CourseContent> {
         let id = id_arg("id", &id)?;
         let input = ContentInput {
@@ -467,7 +550,11 @@ impl CoursesMutation {
     }
 
     /// Removes a content item; the others close the gap.
-    async fn remove_course_content(&self, ctx: &Context<'_>, id: ID) -> Result<CourseContent> {
+    async fn remove_course_content(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The content item to remove.")] id: ID,
+    ) -> Result<CourseContent> {
         let id = id_arg("id", &id)?;
         Ok(CourseContent(courses::remove_content(&state(ctx)?.db, viewer(ctx), id).await?))
     }
@@ -476,8 +563,8 @@ impl CoursesMutation {
     async fn reorder_course_contents(
         &self,
         ctx: &Context<'_>,
-        course_id: ID,
-        content_ids: Vec<ID>,
+        #[graphql(desc = "The course (yours).")] course_id: ID,
+        #[graphql(desc = "Every content id of the course, in the new order.")] content_ids: Vec<ID>,
     ) -> Result<Vec<CourseContent>> {
         let course_id = id_arg("courseId", &course_id)?;
         let ids = content_ids

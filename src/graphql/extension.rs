@@ -50,8 +50,16 @@ impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
+        response.errors = one_error_per_field(std::mem::take(&mut response.errors));
         for error in &mut response.errors {
             ensure_code(error);
+            if error.extensions.as_ref().is_some_and(|ext| ext.get("field").is_none())
+                && error_code(error) == Some(code::BAD_USER_INPUT)
+            {
+                if let Some(field) = parsed_field(&ctx.schema_env.registry, error) {
+                    error.extensions.get_or_insert_with(Default::default).set("field", field);
+                }
+            }
         }
         let operation = self.label.lock().ok().and_then(|label| label.clone()).unwrap_or_else(|| "invalid".to_string());
         let outcome = if response.errors.is_empty() { "ok" } else { "error" };
@@ -227,8 +235,93 @@ fn error_code(error: &ServerError) -> Option<&'static str> {
     }
 }
 
+/// An error about several invalid fields of an input (`AppError::Invalid`) becomes one error per
+/// field, each with its message and `extensions.field`, at the same path.
+fn one_error_per_field(errors: Vec<ServerError>) -> Vec<ServerError> {
+    let mut out = Vec::with_capacity(errors.len());
+    for mut error in errors {
+        let invalid = error.extensions.as_mut().and_then(|ext| {
+            let list = ext.get(crate::error::INVALID_FIELDS).cloned();
+            ext.unset(crate::error::INVALID_FIELDS);
+            list
+        });
+        let Some(Value::List(fields)) = invalid else {
+            out.push(error);
+            continue;
+        };
+        for entry in fields {
+            let Value::Object(entry) = entry else { continue };
+            let mut one = error.clone();
+            if let Some(Value::String(message)) = entry.get("message") {
+                one.message = message.clone();
+            }
+            if let Some(field) = entry.get("field") {
+                one.extensions.get_or_insert_with(Default::default).set("field", field.clone());
+            }
+            out.push(one);
+        }
+    }
+    out
+}
+
+/// The input a message of async-graphql's own names: `argument "input.price"` (argument and
+/// input-field coercion, missing arguments) or `Variable "$first"` (variables).
+fn field_in_message(message: &str) -> Option<&str> {
+    let quoted = |after: &str| -> Option<&str> {
+        let start = message.find(after)? + after.len();
+        let rest = &message[start..];
+        Some(&rest[..rest.find('"')?])
+    };
+    quoted("argument \"").or_else(|| quoted("Variable \"$")).filter(|field| !field.is_empty())
+}
+
+/// The input a scalar that failed to parse while a root field ran came in, from the schema:
+/// `Failed to parse "DateTime" (occurred while parsing "BookAppointmentInput")` on
+/// `bookAppointment` is `input.appointmentTime` when that input has one DateTime field (the
+/// argument alone when it has several). Deeper fields are left without.
+fn parsed_field(registry: &async_graphql::registry::Registry, error: &ServerError) -> Option<String> {
+    use async_graphql::registry::{MetaType, MetaTypeName};
+    let [async_graphql::PathSegment::Field(root)] = error.path.as_slice() else { return None };
+    let quoted = |rest: &str| rest.split('"').nth(1).map(str::to_owned);
+    let scalar = quoted(error.message.strip_prefix("Failed to parse ")?)?;
+    let inputs: Vec<String> = error
+        .message
+        .split("(occurred while parsing ")
+        .skip(1)
+        .filter_map(|rest| quoted(&format!(" {rest}")))
+        .collect();
+    // The innermost input holds the scalar; the outermost is the argument's type.
+    let (inner, outer) = (inputs.first().cloned(), inputs.last().cloned());
+    let base = |ty: &str| MetaTypeName::concrete_typename(ty).to_string();
+    let field = [Some(registry.query_type.as_str()), registry.mutation_type.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|root_type| match registry.types.get(root_type)? {
+            MetaType::Object { fields, .. } => fields.get(root.as_str()),
+            _ => None,
+        })?;
+    let wanted = outer.clone().unwrap_or_else(|| scalar.clone());
+    let mut args = field.args.values().filter(|arg| base(&arg.ty) == wanted);
+    let arg = args.next()?;
+    if args.next().is_some() {
+        return None;
+    }
+    if outer.is_none() || inner != outer {
+        return Some(arg.name.clone());
+    }
+    let Some(MetaType::InputObject { input_fields, .. }) = registry.types.get(&wanted) else {
+        return Some(arg.name.clone());
+    };
+    let mut holders = input_fields.values().filter(|f| base(&f.ty) == scalar);
+    match (holders.next(), holders.next()) {
+        (Some(only), None) => Some(format!("{}.{}", arg.name, only.name)),
+        _ => Some(arg.name.clone()),
+    }
+}
+
 /// Errors raised by async-graphql itself (parse, validation, limits, argument coercion) carry no
-/// code; classify them so every error a client sees has one.
+/// code; classify them so every error a client sees has one, and the input it is about in
+/// `extensions.field` where the message names one.
 fn ensure_code(error: &mut ServerError) {
     if error_code(error).is_some() {
         return;
@@ -251,7 +344,12 @@ fn ensure_code(error: &mut ServerError) {
         error.message = "internal error".into();
         code::INTERNAL
     };
-    error.extensions.get_or_insert_with(Default::default).set("code", code);
+    let field = (code == code::BAD_USER_INPUT).then(|| field_in_message(&error.message)).flatten().map(str::to_owned);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", code);
+    if let Some(field) = field {
+        extensions.set("field", field);
+    }
 }
 
 #[cfg(test)]

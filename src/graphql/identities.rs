@@ -4,7 +4,7 @@ use super::accounts::User;
 use super::context::{client_ip, loaders, state, viewer};
 use super::courses::Course;
 use super::pagination::{connection, page_request, Conn, ConnectionFields};
-use super::{id_arg, maybe_undefined, SortDirection};
+use super::{id_arg, maybe_undefined, present, SortDirection};
 use crate::domain::identities::{self, Application, Decision, ProfileInput, Standing};
 use crate::domain::mentors::{self, MentorFilter, MentorOrder};
 use crate::domain::values::scale2;
@@ -19,8 +19,10 @@ use uuid::Uuid;
 /// A user's identity in one professional domain: a master (teaches) or an apprentice (learns).
 pub struct Identity(pub user_identities::Model);
 
+/// A user's role in a domain: a master (mentor) or an apprentice, each with its own profile.
 #[Object]
 impl Identity {
+    /// The identity's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -32,6 +34,7 @@ impl Identity {
     async fn domain(&self) -> &str {
         &self.0.domain
     }
+    /// PENDING, ACTIVE, SUSPENDED or REJECTED.
     async fn status(&self) -> IdentityStatus {
         self.0.status
     }
@@ -66,10 +69,12 @@ impl Identity {
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
         profile_of(ctx, self.0.id).await
     }
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+    /// The account the identity belongs to.
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         let user = loaders(ctx)?.users.load_one(self.0.user_id).await.map_err(AppError::from)?;
-        Ok(user.map(User::new))
+        Ok(User::new(present(user, "identity user")?))
     }
+    /// When it was applied for.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -83,11 +88,14 @@ async fn profile_of(ctx: &Context<'_>, identity_id: Uuid) -> Result<Option<Profi
 /// The public profile of an identity.
 pub struct Profile(pub user_profiles::Model);
 
+/// An identity's public profile: name, avatar, bio and what they offer.
 #[Object]
 impl Profile {
+    /// The profile's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The name shown for the identity.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -95,12 +103,15 @@ impl Profile {
     async fn avatar(&self) -> Option<&str> {
         self.0.avatar.as_deref()
     }
+    /// About them.
     async fn bio(&self) -> Option<&str> {
         self.0.bio.as_deref()
     }
+    /// What they are good at (searched; case-insensitive filters).
     async fn skills(&self) -> Vec<String> {
         self.0.skills.clone().map(|s| s.0).unwrap_or_default()
     }
+    /// Years of experience.
     async fn experience_years(&self) -> i32 {
         self.0.experience_years
     }
@@ -108,9 +119,11 @@ impl Profile {
     async fn hourly_rate(&self) -> Option<Decimal> {
         self.0.hourly_rate.map(scale2)
     }
+    /// Where they are.
     async fn location(&self) -> Option<&str> {
         self.0.location.as_deref()
     }
+    /// Their website.
     async fn website(&self) -> Option<&str> {
         self.0.website.as_deref()
     }
@@ -118,6 +131,7 @@ impl Profile {
     async fn social_links(&self) -> Option<Json<serde_json::Value>> {
         self.0.social_links.clone().map(Json)
     }
+    /// When it was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -129,6 +143,7 @@ pub struct Mentor {
     pub stats: Option<mentor_stats::Model>,
 }
 
+/// An active master as a mentor: profile, courses, reviews, schedule.
 impl Mentor {
     pub fn new(identity_id: Uuid) -> Self {
         Self { identity_id, stats: None }
@@ -139,8 +154,10 @@ impl Mentor {
 /// `Mentor.reviews` lists (MENTOR and APPOINTMENT reviews).
 pub struct MentorStats(mentor_stats::Model);
 
+/// A mentor's figures for their page.
 #[Object]
 impl MentorStats {
+    /// Published courses.
     async fn course_count(&self) -> i64 {
         self.0.course_count
     }
@@ -159,16 +176,19 @@ impl MentorStats {
     }
 }
 
+/// An active master as a mentor: profile, courses, reviews, schedule.
 #[Object]
 impl Mentor {
     /// The master identity's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.identity_id.to_string())
     }
+    /// The master identity.
     async fn identity(&self, ctx: &Context<'_>) -> Result<Option<Identity>> {
         let identity = loaders(ctx)?.identities.load_one(self.identity_id).await.map_err(AppError::from)?;
         Ok(identity.map(Identity))
     }
+    /// The master's public profile.
     async fn profile(&self, ctx: &Context<'_>) -> Result<Option<Profile>> {
         profile_of(ctx, self.identity_id).await
     }
@@ -185,8 +205,8 @@ impl Mentor {
     async fn reviews(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
     ) -> Result<Conn<super::appointments::Review>> {
         super::appointments::review_connection(
             ctx,
@@ -208,15 +228,20 @@ impl Mentor {
     async fn available_slots(
         &self,
         ctx: &Context<'_>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        #[graphql(default = 60)] duration_minutes: i32,
+        #[graphql(desc = "Start of the range (UTC).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (UTC; at most 62 days after `from`).")] to: DateTime<Utc>,
+        #[graphql(default = 60, desc = "The length of the appointment sought, 15 to 240 minutes.")]
+        duration_minutes: i32,
     ) -> Result<Vec<super::availability::TimeSlot>> {
         super::availability::slots_of_mentor(ctx, self.identity_id, from, to, duration_minutes).await
     }
     /// The mentor's published courses, newest first.
     #[graphql(complexity = "crate::admission::cost::page(Some(first), None, child_complexity)")]
-    async fn courses(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> Result<Vec<Course>> {
+    async fn courses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10, desc = "At most this many items from the start (page size).")] first: i32,
+    ) -> Result<Vec<Course>> {
         let limit = super::loaders::MENTOR_COURSES_LIMIT;
         let first = crate::domain::values::int_range("first", first, 0, limit)? as usize;
         let loaders = loaders(ctx)?;
@@ -228,15 +253,19 @@ impl Mentor {
     }
 }
 
+/// An administrator's decision on an application.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum IdentityDecision {
+    /// Accept: the identity becomes ACTIVE and VERIFIED.
     Approve,
+    /// Turn down, with a reason.
     Reject,
 }
 
 /// Input of `applyIdentity`.
 #[derive(InputObject)]
 pub struct ApplyIdentityInput {
+    /// MASTER (needs documents and an administrator's approval) or APPRENTICE (active at once).
     pub identity_type: IdentityType,
     /// An active domain code (see `domains`).
     pub domain: String,
@@ -251,6 +280,7 @@ pub struct UpdateProfileInput {
     /// 1..100 characters; required when the profile is created, and never null (a profile keeps
     /// a name).
     pub name: MaybeUndefined<String>,
+    /// A READY AVATAR upload of yours or an http(s) URL; null clears it.
     pub avatar: MaybeUndefined<String>,
     /// Up to 5000 characters.
     pub bio: MaybeUndefined<String>,
@@ -260,34 +290,51 @@ pub struct UpdateProfileInput {
     pub experience_years: MaybeUndefined<i32>,
     /// >= 0 with at most 2 decimals, e.g. "120.00".
     pub hourly_rate: MaybeUndefined<Decimal>,
+    /// Where you are; null clears it.
     pub location: MaybeUndefined<String>,
+    /// Your website; null clears it.
     pub website: MaybeUndefined<String>,
     /// An object of name: http(s) URL, at most 20.
     pub social_links: MaybeUndefined<Json<serde_json::Value>>,
 }
 
+/// What `mentors` can be sorted by (the id breaks ties).
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum MentorOrderField {
+    /// Average rating.
     Rating,
+    /// Hourly rate.
     HourlyRate,
+    /// Distinct students.
     Students,
+    /// Published courses.
     Courses,
+    /// When they became a master.
     Newest,
 }
 
+/// An order of `mentors`.
 #[derive(InputObject)]
 pub struct MentorOrderBy {
+    /// What to sort by.
     pub field: MentorOrderField,
+    /// ASC or DESC.
     #[graphql(default_with = "SortDirection::Desc")]
     pub direction: SortDirection,
 }
 
+/// Narrows `mentors`.
 #[derive(InputObject, Default)]
 pub struct MentorFilterInput {
+    /// Only masters of this domain code.
     pub domain: Option<String>,
+    /// Only masters with this skill (case-insensitive).
     pub skill: Option<String>,
+    /// Hourly rate at least this.
     pub min_rate: Option<Decimal>,
+    /// Hourly rate at most this.
     pub max_rate: Option<Decimal>,
+    /// Average rating at least this.
     pub min_rating: Option<f64>,
 }
 
@@ -297,7 +344,11 @@ pub struct IdentitiesQuery;
 #[Object]
 impl IdentitiesQuery {
     /// An active master, or null.
-    async fn mentor(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Mentor>> {
+    async fn mentor(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The master identity's id.")] id: ID,
+    ) -> Result<Option<Mentor>> {
         let id = id_arg("id", &id)?;
         let identity = loaders(ctx)?.identities.load_one(id).await.map_err(AppError::from)?;
         Ok(identity.filter(mentors::is_mentor).map(|m| Mentor::new(m.id)))
@@ -308,12 +359,14 @@ impl IdentitiesQuery {
     async fn mentors(
         &self,
         ctx: &Context<'_>,
-        filter: Option<MentorFilterInput>,
-        order_by: Option<MentorOrderBy>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Narrows the directory (domain, skill, rate, rating, location).")] filter: Option<
+            MentorFilterInput,
+        >,
+        #[graphql(desc = "The order and its direction.")] order_by: Option<MentorOrderBy>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Mentor>> {
         let page = page_request(ctx, first, after, last, before)?;
         let filter = filter.unwrap_or_default();
@@ -350,7 +403,11 @@ impl IdentitiesMutation {
     /// Applies for an identity in a domain. APPRENTICE identities are active at once; MASTER
     /// identities wait for an administrator (`reviewIdentity`). After a rejection the applicant
     /// applies again with new documents: the same identity goes back to PENDING (audited).
-    async fn apply_identity(&self, ctx: &Context<'_>, input: ApplyIdentityInput) -> Result<Identity> {
+    async fn apply_identity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The identity applied for, its domain and documents.")] input: ApplyIdentityInput,
+    ) -> Result<Identity> {
         let application = Application {
             identity_type: input.identity_type,
             domain: input.domain,
@@ -364,9 +421,9 @@ impl IdentitiesMutation {
     async fn review_identity(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        decision: IdentityDecision,
-        reason: Option<String>,
+        #[graphql(desc = "The application (identity) to decide on.")] id: ID,
+        #[graphql(desc = "APPROVE or REJECT.")] decision: IdentityDecision,
+        #[graphql(desc = "Why (required to reject; shown to the applicant).")] reason: Option<String>,
     ) -> Result<Identity> {
         let id = id_arg("id", &id)?;
         let decision = match decision {
@@ -379,7 +436,12 @@ impl IdentitiesMutation {
 
     /// Admins: suspends an active identity (a reason is required; audited). A suspended master
     /// is no longer listed, found by search or bookable; `reinstateIdentity` undoes it.
-    async fn suspend_identity(&self, ctx: &Context<'_>, id: ID, reason: String) -> Result<Identity> {
+    async fn suspend_identity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The master identity to suspend.")] id: ID,
+        #[graphql(desc = "Why (required; shown to the master; audited).")] reason: String,
+    ) -> Result<Identity> {
         let id = id_arg("id", &id)?;
         let ip = client_ip(ctx);
         let db = &state(ctx)?.db;
@@ -387,7 +449,11 @@ impl IdentitiesMutation {
     }
 
     /// Admins: makes a suspended identity active again (audited).
-    async fn reinstate_identity(&self, ctx: &Context<'_>, id: ID) -> Result<Identity> {
+    async fn reinstate_identity(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The suspended identity to reinstate.")] id: ID,
+    ) -> Result<Identity> {
         let id = id_arg("id", &id)?;
         let ip = client_ip(ctx);
         let db = &state(ctx)?.db;
@@ -395,7 +461,12 @@ impl IdentitiesMutation {
     }
 
     /// Creates or edits the profile of one of your identities.
-    async fn update_profile(&self, ctx: &Context<'_>, identity_id: ID, input: UpdateProfileInput) -> Result<Profile> {
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Your identity whose profile this is.")] identity_id: ID,
+        #[graphql(desc = "The profile fields to set; omitted ones stay, null clears.")] input: UpdateProfileInput,
+    ) -> Result<Profile> {
         let identity_id = id_arg("identityId", &identity_id)?;
         let name = match input.name {
             MaybeUndefined::Undefined => None,

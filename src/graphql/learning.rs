@@ -16,11 +16,14 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 /// A student's enrollment in a course.
 pub struct LearningRecord(pub learning_records::Model);
 
+/// A student's enrollment in a course and their progress.
 #[Object]
 impl LearningRecord {
+    /// The record's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The course (null when it is no longer visible).
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let course = loaders(ctx)?.courses.load_one(self.0.course_id).await.map_err(AppError::from)?;
         Ok(course.map(Course))
@@ -33,12 +36,15 @@ impl LearningRecord {
     async fn progress_percentage(&self) -> f64 {
         percent(self.0.progress_percentage)
     }
+    /// When they enrolled.
     async fn enrolled_at(&self) -> DateTime<Utc> {
         self.0.enrolled_at
     }
+    /// When every content item was completed.
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.0.completed_at
     }
+    /// When progress was last recorded.
     async fn last_accessed_at(&self) -> DateTime<Utc> {
         self.0.last_accessed_at
     }
@@ -83,8 +89,10 @@ pub struct LearningContent {
     progress: Option<content_progress::Model>,
 }
 
+/// One content item of an enrolled course with the student's progress on it.
 #[Object]
 impl LearningContent {
+    /// The content item.
     async fn content(&self) -> CourseContent {
         CourseContent(self.content.clone())
     }
@@ -92,6 +100,7 @@ impl LearningContent {
     async fn progress_percentage(&self) -> f64 {
         self.progress.as_ref().map(|p| percent(p.progress_percentage)).unwrap_or(0.0)
     }
+    /// Whether it reached 100%.
     async fn is_completed(&self) -> bool {
         self.progress.as_ref().is_some_and(|p| p.is_completed)
     }
@@ -103,6 +112,7 @@ impl LearningContent {
     async fn last_accessed_at(&self) -> Option<DateTime<Utc>> {
         self.progress.as_ref().map(|p| p.last_accessed_at)
     }
+    /// When it reached 100%.
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.progress.as_ref().and_then(|p| p.completed_at)
     }
@@ -111,11 +121,14 @@ impl LearningContent {
 /// A student's progress on one content item.
 pub struct ContentProgress(pub content_progress::Model);
 
+/// A student's progress on one content item.
 #[Object]
 impl ContentProgress {
+    /// The progress record's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The content item.
     async fn content(&self, ctx: &Context<'_>) -> Result<Option<CourseContent>> {
         let content = loaders(ctx)?.contents.load_one(self.0.content_id).await.map_err(AppError::from)?;
         Ok(content.map(CourseContent))
@@ -124,9 +137,11 @@ impl ContentProgress {
     async fn progress_percentage(&self) -> f64 {
         percent(self.0.progress_percentage)
     }
+    /// Whether it reached 100%.
     async fn is_completed(&self) -> bool {
         self.0.is_completed
     }
+    /// When it reached 100%.
     async fn completed_at(&self) -> Option<DateTime<Utc>> {
         self.0.completed_at
     }
@@ -134,6 +149,7 @@ impl ContentProgress {
     async fn study_time(&self) -> i32 {
         self.0.study_time
     }
+    /// When progress was last recorded.
     async fn last_accessed_at(&self) -> DateTime<Utc> {
         self.0.last_accessed_at
     }
@@ -157,11 +173,11 @@ impl LearningQuery {
     async fn my_learning(
         &self,
         ctx: &Context<'_>,
-        status: Option<LearningStatus>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Only records in this status.")] status: Option<LearningStatus>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<LearningRecord>> {
         let page = page_request(ctx, first, after, last, before)?;
         let viewer = viewer(ctx);
@@ -183,13 +199,21 @@ pub struct LearningMutation;
 impl LearningMutation {
     /// Takes a seat in a published course (CONFLICT when full). Enrolling again returns the
     /// existing record.
-    async fn enroll(&self, ctx: &Context<'_>, course_id: ID) -> Result<LearningRecord> {
+    async fn enroll(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The published course to enroll in.")] course_id: ID,
+    ) -> Result<LearningRecord> {
         let course_id = id_arg("courseId", &course_id)?;
         Ok(LearningRecord(learning::enroll(&state(ctx)?.db, viewer(ctx), course_id).await?))
     }
 
     /// Leaves a course and frees the seat.
-    async fn drop_course(&self, ctx: &Context<'_>, course_id: ID) -> Result<LearningRecord> {
+    async fn drop_course(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The course to drop.")] course_id: ID,
+    ) -> Result<LearningRecord> {
         let course_id = id_arg("courseId", &course_id)?;
         Ok(LearningRecord(learning::drop_course(&state(ctx)?.db, viewer(ctx), course_id).await?))
     }
@@ -199,9 +223,9 @@ impl LearningMutation {
     async fn record_progress(
         &self,
         ctx: &Context<'_>,
-        content_id: ID,
-        progress_percentage: f64,
-        #[graphql(default = 0)] study_minutes: i32,
+        #[graphql(desc = "The content item studied.")] content_id: ID,
+        #[graphql(desc = "How far through it you are, 0 to 100 (never goes back).")] progress_percentage: f64,
+        #[graphql(default = 0, desc = "Minutes studied in this session, added to the record.")] study_minutes: i32,
     ) -> Result<ContentProgress> {
         let content_id = id_arg("contentId", &content_id)?;
         let saved =

@@ -495,6 +495,7 @@ pub struct Loaders {
     pub poll_votes: Uncached<ByPair<poll_votes::Entity>>,
     /// (user, comment) -> like
     pub comment_likes: Uncached<ByPair<comment_likes::Entity>>,
+    pub review_likes: Uncached<ByPair<review_likes::Entity>>,
     pub appointment_history: Uncached<ByColumn<appointment_status_logs::Entity>>,
     /// A master identity's schedule.
     pub availability: Uncached<ById<mentor_availability::Entity>>,
@@ -586,6 +587,7 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
         poll_options: by_column(&db, poll_options::Column::PostId, None, Some(poll_options::Column::Position)),
         poll_votes: by_pair(&db, (poll_votes::Column::UserId, poll_votes::Column::PostId), None),
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
+        review_likes: by_pair(&db, (review_likes::Column::UserId, review_likes::Column::ReviewId), None),
         availability: by_id(&db),
         appointment_history: by_column(
             &db,

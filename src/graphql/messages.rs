@@ -18,35 +18,48 @@ use futures_util::{Stream, StreamExt};
 /// A private or circle message.
 pub struct Message(pub message_table::Model);
 
+/// A private message between two users, or a message in a circle's chat.
 #[Object]
 impl Message {
+    /// The message's id.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The text, or the file's URL for IMAGE and FILE messages.
     async fn content(&self) -> &str {
         &self.0.content
     }
+    /// TEXT, IMAGE, FILE or SYSTEM.
     async fn message_type(&self) -> MessageType {
         self.0.message_type
     }
-    /// Private messages only.
-    async fn is_read(&self) -> bool {
-        self.0.is_read
+    /// Whether you have read it. A private message: its recipient marked it read
+    /// (`markMessagesRead`; for its sender, whether the recipient did). A circle message: it is
+    /// yours or no later than your read position in that circle (`markCircleMessagesRead`).
+    async fn is_read(&self, ctx: &Context<'_>) -> Result<bool> {
+        let Some(circle) = self.0.circle_id else { return Ok(self.0.is_read) };
+        let Some(me) = viewer(ctx).optional()? else { return Ok(false) };
+        let member = loaders(ctx)?.memberships.load_one((me, circle)).await.map_err(AppError::from)?;
+        Ok(member.is_some_and(|m| messages::read_by(&m, &self.0)))
     }
+    /// When the recipient read a private message.
     async fn read_at(&self) -> Option<DateTime<Utc>> {
         self.0.read_at
     }
+    /// When it was sent.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn sender(&self) -> Result<Option<User>> {
-        Ok(Some(User::by_id(self.0.from_user_id)))
+    /// Who sent it.
+    async fn sender(&self) -> User {
+        User::by_id(self.0.from_user_id)
     }
     /// Private messages only.
     async fn recipient(&self) -> Result<Option<User>> {
         let Some(id) = self.0.to_user_id else { return Ok(None) };
         Ok(Some(User::by_id(id)))
     }
+    /// The circle of a circle message (null for private ones).
     async fn circle(&self, ctx: &Context<'_>) -> Result<Option<Circle>> {
         let Some(id) = self.0.circle_id else { return Ok(None) };
         let circle = loaders(ctx)?.circles.load_one(id).await.map_err(AppError::from)?;
@@ -57,11 +70,14 @@ impl Message {
 /// A private conversation: the other user, the last message and your unread count.
 pub struct Conversation(messages::Conversation);
 
+/// A private conversation: the other user, the last message and your unread count.
 #[Object]
 impl Conversation {
-    async fn partner(&self) -> Result<Option<User>> {
-        Ok(Some(User::by_id(self.0.partner)))
+    /// The other user.
+    async fn partner(&self) -> User {
+        User::by_id(self.0.partner)
     }
+    /// The latest message either of you sent.
     async fn last_message(&self) -> Message {
         Message(self.0.last_message.clone())
     }
@@ -71,17 +87,43 @@ impl Conversation {
     }
 }
 
+/// A circle's chat as one of its members sees it: the circle, its last message and how many of
+/// the others' messages came after your read position.
+pub struct CircleConversation(messages::CircleConversation);
+
+/// A circle's chat as you see it: the circle, its last message and your unread count.
+#[Object]
+impl CircleConversation {
+    /// The circle.
+    async fn circle(&self, ctx: &Context<'_>) -> Result<Circle> {
+        let circle = loaders(ctx)?.circles.load_one(self.0.circle).await.map_err(AppError::from)?;
+        circle.map(Circle).ok_or_else(|| AppError::not_found("circle").into())
+    }
+    /// The latest message in the circle.
+    async fn last_message(&self) -> Message {
+        Message(self.0.last_message.clone())
+    }
+    /// The others' messages after your read position (`markCircleMessagesRead` clears it).
+    async fn unread_count(&self) -> i64 {
+        self.0.unread
+    }
+}
+
 /// A notice for the viewer (a comment, a booking, a review...).
 pub struct Notification(pub notification_table::Model);
 
+/// A notice for you: a comment, a like, a booking, a review, a decision on your application.
 #[Object]
 impl Notification {
+    /// The notification's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// A short headline.
     async fn title(&self) -> &str {
         &self.0.title
     }
+    /// More detail (an excerpt, a reason).
     async fn content(&self) -> Option<&str> {
         self.0.content.as_deref()
     }
@@ -106,12 +148,15 @@ impl Notification {
         };
         super::node::resolve(ctx, table, id).await
     }
+    /// Whether you have read it.
     async fn is_read(&self) -> bool {
         self.0.is_read
     }
+    /// When you read it.
     async fn read_at(&self) -> Option<DateTime<Utc>> {
         self.0.read_at
     }
+    /// When it was sent.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -120,10 +165,13 @@ impl Notification {
 /// Input of `sendMessage`: exactly one of `toUserId` and `circleId`.
 #[derive(InputObject)]
 pub struct SendMessageInput {
+    /// The recipient of a private message (or give `circleId`).
     pub to_user_id: Option<ID>,
+    /// A circle you belong to, for a circle message (or give `toUserId`).
     pub circle_id: Option<ID>,
     /// 1..5000 characters.
     pub content: String,
+    /// TEXT (default), IMAGE or FILE.
     #[graphql(default_with = "MessageType::Text")]
     pub message_type: MessageType,
 }
@@ -146,13 +194,28 @@ impl MessagesQuery {
     async fn conversations(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
     ) -> Result<Connection<String, Conversation>> {
         let page = page_request(ctx, first, after, None, None)?;
         let (rows, more) = messages::conversations(&state(ctx)?.db, viewer(ctx), &page).await?;
         let mut connection = Connection::new(page.after.is_some(), more);
         connection.edges.extend(rows.into_iter().map(|(cursor, c)| Edge::new(cursor, Conversation(c))));
+        Ok(connection)
+    }
+
+    /// The chats of the circles you belong to, most recent first, each with your unread count.
+    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
+    async fn circle_conversations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+    ) -> Result<Connection<String, CircleConversation>> {
+        let page = page_request(ctx, first, after, None, None)?;
+        let (rows, more) = messages::circle_conversations(&state(ctx)?.db, viewer(ctx), &page).await?;
+        let mut connection = Connection::new(page.after.is_some(), more);
+        connection.edges.extend(rows.into_iter().map(|(cursor, c)| Edge::new(cursor, CircleConversation(c))));
         Ok(connection)
     }
 
@@ -162,12 +225,12 @@ impl MessagesQuery {
     async fn messages(
         &self,
         ctx: &Context<'_>,
-        with_user_id: Option<ID>,
-        circle_id: Option<ID>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "The other user of a private conversation (or give `circleId`).")] with_user_id: Option<ID>,
+        #[graphql(desc = "A circle you belong to (or give `withUserId`).")] circle_id: Option<ID>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Message>> {
         let target = target(with_user_id, circle_id, ("withUserId", "circleId"))?;
         let page = page_request(ctx, first, after, last, before)?;
@@ -181,11 +244,11 @@ impl MessagesQuery {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] unread_only: bool,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(default, desc = "Only unread notifications.")] unread_only: bool,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
+        #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
+        #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Notification>> {
         let page = page_request(ctx, first, after, last, before)?;
         let db = &state(ctx)?.db;
@@ -193,11 +256,13 @@ impl MessagesQuery {
         Ok(connection(rows, ConnectionFields::counting(db, select), Notification))
     }
 
-    /// How many private messages to you are unread (the badge on the inbox).
+    /// How many messages to you are unread, private and in your circles' chats (the badge on the
+    /// inbox).
     async fn unread_message_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(messages::unread_messages(&state(ctx)?.db, viewer(ctx)).await? as i64)
     }
 
+    /// How many of your notifications are unread.
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let state = state(ctx)?;
         Ok(messages::unread_notifications(&state.db, &state.cache, viewer(ctx)).await? as i64)
@@ -210,7 +275,11 @@ pub struct MessagesMutation;
 #[Object]
 impl MessagesMutation {
     /// Sends a private message (`toUserId`) or a circle message (`circleId`, members only).
-    async fn send_message(&self, ctx: &Context<'_>, input: SendMessageInput) -> Result<Message> {
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The recipient (a user or a circle), the text and its type.")] input: SendMessageInput,
+    ) -> Result<Message> {
         let target = target(input.to_user_id, input.circle_id, ("input.toUserId", "input.circleId"))?;
         if let Some(user) = viewer(ctx).user_id() {
             crate::admission::limits::message(state(ctx)?, user).await?;
@@ -220,12 +289,31 @@ impl MessagesMutation {
     }
 
     /// Marks the messages a user sent you as read; returns how many changed.
-    async fn mark_messages_read(&self, ctx: &Context<'_>, with_user_id: ID) -> Result<i64> {
+    async fn mark_messages_read(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user whose messages to you are marked read.")] with_user_id: ID,
+    ) -> Result<i64> {
         let from = id_arg("withUserId", &with_user_id)?;
         Ok(messages::mark_read(&state(ctx)?.db, viewer(ctx), from).await? as i64)
     }
 
-    async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> Result<Notification> {
+    /// Moves your read position in a circle's chat to now; returns how many messages were unread.
+    async fn mark_circle_messages_read(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The circle whose chat you have read.")] circle_id: ID,
+    ) -> Result<i64> {
+        let circle = id_arg("circleId", &circle_id)?;
+        Ok(messages::mark_circle_read(&state(ctx)?.db, viewer(ctx), circle).await? as i64)
+    }
+
+    /// Marks one of your notifications read.
+    async fn mark_notification_read(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The notification to mark read.")] id: ID,
+    ) -> Result<Notification> {
         let id = id_arg("id", &id)?;
         Ok(Notification(messages::mark_notification_read(&state(ctx)?.db, viewer(ctx), id).await?))
     }
@@ -239,6 +327,7 @@ impl MessagesMutation {
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
+/// Live events over WebSocket (graphql-transport-ws).
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Messages sent to you (privately or in your circles), live. Needs a token in connection_init.

@@ -7,6 +7,7 @@ pub mod appointments;
 pub mod availability;
 pub mod circles;
 pub mod courses;
+mod described;
 pub mod domains;
 pub mod extension;
 pub mod identities;
@@ -23,6 +24,7 @@ use crate::app::AppState;
 use crate::config::GraphqlLimits;
 use async_graphql::{Enum, MergedObject, Schema, SchemaBuilder};
 
+/// Every read the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
 pub struct QueryRoot(
@@ -40,6 +42,7 @@ pub struct QueryRoot(
     node::NodeQuery,
 );
 
+/// Every write the API offers.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(
@@ -59,7 +62,9 @@ pub struct MutationRoot(
 /// Sort direction of a list.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum SortDirection {
+    /// Smallest, oldest or first in the alphabet first.
     Asc,
+    /// Largest, newest or last first.
     Desc,
 }
 
@@ -76,6 +81,7 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, messages::SubscriptionRoot>
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, messages::SubscriptionRoot> {
     Schema::build(QueryRoot::default(), MutationRoot::default(), messages::SubscriptionRoot)
+        .register_output_type::<described::GeneratedTypes>()
 }
 
 /// The schema the server runs, with the configured limits and the shared state as context data.
@@ -106,6 +112,12 @@ pub fn sdl() -> String {
 /// NOT_FOUND where it is looked up).
 pub(crate) fn id_arg(field: &str, raw: &async_graphql::ID) -> Result<uuid::Uuid, crate::error::AppError> {
     crate::domain::values::id(field, raw)
+}
+
+/// A row its foreign key guarantees (a post's author, a member's circle): the field is non-null,
+/// and a missing row is an internal error, never a silent null.
+pub(crate) fn present<T>(row: Option<T>, what: &'static str) -> Result<T, crate::error::AppError> {
+    row.ok_or_else(|| crate::error::AppError::Internal(anyhow::anyhow!("{what} missing behind its foreign key")))
 }
 
 /// `MaybeUndefined` as the domain layer's partial-update shape: omitted, cleared, or set.

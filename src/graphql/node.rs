@@ -189,7 +189,11 @@ pub struct NodeQuery;
 impl NodeQuery {
     /// Any object by its id (Relay's object identification): null when there is none or you may
     /// not see it, by the same rules as its own field (`post(id)`, `course(id)`, ...).
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id of any type that implements `Node`.")] id: ID,
+    ) -> Result<Option<Node>> {
         let id = id_arg("id", &id)?;
         // Reads the viewer's own rows through uncached look-ups: never kept as a whole response.
         crate::cache::uncacheable();

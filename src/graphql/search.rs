@@ -31,32 +31,43 @@ tokio::task_local! {
 /// A matched part of a field: `snippet` is HTML-escaped text with the matches in `<mark>`.
 #[derive(SimpleObject, Clone)]
 pub struct Highlight {
+    /// The field it comes from (`title`, `description`, `name`, `bio`, …).
     pub field: String,
+    /// The passage, HTML-escaped, matches in `<mark>…</mark>`.
     pub snippet: String,
 }
 
 /// A facet value and how many matches have it.
 #[derive(SimpleObject, Clone)]
 pub struct FacetValue {
+    /// The value (a domain code, a tag, a difficulty).
     pub value: String,
+    /// How many matches have it.
     pub count: i64,
 }
 
 /// One edge and one connection type per searched type.
 macro_rules! search_types {
     ($($edge:ident, $connection:ident, $node:ty, $facets:ty;)*) => {$(
+        /// One search result: the item, its highlights and its cursor.
         #[derive(SimpleObject)]
         pub struct $edge {
+            /// Pass it as `after` for the results that follow.
             pub cursor: String,
             /// Relevance (higher is better); 0 when the results are sorted by a field.
             pub score: f64,
+            /// The passages that matched.
             pub highlights: Vec<Highlight>,
+            /// The item found.
             pub node: $node,
         }
 
+        /// A page of search results with their total, facets and paging.
         #[derive(SimpleObject)]
         pub struct $connection {
+            /// The results of this page, best first.
             pub edges: Vec<$edge>,
+            /// Whether there are more results and the cursors to reach them.
             pub page_info: PageInfo,
             /// Matches over all pages.
             pub total_count: i64,
@@ -103,71 +114,105 @@ struct Page<N, F> {
     degraded: bool,
 }
 
+/// How many matching courses have each difficulty, domain and tag.
 #[derive(SimpleObject, Default)]
 pub struct CourseFacets {
+    /// Counts per difficulty.
     pub difficulty: Vec<FacetValue>,
+    /// Counts per domain code.
     pub domain: Vec<FacetValue>,
+    /// Counts per tag.
     pub tags: Vec<FacetValue>,
 }
 
+/// How many matching masters have each domain and skill.
 #[derive(SimpleObject, Default)]
 pub struct MentorFacets {
+    /// Counts per domain code.
     pub domain: Vec<FacetValue>,
+    /// Counts per skill.
     pub skills: Vec<FacetValue>,
 }
 
+/// How many matching circles have each domain and tag.
 #[derive(SimpleObject, Default)]
 pub struct CircleFacets {
+    /// Counts per domain code.
     pub domain: Vec<FacetValue>,
+    /// Counts per tag.
     pub tags: Vec<FacetValue>,
 }
 
+/// Narrows `searchCourses`.
 #[derive(InputObject, Default)]
 pub struct CourseSearchFilter {
+    /// Only this difficulty.
     pub difficulty: Option<Difficulty>,
     /// A domain code.
     pub domain: Option<String>,
     /// Courses with any of these tags.
     pub tags: Option<Vec<String>>,
+    /// Price at least this.
     pub min_price: Option<f64>,
+    /// Price at most this.
     pub max_price: Option<f64>,
+    /// Average rating at least this.
     pub min_rating: Option<f64>,
 }
 
+/// Orders of `searchCourses` (default: relevance).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
 pub enum CourseSearchSort {
     /// Best match first; rating and popularity break ties.
     #[default]
     Relevance,
+    /// Best rated first.
     Rating,
+    /// Cheapest first.
     PriceAsc,
+    /// Most expensive first.
     PriceDesc,
+    /// Newest first.
     Newest,
 }
 
+/// Narrows `searchMentors`.
 #[derive(InputObject, Default)]
 pub struct MentorSearchFilter {
+    /// A domain code.
     pub domain: Option<String>,
     /// Masters with any of these skills.
     pub skills: Option<Vec<String>>,
+    /// Hourly rate at least this.
     pub min_rate: Option<f64>,
+    /// Hourly rate at most this.
     pub max_rate: Option<f64>,
+    /// Average rating at least this.
     pub min_rating: Option<f64>,
+    /// Location contains this.
     pub location: Option<String>,
 }
 
+/// Orders of `searchMentors`.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
 pub enum MentorSearchSort {
+    /// Best match first (default).
     #[default]
     Relevance,
+    /// Best rated first.
     Rating,
+    /// Cheapest first.
     RateAsc,
+    /// Most expensive first.
     RateDesc,
+    /// Most years of experience first.
     Experience,
 }
 
+/// Narrows `searchCircles`.
 #[derive(InputObject, Default)]
 pub struct CircleSearchFilter {
+    /// A domain code.
     pub domain: Option<String>,
 }
 
@@ -315,11 +360,16 @@ impl SearchQuery {
     async fn search_courses(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "What the person typed (Chinese, pinyin or English; typos tolerated, the last word as a prefix)."
+        )]
         query: String,
-        filter: Option<CourseSearchFilter>,
-        sort: Option<CourseSearchSort>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Narrows the results (domain, difficulty, price, rating, tags).")] filter: Option<
+            CourseSearchFilter,
+        >,
+        #[graphql(desc = "The order (default: relevance).")] sort: Option<CourseSearchSort>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
     ) -> async_graphql::Result<CourseSearchConnection> {
         let f = filter.unwrap_or_default();
         let order = match sort.unwrap_or_default() {
@@ -369,11 +419,14 @@ impl SearchQuery {
     async fn search_mentors(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "What the person typed (Chinese, pinyin or English; typos tolerated, the last word as a prefix)."
+        )]
         query: String,
-        filter: Option<MentorSearchFilter>,
-        sort: Option<MentorSearchSort>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Narrows the results (domain, skills, rate, rating).")] filter: Option<MentorSearchFilter>,
+        #[graphql(desc = "The order (default: relevance).")] sort: Option<MentorSearchSort>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
     ) -> async_graphql::Result<MentorSearchConnection> {
         let f = filter.unwrap_or_default();
         let order = match sort.unwrap_or_default() {
@@ -429,10 +482,13 @@ impl SearchQuery {
     async fn search_circles(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "What the person typed (Chinese, pinyin or English; typos tolerated, the last word as a prefix)."
+        )]
         query: String,
-        filter: Option<CircleSearchFilter>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "Narrows the results (domain, tags).")] filter: Option<CircleSearchFilter>,
+        #[graphql(desc = "At most this many items from the start (page size).")] first: Option<i32>,
+        #[graphql(desc = "Items after this cursor (`pageInfo.endCursor`).")] after: Option<String>,
     ) -> async_graphql::Result<CircleSearchConnection> {
         let f = filter.unwrap_or_default();
         let filters = vec![any_of("domain", f.domain.map(|d| vec![d]), "filter.domain")?];

@@ -21,17 +21,22 @@ pub struct Upload {
 pub struct ImageVariant {
     /// Its longest side, in pixels.
     pub size: i32,
+    /// Where to read it.
     pub url: String,
 }
 
+/// A file sent to the platform's storage, checked before use.
 #[Object]
 impl Upload {
+    /// The upload's id.
     pub(crate) async fn id(&self) -> ID {
         ID(self.row.id.to_string())
     }
+    /// What it is for.
     async fn purpose(&self) -> UploadPurpose {
         self.row.purpose
     }
+    /// PENDING, READY or REJECTED.
     async fn status(&self) -> UploadStatus {
         self.row.status
     }
@@ -39,9 +44,11 @@ impl Upload {
     async fn content_type(&self) -> &str {
         &self.row.content_type
     }
+    /// Its size in bytes.
     async fn byte_size(&self) -> i64 {
         self.row.byte_size
     }
+    /// Its file name.
     async fn file_name(&self) -> &str {
         &self.row.file_name
     }
@@ -49,6 +56,7 @@ impl Upload {
     async fn width(&self) -> Option<i32> {
         self.row.width
     }
+    /// An image's height in pixels.
     async fn height(&self) -> Option<i32> {
         self.row.height
     }
@@ -80,6 +88,7 @@ impl Upload {
     async fn reject_reason(&self) -> Option<&str> {
         self.row.reject_reason.as_deref()
     }
+    /// When the ticket was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
     }
@@ -88,23 +97,31 @@ impl Upload {
 /// An HTTP header the upload request must carry.
 #[derive(SimpleObject)]
 pub struct HttpHeader {
+    /// The header's name.
     pub name: String,
+    /// Its value.
     pub value: String,
 }
 
 /// Where to send an upload's bytes: `method` (PUT) to `url` with `headers`, before `expiresAt`.
 #[derive(SimpleObject)]
 pub struct UploadTicket {
+    /// The PENDING upload.
     pub upload: Upload,
+    /// Where to send the bytes.
     pub url: String,
+    /// The HTTP method (PUT).
     pub method: String,
+    /// Headers to send with them.
     pub headers: Vec<HttpHeader>,
+    /// When the URL stops working.
     pub expires_at: DateTime<Utc>,
 }
 
 /// Input of `createUpload`.
 #[derive(InputObject)]
 pub struct CreateUploadInput {
+    /// What the file is for (sets its limits and who may read it).
     pub purpose: UploadPurpose,
     /// image/png, image/jpeg, image/webp, image/gif, application/pdf or video/mp4, as the purpose
     /// allows; the check compares it with the bytes.
@@ -112,6 +129,7 @@ pub struct CreateUploadInput {
     /// The exact size in bytes (avatars at most 5 MB, covers and post images 10 MB, identity
     /// documents 10 MB, message files 25 MB, course media 500 MB).
     pub byte_size: i64,
+    /// The file's name, as the person chose it.
     pub file_name: String,
 }
 
@@ -121,7 +139,11 @@ pub struct UploadsQuery;
 #[Object]
 impl UploadsQuery {
     /// One of your uploads.
-    pub(crate) async fn upload(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Upload>> {
+    pub(crate) async fn upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The upload's id.")] id: ID,
+    ) -> Result<Option<Upload>> {
         let id = id_arg("id", &id)?;
         let state = state(ctx)?;
         crate::cache::uncacheable();
@@ -140,7 +162,11 @@ pub struct UploadsMutation;
 impl UploadsMutation {
     /// Starts an upload: the file's bytes go to the returned URL, not through GraphQL. Then call
     /// `completeUpload`.
-    async fn create_upload(&self, ctx: &Context<'_>, input: CreateUploadInput) -> Result<UploadTicket> {
+    async fn create_upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What the file is for, its name, type and size.")] input: CreateUploadInput,
+    ) -> Result<UploadTicket> {
         let state = state(ctx)?;
         let input = NewUpload {
             purpose: input.purpose,
@@ -164,7 +190,11 @@ impl UploadsMutation {
 
     /// Checks what arrived (size, the real type from the bytes, image dimensions) and makes the
     /// upload READY, or REJECTED with `rejectReason`. Calling it again returns the result.
-    async fn complete_upload(&self, ctx: &Context<'_>, id: ID) -> Result<Upload> {
+    async fn complete_upload(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The upload whose bytes were sent to its ticket's URL.")] id: ID,
+    ) -> Result<Upload> {
         let id = id_arg("id", &id)?;
         let state = state(ctx)?;
         let row = uploads::complete(&state.db, &state.storage, viewer(ctx), id).await?;

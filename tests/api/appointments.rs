@@ -17,7 +17,7 @@ const GET: &str =
 const REVIEW: &str = "mutation($i: CreateReviewInput!) { createReview(input: $i) { id rating } }";
 const UPDATE_REVIEW: &str =
     "mutation($id: ID!, $i: UpdateReviewInput!) { updateReview(id: $id, input: $i) { rating } }";
-const DELETE_REVIEW: &str = "mutation($id: ID!) { deleteReview(id: $id) }";
+const DELETE_REVIEW: &str = "mutation($id: ID!) { deleteReview(id: $id) { id status } }";
 
 fn slot(days: i64, hour: i64, minute: i64) -> DateTime<Utc> {
     let midnight = (Utc::now() + Duration::days(days)).duration_trunc(Duration::days(1)).unwrap_or_else(|_| Utc::now());
@@ -434,4 +434,96 @@ async fn the_same_booking_sent_twice_returns_the_existing_appointment() {
     let body = app.gql_as(&sam.access, BOOK, booking(&ada.identity, at, 30)).await;
     assert_eq!(error_code(&body), "CONFLICT", "{body}");
     assert_eq!(app.count("appointments").await, 1);
+}
+
+/// Review likes ("helpful") are one per person and review however many arrive at once, the count
+/// moves with the rows, and nobody likes their own review.
+#[tokio::test]
+async fn twenty_concurrent_likes_of_one_person_count_once() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let student = app.register("student@example.com").await;
+    let (_, review) = app.reviewed_course(&world, "ada@example.com", &student, 4).await;
+    let reader = app.register("reader@example.com").await;
+    let like = "mutation($id: ID!) { likeReview(id: $id) { likeCount viewerHasLiked } }";
+    let likes = (0..20).map(|_| app.gql_as(&reader.access, like, json!({ "id": review })));
+    for body in futures_util::future::join_all(likes).await {
+        assert_eq!(data(&body)["likeReview"]["viewerHasLiked"], true, "{body}");
+    }
+    assert_eq!(app.count("review_likes").await, 1);
+    let other = app.register("other@example.com").await;
+    let body = app.gql_as(&other.access, like, json!({ "id": review })).await;
+    assert_eq!(data(&body)["likeReview"]["likeCount"], 2, "{body}");
+    let read = "query($id: ID!) { review(id: $id) { likeCount viewerHasLiked reviewer { id } } }";
+    let body = app.gql_as(&reader.access, read, json!({ "id": review })).await;
+    assert_eq!(data(&body)["review"]["likeCount"], 2, "{body}");
+    assert_eq!(data(&body)["review"]["viewerHasLiked"], true, "{body}");
+    assert_eq!(data(&body)["review"]["reviewer"]["id"], student.user_id.as_str(), "{body}");
+
+    let unlike = "mutation($id: ID!) { unlikeReview(id: $id) { likeCount viewerHasLiked } }";
+    let unlikes = (0..5).map(|_| app.gql_as(&reader.access, unlike, json!({ "id": review })));
+    futures_util::future::join_all(unlikes).await;
+    let body = app.gql_as(&reader.access, read, json!({ "id": review })).await;
+    assert_eq!(data(&body)["review"]["likeCount"], 1, "{body}");
+    assert_eq!(data(&body)["review"]["viewerHasLiked"], false, "{body}");
+    assert_eq!(app.count("review_likes").await, 1);
+    let truth = "SELECT COUNT(*) FROM reviews r WHERE r.like_count <> (SELECT COUNT(*) FROM review_likes l WHERE l.review_id = r.id)";
+    assert_eq!(app.scalar(truth).await, 0, "like_count is exact");
+    app.assert_no_drift();
+
+    let body = app.gql_as(&student.access, like, json!({ "id": review })).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "not one's own review: {body}");
+    assert_eq!(error_code(&app.gql(like, json!({ "id": review })).await), "UNAUTHENTICATED");
+    let body = app.gql_as(&reader.access, like, json!({ "id": uuid::Uuid::new_v4().to_string() })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    let body = app.gql_as(&reader.access, like, json!({ "id": "nope" })).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "id"), "{body}");
+    // A deleted review answers with its new status, and takes no more likes.
+    let body = app.gql_as(&student.access, DELETE_REVIEW, json!({ "id": review })).await;
+    assert_eq!(data(&body)["deleteReview"]["status"], "DELETED", "{body}");
+    assert_eq!(error_code(&app.gql_as(&other.access, like, json!({ "id": review })).await), "NOT_FOUND");
+    assert_eq!(app.count("review_likes").await, 1);
+}
+
+/// Every bad field of one input is reported at once, each as its own error with its own
+/// `extensions.field`; nothing is written.
+#[tokio::test]
+async fn every_bad_field_of_a_booking_is_reported_at_once() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let sam = app.register("sam@example.com").await;
+    let mut variables = booking(&ada.identity, Utc::now() - Duration::hours(1), 14);
+    variables["i"]["notes"] = json!("x".repeat(2001));
+    let body = app.gql_as(&sam.access, BOOK, variables).await;
+    let errors = body["errors"].as_array().cloned().unwrap_or_default();
+    let mut fields: Vec<(String, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["extensions"]["code"].as_str().unwrap_or_default().to_string(),
+                e["extensions"]["field"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    fields.sort();
+    let expected = ["input.appointmentTime", "input.durationMinutes", "input.notes"]
+        .map(|f| ("BAD_USER_INPUT".to_string(), f.to_string()));
+    assert_eq!(fields, expected, "{body}");
+    assert!(errors.iter().all(|e| e["path"] == json!(["bookAppointment"])), "{body}");
+    assert!(errors.iter().all(|e| e["extensions"].get("invalid").is_none()), "{body}");
+    assert_eq!(app.count("appointments").await, 0);
+
+    // Errors async-graphql raises itself (coercion, missing arguments) name the field too.
+    let mut kind = booking(&ada.identity, slot(2, 10, 0), 60);
+    kind["i"]["meetingType"] = json!("CARRIER_PIGEON");
+    let body = app.gql_as(&sam.access, BOOK, kind).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.meetingType"), "{body}");
+    let inline = r#"mutation { bookAppointment(input: { mentorId: "x", appointmentTime: "soon", durationMinutes: 60 }) { id } }"#;
+    let body = app.gql_as(&sam.access, inline, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_field(&body), "input.appointmentTime", "an argument's field: {body}");
+    let body = app.gql_as(&sam.access, "mutation { completeAppointment { id } }", json!({})).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "id"), "a missing argument: {body}");
+    assert_eq!(app.count("appointments").await, 0);
 }

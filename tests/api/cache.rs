@@ -168,8 +168,9 @@ async fn post_counters_read_back_fresh() {
     let body = app.gql_as(&ada.session.access, read, json!({ "id": post })).await;
     assert_eq!(data(&body)["post"], json!({ "likeCount": 1, "commentCount": 1, "circle": { "postCount": 1 } }));
 
-    let body =
-        app.gql_as(&ada.session.access, "mutation($id: ID!) { deletePost(id: $id) }", json!({ "id": post })).await;
+    let body = app
+        .gql_as(&ada.session.access, "mutation($id: ID!) { deletePost(id: $id) { id } }", json!({ "id": post }))
+        .await;
     data(&body);
     let body = app.gql_as(&ada.session.access, read, json!({ "id": post })).await;
     assert_eq!(data(&body)["post"], serde_json::Value::Null, "a deleted post is gone at once");
@@ -333,7 +334,10 @@ async fn hot_course_lists_are_served_warm_and_follow_every_write() {
     data(&app.gql_as(&student.access, update, json!({ "id": review })).await);
     let body = app.gql(COURSE_REVIEWS, json!({ "id": newer, "n": 5 })).await;
     assert_eq!(data(&body)["course"]["reviews"]["edges"][0]["node"]["rating"], 5);
-    data(&app.gql_as(&student.access, "mutation($id: ID!) { deleteReview(id: $id) }", json!({ "id": review })).await);
+    data(
+        &app.gql_as(&student.access, "mutation($id: ID!) { deleteReview(id: $id) { id } }", json!({ "id": review }))
+            .await,
+    );
     let body = app.gql(COURSE_REVIEWS, json!({ "id": newer, "n": 5 })).await;
     assert_eq!(data(&body)["course"]["reviews"]["edges"], json!([]));
 
@@ -461,7 +465,7 @@ async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() 
     data(&app.gql_as(&owner.access, pin, json!({ "id": first })).await);
     let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first.clone(), third.clone(), second.clone()]);
-    data(&app.gql_as(&owner.access, "mutation($id: ID!) { deletePost(id: $id) }", json!({ "id": third })).await);
+    data(&app.gql_as(&owner.access, "mutation($id: ID!) { deletePost(id: $id) { id } }", json!({ "id": third })).await);
     let body = feed(&app, &reader.access, &circle).await;
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first, second]);
 }

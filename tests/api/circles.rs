@@ -6,12 +6,12 @@ use serde_json::{json, Value};
 
 const CREATE_CIRCLE: &str = "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id memberCount } }";
 const JOIN: &str = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id role } }";
-const LEAVE: &str = "mutation($c: ID!) { leaveCircle(circleId: $c) }";
+const LEAVE: &str = "mutation($c: ID!) { leaveCircle(circleId: $c) { isActive } }";
 const SET_ROLE: &str =
     "mutation($c: ID!, $u: ID!, $r: MemberRole!) { setMemberRole(circleId: $c, userId: $u, role: $r) { role } }";
 const CREATE_POST: &str = "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }";
 const UPDATE_POST: &str = "mutation($id: ID!, $i: UpdatePostInput!) { updatePost(id: $id, input: $i) { id } }";
-const DELETE_POST: &str = "mutation($id: ID!) { deletePost(id: $id) }";
+const DELETE_POST: &str = "mutation($id: ID!) { deletePost(id: $id) { id status } }";
 const PIN: &str = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
 const ESSENCE: &str = "mutation($id: ID!) { setPostEssence(id: $id, essence: true) { isEssence } }";
 const HIDE: &str = "mutation($id: ID!) { hidePost(id: $id) { status } }";

@@ -260,3 +260,87 @@ async fn a_message_sent_through_one_instance_reaches_a_subscriber_on_another() {
     assert_eq!(event["payload"]["data"]["messageReceived"]["content"], "across instances", "{event}");
     assert!(elapsed < Duration::from_secs(1), "delivered in {elapsed:?}");
 }
+
+/// Circle chats are listed with each member's own unread count, read positions move per member,
+/// and the inbox badge counts private and circle messages.
+#[tokio::test]
+async fn circle_conversations_count_each_members_unread_messages() {
+    let app = spawn_app().await;
+    let _world = app.world().await;
+    let owner = app.register("owner@example.com").await;
+    let owner_identity = app.apply(&owner, "APPRENTICE", "software").await;
+    let member = app.register("member@example.com").await;
+    let member_identity = app.apply(&member, "APPRENTICE", "software").await;
+    let mut circles = Vec::new();
+    for name in ["First", "Second"] {
+        let body = app
+            .gql_as(
+                &owner.access,
+                "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }",
+                json!({ "i": { "identityId": owner_identity, "name": name, "domain": "software" } }),
+            )
+            .await;
+        let circle = data(&body)["createCircle"]["id"].as_str().expect("circle").to_string();
+        let join = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id } }";
+        data(&app.gql_as(&member.access, join, json!({ "c": circle, "i": member_identity })).await);
+        circles.push(circle);
+    }
+    for text in ["one", "two", "three"] {
+        data(&app.gql_as(&owner.access, SEND, json!({ "i": { "circleId": circles[0], "content": text } })).await);
+    }
+    data(&app.gql_as(&member.access, SEND, json!({ "i": { "circleId": circles[1], "content": "mine" } })).await);
+    let list = "{ circleConversations(first: 10) { edges { node { circle { name } unreadCount lastMessage { content isRead } } } } unreadMessageCount }";
+    let body = app.gql_as(&member.access, list, json!({})).await;
+    let edges = data(&body)["circleConversations"]["edges"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<(String, i64, String, bool)> = edges
+        .iter()
+        .map(|e| {
+            let n = &e["node"];
+            (
+                n["circle"]["name"].as_str().unwrap_or_default().to_string(),
+                n["unreadCount"].as_i64().unwrap_or(-1),
+                n["lastMessage"]["content"].as_str().unwrap_or_default().to_string(),
+                n["lastMessage"]["isRead"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [("Second".into(), 0, "mine".into(), true), ("First".into(), 3, "three".into(), false)],
+        "most recent first, own messages never unread: {body}"
+    );
+    assert_eq!(data(&body)["unreadMessageCount"], 3, "{body}");
+    let body = app.gql_as(&owner.access, list, json!({})).await;
+    let counts: Vec<i64> = data(&body)["circleConversations"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["node"]["unreadCount"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, [1, 0], "the owner has the member's one message unread: {body}");
+
+    let mark = "mutation($c: ID!) { markCircleMessagesRead(circleId: $c) }";
+    assert_eq!(data(&app.gql_as(&member.access, mark, json!({ "c": circles[0] })).await)["markCircleMessagesRead"], 3);
+    let body = app.gql_as(&member.access, list, json!({})).await;
+    assert_eq!(data(&body)["unreadMessageCount"], 0, "{body}");
+    assert_eq!(data(&body)["circleConversations"]["edges"][1]["node"]["lastMessage"]["isRead"], true, "{body}");
+    let body = app.gql_as(&owner.access, list, json!({})).await;
+    assert_eq!(data(&body)["unreadMessageCount"], 1, "the member's reading moves only their position: {body}");
+
+    // Paging, and the refusals.
+    let page =
+        "{ circleConversations(first: 1) { edges { cursor node { circle { name } } } pageInfo { hasNextPage } } }";
+    let body = app.gql_as(&member.access, page, json!({})).await;
+    assert_eq!(data(&body)["circleConversations"]["pageInfo"]["hasNextPage"], true, "{body}");
+    let cursor = data(&body)["circleConversations"]["edges"][0]["cursor"].as_str().expect("cursor").to_string();
+    let next = "query($a: String) { circleConversations(first: 1, after: $a) { edges { node { circle { name } } } pageInfo { hasNextPage } } }";
+    let body = app.gql_as(&member.access, next, json!({ "a": cursor })).await;
+    assert_eq!(data(&body)["circleConversations"]["edges"][0]["node"]["circle"]["name"], "First", "{body}");
+    assert_eq!(data(&body)["circleConversations"]["pageInfo"]["hasNextPage"], false, "{body}");
+    let outsider = app.register("outsider@example.com").await;
+    let body = app.gql_as(&outsider.access, mark, json!({ "c": circles[0] })).await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
+    let body = app.gql_as(&outsider.access, list, json!({})).await;
+    assert_eq!(data(&body)["circleConversations"]["edges"], json!([]), "{body}");
+    assert_eq!(error_code(&app.gql(list, json!({})).await), "UNAUTHENTICATED");
+}

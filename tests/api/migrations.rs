@@ -224,6 +224,7 @@ async fn fixture(db: &DatabaseConnection) -> Fixture {
         is_active: Set(true),
         banned_at: Set(None),
         ban_reason: Set(None),
+        last_read_at: Set(None),
     }
     .insert(db)
     .await
@@ -290,6 +291,7 @@ async fn unique_constraints_of_the_design_refuse_duplicates() {
         is_active: Set(true),
         banned_at: Set(None),
         ban_reason: Set(None),
+        last_read_at: Set(None),
     };
     assert!(is_unique_violation(member().insert(&db).await), "circle_members(circle, user)");
 

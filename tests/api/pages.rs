@@ -109,9 +109,13 @@ async fn my_circles_lists_the_circles_i_belong_to() {
     assert_eq!(names(&body, &["myCircles"]), ["Joined", "Mine"], "{body}");
     assert_eq!(data(&body)["myCircles"]["totalCount"], 2);
     let body = app
-        .gql_as(&ana.session.access, "mutation($c: ID!) { leaveCircle(circleId: $c) }", json!({ "c": joined }))
+        .gql_as(
+            &ana.session.access,
+            "mutation($c: ID!) { leaveCircle(circleId: $c) { isActive } }",
+            json!({ "c": joined }),
+        )
         .await;
-    assert_eq!(data(&body)["leaveCircle"], true);
+    assert_eq!(data(&body)["leaveCircle"]["isActive"], false);
     let body = app.gql_as(&ana.session.access, query, json!({})).await;
     assert_eq!(names(&body, &["myCircles"]), ["Mine"], "left: {body}");
     let _ = mine;
