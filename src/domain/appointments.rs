@@ -21,8 +21,8 @@ use entity::{appointment_status_logs, appointments, user_identities, user_profil
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Select,
-    Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Select, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -137,15 +137,48 @@ fn active_overlapping(person: Uuid, start: DateTime<Utc>, end: DateTime<Utc>) ->
         .filter(appointments::Column::EndsAt.gt(start))
 }
 
-/// The times a person is taken in [start, end) (their pending and confirmed appointments).
-pub async fn busy(
-    db: &impl ConnectionTrait,
-    person: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> AppResult<Vec<Span>> {
-    let rows = active_overlapping(person, start, end).all(db).await?;
-    Ok(rows.into_iter().map(|a| (a.appointment_time, a.ends_at)).collect())
+/// A person and a time range whose busy times are asked for.
+pub type BusyKey = (Uuid, DateTime<Utc>, DateTime<Utc>);
+
+/// The times people are taken in ranges (their pending and confirmed appointments), for many
+/// people and ranges at once (a page of mentors with their free slots): two statements, the people's identities and every active appointment of theirs overlapping the
+/// union of the ranges, shared out in memory.
+pub async fn busy_many(db: &impl ConnectionTrait, keys: &[BusyKey]) -> Result<Vec<(BusyKey, Vec<Span>)>, DbErr> {
+    let (Some(start), Some(end)) = (keys.iter().map(|k| k.1).min(), keys.iter().map(|k| k.2).max()) else {
+        return Ok(Vec::new());
+    };
+    let people: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+    let identities: Vec<(Uuid, Uuid)> = user_identities::Entity::find()
+        .select_only()
+        .columns([user_identities::Column::Id, user_identities::Column::UserId])
+        .filter(user_identities::Column::UserId.is_in(people.clone()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let user_of: std::collections::HashMap<Uuid, Uuid> = identities.iter().copied().collect();
+    let rows = appointments::Entity::find()
+        .filter(
+            Condition::any()
+                .add(appointments::Column::StudentId.is_in(people))
+                .add(appointments::Column::MentorId.is_in(identities.iter().map(|(id, _)| *id))),
+        )
+        .filter(appointments::Column::Status.is_in(ACTIVE.iter().map(|s| s.as_str())))
+        .filter(appointments::Column::AppointmentTime.lt(end))
+        .filter(appointments::Column::EndsAt.gt(start))
+        .all(db)
+        .await?;
+    Ok(keys
+        .iter()
+        .map(|&(person, from, to)| {
+            let spans = rows
+                .iter()
+                .filter(|a| a.student_id == person || user_of.get(&a.mentor_id) == Some(&person))
+                .filter(|a| a.appointment_time < to && a.ends_at > from)
+                .map(|a| (a.appointment_time, a.ends_at))
+                .collect();
+            ((person, from, to), spans)
+        })
+        .collect())
 }
 
 /// Checks `[start, end)` against the master identity's schedule, if it has one, and gives the

@@ -203,20 +203,23 @@ pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>, duration_minutes: i32
 }
 
 /// The free slots in `[from, to)` of the master whose schedule is `row` and whose user is
-/// `mentor_user` (busy through any of their identities or as a student). Check the range first
-/// ([`check_range`]).
-pub async fn slots(
-    db: &DatabaseConnection,
+/// `mentor_user` (busy through any of their identities or as a student); `busy` reads the times
+/// they are booked in a range (batched by the caller). Check the range first ([`check_range`]).
+pub async fn slots<F, Fut>(
     row: &table::Model,
     mentor_user: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): Span,
     duration_minutes: i32,
-) -> AppResult<Vec<Span>> {
+    busy: F,
+) -> AppResult<Vec<Span>>
+where
+    F: FnOnce(super::appointments::BusyKey) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Vec<Span>>>,
+{
     let schedule = Schedule::new(row)?;
     let open = schedule.open(from, to);
     let (Some(first), Some(last)) = (open.first(), open.last()) else { return Ok(Vec::new()) };
-    let busy = super::appointments::busy(db, mentor_user, first.0 - schedule.buffer, last.1 + schedule.buffer).await?;
+    let busy = busy((mentor_user, first.0 - schedule.buffer, last.1 + schedule.buffer)).await?;
     let duration = Duration::minutes(duration_minutes.into());
     Ok(schedule.slots(&open, &busy, (from, to), duration, Utc::now()))
 }

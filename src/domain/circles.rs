@@ -130,10 +130,10 @@ pub async fn create(
     let description = c.on(optional_text("input.description", input.description.flatten(), 5000));
     let domain = c.on(text("input.domain", input.domain.as_deref().unwrap_or_default(), 1, 100)).to_lowercase();
     let rules = c.on(optional_text("input.rules", input.rules.flatten(), 5000));
+    let tags = c.on(string_list("input.tags", input.tags.unwrap_or_default(), 20, 50));
+    let avatar = c.on(optional_url("input.avatar", input.avatar.flatten(), 500));
     c.finish()?;
     let identity_id = identity_id.ok_or_else(|| AppError::bad_input("input.identityId", "is required"))?;
-    let tags = string_list("input.tags", input.tags.unwrap_or_default(), 20, 50)?;
-    let avatar = optional_url("input.avatar", input.avatar.flatten(), 500)?;
     let user = super::active_user(db, viewer).await?;
     let identity = own_active_identity(db, &user, identity_id, "input.identityId").await?;
     let avatar = super::uploads::claim_optional(db, storage, user.id, "input.avatar", Some(avatar), CIRCLE_AVATAR)
@@ -213,9 +213,9 @@ pub async fn update(
     let name = c.on(input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose());
     let description = c.on(input.description.map(|v| optional_text("input.description", v, 5000)).transpose());
     let rules = c.on(input.rules.map(|v| optional_text("input.rules", v, 5000)).transpose());
+    let tags = c.on(input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose());
+    let avatar = c.on(input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose());
     c.finish()?;
-    let tags = input.tags.map(|t| string_list("input.tags", t, 20, 50)).transpose()?;
-    let avatar = input.avatar.map(|v| optional_url("input.avatar", v, 500)).transpose()?;
     let (_, circle) = administered(db, viewer, id).await?;
     if circle.status == CircleStatus::Archived {
         return Err(AppError::Conflict { field: None, message: "an archived circle cannot be edited".into() });

@@ -4,7 +4,7 @@ use super::audit::{self, AuditEntry};
 use super::values::{optional_text, optional_url, text};
 use super::write;
 use crate::auth::Viewer;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
 use entity::{circles, domains, user_identities};
 use sea_orm::TransactionTrait;
@@ -92,10 +92,12 @@ pub async fn create(
     input: DomainInput,
     ip: Option<IpAddr>,
 ) -> AppResult<domains::Model> {
-    let name = text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100)?;
-    let code = parse_code(input.code.as_deref().unwrap_or_default())?;
-    let description = optional_text("input.description", input.description, 5000)?;
-    let icon = optional_url("input.icon", input.icon, 500)?;
+    let mut c = Checks::default();
+    let name = c.on(text("input.name", input.name.as_deref().unwrap_or_default(), 1, 100));
+    let code = c.on(parse_code(input.code.as_deref().unwrap_or_default()));
+    let description = c.on(optional_text("input.description", input.description, 5000));
+    let icon = c.on(optional_url("input.icon", input.icon, 500));
+    c.finish()?;
     let admin = super::admin(db, viewer).await?;
     let txn = db.begin().await?;
     let created = write::insert(
@@ -134,10 +136,12 @@ pub async fn update(
     input: DomainInput,
     ip: Option<IpAddr>,
 ) -> AppResult<domains::Model> {
-    let name = input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose()?;
-    let code = input.code.as_deref().map(parse_code).transpose()?;
-    let description = optional_text("input.description", input.description, 5000)?;
-    let icon = optional_url("input.icon", input.icon, 500)?;
+    let mut c = Checks::default();
+    let name = c.on(input.name.as_deref().map(|n| text("input.name", n, 1, 100)).transpose());
+    let code = c.on(input.code.as_deref().map(parse_code).transpose());
+    let description = c.on(optional_text("input.description", input.description, 5000));
+    let icon = c.on(optional_url("input.icon", input.icon, 500));
+    c.finish()?;
     let admin = super::admin(db, viewer).await?;
     let txn = db.begin().await?;
     // A write first: it locks the row on PostgreSQL, and SQLite keeps the transaction's snapshot.

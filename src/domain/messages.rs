@@ -14,7 +14,7 @@ use entity::{circle_members, messages, notifications};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QuerySelect, Select, Set, Statement, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -31,10 +31,12 @@ pub async fn send(
     content: &str,
     message_type: MessageType,
 ) -> AppResult<messages::Model> {
-    let content = text("input.content", content, 1, 5000)?;
+    let mut c = crate::error::Checks::default();
+    let content = c.on(text("input.content", content, 1, 5000));
     if message_type == MessageType::System {
-        return Err(AppError::bad_input("input.messageType", "SYSTEM messages are sent by the platform only"));
+        c.fail("input.messageType", "SYSTEM messages are sent by the platform only");
     }
+    c.finish()?;
     let sender = super::active_user(db, viewer).await?;
     let (to_user_id, circle_id, recipients) = match target {
         Target::User(to) => {
@@ -137,6 +139,19 @@ pub async fn mark_read(db: &DatabaseConnection, viewer: &Viewer, from: Uuid) -> 
     Ok(result)
 }
 
+/// The tags of the two conversation lists' cursors: one list's cursor is refused by the other.
+const PRIVATE_LIST: &str = "conversations";
+const CIRCLE_LIST: &str = "circleConversations";
+
+/// The last message time of the `after` cursor of a conversation list tagged `list`.
+fn after_time(page: &PageRequest, list: &str) -> AppResult<Option<DateTime<Utc>>> {
+    let Some(cursor) = &page.after else { return Ok(None) };
+    match cursor.keys.as_slice() {
+        [SortKey::Time(at)] if cursor.order == list => Ok(Some(*at)),
+        _ => Err(AppError::bad_input("after", format!("not a cursor of `{list}`"))),
+    }
+}
+
 /// One conversation: the other user, the last message, how many of theirs are unread.
 pub struct Conversation {
     pub partner: Uuid,
@@ -162,11 +177,9 @@ pub async fn conversations(
     let backend = db.get_database_backend();
     let mut values: Vec<sea_orm::Value> = vec![me.into(), me.into(), me.into(), me.into()];
     let mut having = String::new();
-    if let Some(cursor) = &page.after {
-        if let Some(SortKey::Time(at)) = cursor.keys.first() {
-            having = " HAVING MAX(created_at) < ? OR (MAX(created_at) = ? AND partner < ?)".into();
-            values.extend([(*at).into(), (*at).into(), cursor.id.into()]);
-        }
+    if let Some(at) = after_time(page, PRIVATE_LIST)? {
+        having = " HAVING MAX(created_at) < ? OR (MAX(created_at) = ? AND partner < ?)".into();
+        values.extend([at.into(), at.into(), page.after.as_ref().map(|c| c.id).into()]);
     }
     let sql = format!(
         "SELECT partner, MAX(created_at) AS last_at, \
@@ -206,7 +219,7 @@ pub async fn conversations(
             let cursor = super::pagination::Cursor {
                 keys: vec![SortKey::Time(row.last_at)],
                 id: row.partner,
-                order: String::new(),
+                order: PRIVATE_LIST.into(),
             }
             .encode();
             out.push((cursor, Conversation { partner: row.partner, last_message, unread: row.unread }));
@@ -247,11 +260,9 @@ pub async fn circle_conversations(
     let backend = db.get_database_backend();
     let mut values: Vec<sea_orm::Value> = vec![me.into(), me.into()];
     let mut having = String::new();
-    if let Some(cursor) = &page.after {
-        if let Some(SortKey::Time(at)) = cursor.keys.first() {
-            having = " HAVING MAX(m.created_at) < ? OR (MAX(m.created_at) = ? AND m.circle_id < ?)".into();
-            values.extend([(*at).into(), (*at).into(), cursor.id.into()]);
-        }
+    if let Some(at) = after_time(page, CIRCLE_LIST)? {
+        having = " HAVING MAX(m.created_at) < ? OR (MAX(m.created_at) = ? AND m.circle_id < ?)".into();
+        values.extend([at.into(), at.into(), page.after.as_ref().map(|c| c.id).into()]);
     }
     let sql = format!(
         "SELECT m.circle_id AS circle_id, MAX(m.created_at) AS last_at, \
@@ -287,7 +298,7 @@ pub async fn circle_conversations(
             let cursor = super::pagination::Cursor {
                 keys: vec![SortKey::Time(row.last_at)],
                 id: row.circle_id,
-                order: String::new(),
+                order: CIRCLE_LIST.into(),
             }
             .encode();
             let conversation =
@@ -298,26 +309,47 @@ pub async fn circle_conversations(
     Ok((out, more))
 }
 
-/// Moves the viewer's read position in a circle's chat to now; returns how many of the others'
-/// messages were unread before.
-pub async fn mark_circle_read(db: &DatabaseConnection, viewer: &Viewer, circle: Uuid) -> AppResult<u64> {
+/// Moves the viewer's read position in a circle's chat to the message `through` (the last one
+/// they saw), or to the circle's latest message; never backwards (two devices marking at once
+/// keep the later position). Returns how many of the others' messages it marked read.
+pub async fn mark_circle_read(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    circle: Uuid,
+    through: Option<Uuid>,
+) -> AppResult<u64> {
     let me = super::active_user(db, viewer).await?.id;
     let member = super::circles::membership(db, circle, me).await?.ok_or_else(|| AppError::not_found("membership"))?;
-    let now = Utc::now();
-    let unread = unread_in(db, &member, now).await?;
-    write::update_many(
+    let mut last = messages::Entity::find().filter(messages::Column::CircleId.eq(circle));
+    last = match through {
+        Some(id) => last.filter(messages::Column::Id.eq(id)),
+        None => last.order_by_desc(messages::Column::CreatedAt),
+    };
+    let Some(position) = last.one(db).await?.map(|m| m.created_at) else {
+        return match through {
+            Some(_) => Err(AppError::bad_input("throughMessageId", "not a message of this circle")),
+            None => Ok(0),
+        };
+    };
+    let unread = unread_in(db, &member, position).await?;
+    let moved = write::update_many(
         db,
         circle_members::Entity::update_many()
-            .col_expr(circle_members::Column::LastReadAt, Expr::value(now))
-            .filter(circle_members::Column::Id.eq(member.id)),
+            .col_expr(circle_members::Column::LastReadAt, Expr::value(position))
+            .filter(circle_members::Column::Id.eq(member.id))
+            .filter(
+                Condition::any()
+                    .add(circle_members::Column::LastReadAt.is_null())
+                    .add(circle_members::Column::LastReadAt.lt(position)),
+            ),
     )
     .await?;
-    Ok(unread)
+    Ok(if moved == 1 { unread } else { 0 })
 }
 
 /// The others' messages in a member's circle after their read position, up to `until`.
 async fn unread_in(db: &DatabaseConnection, member: &circle_members::Model, until: DateTime<Utc>) -> AppResult<u64> {
-    let from = member.last_read_at.filter(|at| *at >= member.joined_at).unwrap_or(member.joined_at);
+    let from = read_from(member);
     Ok(messages::Entity::find()
         .filter(messages::Column::CircleId.eq(member.circle_id))
         .filter(messages::Column::FromUserId.ne(member.user_id))
@@ -330,8 +362,13 @@ async fn unread_in(db: &DatabaseConnection, member: &circle_members::Model, unti
 /// Whether the member has read a message of their circle: their own, or one no later than their
 /// read position.
 pub fn read_by(member: &circle_members::Model, message: &messages::Model) -> bool {
-    message.from_user_id == member.user_id
-        || member.last_read_at.is_some_and(|at| at >= member.joined_at && message.created_at <= at)
+    message.from_user_id == member.user_id || message.created_at <= read_from(member)
+}
+
+/// Where a member's unread circle messages start: the later of their read position and their
+/// (re)joining (what [`READ_FROM`] says in SQL).
+fn read_from(member: &circle_members::Model) -> DateTime<Utc> {
+    member.last_read_at.filter(|at| *at >= member.joined_at).unwrap_or(member.joined_at)
 }
 
 /// `?` placeholders as the backend wants them (`$1, $2, ...` on PostgreSQL).

@@ -7,7 +7,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use crate::auth::Viewer;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Checks};
 use crate::storage::Storage;
 use bytes::Bytes;
 use chrono::{Duration as ChronoDuration, Utc};
@@ -78,20 +78,19 @@ impl ValidUpload {
 /// Checks an upload request against its purpose's rules.
 pub fn validate(input: NewUpload) -> AppResult<ValidUpload> {
     let rules = rules(input.purpose);
+    let mut c = Checks::default();
     let content_type = input.content_type.trim().to_ascii_lowercase();
     if !rules.types.contains(&content_type.as_str()) {
-        return Err(AppError::bad_input(
-            "input.contentType",
-            format!("{} takes {}", input.purpose.as_str(), rules.types.join(", ")),
-        ));
+        c.fail("input.contentType", format!("{} takes {}", input.purpose.as_str(), rules.types.join(", ")));
     }
     if input.byte_size < 1 || input.byte_size as u64 > rules.max_bytes {
-        return Err(AppError::bad_input(
+        c.fail(
             "input.byteSize",
             format!("must be between 1 and {} bytes for {}", rules.max_bytes, input.purpose.as_str()),
-        ));
+        );
     }
-    let file_name = super::values::text("input.fileName", &input.file_name, 1, 255)?;
+    let file_name = c.on(super::values::text("input.fileName", &input.file_name, 1, 255));
+    c.finish()?;
     Ok(ValidUpload { purpose: input.purpose, content_type, byte_size: input.byte_size, file_name })
 }
 

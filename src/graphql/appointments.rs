@@ -326,7 +326,7 @@ impl AppointmentsMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The appointment to confirm.")] id: ID,
-        #[graphql(desc = "Where to meet (an http(s) URL); optional.")] meeting_url: String,
+        #[graphql(desc = "Where to meet: an http(s) URL.")] meeting_url: String,
     ) -> Result<Appointment> {
         let id = id_arg("id", &id)?;
         Ok(Appointment(

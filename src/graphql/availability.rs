@@ -201,7 +201,11 @@ pub async fn slots_of_mentor(
     let Some(identity) = loaders.identities.load_one(identity_id).await.map_err(AppError::from)? else {
         return Ok(Vec::new());
     };
-    let slots = availability::slots(&state(ctx)?.db, &row, identity.user_id, from, to, duration_minutes).await?;
+    let busy = |key| async move {
+        let spans = loaders.busy_times.load_one(key).await.map_err(AppError::from)?;
+        Ok(spans.unwrap_or_default())
+    };
+    let slots = availability::slots(&row, identity.user_id, (from, to), duration_minutes, busy).await?;
     Ok(slots.into_iter().map(|(start, end)| TimeSlot { start, end }).collect())
 }
 

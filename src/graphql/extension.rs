@@ -249,6 +249,7 @@ fn one_error_per_field(errors: Vec<ServerError>) -> Vec<ServerError> {
             out.push(error);
             continue;
         };
+        let before = out.len();
         for entry in fields {
             let Value::Object(entry) = entry else { continue };
             let mut one = error.clone();
@@ -259,6 +260,9 @@ fn one_error_per_field(errors: Vec<ServerError>) -> Vec<ServerError> {
                 one.extensions.get_or_insert_with(Default::default).set("field", field.clone());
             }
             out.push(one);
+        }
+        if out.len() == before {
+            out.push(error);
         }
     }
     out

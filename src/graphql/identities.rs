@@ -223,8 +223,8 @@ impl Mentor {
     /// Free slots of `durationMinutes` (15..240) starting in `[from, to)` (at most 62 days), in
     /// UTC: the schedule's windows minus booked time and its buffer, no sooner than the notice
     /// allows, laid end to end from the start of each free stretch. Empty without a schedule.
-    /// Reads the master's appointments, so it is priced like a page of 50.
-    #[graphql(complexity = "50 + child_complexity")]
+    /// A page of mentors reads every one's appointments in one batch.
+    #[graphql(complexity = "10 + child_complexity")]
     async fn available_slots(
         &self,
         ctx: &Context<'_>,

@@ -256,6 +256,22 @@ where
     }
 }
 
+/// The times people are booked in given ranges (`appointments::busy_many`).
+pub struct BusyTimes(DatabaseConnection);
+
+impl Loader<crate::domain::appointments::BusyKey> for BusyTimes {
+    type Value = Vec<crate::domain::availability::Span>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[crate::domain::appointments::BusyKey],
+    ) -> Result<HashMap<crate::domain::appointments::BusyKey, Self::Value>, Self::Error> {
+        let rows = crate::domain::appointments::busy_many(&self.0, keys).await.map_err(load_error)?;
+        Ok(rows.into_iter().collect())
+    }
+}
+
 /// A loader whose values go through the cache facade (`crate::cache`) under `kind`.
 pub struct Cached<L> {
     inner: L,
@@ -499,6 +515,8 @@ pub struct Loaders {
     pub appointment_history: Uncached<ByColumn<appointment_status_logs::Entity>>,
     /// A master identity's schedule.
     pub availability: Uncached<ById<mentor_availability::Entity>>,
+    /// (user, from, to) -> the times they are booked then, for a page of mentors' free slots.
+    pub busy_times: Uncached<BusyTimes>,
     /// Pages of circles' members, posts (by order) and posts' comments, and their counts.
     pub circle_members: Uncached<Pages<circle_members::Entity>>,
     pub circle_member_counts: Arc<Uncached<Counts<circle_members::Entity>>>,
@@ -589,6 +607,7 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
         comment_likes: by_pair(&db, (comment_likes::Column::UserId, comment_likes::Column::CommentId), None),
         review_likes: by_pair(&db, (review_likes::Column::UserId, review_likes::Column::ReviewId), None),
         availability: by_id(&db),
+        busy_times: Uncached(loader(BusyTimes(db.clone()))),
         appointment_history: by_column(
             &db,
             appointment_status_logs::Column::AppointmentId,

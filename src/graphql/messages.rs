@@ -298,14 +298,17 @@ impl MessagesMutation {
         Ok(messages::mark_read(&state(ctx)?.db, viewer(ctx), from).await? as i64)
     }
 
-    /// Moves your read position in a circle's chat to now; returns how many messages were unread.
+    /// Moves your read position in a circle's chat up to a message (by default its latest; never
+    /// backwards); returns how many of the others' messages that marked read.
     async fn mark_circle_messages_read(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The circle whose chat you have read.")] circle_id: ID,
+        #[graphql(desc = "The last message you saw (default: the circle's latest).")] through_message_id: Option<ID>,
     ) -> Result<i64> {
         let circle = id_arg("circleId", &circle_id)?;
-        Ok(messages::mark_circle_read(&state(ctx)?.db, viewer(ctx), circle).await? as i64)
+        let through = through_message_id.map(|id| id_arg("throughMessageId", &id)).transpose()?;
+        Ok(messages::mark_circle_read(&state(ctx)?.db, viewer(ctx), circle, through).await? as i64)
     }
 
     /// Marks one of your notifications read.

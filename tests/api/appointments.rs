@@ -495,23 +495,33 @@ async fn every_bad_field_of_a_booking_is_reported_at_once() {
     let sam = app.register("sam@example.com").await;
     let mut variables = booking(&ada.identity, Utc::now() - Duration::hours(1), 14);
     variables["i"]["notes"] = json!("x".repeat(2001));
-    let body = app.gql_as(&sam.access, BOOK, variables).await;
-    let errors = body["errors"].as_array().cloned().unwrap_or_default();
-    let mut fields: Vec<(String, String)> = errors
-        .iter()
-        .map(|e| {
-            (
-                e["extensions"]["code"].as_str().unwrap_or_default().to_string(),
-                e["extensions"]["field"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    fields.sort();
+    let fields_of = |body: &Value| {
+        let errors = body["errors"].as_array().cloned().unwrap_or_default();
+        assert!(errors.iter().all(|e| e["path"] == json!(["bookAppointment"])), "{body}");
+        assert!(errors.iter().all(|e| e["extensions"].get("invalid").is_none()), "{body}");
+        let mut fields: Vec<(String, String)> = errors
+            .iter()
+            .map(|e| {
+                (
+                    e["extensions"]["code"].as_str().unwrap_or_default().to_string(),
+                    e["extensions"]["field"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        fields.sort();
+        fields
+    };
     let expected = ["input.appointmentTime", "input.durationMinutes", "input.notes"]
         .map(|f| ("BAD_USER_INPUT".to_string(), f.to_string()));
-    assert_eq!(fields, expected, "{body}");
-    assert!(errors.iter().all(|e| e["path"] == json!(["bookAppointment"])), "{body}");
-    assert!(errors.iter().all(|e| e["extensions"].get("invalid").is_none()), "{body}");
+    let body = app.gql_as(&sam.access, BOOK, variables.clone()).await;
+    assert_eq!(fields_of(&body), expected, "{body}");
+    // The same over WebSocket.
+    let mut socket = ws_connect(&app, Some(&sam.access)).await;
+    let payload = json!({ "query": BOOK, "variables": variables });
+    ws_send(&mut socket, json!({ "id": "1", "type": "subscribe", "payload": payload })).await;
+    let message = next_json(&mut socket).await;
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(fields_of(&message["payload"]), expected, "{message}");
     assert_eq!(app.count("appointments").await, 0);
 
     // Errors async-graphql raises itself (coercion, missing arguments) name the field too.

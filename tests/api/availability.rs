@@ -278,3 +278,45 @@ async fn bad_schedules_and_slot_queries_are_refused_on_their_field_and_change_no
         assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", field), "{body}");
     }
 }
+
+/// A page of mentors with their free slots reads the schedules and the appointments in a fixed
+/// number of statements, however many mentors are on it; each mentor's own booking is removed
+/// from their slots only.
+#[tokio::test]
+async fn a_page_of_mentors_slots_runs_a_fixed_number_of_statements() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
+    let world = app.world().await;
+    let (monday, _) = mondays_around_the_change();
+    let student = app.register("student@example.com").await;
+    let mut mentors = Vec::new();
+    for index in 0..6 {
+        let master = app.master(&world, &format!("m{index}@example.com"), "software").await;
+        let body =
+            app.gql_as(&master.session.access, SET, json!({ "id": master.identity, "i": new_york_mornings() })).await;
+        data(&body);
+        mentors.push(master);
+    }
+    // The first mentor's 14:00 UTC slot is taken.
+    data(&app.gql_as(&student.access, BOOK, booking(&mentors[0].identity, &at(monday, 14))).await);
+    let query = "query($n: Int!, $from: DateTime!, $to: DateTime!) { mentors(first: $n) { edges { node {
+        identity { id } availableSlots(from: $from, to: $to, durationMinutes: 60) { start } } } } }";
+    let vars = |n: i32| json!({ "n": n, "from": monday.to_rfc3339(), "to": (monday + Duration::days(1)).to_rfc3339() });
+    let mut costs = Vec::new();
+    for n in [2, 6] {
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.statements().await;
+            let body = app.gql(query, vars(n)).await;
+            let edges = data(&body)["mentors"]["edges"].as_array().expect("edges").clone();
+            assert_eq!(edges.len(), n as usize, "{body}");
+            for edge in &edges {
+                let slots = edge["node"]["availableSlots"].as_array().expect("slots").len();
+                let booked = edge["node"]["identity"]["id"] == mentors[0].identity.as_str();
+                assert_eq!(slots, if booked { 1 } else { 2 }, "{body}");
+            }
+            fewest = fewest.min(app.statements().await - before);
+        }
+        costs.push(fewest);
+    }
+    assert_eq!(costs[0], costs[1], "statements for 2 and for 6 mentors: {costs:?}");
+}

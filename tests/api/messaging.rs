@@ -327,6 +327,22 @@ async fn circle_conversations_count_each_members_unread_messages() {
     let body = app.gql_as(&owner.access, list, json!({})).await;
     assert_eq!(data(&body)["unreadMessageCount"], 1, "the member's reading moves only their position: {body}");
 
+    // Read up to the last message seen, and never back.
+    let mut sent = Vec::new();
+    for text in ["four", "five"] {
+        let body = app.gql_as(&owner.access, SEND, json!({ "i": { "circleId": circles[0], "content": text } })).await;
+        sent.push(data(&body)["sendMessage"]["id"].as_str().expect("id").to_string());
+    }
+    let through = "mutation($c: ID!, $m: ID) { markCircleMessagesRead(circleId: $c, throughMessageId: $m) }";
+    let body = app.gql_as(&member.access, through, json!({ "c": circles[0], "m": sent[0] })).await;
+    assert_eq!(data(&body)["markCircleMessagesRead"], 1, "{body}");
+    let body = app.gql_as(&member.access, through, json!({ "c": circles[0], "m": sent[0] })).await;
+    assert_eq!(data(&body)["markCircleMessagesRead"], 0, "already read: {body}");
+    let body = app.gql_as(&member.access, list, json!({})).await;
+    assert_eq!(data(&body)["unreadMessageCount"], 1, "five is still unread: {body}");
+    let other = app.gql_as(&member.access, through, json!({ "c": circles[1], "m": sent[1] })).await;
+    assert_eq!((error_code(&other), error_field(&other)), ("BAD_USER_INPUT", "throughMessageId"), "{other}");
+
     // Paging, and the refusals.
     let page =
         "{ circleConversations(first: 1) { edges { cursor node { circle { name } } } pageInfo { hasNextPage } } }";
@@ -335,8 +351,15 @@ async fn circle_conversations_count_each_members_unread_messages() {
     let cursor = data(&body)["circleConversations"]["edges"][0]["cursor"].as_str().expect("cursor").to_string();
     let next = "query($a: String) { circleConversations(first: 1, after: $a) { edges { node { circle { name } } } pageInfo { hasNextPage } } }";
     let body = app.gql_as(&member.access, next, json!({ "a": cursor })).await;
-    assert_eq!(data(&body)["circleConversations"]["edges"][0]["node"]["circle"]["name"], "First", "{body}");
+    assert_eq!(
+        data(&body)["circleConversations"]["edges"][0]["node"]["circle"]["name"],
+        "Second",
+        "First moved up: {body}"
+    );
     assert_eq!(data(&body)["circleConversations"]["pageInfo"]["hasNextPage"], false, "{body}");
+    let private = "query($a: String) { conversations(first: 1, after: $a) { edges { cursor } } }";
+    let body = app.gql_as(&member.access, private, json!({ "a": cursor })).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "after"), "another list's cursor: {body}");
     let outsider = app.register("outsider@example.com").await;
     let body = app.gql_as(&outsider.access, mark, json!({ "c": circles[0] })).await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body}");
