@@ -71,18 +71,9 @@ pub async fn parties(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -
     Ok(Some(Parties { appointment, mentor_user: identity.user_id }))
 }
 
-/// The appointment if the viewer is one of its two sides (admins too); `None` for everyone else.
-pub async fn get(
-    db: &(impl ConnectionTrait + TransactionTrait),
-    viewer: &Viewer,
-    id: Uuid,
-) -> AppResult<Option<appointments::Model>> {
-    let user_id = viewer.require()?;
-    let Some(parties) = parties(db, id).await? else { return Ok(None) };
-    if parties.side_of(user_id).is_some() || super::is_admin(viewer) {
-        return Ok(Some(parties.appointment));
-    }
-    Ok(None)
+/// Whether the viewer sees an appointment: one of its two sides, or an admin.
+pub fn visible_to(viewer: &Viewer, parties: &Parties) -> bool {
+    viewer.user_id().is_some_and(|user_id| parties.side_of(user_id).is_some()) || super::is_admin(viewer)
 }
 
 fn price(rate: Decimal, minutes: i32) -> Decimal {

@@ -375,6 +375,15 @@ where
     cached_first_page(cache, list, page, load).await
 }
 
+/// Whether the viewer sees a review by id: active ones everyone, hidden ones admins.
+pub fn visible_to(viewer: &Viewer, review: &reviews::Model) -> bool {
+    match review.status {
+        ContentStatus::Active => true,
+        ContentStatus::Hidden => super::is_admin(viewer),
+        ContentStatus::Deleted => false,
+    }
+}
+
 pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<reviews::Model>> {
     Ok(reviews::Entity::find_by_id(id).one(db).await?)
 }

@@ -219,6 +219,23 @@ pub struct UpdateReviewInput {
     pub content: MaybeUndefined<String>,
 }
 
+/// A review the viewer may see, through the batched loader (a list of notifications opens its
+/// targets in one statement).
+pub async fn review_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Review>> {
+    let review = loaders(ctx)?.reviews.load_one(id).await.map_err(AppError::from)?;
+    Ok(review.filter(|r| reviews::visible_to(viewer(ctx), r)).map(Review))
+}
+
+/// An appointment the viewer takes part in (or any, for admins), through the batched loaders.
+pub async fn appointment_by_id(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Option<Appointment>> {
+    let loaders = loaders(ctx)?;
+    let Some(appointment) = loaders.appointments.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
+    let identity = loaders.identities.load_one(appointment.mentor_id).await.map_err(AppError::from)?;
+    let mentor_user = super::present(identity, "appointment mentor")?.user_id;
+    let parties = appointments::Parties { appointment, mentor_user };
+    Ok(appointments::visible_to(viewer(ctx), &parties).then_some(Appointment(parties.appointment)))
+}
+
 /// Reviews of a course (COURSE) or mentor (MENTOR and APPOINTMENT) as a connection.
 pub async fn review_connection(
     ctx: &Context<'_>,
@@ -254,13 +271,7 @@ impl AppointmentsQuery {
         #[graphql(desc = "The review's id.")] id: ID,
     ) -> Result<Option<Review>> {
         let id = id_arg("id", &id)?;
-        let found = reviews::find(&state(ctx)?.db, id).await?;
-        let visible = found.filter(|r| match r.status {
-            ContentStatus::Active => true,
-            ContentStatus::Hidden => crate::domain::is_admin(viewer(ctx)),
-            ContentStatus::Deleted => false,
-        });
-        Ok(visible.map(Review))
+        review_by_id(ctx, id).await
     }
 
     /// An appointment you are part of (null otherwise).
@@ -270,7 +281,8 @@ impl AppointmentsQuery {
         #[graphql(desc = "The appointment's id.")] id: ID,
     ) -> Result<Option<Appointment>> {
         let id = id_arg("id", &id)?;
-        Ok(appointments::get(&state(ctx)?.db, viewer(ctx), id).await?.map(Appointment))
+        viewer(ctx).require()?;
+        appointment_by_id(ctx, id).await
     }
 
     /// Your appointments as student (default) or as mentor, latest first.

@@ -491,6 +491,9 @@ pub struct Loaders {
     pub published_courses_by_mentor: CachedLoader<NewestByColumn<courses::Entity>>,
     pub course_stats: CachedLoader<ById<course_stats::Entity>>,
     pub contents: Uncached<ById<course_contents::Entity>>,
+    /// By id, for `review(id)`, `appointment(id)` and notification targets.
+    pub reviews: Uncached<ById<reviews::Entity>>,
+    pub appointments: Uncached<ById<appointments::Entity>>,
     pub contents_by_course: CachedLoader<ByColumn<course_contents::Entity>>,
     /// (user, course) -> learning record
     pub enrollments: Uncached<ByPair<learning_records::Entity>>,
@@ -567,6 +570,8 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
         ),
         course_stats: cached(ById(db.clone(), PhantomData), cache, Kind::CourseStats),
         contents: by_id(&db),
+        reviews: by_id(&db),
+        appointments: by_id(&db),
         contents_by_course: cached(
             ByColumn {
                 db: db.clone(),

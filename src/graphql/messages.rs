@@ -137,9 +137,9 @@ impl Notification {
         self.0.related_id.map(|id| ID(id.to_string()))
     }
     /// The object it is about, typed (a Post, Appointment, Circle, Review or Identity; ask with
-    /// `... on Post { id }`): null when it is gone or no longer visible to you. Priced like a
-    /// small page: some kinds are read one by one.
-    #[graphql(complexity = "5 + child_complexity")]
+    /// `... on Post { id }`): null when it is gone or no longer visible to you. A page of
+    /// notifications reads its targets in one batch per kind.
+    #[graphql(complexity = "1 + child_complexity")]
     async fn target(&self, ctx: &Context<'_>) -> Result<Option<super::node::Node>> {
         let (Some(id), Some(table)) =
             (self.0.related_id, super::node::Table::of_notification(&self.0.notification_type))

@@ -5,7 +5,7 @@
 //! `course(id)`, ...): `node` shows nothing those would not.
 
 use super::accounts::User;
-use super::appointments::{Appointment, AppointmentsQuery, Review};
+use super::appointments::{Appointment, Review};
 use super::circles::{Circle, CirclesQuery, Comment, Post};
 use super::context::{loaders, state, viewer};
 use super::courses::{Course, CourseContent, CoursesQuery};
@@ -171,8 +171,8 @@ pub async fn resolve(ctx: &Context<'_>, table: Table, id: Uuid) -> Result<Option
             crate::domain::posts::visible(db, viewer, post).await?.map(|p| Node::Post(Post(p)))
         }
         Table::Comments => CirclesQuery.comment(ctx, raw).await?.map(Node::Comment),
-        Table::Reviews => AppointmentsQuery.review(ctx, raw).await?.map(Node::Review),
-        Table::Appointments => AppointmentsQuery.appointment(ctx, raw).await?.map(Node::Appointment),
+        Table::Reviews => super::appointments::review_by_id(ctx, id).await?.map(Node::Review),
+        Table::Appointments => super::appointments::appointment_by_id(ctx, id).await?.map(Node::Appointment),
         Table::Notifications => {
             let Some(user_id) = viewer.optional()? else { return Ok(None) };
             let row = entity::notifications::Entity::find_by_id(id).one(db).await?;

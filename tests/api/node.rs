@@ -76,3 +76,40 @@ async fn a_notification_opens_its_target_and_node_finds_what_you_may_see() {
     let body = app.gql(NODE, json!({ "id": content })).await;
     assert_eq!(data(&body)["node"]["__typename"], "CourseContent");
 }
+
+/// A page of notifications opens its targets (appointments, with the visibility check of
+/// `appointment(id)`) in a fixed number of statements, however long the page.
+#[tokio::test]
+async fn a_page_of_notification_targets_runs_a_fixed_number_of_statements() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    for index in 0..6 {
+        let student = app.register(&format!("s{index}@example.com")).await;
+        let at = (Utc::now() + Duration::days(3 + index)).format("%Y-%m-%dT10:00:00Z").to_string();
+        let body = app
+            .gql_as(
+                &student.access,
+                "mutation($i: BookAppointmentInput!) { bookAppointment(input: $i) { id } }",
+                json!({ "i": { "mentorId": ada.identity, "appointmentTime": at, "durationMinutes": 60 } }),
+            )
+            .await;
+        data(&body);
+    }
+    let query = "query($n: Int!) { notifications(first: $n) { edges { node {
+        target { __typename ... on Appointment { id status student { id } } } } } } }";
+    let mut costs = Vec::new();
+    for n in [2, 6] {
+        let mut fewest = u64::MAX;
+        for _ in 0..3 {
+            let before = app.statements().await;
+            let body = app.gql_as(&ada.session.access, query, json!({ "n": n })).await;
+            let edges = data(&body)["notifications"]["edges"].as_array().expect("edges").clone();
+            assert_eq!(edges.len(), n as usize, "{body}");
+            assert!(edges.iter().all(|e| e["node"]["target"]["status"] == "PENDING"), "{body}");
+            fewest = fewest.min(app.statements().await - before);
+        }
+        costs.push(fewest);
+    }
+    assert_eq!(costs[0], costs[1], "statements for 2 and for 6 targets: {costs:?}");
+}
