@@ -245,7 +245,7 @@ UploadPurpose {
     CircleAvatar = "circle_avatar",
     /// A course's cover image (public; 1280 px).
     CourseCover = "course_cover",
-    /// A course content's video or file (free contents public, paid ones for students only).
+    /// A course content's video or file (private: signed URLs for those the content is open to).
     CourseMedia = "course_media",
     /// An image of a post (public).
     PostImage = "post_image",

@@ -403,18 +403,32 @@ async fn editable(db: &DatabaseConnection, viewer: &Viewer, course_id: Uuid) -> 
     Ok(owned)
 }
 
+/// A content's media: an external URL, or a READY COURSE_MEDIA upload of the course's master
+/// (private: read through signed URLs by those the content is open to).
+async fn media(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    user_id: Uuid,
+    value: Option<Option<String>>,
+) -> AppResult<Option<Option<String>>> {
+    let purpose = entity::enums::UploadPurpose::CourseMedia;
+    super::uploads::claim_optional(db, storage, user_id, "input.contentUrl", value, purpose).await
+}
+
 /// Appends a content item at the end of the course.
 #[tracing::instrument(name = "courses.add_content", skip_all, fields(course = %course_id))]
 pub async fn add_content(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     course_id: Uuid,
     input: ContentInput,
 ) -> AppResult<course_contents::Model> {
-    let input = validate_content(input, true)?;
-    let title = input.title.ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
+    let mut input = validate_content(input, true)?;
+    let title = input.title.clone().ok_or_else(|| AppError::bad_input("input.title", "is required"))?;
     let content_type = input.content_type.ok_or_else(|| AppError::bad_input("input.contentType", "is required"))?;
-    editable(db, viewer, course_id).await?;
+    let owned = editable(db, viewer, course_id).await?;
+    input.content_url = media(db, storage, owned.identity.user_id, input.content_url).await?;
     let txn = db.begin().await?;
     lock_course(&txn, course_id).await?;
     let count =
@@ -454,12 +468,14 @@ async fn content_of_viewer(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -
 #[tracing::instrument(name = "courses.update_content", skip_all, fields(content = %id))]
 pub async fn update_content(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     id: Uuid,
     input: ContentInput,
 ) -> AppResult<course_contents::Model> {
-    let input = validate_content(input, false)?;
+    let mut input = validate_content(input, false)?;
     let content = content_of_viewer(db, viewer, id).await?;
+    input.content_url = media(db, storage, viewer.require()?, input.content_url).await?;
     let mut active: course_contents::ActiveModel = content.into();
     if let Some(v) = input.title {
         active.title = Set(v);

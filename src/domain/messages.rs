@@ -24,20 +24,35 @@ pub enum Target {
 }
 
 #[tracing::instrument(name = "messages.send", skip_all)]
+/// An IMAGE or FILE message's content is the file's URL: a READY MESSAGE_FILE upload of the
+/// sender's (private: read through signed URLs by the message's parties) or an external http(s)
+/// URL.
 pub async fn send(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     target: Target,
     content: &str,
     message_type: MessageType,
 ) -> AppResult<messages::Model> {
     let mut c = crate::error::Checks::default();
-    let content = c.on(text("input.content", content, 1, 5000));
+    let file = matches!(message_type, MessageType::Image | MessageType::File);
+    let content = if file {
+        c.on(super::values::url("input.content", content, 1000))
+    } else {
+        c.on(text("input.content", content, 1, 5000))
+    };
     if message_type == MessageType::System {
         c.fail("input.messageType", "SYSTEM messages are sent by the platform only");
     }
     c.finish()?;
     let sender = super::active_user(db, viewer).await?;
+    let content = if file {
+        let purposes = [entity::enums::UploadPurpose::MessageFile];
+        super::uploads::claim(db, storage, sender.id, "input.content", &content, &purposes).await?
+    } else {
+        content
+    };
     let (to_user_id, circle_id, recipients) = match target {
         Target::User(to) => {
             if to == sender.id {
@@ -147,7 +162,8 @@ const CIRCLE_LIST: &str = "circleConversations";
 fn after_time(page: &PageRequest, list: &str) -> AppResult<Option<DateTime<Utc>>> {
     let Some(cursor) = &page.after else { return Ok(None) };
     match cursor.keys.as_slice() {
-        [SortKey::Time(at)] if cursor.order == list => Ok(Some(*at)),
+        // An empty tag: a cursor issued before the tags existed.
+        [SortKey::Time(at)] if cursor.order == list || cursor.order.is_empty() => Ok(Some(*at)),
         _ => Err(AppError::bad_input("after", format!("not a cursor of `{list}`"))),
     }
 }
@@ -331,24 +347,34 @@ pub async fn mark_circle_read(
             None => Ok(0),
         };
     };
-    let unread = unread_in(db, &member, position).await?;
-    let moved = write::update_many(
-        db,
+    // The membership row is written first (locking it on PostgreSQL, the writer on SQLite), then
+    // read again: two marks at once count from the position the other left, never twice.
+    let txn = db.begin().await?;
+    let lock = circle_members::Entity::update_many()
+        .col_expr(circle_members::Column::LastReadAt, Expr::col(circle_members::Column::LastReadAt).into())
+        .filter(circle_members::Column::Id.eq(member.id));
+    write::update_many(&txn, lock).await?;
+    let member = circle_members::Entity::find_by_id(member.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("membership"))?;
+    if member.last_read_at.is_some_and(|at| at >= position) {
+        return Ok(0);
+    }
+    let unread = unread_in(&txn, &member, position).await?;
+    write::update_many(
+        &txn,
         circle_members::Entity::update_many()
             .col_expr(circle_members::Column::LastReadAt, Expr::value(position))
-            .filter(circle_members::Column::Id.eq(member.id))
-            .filter(
-                Condition::any()
-                    .add(circle_members::Column::LastReadAt.is_null())
-                    .add(circle_members::Column::LastReadAt.lt(position)),
-            ),
+            .filter(circle_members::Column::Id.eq(member.id)),
     )
     .await?;
-    Ok(if moved == 1 { unread } else { 0 })
+    txn.commit().await?;
+    Ok(unread)
 }
 
 /// The others' messages in a member's circle after their read position, up to `until`.
-async fn unread_in(db: &DatabaseConnection, member: &circle_members::Model, until: DateTime<Utc>) -> AppResult<u64> {
+async fn unread_in(db: &impl ConnectionTrait, member: &circle_members::Model, until: DateTime<Utc>) -> AppResult<u64> {
     let from = read_from(member);
     Ok(messages::Entity::find()
         .filter(messages::Column::CircleId.eq(member.circle_id))

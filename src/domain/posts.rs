@@ -209,14 +209,16 @@ pub async fn update(
     content: Option<String>,
     media: Option<Vec<String>>,
 ) -> AppResult<posts::Model> {
-    let content = content.as_deref().map(|c| text("input.content", c, 1, MAX_POST_CHARS)).transpose()?;
+    let mut c = Checks::default();
+    let content = c.on(content.as_deref().map(|raw| text("input.content", raw, 1, MAX_POST_CHARS)).transpose());
     let user = super::active_user(db, viewer).await?;
     let post =
         find(db, id).await?.filter(|p| p.status == ContentStatus::Active).ok_or_else(|| AppError::not_found("post"))?;
     if post.user_id != user.id {
         return Err(AppError::forbidden("only the author edits a post"));
     }
-    let media = media.map(|m| validate_media(post.post_type, m)).transpose()?;
+    let media = c.on(media.map(|m| validate_media(post.post_type, m)).transpose());
+    c.finish()?;
     let mut active: posts::ActiveModel = post.into();
     if let Some(v) = content {
         active.content = Set(v);
@@ -386,7 +388,8 @@ pub async fn add_comment(
     input: NewComment,
     fanout: bool,
 ) -> AppResult<comments::Model> {
-    let content = text("input.content", &input.content, 1, MAX_COMMENT_CHARS)?;
+    let mut c = Checks::default();
+    let content = c.on(text("input.content", &input.content, 1, MAX_COMMENT_CHARS));
     let post = find(db, input.post_id)
         .await?
         .filter(|p| p.status == ContentStatus::Active)
@@ -400,13 +403,15 @@ pub async fn add_comment(
                 .filter(|c| c.status != ContentStatus::Hidden)
                 .ok_or_else(|| AppError::not_found("comment"))?;
             if parent.post_id != post.id {
-                return Err(AppError::bad_input("input.parentId", "the parent comment belongs to another post"));
+                c.fail("input.parentId", "the parent comment belongs to another post");
             }
             Some(parent)
         }
     };
     let (user, _) = acting_member(db, viewer, post.circle_id).await?;
-    let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
+    let identity = c.on(own_active_identity(db, &user, input.identity_id, "input.identityId").await.map(Some));
+    c.finish()?;
+    let Some(identity) = identity else { return Err(AppError::bad_input("input.identityId", "is required")) };
     let txn = db.begin().await?;
     let counted = write::update_many(
         &txn,

@@ -42,7 +42,7 @@ pub fn rules(purpose: UploadPurpose) -> Rules {
         P::Avatar | P::CircleAvatar => Rules { types: IMAGES, max_bytes: 5 * MB, variants: &[64, 256], private: false },
         P::CourseCover => Rules { types: IMAGES, max_bytes: 10 * MB, variants: &[320, 1280], private: false },
         P::PostImage => Rules { types: IMAGES, max_bytes: 10 * MB, variants: &[320, 1280], private: false },
-        P::CourseMedia => Rules { types: MEDIA, max_bytes: 500 * MB, variants: &[1280], private: false },
+        P::CourseMedia => Rules { types: MEDIA, max_bytes: 500 * MB, variants: &[1280], private: true },
         P::IdentityDocument => Rules { types: DOCUMENTS, max_bytes: 10 * MB, variants: &[], private: true },
         P::MessageFile => Rules { types: MEDIA, max_bytes: 25 * MB, variants: &[], private: true },
     }
@@ -522,8 +522,7 @@ pub async fn claim_optional(
 }
 
 /// Deletes PENDING and REJECTED uploads older than a day, and READY ones nothing used within a
-/// day (files and rows). Course media and message files have no row that claims them yet, so a
-/// READY one is kept.
+/// day (files and rows; a course content, a message, a profile... claims its file).
 pub async fn sweep(db: &DatabaseConnection, storage: &Storage) -> AppResult<u64> {
     let day_ago = Utc::now() - ChronoDuration::hours(24);
     let claimable = [
@@ -532,6 +531,8 @@ pub async fn sweep(db: &DatabaseConnection, storage: &Storage) -> AppResult<u64>
         UploadPurpose::CourseCover,
         UploadPurpose::PostImage,
         UploadPurpose::IdentityDocument,
+        UploadPurpose::MessageFile,
+        UploadPurpose::CourseMedia,
     ];
     let stale = sea_orm::Condition::all().add(uploads::Column::CreatedAt.lt(day_ago)).add(
         sea_orm::Condition::any()

@@ -233,9 +233,14 @@ impl CourseContent {
     async fn locked(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(!self.unlocked(ctx).await?)
     }
-    /// Null while locked.
+    /// Null while locked. A file uploaded here (COURSE_MEDIA) is a signed URL that works for a
+    /// short while; ask again for a fresh one.
     async fn content_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        Ok(if self.unlocked(ctx).await? { self.0.content_url.clone() } else { None })
+        if !self.unlocked(ctx).await? {
+            return Ok(None);
+        }
+        let storage = &state(ctx)?.storage;
+        Ok(self.0.content_url.as_deref().map(|url| crate::domain::uploads::readable_url(storage, url)))
     }
     /// Null while locked.
     async fn content_text(&self, ctx: &Context<'_>) -> Result<Option<String>> {
@@ -527,7 +532,8 @@ impl CoursesMutation {
             duration_minutes: Some(input.duration_minutes),
             is_free: input.is_free,
         };
-        Ok(CourseContent(courses::add_content(&state(ctx)?.db, viewer(ctx), course_id, input).await?))
+        let state = state(ctx)?;
+        Ok(CourseContent(courses::add_content(&state.db, &state.storage, viewer(ctx), course_id, input).await?))
     }
 
     /// The master edits a content item.
@@ -546,7 +552,8 @@ impl CoursesMutation {
             duration_minutes: maybe_undefined(input.duration_minutes),
             is_free: input.is_free,
         };
-        Ok(CourseContent(courses::update_content(&state(ctx)?.db, viewer(ctx), id, input).await?))
+        let state = state(ctx)?;
+        Ok(CourseContent(courses::update_content(&state.db, &state.storage, viewer(ctx), id, input).await?))
     }
 
     /// Removes a content item; the others close the gap.

@@ -25,9 +25,13 @@ impl Message {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    /// The text, or the file's URL for IMAGE and FILE messages.
-    async fn content(&self) -> &str {
-        &self.0.content
+    /// The text, or the file's URL for IMAGE and FILE messages (a file uploaded here: a signed URL
+    /// that works for a short while; ask again for a fresh one).
+    async fn content(&self, ctx: &Context<'_>) -> Result<String> {
+        if matches!(self.0.message_type, MessageType::Image | MessageType::File) {
+            return Ok(crate::domain::uploads::readable_url(&state(ctx)?.storage, &self.0.content));
+        }
+        Ok(self.0.content.clone())
     }
     /// TEXT, IMAGE, FILE or SYSTEM.
     async fn message_type(&self) -> MessageType {
@@ -138,7 +142,8 @@ impl Notification {
     }
     /// The object it is about, typed (a Post, Appointment, Circle, Review or Identity; ask with
     /// `... on Post { id }`): null when it is gone or no longer visible to you. A page of
-    /// notifications reads its targets in one batch per kind.
+    /// notifications reads its targets in one batch per kind (a hidden post, shown to moderators
+    /// only, checks its circle's moderators on its own).
     #[graphql(complexity = "1 + child_complexity")]
     async fn target(&self, ctx: &Context<'_>) -> Result<Option<super::node::Node>> {
         let (Some(id), Some(table)) =
@@ -284,7 +289,9 @@ impl MessagesMutation {
         if let Some(user) = viewer(ctx).user_id() {
             crate::admission::limits::message(state(ctx)?, user).await?;
         }
-        let message = messages::send(&state(ctx)?.db, viewer(ctx), target, &input.content, input.message_type).await?;
+        let state = state(ctx)?;
+        let message =
+            messages::send(&state.db, &state.storage, viewer(ctx), target, &input.content, input.message_type).await?;
         Ok(Message(message))
     }
 

@@ -412,3 +412,87 @@ async fn a_users_daily_uploads_are_counted_in_the_rate_limits() {
         .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 }
+
+/// FILE and IMAGE messages take the sender's READY MESSAGE_FILE upload (private): the parties read
+/// it through a fresh signed URL; another person's upload, a pending one, another purpose or
+/// something that is not a URL is refused and sends nothing.
+#[tokio::test]
+async fn file_messages_carry_private_uploads_the_parties_read_through_signed_urls() {
+    let app = spawn_storage(&[]).await;
+    let ann = app.register("ann@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let upload = app.uploaded(&ann.access, "MESSAGE_FILE", "application/pdf", pdf.clone()).await;
+    assert_eq!(upload["status"], "READY", "{upload}");
+    let url = upload["url"].as_str().expect("url").to_string();
+    let send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id content messageType } }";
+    let file = |content: &str| json!({ "i": { "toUserId": bob.user_id, "content": content, "messageType": "FILE" } });
+    let body = app.gql_as(&ann.access, send, file(&url)).await;
+    assert_eq!(data(&body)["sendMessage"]["messageType"], "FILE", "{body}");
+    let read = "query($u: ID!) { messages(withUserId: $u) { edges { node { content messageType } } } }";
+    let body = app.gql_as(&bob.access, read, json!({ "u": ann.user_id })).await;
+    let content = data(&body)["messages"]["edges"][0]["node"]["content"].as_str().expect("content").to_string();
+    assert!(content.contains("sig="), "the recipient gets a signed URL: {content}");
+    let served = app.fetch(&content).await;
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.bytes().await.unwrap().to_vec(), pdf);
+    let (unsigned, _) = content.split_once('?').expect("query");
+    assert_eq!(app.fetch(unsigned).await.status().as_u16(), 403, "not without the signature");
+
+    let before = app.count("messages").await;
+    let bobs = app.uploaded(&bob.access, "MESSAGE_FILE", "application/pdf", pdf.clone()).await;
+    let body = app.gql_as(&ann.access, send, file(bobs["url"].as_str().expect("url"))).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.content"), "{body}");
+    let avatar = app.uploaded(&ann.access, "AVATAR", "image/png", png(80, 80)).await;
+    let body = app.gql_as(&ann.access, send, file(avatar["url"].as_str().expect("url"))).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.content"), "another purpose: {body}");
+    let body = app.gql_as(&ann.access, send, file("not a url")).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.content"), "{body}");
+    assert_eq!(app.count("messages").await, before, "nothing sent");
+    // An external file link stays allowed, as elsewhere.
+    let body = app.gql_as(&ann.access, send, file("https://files.example.com/notes.pdf")).await;
+    assert_eq!(data(&body)["sendMessage"]["content"], "https://files.example.com/notes.pdf", "{body}");
+}
+
+/// A course content's media is a READY COURSE_MEDIA upload of the course's master (private): the
+/// master and enrolled students read it through a signed URL, others get nothing while it is
+/// locked; another person's upload is refused.
+#[tokio::test]
+async fn course_media_is_read_through_signed_urls_by_those_the_content_is_open_to() {
+    let app = spawn_storage(&[]).await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let course = app.course(&ada, None, 1, true).await;
+    let pdf = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let upload = app.uploaded(&ada.session.access, "COURSE_MEDIA", "application/pdf", pdf.clone()).await;
+    assert_eq!(upload["status"], "READY", "{upload}");
+    let add =
+        "mutation($c: ID!, $i: AddCourseContentInput!) { addCourseContent(courseId: $c, input: $i) { id contentUrl } }";
+    let input =
+        |url: &str| json!({ "c": course, "i": { "title": "Slides", "contentType": "ASSIGNMENT", "contentUrl": url } });
+    let body = app.gql_as(&ada.session.access, add, input(upload["url"].as_str().expect("url"))).await;
+    let content = data(&body)["addCourseContent"]["id"].as_str().expect("content").to_string();
+    let own = data(&body)["addCourseContent"]["contentUrl"].as_str().expect("the master reads it").to_string();
+    assert!(own.contains("sig="), "{own}");
+
+    let read = "query($id: ID!) { node(id: $id) { ... on CourseContent { contentUrl } } }";
+    let student = app.register("student@example.com").await;
+    let body = app.gql_as(&student.access, read, json!({ "id": content })).await;
+    assert!(data(&body)["node"]["contentUrl"].is_null(), "locked before enrolling: {body}");
+    data(
+        &app.gql_as(&student.access, "mutation($c: ID!) { enroll(courseId: $c) { id } }", json!({ "c": course })).await,
+    );
+    let body = app.gql_as(&student.access, read, json!({ "id": content })).await;
+    let url = data(&body)["node"]["contentUrl"].as_str().expect("open once enrolled").to_string();
+    let served = app.fetch(&url).await;
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.bytes().await.unwrap().to_vec(), pdf);
+    let (unsigned, _) = url.split_once('?').expect("signed");
+    assert_eq!(app.fetch(unsigned).await.status().as_u16(), 403, "not without the signature");
+
+    let theirs = app.uploaded(&student.access, "COURSE_MEDIA", "application/pdf", pdf).await;
+    let before = app.count("course_contents").await;
+    let body = app.gql_as(&ada.session.access, add, input(theirs["url"].as_str().expect("url"))).await;
+    assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.contentUrl"), "{body}");
+    assert_eq!(app.count("course_contents").await, before);
+}
