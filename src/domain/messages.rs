@@ -168,6 +168,11 @@ fn after_time(page: &PageRequest, list: &str) -> AppResult<Option<DateTime<Utc>>
     }
 }
 
+/// The cursor of a conversation list's row tagged `list`: its last message time and its id.
+fn list_cursor(list: &str, at: DateTime<Utc>, id: Uuid) -> String {
+    super::pagination::Cursor { keys: vec![SortKey::Time(at)], id, order: list.into() }.encode()
+}
+
 /// One conversation: the other user, the last message, how many of theirs are unread.
 pub struct Conversation {
     pub partner: Uuid,
@@ -232,12 +237,7 @@ pub async fn conversations(
             .one(db)
             .await?;
         if let Some(last_message) = last {
-            let cursor = super::pagination::Cursor {
-                keys: vec![SortKey::Time(row.last_at)],
-                id: row.partner,
-                order: PRIVATE_LIST.into(),
-            }
-            .encode();
+            let cursor = list_cursor(PRIVATE_LIST, row.last_at, row.partner);
             out.push((cursor, Conversation { partner: row.partner, last_message, unread: row.unread }));
         }
     }
@@ -311,12 +311,7 @@ pub async fn circle_conversations(
             .filter(|m| m.circle_id == Some(row.circle_id) && m.created_at == row.last_at)
             .max_by_key(|m| m.id);
         if let Some(last_message) = last {
-            let cursor = super::pagination::Cursor {
-                keys: vec![SortKey::Time(row.last_at)],
-                id: row.circle_id,
-                order: CIRCLE_LIST.into(),
-            }
-            .encode();
+            let cursor = list_cursor(CIRCLE_LIST, row.last_at, row.circle_id);
             let conversation =
                 CircleConversation { circle: row.circle_id, last_message: last_message.clone(), unread: row.unread };
             out.push((cursor, conversation));
