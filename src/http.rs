@@ -719,6 +719,8 @@ struct Signed {
     expires: Option<u64>,
     size: Option<u64>,
     sig: Option<String>,
+    /// A free course content whose media this is (its stable URL, see `uploads::free_media_url`).
+    free: Option<String>,
 }
 
 fn media_error(status: StatusCode, message: &str) -> Response {
@@ -726,44 +728,90 @@ fn media_error(status: StatusCode, message: &str) -> Response {
 }
 
 /// A stored file: public keys to anyone (cacheable for a year: a key is never rewritten with other
-/// content once READY), private keys only with a valid, unexpired signature.
+/// content once READY), private keys only with a valid, unexpired signature, or as the media of a
+/// free course content while it is free (`?free=<content id>`). One `Range` of bytes
+/// is answered 206 (players seek in videos, downloads resume); several, or a `Range` under
+/// `If-Range`, get the whole file (RFC 9110 lets a server ignore them); none of it exists: 416.
 async fn media_get(
     State(state): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(signed): Query<Signed>,
+    headers: HeaderMap,
 ) -> Response {
+    use crate::storage::ByteRange;
     let storage = &state.app.storage;
     if !crate::storage::valid_key(&key) {
         return media_error(StatusCode::NOT_FOUND, "no such file");
     }
     let private = key.starts_with("private/");
+    let mut cache = if private { "private, no-store" } else { "public, max-age=31536000, immutable" };
     if private {
-        let ok = match (signed.expires, signed.sig.as_deref()) {
-            (Some(expires), Some(sig)) => storage.verify_read(&key, expires, sig),
+        let ok = match (signed.expires, signed.sig.as_deref(), signed.free.as_deref()) {
+            (Some(expires), Some(sig), _) => storage.verify_read(&key, expires, sig),
+            (_, _, Some(content)) => {
+                // Cacheable, but not for long: the content may stop being free.
+                cache = "public, max-age=600";
+                match crate::domain::uploads::is_free_media(&state.app.db, content, &key).await {
+                    Ok(free) => free,
+                    Err(error) => {
+                        tracing::error!(error = ?error, "free media check failed");
+                        return media_error(StatusCode::INTERNAL_SERVER_ERROR, "the check failed");
+                    }
+                }
+            }
             _ => false,
         };
         if !ok {
             return media_error(StatusCode::FORBIDDEN, "a valid, unexpired signature is required");
         }
     }
-    match storage.stream(&key).await {
-        Ok(Some(object)) => {
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(value) if !headers.contains_key(header::IF_RANGE) => ByteRange::parse(value),
+        _ => None,
+    };
+    let read = match range {
+        None => storage.stream(&key).await.map(|found| found.map(|object| (object, None))),
+        Some(range) => match storage.size(&key).await {
+            Ok(Some(size)) => match range.within(size) {
+                None => {
+                    let mut response =
+                        media_error(StatusCode::RANGE_NOT_SATISFIABLE, "the range is past the file's end");
+                    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                        response.headers_mut().insert(header::CONTENT_RANGE, value);
+                    }
+                    return response;
+                }
+                Some(offsets) => storage
+                    .stream_range(&key, offsets.clone())
+                    .await
+                    .map(|found| found.map(|object| (object, Some((offsets, size))))),
+            },
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        },
+    };
+    match read {
+        Ok(Some((object, part))) => {
             // The type the key's extension names (keys are ours: `completeUpload` refuses bytes
             // of another type), never one a client sent; anything else is a download, not a page.
             let content_type = crate::domain::uploads::type_of_key(&key).unwrap_or("application/octet-stream");
-            let cache = if private { "private, no-store" } else { "public, max-age=31536000, immutable" };
-            (
-                [
-                    (header::CONTENT_TYPE, content_type.to_string()),
-                    (header::CONTENT_LENGTH, object.size.to_string()),
-                    (header::CACHE_CONTROL, cache.to_string()),
-                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-                    (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox".to_string()),
-                ],
-                // Streamed: a large file is never held in memory.
-                Body::from_stream(object.chunks),
-            )
-                .into_response()
+            // Streamed: a large file is never held in memory.
+            let mut response = Body::from_stream(object.chunks).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(object.size));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+            if let Some((offsets, size)) = part {
+                let value = format!("bytes {}-{}/{size}", offsets.start, offsets.end - 1);
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            }
+            response
         }
         Ok(None) => media_error(StatusCode::NOT_FOUND, "no such file"),
         Err(error) => {

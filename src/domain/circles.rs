@@ -222,6 +222,7 @@ pub async fn update(
     }
     let avatar =
         super::uploads::claim_optional(db, storage, viewer.require()?, "input.avatar", avatar, CIRCLE_AVATAR).await?;
+    let old_avatar = circle.avatar.clone();
     let mut active: circles::ActiveModel = circle.into();
     if let Some(v) = name {
         active.name = Set(v);
@@ -235,11 +236,13 @@ pub async fn update(
     if let Some(v) = tags {
         active.tags = Set(Some(StringList(v)));
     }
-    if let Some(v) = avatar {
-        active.avatar = Set(v);
+    if let Some(v) = &avatar {
+        active.avatar = Set(v.clone());
     }
     active.updated_at = Set(Utc::now());
-    Ok(write::update(db, active).await?)
+    let updated = write::update(db, active).await?;
+    super::uploads::release_replaced(db, storage, old_avatar.as_deref(), &avatar).await?;
+    Ok(updated)
 }
 
 /// Archives a circle: it stays readable, takes no new members, posts or comments. Idempotent.

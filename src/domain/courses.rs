@@ -277,6 +277,7 @@ pub async fn update(
             ));
         }
     }
+    let old_cover = course.cover_image.clone();
     let mut active: courses::ActiveModel = course.into();
     if let Some(v) = valid.title {
         active.title = Set(v);
@@ -284,8 +285,8 @@ pub async fn update(
     if let Some(v) = valid.description {
         active.description = Set(v);
     }
-    if let Some(v) = valid.cover_image {
-        active.cover_image = Set(v);
+    if let Some(v) = &valid.cover_image {
+        active.cover_image = Set(v.clone());
     }
     if let Some(v) = valid.price {
         active.price = Set(v);
@@ -311,6 +312,7 @@ pub async fn update(
     active.updated_at = Set(Utc::now());
     let course = write::update(&txn, active).await?;
     txn.commit().await?;
+    super::uploads::release_replaced(db, storage, old_cover.as_deref(), &valid.cover_image).await?;
     Ok(course)
 }
 
@@ -476,6 +478,7 @@ pub async fn update_content(
     let mut input = validate_content(input, false)?;
     let content = content_of_viewer(db, viewer, id).await?;
     input.content_url = media(db, storage, viewer.require()?, input.content_url).await?;
+    let old_media = content.content_url.clone();
     let mut active: course_contents::ActiveModel = content.into();
     if let Some(v) = input.title {
         active.title = Set(v);
@@ -483,8 +486,8 @@ pub async fn update_content(
     if let Some(v) = input.content_type {
         active.content_type = Set(v);
     }
-    if let Some(v) = input.content_url {
-        active.content_url = Set(v);
+    if let Some(v) = &input.content_url {
+        active.content_url = Set(v.clone());
     }
     if let Some(v) = input.content_text {
         active.content_text = Set(v);
@@ -496,12 +499,19 @@ pub async fn update_content(
         active.is_free = Set(v);
     }
     active.updated_at = Set(Utc::now());
-    Ok(write::update(db, active).await?)
+    let updated = write::update(db, active).await?;
+    super::uploads::release_replaced(db, storage, old_media.as_deref(), &input.content_url).await?;
+    Ok(updated)
 }
 
 /// Removes a content item and closes the gap in the order. A published course keeps at least one.
 #[tracing::instrument(name = "courses.remove_content", skip_all, fields(content = %id))]
-pub async fn remove_content(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) -> AppResult<course_contents::Model> {
+pub async fn remove_content(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    viewer: &Viewer,
+    id: Uuid,
+) -> AppResult<course_contents::Model> {
     let content = content_of_viewer(db, viewer, id).await?;
     let txn = db.begin().await?;
     lock_course(&txn, content.course_id).await?;
@@ -517,6 +527,7 @@ pub async fn remove_content(db: &DatabaseConnection, viewer: &Viewer, id: Uuid) 
     let remaining: Vec<Uuid> = siblings.iter().map(|c| c.id).filter(|c| *c != id).collect();
     write_order(&txn, &remaining).await?;
     txn.commit().await?;
+    super::uploads::release(db, storage, content.content_url.as_deref()).await?;
     Ok(content)
 }
 

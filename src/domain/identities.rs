@@ -358,6 +358,7 @@ pub async fn update_profile(
     let now = Utc::now();
     let existing =
         user_profiles::Entity::find().filter(user_profiles::Column::IdentityId.eq(identity_id)).one(db).await?;
+    let old_avatar = existing.as_ref().and_then(|profile| profile.avatar.clone());
     let mut active = match existing {
         Some(profile) => profile.into(),
         None => {
@@ -385,8 +386,8 @@ pub async fn update_profile(
     if let Some(name) = name {
         active.name = Set(name);
     }
-    if let Some(avatar) = avatar {
-        active.avatar = Set(avatar);
+    if let Some(avatar) = &avatar {
+        active.avatar = Set(avatar.clone());
     }
     if let Some(bio) = bio {
         active.bio = Set(bio);
@@ -412,6 +413,7 @@ pub async fn update_profile(
     active.updated_at = Set(now);
     let profile =
         if active.id.is_unchanged() { write::update(db, active).await? } else { write::insert(db, active).await? };
+    super::uploads::release_replaced(db, storage, old_avatar.as_deref(), &avatar).await?;
     Ok(profile)
 }
 

@@ -157,13 +157,7 @@ pub async fn create(
     c.finish()?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
-    let mut claimed = Vec::with_capacity(media.len());
-    for (n, url) in media.iter().enumerate() {
-        let field = format!("input.mediaUrls.{n}");
-        let purposes = [entity::enums::UploadPurpose::PostImage];
-        claimed.push(super::uploads::claim(db, storage, user.id, &field, url, &purposes).await?);
-    }
-    let media = claimed;
+    let media = claim_media(db, storage, user.id, &media).await?;
     let txn = db.begin().await?;
     write::update_many(
         &txn,
@@ -204,6 +198,7 @@ pub async fn create(
 #[tracing::instrument(name = "posts.update", skip_all, fields(post = %id))]
 pub async fn update(
     db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
     viewer: &Viewer,
     id: Uuid,
     content: Option<String>,
@@ -219,15 +214,42 @@ pub async fn update(
     }
     let media = c.on(media.map(|m| validate_media(post.post_type, m)).transpose());
     c.finish()?;
+    let media = match media {
+        Some(media) => Some(claim_media(db, storage, user.id, &media).await?),
+        None => None,
+    };
+    let old_media = post.media_urls.clone().map(|list| list.0).unwrap_or_default();
     let mut active: posts::ActiveModel = post.into();
     if let Some(v) = content {
         active.content = Set(v);
     }
-    if let Some(v) = media {
-        active.media_urls = Set(Some(StringList(v)));
+    if let Some(v) = &media {
+        active.media_urls = Set(Some(StringList(v.clone())));
     }
     active.updated_at = Set(Utc::now());
-    Ok(write::update(db, active).await?)
+    let updated = write::update(db, active).await?;
+    if let Some(media) = &media {
+        let dropped = old_media.iter().filter(|url| !media.contains(url)).map(String::as_str);
+        super::uploads::release(db, storage, dropped).await?;
+    }
+    Ok(updated)
+}
+
+/// A post's media URLs as it keeps them: each upload of this store a READY POST_IMAGE of the
+/// author's own (marked used), external URLs as they are.
+async fn claim_media(
+    db: &DatabaseConnection,
+    storage: &crate::storage::Storage,
+    user_id: Uuid,
+    media: &[String],
+) -> AppResult<Vec<String>> {
+    let mut claimed = Vec::with_capacity(media.len());
+    for (n, url) in media.iter().enumerate() {
+        let field = format!("input.mediaUrls.{n}");
+        let purposes = [entity::enums::UploadPurpose::PostImage];
+        claimed.push(super::uploads::claim(db, storage, user_id, &field, url, &purposes).await?);
+    }
+    Ok(claimed)
 }
 
 /// Moves a circle's `post_count` by `step` (never below zero), in the transaction that moved a

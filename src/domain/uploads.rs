@@ -468,6 +468,29 @@ pub fn readable_url(storage: &Storage, url: &str) -> String {
     }
 }
 
+/// A free course content's media URL: a COURSE_MEDIA file of this store (private) is read
+/// through a stable URL that works while the content is free (cacheable, unlike a signed one);
+/// anything else is returned as it is.
+pub fn free_media_url(storage: &Storage, url: &str, content_id: Uuid) -> String {
+    match storage.key_of_stored_url(url) {
+        Some(key) if key.starts_with("private/") => format!("{}?free={content_id}", storage.public_url(&key)),
+        _ => url.to_string(),
+    }
+}
+
+/// Whether `key` is the media of course content `content_id` and that content is free now.
+pub async fn is_free_media(db: &DatabaseConnection, content_id: &str, key: &str) -> AppResult<bool> {
+    use entity::course_contents;
+    let Ok(content_id) = Uuid::parse_str(content_id) else { return Ok(false) };
+    let Some(content) = course_contents::Entity::find_by_id(content_id).one(db).await? else { return Ok(false) };
+    let upload_dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let holds = content
+        .content_url
+        .as_deref()
+        .is_some_and(|url| url.split(['?', '#']).next().unwrap_or("").contains(upload_dir));
+    Ok(content.is_free && holds && key.starts_with("private/course_media/"))
+}
+
 /// A media URL given to a mutation (field `field`): a URL of this store must be a READY upload of
 /// the viewer's own with one of `purposes` (it is then marked used, and its stable form returned);
 /// any other http(s) URL passes through unchanged, as before uploads existed.
@@ -496,14 +519,103 @@ pub async fn claim(
         let wanted: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
         return Err(AppError::bad_input(field, format!("takes an upload for {}", wanted.join(" or "))));
     }
-    if upload.attached_at.is_none() {
-        uploads::Entity::update_many()
-            .col_expr(uploads::Column::AttachedAt, Expr::value(Utc::now()))
-            .filter(uploads::Column::Id.eq(upload.id))
-            .exec(db)
-            .await?;
+    // Marked every time (not only when unmarked): the update takes the upload's row, so a sweep
+    // deciding on a released upload at this moment either sees the mark or has deleted the row,
+    // and then this claim fails instead of pointing at a file that is gone.
+    let marked = uploads::Entity::update_many()
+        .col_expr(uploads::Column::AttachedAt, Expr::value(Utc::now()))
+        .filter(uploads::Column::Id.eq(upload.id))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if marked == 0 {
+        return Err(AppError::bad_input(field, "the upload no longer exists"));
     }
     Ok(storage.public_url(&key))
+}
+
+/// Media URLs a row stopped holding (replaced or cleared): their uploads are marked unused, so the
+/// sweeper looks at them again. It deletes one only when no row refers to it any more (the same
+/// cover may be on two courses, the same image in two posts). URLs elsewhere are ignored.
+pub async fn release<'a>(
+    db: &impl ConnectionTrait,
+    storage: &Storage,
+    urls: impl IntoIterator<Item = &'a str>,
+) -> AppResult<()> {
+    let ids: Vec<Uuid> = urls
+        .into_iter()
+        .filter_map(|url| storage.key_of_stored_url(url))
+        .filter_map(|key| key.split('/').nth(2).and_then(|id| Uuid::parse_str(id).ok()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    uploads::Entity::update_many()
+        .col_expr(uploads::Column::AttachedAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+        .filter(uploads::Column::Id.is_in(ids))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// [`release`] of a media field's old value when an update replaces or clears it (`new` as the
+/// update takes it: None leaves the field as it is).
+pub async fn release_replaced(
+    db: &impl ConnectionTrait,
+    storage: &Storage,
+    old: Option<&str>,
+    new: &Option<Option<String>>,
+) -> AppResult<()> {
+    match (old, new) {
+        (Some(old), Some(new)) if new.as_deref() != Some(old) => release(db, storage, [old]).await,
+        _ => Ok(()),
+    }
+}
+
+/// Whether a row still refers to the upload: its id is in every key of its files, so a row
+/// holding any of its URLs (original or a resized copy, under any base URL) contains it.
+async fn in_use(db: &DatabaseConnection, upload: &uploads::Model) -> AppResult<bool> {
+    use entity::{circles, course_contents, courses, mentor_stats, messages, posts, user_identities, user_profiles};
+    use sea_orm::PaginatorTrait;
+    let needle = format!("%{}%", upload.id);
+    let text_like = |column: &str| Expr::expr(Expr::cust(format!("CAST({column} AS TEXT)"))).like(needle.as_str());
+    let count = match upload.purpose {
+        UploadPurpose::Avatar => {
+            user_profiles::Entity::find().filter(user_profiles::Column::Avatar.like(&needle)).count(db).await?
+                + mentor_stats::Entity::find().filter(mentor_stats::Column::Avatar.like(&needle)).count(db).await?
+        }
+        UploadPurpose::CircleAvatar => {
+            circles::Entity::find().filter(circles::Column::Avatar.like(&needle)).count(db).await?
+        }
+        UploadPurpose::CourseCover => {
+            courses::Entity::find().filter(courses::Column::CoverImage.like(&needle)).count(db).await?
+        }
+        UploadPurpose::CourseMedia => {
+            course_contents::Entity::find().filter(course_contents::Column::ContentUrl.like(&needle)).count(db).await?
+        }
+        UploadPurpose::MessageFile => {
+            messages::Entity::find()
+                .filter(messages::Column::FromUserId.eq(upload.user_id))
+                .filter(messages::Column::Content.like(&needle))
+                .count(db)
+                .await?
+        }
+        UploadPurpose::PostImage => {
+            posts::Entity::find()
+                .filter(posts::Column::UserId.eq(upload.user_id))
+                .filter(text_like("media_urls"))
+                .count(db)
+                .await?
+        }
+        UploadPurpose::IdentityDocument => {
+            user_identities::Entity::find()
+                .filter(user_identities::Column::UserId.eq(upload.user_id))
+                .filter(text_like("verification_documents"))
+                .count(db)
+                .await?
+        }
+    };
+    Ok(count > 0)
 }
 
 /// [`claim`] for an optional, clearable media field (`Some(None)` clears it).
@@ -521,8 +633,9 @@ pub async fn claim_optional(
     }
 }
 
-/// Deletes PENDING and REJECTED uploads older than a day, and READY ones nothing used within a
-/// day (files and rows; a course content, a message, a profile... claims its file).
+/// Deletes PENDING and REJECTED uploads older than a day, and READY ones older than a day that no
+/// row holds: never used, or released by the row that held them (files and rows; a course
+/// content, a message, a profile... claims its file; replacing it releases the old one).
 pub async fn sweep(db: &DatabaseConnection, storage: &Storage) -> AppResult<u64> {
     let day_ago = Utc::now() - ChronoDuration::hours(24);
     let claimable = [
@@ -548,6 +661,15 @@ pub async fn sweep(db: &DatabaseConnection, storage: &Storage) -> AppResult<u64>
     let candidates = uploads::Entity::find().filter(stale.clone()).limit(500).all(db).await?;
     let mut swept = 0;
     for upload in candidates {
+        // A released upload another row still holds is marked used again, and kept.
+        if in_use(db, &upload).await? {
+            uploads::Entity::update_many()
+                .col_expr(uploads::Column::AttachedAt, Expr::value(Utc::now()))
+                .filter(uploads::Column::Id.eq(upload.id))
+                .exec(db)
+                .await?;
+            continue;
+        }
         // The row goes first, on the same condition: a claim since the read keeps it.
         let deleted = uploads::Entity::delete_many()
             .filter(uploads::Column::Id.eq(upload.id))

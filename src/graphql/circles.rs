@@ -792,7 +792,8 @@ impl CirclesMutation {
         #[graphql(desc = "The fields to change; omitted ones stay.")] input: UpdatePostInput,
     ) -> Result<Post> {
         let id = id_arg("id", &id)?;
-        Ok(Post(posts::update(&state(ctx)?.db, viewer(ctx), id, input.content, input.media_urls).await?))
+        let state = state(ctx)?;
+        Ok(Post(posts::update(&state.db, &state.storage, viewer(ctx), id, input.content, input.media_urls).await?))
     }
 
     /// The author deletes their post (soft: gone from lists and counts).

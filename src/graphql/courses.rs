@@ -233,14 +233,22 @@ impl CourseContent {
     async fn locked(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(!self.unlocked(ctx).await?)
     }
-    /// Null while locked. A file uploaded here (COURSE_MEDIA) is a signed URL that works for a
-    /// short while; ask again for a fresh one.
+    /// Null while locked. A file uploaded here (COURSE_MEDIA) of a paid item is a signed URL that
+    /// works for a short while (ask again for a fresh one); of a free item, a stable URL that works
+    /// while the item stays free.
     async fn content_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        use crate::domain::uploads::{free_media_url, readable_url};
         if !self.unlocked(ctx).await? {
             return Ok(None);
         }
         let storage = &state(ctx)?.storage;
-        Ok(self.0.content_url.as_deref().map(|url| crate::domain::uploads::readable_url(storage, url)))
+        Ok(self.0.content_url.as_deref().map(|url| {
+            if self.0.is_free {
+                free_media_url(storage, url, self.0.id)
+            } else {
+                readable_url(storage, url)
+            }
+        }))
     }
     /// Null while locked.
     async fn content_text(&self, ctx: &Context<'_>) -> Result<Option<String>> {
@@ -563,7 +571,7 @@ impl CoursesMutation {
         #[graphql(desc = "The content item to remove.")] id: ID,
     ) -> Result<CourseContent> {
         let id = id_arg("id", &id)?;
-        Ok(CourseContent(courses::remove_content(&state(ctx)?.db, viewer(ctx), id).await?))
+        Ok(CourseContent(courses::remove_content(&state(ctx)?.db, &state(ctx)?.storage, viewer(ctx), id).await?))
     }
 
     /// Sets the order of all of a course's contents.

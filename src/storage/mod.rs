@@ -302,6 +302,21 @@ impl Storage {
         }
     }
 
+    /// Bytes `range` of the object as a stream (a `Range` request), or None when nothing is
+    /// stored under `key`.
+    pub async fn stream_range(&self, key: &str, range: std::ops::Range<u64>) -> AppResult<Option<ObjectStream>> {
+        let options =
+            object_store::GetOptions { range: Some(object_store::GetRange::Bounded(range)), ..Default::default() };
+        match self.inner.store.get_opts(&ObjectPath::from(key), options).await {
+            Ok(found) => {
+                let size = found.range.end - found.range.start;
+                Ok(Some(ObjectStream { size, chunks: found.into_stream() }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(internal(error)),
+        }
+    }
+
     /// Copies `from` to `to` inside the store (no bytes through this server).
     pub async fn copy(&self, from: &str, to: &str) -> AppResult<()> {
         self.inner.store.copy(&ObjectPath::from(from), &ObjectPath::from(to)).await.map_err(internal)
@@ -329,6 +344,53 @@ impl Storage {
     }
 }
 
+/// One byte range of a `Range: bytes=...` header (RFC 9110, section 14.1.2), inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=first-last`
+    Bounded(u64, u64),
+    /// `bytes=first-`
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Last(u64),
+}
+
+impl ByteRange {
+    /// A header naming one well-formed bytes range; None for anything else (several ranges,
+    /// another unit, a malformed one), which is served whole, as RFC 9110 allows.
+    pub fn parse(value: &str) -> Option<ByteRange> {
+        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (first, last) = spec.split_once('-')?;
+        let number = |s: &str| -> Option<u64> {
+            let s = s.trim();
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+        };
+        match (first.trim().is_empty(), last.trim().is_empty()) {
+            (true, false) => Some(ByteRange::Last(number(last)?)),
+            (false, true) => Some(ByteRange::From(number(first)?)),
+            (false, false) => {
+                let (first, last) = (number(first)?, number(last)?);
+                (first <= last).then_some(ByteRange::Bounded(first, last))
+            }
+            (true, true) => None,
+        }
+    }
+
+    /// The offsets `start..end` of this range in an object of `size` bytes (a last byte past the
+    /// end is the end), or None when no byte of it exists (416).
+    pub fn within(self, size: u64) -> Option<std::ops::Range<u64>> {
+        match self {
+            ByteRange::Bounded(first, last) if first < size => Some(first..last.min(size - 1) + 1),
+            ByteRange::From(first) if first < size => Some(first..size),
+            ByteRange::Last(n) if n > 0 && size > 0 => Some(size - n.min(size)..size),
+            _ => None,
+        }
+    }
+}
+
 /// A key this facade could have made: `public/...` or `private/...`, ASCII letters, digits and
 /// `-_./`, no empty or dot segments.
 pub fn valid_key(key: &str) -> bool {
@@ -349,6 +411,24 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_ranges_read_as_rfc_9110_says() {
+        assert_eq!(ByteRange::parse("bytes=0-99"), Some(ByteRange::Bounded(0, 99)));
+        assert_eq!(ByteRange::parse("bytes=100-"), Some(ByteRange::From(100)));
+        assert_eq!(ByteRange::parse("bytes=-20"), Some(ByteRange::Last(20)));
+        for ignored in ["bytes=5-1", "bytes=0-1,4-5", "items=0-1", "bytes=-", "bytes=a-b", "bytes=+1-2"] {
+            assert_eq!(ByteRange::parse(ignored), None, "{ignored}");
+        }
+        assert_eq!(ByteRange::Bounded(0, 99).within(50), Some(0..50));
+        assert_eq!(ByteRange::Bounded(10, 19).within(50), Some(10..20));
+        assert_eq!(ByteRange::From(49).within(50), Some(49..50));
+        assert_eq!(ByteRange::Last(20).within(50), Some(30..50));
+        assert_eq!(ByteRange::Last(80).within(50), Some(0..50));
+        assert_eq!(ByteRange::From(50).within(50), None);
+        assert_eq!(ByteRange::Last(0).within(50), None);
+        assert_eq!(ByteRange::Last(5).within(0), None);
+    }
 
     #[test]
     fn keys_stay_inside_the_two_prefixes() {

@@ -490,9 +490,145 @@ async fn course_media_is_read_through_signed_urls_by_those_the_content_is_open_t
     let (unsigned, _) = url.split_once('?').expect("signed");
     assert_eq!(app.fetch(unsigned).await.status().as_u16(), 403, "not without the signature");
 
+    // A free item's media: a stable, cacheable URL for anyone, while the item stays free.
+    let free_input = json!({ "c": course, "i": { "title": "Trailer", "contentType": "VIDEO", "contentUrl": upload["url"], "isFree": true } });
+    let body = app.gql_as(&ada.session.access, add, free_input).await;
+    let free = data(&body)["addCourseContent"]["id"].as_str().expect("free content").to_string();
+    let body = app.gql(read, json!({ "id": free })).await;
+    let stable = data(&body)["node"]["contentUrl"].as_str().expect("open to anyone").to_string();
+    assert!(stable.contains(&format!("free={free}")) && !stable.contains("sig="), "{stable}");
+    let again = app.gql(read, json!({ "id": free })).await;
+    assert_eq!(data(&again)["node"]["contentUrl"], stable.as_str(), "the same URL every time");
+    let served = app.fetch(&stable).await;
+    assert_eq!(served.status().as_u16(), 200);
+    assert_eq!(served.headers()["cache-control"], "public, max-age=600");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), pdf);
+    // Not as another content's (paid) media, and not once the item is paid.
+    let as_paid = stable.replace(&free, &content);
+    assert_eq!(app.fetch(&as_paid).await.status().as_u16(), 403, "the paid content is not free");
+    let update =
+        "mutation($id: ID!, $i: UpdateCourseContentInput!) { updateCourseContent(id: $id, input: $i) { isFree } }";
+    data(&app.gql_as(&ada.session.access, update, json!({ "id": free, "i": { "isFree": false } })).await);
+    assert_eq!(app.fetch(&stable).await.status().as_u16(), 403, "no longer free");
+
     let theirs = app.uploaded(&student.access, "COURSE_MEDIA", "application/pdf", pdf).await;
     let before = app.count("course_contents").await;
     let body = app.gql_as(&ada.session.access, add, input(theirs["url"].as_str().expect("url"))).await;
     assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.contentUrl"), "{body}");
     assert_eq!(app.count("course_contents").await, before);
+}
+
+#[tokio::test]
+async fn files_are_served_in_byte_ranges_for_players_and_resumed_downloads() {
+    let app = spawn_storage(&[]).await;
+    let me = app.register("me@example.com").await;
+    let pdf: Vec<u8> = [&b"%PDF-1.4\n"[..], &(0..200u32).map(|n| (n % 251) as u8).collect::<Vec<_>>()].concat();
+    let upload = app.uploaded(&me.access, "IDENTITY_DOCUMENT", "application/pdf", pdf.clone()).await;
+    assert_eq!(upload["status"], "READY", "{upload}");
+    let url = upload["url"].as_str().unwrap().to_string();
+    let ranged = |range: &str| app.http.get(&url).header("range", range.to_string()).send();
+    let size = pdf.len();
+
+    let whole = app.fetch(&url).await;
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let part = ranged("bytes=0-9").await.unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.headers()["content-range"], format!("bytes 0-9/{size}").as_str());
+    assert_eq!(part.headers()["content-length"], "10");
+    assert_eq!(part.headers()["content-type"], "application/pdf");
+    assert_eq!(part.bytes().await.unwrap().to_vec(), pdf[..10]);
+    let middle = ranged("bytes=100-").await.unwrap();
+    assert_eq!(middle.status().as_u16(), 206);
+    assert_eq!(middle.headers()["content-range"], format!("bytes 100-{}/{size}", size - 1).as_str());
+    assert_eq!(middle.bytes().await.unwrap().to_vec(), pdf[100..]);
+    let tail = ranged("bytes=-7").await.unwrap();
+    assert_eq!(tail.bytes().await.unwrap().to_vec(), pdf[size - 7..]);
+    let past_end = ranged("bytes=10-100000").await.unwrap();
+    assert_eq!(past_end.status().as_u16(), 206, "a last byte past the end is the end");
+    assert_eq!(past_end.bytes().await.unwrap().to_vec(), pdf[10..]);
+
+    let none = ranged(&format!("bytes={size}-")).await.unwrap();
+    assert_eq!(none.status().as_u16(), 416);
+    assert_eq!(none.headers()["content-range"], format!("bytes */{size}").as_str());
+    // Several ranges, another unit, or a Range under If-Range: the whole file.
+    for range in ["bytes=0-1,5-6", "items=0-1"] {
+        let whole = ranged(range).await.unwrap();
+        assert_eq!(whole.status().as_u16(), 200, "{range}");
+        assert_eq!(whole.bytes().await.unwrap().to_vec(), pdf, "{range}");
+    }
+    let conditional = app.http.get(&url).header("range", "bytes=0-9").header("if-range", "\"x\"").send().await;
+    assert_eq!(conditional.unwrap().status().as_u16(), 200);
+    // A range of a private file still needs its signature.
+    let unsigned = url.split_once('?').unwrap().0.to_string();
+    let refused = app.http.get(&unsigned).header("range", "bytes=0-9").send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn a_replaced_avatar_or_post_image_is_swept_unless_another_row_still_holds_it() {
+    let app = spawn_storage(&[("UPLOAD_SWEEP_SECS", "1")]).await;
+    let _world = app.world().await;
+    let me = app.register("me@example.com").await;
+    let first = app.apply(&me, "APPRENTICE", "software").await;
+    let second = app.apply(&me, "APPRENTICE", "design").await;
+    let old = app.uploaded_named(&me.access, "AVATAR", "image/png", png(90, 90), "old").await;
+    let new = app.uploaded_named(&me.access, "AVATAR", "image/png", png(90, 90), "new").await;
+    let shared = app.uploaded_named(&me.access, "AVATAR", "image/png", png(90, 90), "shared").await;
+    let (app_ref, token) = (&app, me.access.as_str());
+    let set = |identity: &str, avatar: &Value| {
+        let variables = json!({ "id": identity, "i": { "name": "Me", "avatar": avatar } });
+        async move { data(&app_ref.gql_as(token, PROFILE, variables).await)["updateProfile"]["avatar"].clone() }
+    };
+    set(&first, &old["url"]).await;
+    set(&first, &new["url"]).await;
+    // One avatar on both profiles, then replaced on one of them: the other still shows it.
+    set(&second, &shared["url"]).await;
+    set(&first, &shared["url"]).await;
+    set(&first, &new["url"]).await;
+
+    // A post's image, swapped for another by updatePost; someone else's upload is refused there.
+    let circle = data(
+        &app.gql_as(
+            &me.access,
+            "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }",
+            json!({ "i": { "identityId": first, "name": "Photos", "domain": "software" } }),
+        )
+        .await,
+    )["createCircle"]["id"]
+        .clone();
+    let image = app.uploaded_named(&me.access, "POST_IMAGE", "image/png", png(50, 50), "image").await;
+    let swapped_in = app.uploaded_named(&me.access, "POST_IMAGE", "image/png", png(50, 50), "swapped").await;
+    let body = app
+        .gql_as(
+            &me.access,
+            "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
+            json!({ "i": { "circleId": circle, "identityId": first, "content": "look", "postType": "IMAGE", "mediaUrls": [image["url"]] } }),
+        )
+        .await;
+    let post = data(&body)["createPost"]["id"].clone();
+    let update = "mutation($id: ID!, $i: UpdatePostInput!) { updatePost(id: $id, input: $i) { mediaUrls } }";
+    let other = app.register("other@example.com").await;
+    let theirs = app.uploaded_named(&other.access, "POST_IMAGE", "image/png", png(50, 50), "theirs").await;
+    let body = app.gql_as(&me.access, update, json!({ "id": post, "i": { "mediaUrls": [theirs["url"]] } })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_field(&body), "input.mediaUrls.0");
+    let body = app.gql_as(&me.access, update, json!({ "id": post, "i": { "mediaUrls": [swapped_in["url"]] } })).await;
+    assert_eq!(data(&body)["updatePost"]["mediaUrls"][0], swapped_in["url"], "{body}");
+
+    app.exec("UPDATE uploads SET created_at = '2000-01-01 00:00:00+00:00'").await;
+    let left = |name: &str| format!("SELECT COUNT(*) FROM uploads WHERE file_name = '{name}'");
+    let mut waited = 0;
+    // `theirs` was never used: it goes too, which shows a sweep ran after the releases.
+    while app.scalar(&left("old")).await + app.scalar(&left("image")).await + app.scalar(&left("theirs")).await > 0 {
+        assert!(waited < 100, "the sweeper did not delete the released uploads");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    for (name, upload) in [("old", &old), ("image", &image)] {
+        assert_eq!(app.fetch(upload["url"].as_str().unwrap()).await.status().as_u16(), 404, "{name}'s file is gone");
+    }
+    for (name, upload) in [("new", &new), ("shared", &shared), ("swapped", &swapped_in)] {
+        assert_eq!(app.scalar(&left(name)).await, 1, "{name} is still held by a row");
+        assert_eq!(app.fetch(upload["url"].as_str().unwrap()).await.status().as_u16(), 200, "{name}");
+    }
 }
