@@ -751,7 +751,7 @@ async fn media_get(
             (_, _, Some(content)) => {
                 // Cacheable, but not for long: the content may stop being free.
                 cache = "public, max-age=600";
-                match crate::domain::uploads::is_free_media(&state.app.db, content, &key).await {
+                match crate::domain::uploads::is_free_media(&state.app.db, storage, content, &key).await {
                     Ok(free) => free,
                     Err(error) => {
                         tracing::error!(error = ?error, "free media check failed");

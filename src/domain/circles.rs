@@ -241,7 +241,7 @@ pub async fn update(
     }
     active.updated_at = Set(Utc::now());
     let updated = write::update(db, active).await?;
-    super::uploads::release_replaced(db, storage, old_avatar.as_deref(), &avatar).await?;
+    super::uploads::release_replaced(db, storage, CIRCLE_AVATAR, old_avatar.as_deref(), &avatar).await?;
     Ok(updated)
 }
 

@@ -312,7 +312,14 @@ pub async fn update(
     active.updated_at = Set(Utc::now());
     let course = write::update(&txn, active).await?;
     txn.commit().await?;
-    super::uploads::release_replaced(db, storage, old_cover.as_deref(), &valid.cover_image).await?;
+    super::uploads::release_replaced(
+        db,
+        storage,
+        entity::enums::UploadPurpose::CourseCover,
+        old_cover.as_deref(),
+        &valid.cover_image,
+    )
+    .await?;
     Ok(course)
 }
 
@@ -500,7 +507,14 @@ pub async fn update_content(
     }
     active.updated_at = Set(Utc::now());
     let updated = write::update(db, active).await?;
-    super::uploads::release_replaced(db, storage, old_media.as_deref(), &input.content_url).await?;
+    super::uploads::release_replaced(
+        db,
+        storage,
+        entity::enums::UploadPurpose::CourseMedia,
+        old_media.as_deref(),
+        &input.content_url,
+    )
+    .await?;
     Ok(updated)
 }
 
@@ -527,7 +541,8 @@ pub async fn remove_content(
     let remaining: Vec<Uuid> = siblings.iter().map(|c| c.id).filter(|c| *c != id).collect();
     write_order(&txn, &remaining).await?;
     txn.commit().await?;
-    super::uploads::release(db, storage, content.content_url.as_deref()).await?;
+    super::uploads::release(db, storage, entity::enums::UploadPurpose::CourseMedia, content.content_url.as_deref())
+        .await?;
     Ok(content)
 }
 

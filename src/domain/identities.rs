@@ -413,7 +413,7 @@ pub async fn update_profile(
     active.updated_at = Set(now);
     let profile =
         if active.id.is_unchanged() { write::update(db, active).await? } else { write::insert(db, active).await? };
-    super::uploads::release_replaced(db, storage, old_avatar.as_deref(), &avatar).await?;
+    super::uploads::release_replaced(db, storage, UploadPurpose::Avatar, old_avatar.as_deref(), &avatar).await?;
     Ok(profile)
 }
 

@@ -230,7 +230,7 @@ pub async fn update(
     let updated = write::update(db, active).await?;
     if let Some(media) = &media {
         let dropped = old_media.iter().filter(|url| !media.contains(url)).map(String::as_str);
-        super::uploads::release(db, storage, dropped).await?;
+        super::uploads::release(db, storage, entity::enums::UploadPurpose::PostImage, dropped).await?;
     }
     Ok(updated)
 }

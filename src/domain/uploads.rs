@@ -459,11 +459,39 @@ pub fn url_for(storage: &Storage, upload: &uploads::Model, viewer_may_read: bool
     }
 }
 
+/// Every purpose, as its key segment names it.
+const PURPOSES: [UploadPurpose; 7] = [
+    UploadPurpose::Avatar,
+    UploadPurpose::CircleAvatar,
+    UploadPurpose::CourseCover,
+    UploadPurpose::CourseMedia,
+    UploadPurpose::PostImage,
+    UploadPurpose::IdentityDocument,
+    UploadPurpose::MessageFile,
+];
+
+/// A file of an upload that a URL names: its key, the upload's id and purpose. Only keys of the
+/// shape this module writes, `<public|private>/<purpose>/<upload id>/<file>` with the purpose's
+/// own visibility, count; under any host (rows keep URLs made under an earlier `PUBLIC_URL`).
+/// `claim` checks every such URL given to a mutation, whatever its host, so a row never holds
+/// one that is not a READY upload its writer owned; staging keys and anything else are not
+/// uploads (never signed, never released).
+pub fn upload_key(storage: &Storage, url: &str) -> Option<(String, Uuid, UploadPurpose)> {
+    let key = storage.key_of_stored_url(url)?;
+    let mut segments = key.split('/');
+    let (visibility, purpose, id) = (segments.next()?, segments.next()?, segments.next()?);
+    segments.next()?;
+    let purpose = PURPOSES.into_iter().find(|p| p.as_str() == purpose)?;
+    let id = Uuid::parse_str(id).ok()?;
+    let private = rules(purpose).private;
+    (visibility == if private { "private" } else { "public" }).then_some((key, id, purpose))
+}
+
 /// A URL kept in a row, as a reader who may see the row gets it: a private upload's stable form
 /// becomes a short-lived signed URL; anything else is returned as it is.
 pub fn readable_url(storage: &Storage, url: &str) -> String {
-    match storage.key_of_stored_url(url) {
-        Some(key) if key.starts_with("private/") => storage.private_url(&key),
+    match upload_key(storage, url) {
+        Some((key, _, purpose)) if rules(purpose).private => storage.private_url(&key),
         _ => url.to_string(),
     }
 }
@@ -472,28 +500,29 @@ pub fn readable_url(storage: &Storage, url: &str) -> String {
 /// through a stable URL that works while the content is free (cacheable, unlike a signed one);
 /// anything else is returned as it is.
 pub fn free_media_url(storage: &Storage, url: &str, content_id: Uuid) -> String {
-    match storage.key_of_stored_url(url) {
-        Some(key) if key.starts_with("private/") => format!("{}?free={content_id}", storage.public_url(&key)),
+    match upload_key(storage, url) {
+        Some((key, _, UploadPurpose::CourseMedia)) => format!("{}?free={content_id}", storage.public_url(&key)),
         _ => url.to_string(),
     }
 }
 
-/// Whether `key` is the media of course content `content_id` and that content is free now.
-pub async fn is_free_media(db: &DatabaseConnection, content_id: &str, key: &str) -> AppResult<bool> {
+/// Whether `key` is a file of the COURSE_MEDIA upload that course content `content_id` holds,
+/// and that content is free now.
+pub async fn is_free_media(db: &DatabaseConnection, storage: &Storage, content_id: &str, key: &str) -> AppResult<bool> {
     use entity::course_contents;
     let Ok(content_id) = Uuid::parse_str(content_id) else { return Ok(false) };
+    let Some((_, asked, UploadPurpose::CourseMedia)) = upload_key(storage, &storage.public_url(key)) else {
+        return Ok(false);
+    };
     let Some(content) = course_contents::Entity::find_by_id(content_id).one(db).await? else { return Ok(false) };
-    let upload_dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let holds = content
-        .content_url
-        .as_deref()
-        .is_some_and(|url| url.split(['?', '#']).next().unwrap_or("").contains(upload_dir));
-    Ok(content.is_free && holds && key.starts_with("private/course_media/"))
+    let held = content.content_url.as_deref().and_then(|url| upload_key(storage, url));
+    Ok(content.is_free && held.is_some_and(|(_, id, purpose)| id == asked && purpose == UploadPurpose::CourseMedia))
 }
 
-/// A media URL given to a mutation (field `field`): a URL of this store must be a READY upload of
-/// the viewer's own with one of `purposes` (it is then marked used, and its stable form returned);
-/// any other http(s) URL passes through unchanged, as before uploads existed.
+/// A media URL given to a mutation (field `field`): a URL of an upload (see [`upload_key`], any
+/// host) must be a READY upload of the viewer's own with one of `purposes` (it is then marked
+/// used, and its stable form returned); any other http(s) URL passes through unchanged, as before
+/// uploads existed.
 pub async fn claim(
     db: &impl ConnectionTrait,
     storage: &Storage,
@@ -502,13 +531,8 @@ pub async fn claim(
     url: &str,
     purposes: &[UploadPurpose],
 ) -> AppResult<String> {
-    let Some(key) = storage.key_of_url(url) else { return Ok(url.to_string()) };
-    // `<public|private>/<purpose>/<upload id>/<original or variant>`
-    let upload_id = key.split('/').nth(2).and_then(|id| Uuid::parse_str(id).ok());
-    let upload = match upload_id {
-        Some(id) => uploads::Entity::find_by_id(id).one(db).await?,
-        None => None,
-    };
+    let Some((key, upload_id, _)) = upload_key(storage, url) else { return Ok(url.to_string()) };
+    let upload = uploads::Entity::find_by_id(upload_id).one(db).await?;
     let upload = upload
         .filter(|u| u.user_id == user_id && key.starts_with(u.object_key.rsplit_once('/').map_or("", |(dir, _)| dir)))
         .ok_or_else(|| AppError::bad_input(field, "is not an upload of yours"))?;
@@ -534,18 +558,27 @@ pub async fn claim(
     Ok(storage.public_url(&key))
 }
 
+/// How long a claim holds an upload against a release: a release in that time (another row
+/// replacing the same file while this one is being written) leaves it marked, so a sweep can
+/// never delete a file a row is about to hold. The price: a file replaced within a minute of
+/// being set is not released (it stays stored).
+const CLAIM_GRACE_SECS: i64 = 60;
+
 /// Media URLs a row stopped holding (replaced or cleared): their uploads are marked unused, so the
 /// sweeper looks at them again. It deletes one only when no row refers to it any more (the same
-/// cover may be on two courses, the same image in two posts). URLs elsewhere are ignored.
+/// cover may be on two courses, the same image in two posts). Only uploads of `purpose`, the
+/// field's, are released; other URLs are ignored.
 pub async fn release<'a>(
     db: &impl ConnectionTrait,
     storage: &Storage,
+    purpose: UploadPurpose,
     urls: impl IntoIterator<Item = &'a str>,
 ) -> AppResult<()> {
     let ids: Vec<Uuid> = urls
         .into_iter()
-        .filter_map(|url| storage.key_of_stored_url(url))
-        .filter_map(|key| key.split('/').nth(2).and_then(|id| Uuid::parse_str(id).ok()))
+        .filter_map(|url| upload_key(storage, url))
+        .filter(|(_, _, of)| *of == purpose)
+        .map(|(_, id, _)| id)
         .collect();
     if ids.is_empty() {
         return Ok(());
@@ -553,6 +586,8 @@ pub async fn release<'a>(
     uploads::Entity::update_many()
         .col_expr(uploads::Column::AttachedAt, Expr::value(Option::<chrono::DateTime<Utc>>::None))
         .filter(uploads::Column::Id.is_in(ids))
+        .filter(uploads::Column::Purpose.eq(purpose.as_str()))
+        .filter(uploads::Column::AttachedAt.lt(Utc::now() - ChronoDuration::seconds(CLAIM_GRACE_SECS)))
         .exec(db)
         .await?;
     Ok(())
@@ -563,11 +598,12 @@ pub async fn release<'a>(
 pub async fn release_replaced(
     db: &impl ConnectionTrait,
     storage: &Storage,
+    purpose: UploadPurpose,
     old: Option<&str>,
     new: &Option<Option<String>>,
 ) -> AppResult<()> {
     match (old, new) {
-        (Some(old), Some(new)) if new.as_deref() != Some(old) => release(db, storage, [old]).await,
+        (Some(old), Some(new)) if new.as_deref() != Some(old) => release(db, storage, purpose, [old]).await,
         _ => Ok(()),
     }
 }
@@ -575,14 +611,13 @@ pub async fn release_replaced(
 /// Whether a row still refers to the upload: its id is in every key of its files, so a row
 /// holding any of its URLs (original or a resized copy, under any base URL) contains it.
 async fn in_use(db: &DatabaseConnection, upload: &uploads::Model) -> AppResult<bool> {
-    use entity::{circles, course_contents, courses, mentor_stats, messages, posts, user_identities, user_profiles};
+    use entity::{circles, course_contents, courses, messages, posts, user_identities, user_profiles};
     use sea_orm::PaginatorTrait;
     let needle = format!("%{}%", upload.id);
     let text_like = |column: &str| Expr::expr(Expr::cust(format!("CAST({column} AS TEXT)"))).like(needle.as_str());
     let count = match upload.purpose {
         UploadPurpose::Avatar => {
             user_profiles::Entity::find().filter(user_profiles::Column::Avatar.like(&needle)).count(db).await?
-                + mentor_stats::Entity::find().filter(mentor_stats::Column::Avatar.like(&needle)).count(db).await?
         }
         UploadPurpose::CircleAvatar => {
             circles::Entity::find().filter(circles::Column::Avatar.like(&needle)).count(db).await?
@@ -638,15 +673,7 @@ pub async fn claim_optional(
 /// content, a message, a profile... claims its file; replacing it releases the old one).
 pub async fn sweep(db: &DatabaseConnection, storage: &Storage) -> AppResult<u64> {
     let day_ago = Utc::now() - ChronoDuration::hours(24);
-    let claimable = [
-        UploadPurpose::Avatar,
-        UploadPurpose::CircleAvatar,
-        UploadPurpose::CourseCover,
-        UploadPurpose::PostImage,
-        UploadPurpose::IdentityDocument,
-        UploadPurpose::MessageFile,
-        UploadPurpose::CourseMedia,
-    ];
+    let claimable = PURPOSES;
     let stale = sea_orm::Condition::all().add(uploads::Column::CreatedAt.lt(day_ago)).add(
         sea_orm::Condition::any()
             .add(uploads::Column::Status.eq(UploadStatus::Pending.as_str()))
@@ -662,7 +689,7 @@ pub async fn sweep(db: &DatabaseConnection, storage: &Storage) -> AppResult<u64>
     let mut swept = 0;
     for upload in candidates {
         // A released upload another row still holds is marked used again, and kept.
-        if in_use(db, &upload).await? {
+        if upload.status == UploadStatus::Ready && in_use(db, &upload).await? {
             uploads::Entity::update_many()
                 .col_expr(uploads::Column::AttachedAt, Expr::value(Utc::now()))
                 .filter(uploads::Column::Id.eq(upload.id))

@@ -359,7 +359,9 @@ impl ByteRange {
     /// A header naming one well-formed bytes range; None for anything else (several ranges,
     /// another unit, a malformed one), which is served whole, as RFC 9110 allows.
     pub fn parse(value: &str) -> Option<ByteRange> {
-        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        let value = value.trim();
+        // The unit is case-insensitive.
+        let spec = value.get(..6).filter(|unit| unit.eq_ignore_ascii_case("bytes=")).and(value.get(6..))?.trim();
         if spec.contains(',') {
             return None;
         }
@@ -417,6 +419,7 @@ mod tests {
         assert_eq!(ByteRange::parse("bytes=0-99"), Some(ByteRange::Bounded(0, 99)));
         assert_eq!(ByteRange::parse("bytes=100-"), Some(ByteRange::From(100)));
         assert_eq!(ByteRange::parse("bytes=-20"), Some(ByteRange::Last(20)));
+        assert_eq!(ByteRange::parse("Bytes=1-2"), Some(ByteRange::Bounded(1, 2)));
         for ignored in ["bytes=5-1", "bytes=0-1,4-5", "items=0-1", "bytes=-", "bytes=a-b", "bytes=+1-2"] {
             assert_eq!(ByteRange::parse(ignored), None, "{ignored}");
         }

@@ -503,7 +503,12 @@ async fn course_media_is_read_through_signed_urls_by_those_the_content_is_open_t
     assert_eq!(served.status().as_u16(), 200);
     assert_eq!(served.headers()["cache-control"], "public, max-age=600");
     assert_eq!(served.bytes().await.unwrap().to_vec(), pdf);
-    // Not as another content's (paid) media, and not once the item is paid.
+    // Not for another upload's file, not as another content's (paid) media, not once the item is paid.
+    let another = app.uploaded(&ada.session.access, "COURSE_MEDIA", "application/pdf", pdf.clone()).await;
+    let another_key = another["url"].as_str().unwrap().split_once("/media/").unwrap().1.split_once('?').unwrap().0;
+    let (base, _) = stable.split_once("/media/").unwrap();
+    let foreign = format!("{base}/media/{another_key}?free={free}");
+    assert_eq!(app.fetch(&foreign).await.status().as_u16(), 403, "a file the free content does not hold");
     let as_paid = stable.replace(&free, &content);
     assert_eq!(app.fetch(&as_paid).await.status().as_u16(), 403, "the paid content is not free");
     let update =
@@ -569,66 +574,78 @@ async fn a_replaced_avatar_or_post_image_is_swept_unless_another_row_still_holds
     let app = spawn_storage(&[("UPLOAD_SWEEP_SECS", "1")]).await;
     let _world = app.world().await;
     let me = app.register("me@example.com").await;
-    let first = app.apply(&me, "APPRENTICE", "software").await;
-    let second = app.apply(&me, "APPRENTICE", "design").await;
-    let old = app.uploaded_named(&me.access, "AVATAR", "image/png", png(90, 90), "old").await;
-    let new = app.uploaded_named(&me.access, "AVATAR", "image/png", png(90, 90), "new").await;
-    let shared = app.uploaded_named(&me.access, "AVATAR", "image/png", png(90, 90), "shared").await;
-    let (app_ref, token) = (&app, me.access.as_str());
-    let set = |identity: &str, avatar: &Value| {
-        let variables = json!({ "id": identity, "i": { "name": "Me", "avatar": avatar } });
-        async move { data(&app_ref.gql_as(token, PROFILE, variables).await)["updateProfile"]["avatar"].clone() }
+    let identity = app.apply(&me, "APPRENTICE", "software").await;
+    let named = |name: &'static str, purpose: &'static str| {
+        let (app, token) = (&app, me.access.clone());
+        async move { app.uploaded_named(&token, purpose, "image/png", png(60, 60), name).await }
     };
-    set(&first, &old["url"]).await;
-    set(&first, &new["url"]).await;
-    // One avatar on both profiles, then replaced on one of them: the other still shows it.
-    set(&second, &shared["url"]).await;
-    set(&first, &shared["url"]).await;
-    set(&first, &new["url"]).await;
-
-    // A post's image, swapped for another by updatePost; someone else's upload is refused there.
+    let (old, new) = (named("old", "AVATAR").await, named("new", "AVATAR").await);
+    let (image, lone, swapped) =
+        (named("image", "POST_IMAGE").await, named("lone", "POST_IMAGE").await, named("swapped", "POST_IMAGE").await);
+    let set_avatar = |avatar: &Value| {
+        let variables = json!({ "id": identity, "i": { "name": "Me", "avatar": avatar } });
+        let (app, token) = (&app, me.access.clone());
+        async move { app.gql_as(&token, PROFILE, variables).await }
+    };
+    data(&set_avatar(&old["url"]).await);
     let circle = data(
         &app.gql_as(
             &me.access,
             "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }",
-            json!({ "i": { "identityId": first, "name": "Photos", "domain": "software" } }),
+            json!({ "i": { "identityId": identity, "name": "Photos", "domain": "software" } }),
         )
         .await,
     )["createCircle"]["id"]
         .clone();
-    let image = app.uploaded_named(&me.access, "POST_IMAGE", "image/png", png(50, 50), "image").await;
-    let swapped_in = app.uploaded_named(&me.access, "POST_IMAGE", "image/png", png(50, 50), "swapped").await;
-    let body = app
-        .gql_as(
-            &me.access,
-            "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }",
-            json!({ "i": { "circleId": circle, "identityId": first, "content": "look", "postType": "IMAGE", "mediaUrls": [image["url"]] } }),
-        )
-        .await;
-    let post = data(&body)["createPost"]["id"].clone();
+    let post_with = |media: &Value| {
+        let input = json!({ "i": { "circleId": circle, "identityId": identity, "content": "look", "postType": "IMAGE", "mediaUrls": [media] } });
+        let (app, token) = (&app, me.access.clone());
+        async move {
+            let body =
+                app.gql_as(&token, "mutation($i: CreatePostInput!) { createPost(input: $i) { id } }", input).await;
+            data(&body)["createPost"]["id"].clone()
+        }
+    };
+    // One image in two posts; another in one.
+    let (first, _second, third) =
+        (post_with(&image["url"]).await, post_with(&image["url"]).await, post_with(&lone["url"]).await);
+    // A claim holds its file for a minute against releases; these were set long ago.
+    app.exec("UPDATE uploads SET created_at = '2000-01-01 00:00:00+00:00'").await;
+    app.exec("UPDATE uploads SET attached_at = '2000-01-01 00:00:00+00:00' WHERE attached_at IS NOT NULL").await;
+
+    data(&set_avatar(&new["url"]).await);
     let update = "mutation($id: ID!, $i: UpdatePostInput!) { updatePost(id: $id, input: $i) { mediaUrls } }";
+    for post in [&first, &third] {
+        let body = app.gql_as(&me.access, update, json!({ "id": post, "i": { "mediaUrls": [swapped["url"]] } })).await;
+        assert_eq!(data(&body)["updatePost"]["mediaUrls"][0], swapped["url"], "{body}");
+    }
+    // Someone else's upload is refused in updatePost as in createPost, and under another host too.
     let other = app.register("other@example.com").await;
     let theirs = app.uploaded_named(&other.access, "POST_IMAGE", "image/png", png(50, 50), "theirs").await;
-    let body = app.gql_as(&me.access, update, json!({ "id": post, "i": { "mediaUrls": [theirs["url"]] } })).await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
-    assert_eq!(error_field(&body), "input.mediaUrls.0");
-    let body = app.gql_as(&me.access, update, json!({ "id": post, "i": { "mediaUrls": [swapped_in["url"]] } })).await;
-    assert_eq!(data(&body)["updatePost"]["mediaUrls"][0], swapped_in["url"], "{body}");
+    let url = theirs["url"].as_str().unwrap().to_string();
+    let elsewhere = format!("https://cdn.example.net/media/{}", url.split_once("/media/").unwrap().1);
+    for url in [url, elsewhere] {
+        let body = app.gql_as(&me.access, update, json!({ "id": first, "i": { "mediaUrls": [url] } })).await;
+        assert_eq!((error_code(&body), error_field(&body)), ("BAD_USER_INPUT", "input.mediaUrls.0"), "{body}");
+    }
+    app.exec("UPDATE uploads SET created_at = '2000-01-01 00:00:00+00:00' WHERE file_name = 'theirs'").await;
 
-    app.exec("UPDATE uploads SET created_at = '2000-01-01 00:00:00+00:00'").await;
     let left = |name: &str| format!("SELECT COUNT(*) FROM uploads WHERE file_name = '{name}'");
     let mut waited = 0;
     // `theirs` was never used: it goes too, which shows a sweep ran after the releases.
-    while app.scalar(&left("old")).await + app.scalar(&left("image")).await + app.scalar(&left("theirs")).await > 0 {
+    while app.scalar(&left("old")).await + app.scalar(&left("lone")).await + app.scalar(&left("theirs")).await > 0 {
         assert!(waited < 100, "the sweeper did not delete the released uploads");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         waited += 1;
     }
-    for (name, upload) in [("old", &old), ("image", &image)] {
+    for (name, upload) in [("old", &old), ("lone", &lone)] {
         assert_eq!(app.fetch(upload["url"].as_str().unwrap()).await.status().as_u16(), 404, "{name}'s file is gone");
     }
-    for (name, upload) in [("new", &new), ("shared", &shared), ("swapped", &swapped_in)] {
+    for (name, upload) in [("new", &new), ("image", &image), ("swapped", &swapped)] {
         assert_eq!(app.scalar(&left(name)).await, 1, "{name} is still held by a row");
         assert_eq!(app.fetch(upload["url"].as_str().unwrap()).await.status().as_u16(), 200, "{name}");
     }
+    // The shared image was released, then kept: marked used again by the sweep.
+    let marked = "SELECT COUNT(*) FROM uploads WHERE file_name = 'image' AND attached_at > '2001-01-01'";
+    assert_eq!(app.scalar(marked).await, 1, "the image another post holds was looked at and kept");
 }
