@@ -59,8 +59,17 @@ pub fn router(state: HttpState) -> Router {
         router = router.route("/metrics", get(metrics));
     }
     let cors = (!config.http.cors_origins.is_empty()).then(|| cors(&config.http));
-    router
-        .fallback(not_found)
+    // One `layer` call with the whole stack: each `Router::layer` call boxes every route again,
+    // and each box is cloned (allocated) for every request. Outermost first: CORS answers
+    // preflights, then the request id is set (and copied to the response), then the span opens
+    // with it.
+    let layers = tower::ServiceBuilder::new()
+        // Without CORS_ORIGINS there is nothing to allow (browsers stay same-origin): no layer.
+        .layer(tower::util::option_layer(cors))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, FastRequestId))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        // The trace layer's body back to axum's (CORS builds empty bodies of its inner type).
+        .layer(tower::util::MapResponseLayer::new(|response: Response<_>| response.map(Body::new)))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<Body>| {
             let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
             // W3C trace context: the caller's trace id and parent span join our logs and spans.
@@ -75,11 +84,10 @@ pub fn router(state: HttpState) -> Router {
                 operation = tracing::field::Empty,
                 user_id = tracing::field::Empty,
             )
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, FastRequestId))
-        // Without CORS_ORIGINS there is nothing to allow (browsers stay same-origin): no layer.
-        .layer(tower::util::option_layer(cors))
+        }));
+    router
+        .fallback(not_found)
+        .layer(layers)
         // Behind one Arc: the state is cloned for every request that extracts it.
         .with_state(Arc::new(state))
 }
@@ -136,6 +144,9 @@ fn cors(settings: &crate::config::HttpSettings) -> CorsLayer {
 
 /// (trace id, parent span id) of a valid `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
 fn traceparent(value: &str) -> Option<(String, String)> {
+    if value.is_empty() {
+        return None;
+    }
     let parts: Vec<&str> = value.trim().split('-').collect();
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
     match parts.as_slice() {
@@ -184,15 +195,18 @@ impl Media {
         let mut best: Option<(f32, Media)> = None;
         for range in accept.split(',') {
             let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = parts.next().unwrap_or("").trim();
             let q = parts
                 .filter_map(|p| p.trim().strip_prefix("q="))
                 .find_map(|q| q.trim().parse::<f32>().ok())
                 .unwrap_or(1.0);
-            let media = match media.as_str() {
-                "application/graphql-response+json" => Media::GraphqlResponse,
-                "application/json" | "application/*" | "*/*" => Media::Json,
-                _ => continue,
+            let is = |name: &str| media.eq_ignore_ascii_case(name);
+            let media = if is("application/graphql-response+json") {
+                Media::GraphqlResponse
+            } else if is("application/json") || is("application/*") || is("*/*") {
+                Media::Json
+            } else {
+                continue;
             };
             if q <= 0.0 {
                 continue;
@@ -580,11 +594,14 @@ fn with_cost(body: Bytes, cost: Option<CostReport>) -> Bytes {
 
 /// A GraphQL response body as sent: never stored by HTTP caches (it may be per viewer).
 fn json_response(media: Media, body: Bytes) -> Response {
-    (
-        [(header::CONTENT_TYPE, media.content_type()), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        body,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(body));
+    // Room for every header a GraphQL response carries (these two, the request id, `RateLimit-*`,
+    // `Retry-After`...): growing the map re-hashes it.
+    let headers = response.headers_mut();
+    *headers = HeaderMap::with_capacity(12);
+    headers.insert(header::CONTENT_TYPE, media.content_type());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Per-request facts resolvers may need (audit logs record the client IP).

@@ -117,7 +117,9 @@ impl Limiter {
             return full;
         }
         let key = format!("{}:{name}:{subject}", self.0.prefix);
-        let decision = match self.shared(&key, rule, cost).await {
+        // Boxed: the Redis call is a large future, which every caller's future would otherwise
+        // carry (and copy) even when limits are off.
+        let decision = match Box::pin(self.shared(&key, rule, cost)).await {
             Some(decision) => decision,
             None => self.local(&key, rule, cost),
         };

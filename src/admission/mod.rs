@@ -221,7 +221,10 @@ impl Admission {
         let budget = self.0.app.config.graphql.request_timeout;
         let answer = match tokio::time::timeout(budget, async {
             match self.prepare(request, caller, &options).await {
-                Ok(prepared) => self.run(prepared, caller, &options).await,
+                // Boxed: the schema's execution is a large future, and every layer around it
+                // (this one, the transport's handler) would otherwise carry it and copy it on
+                // each move, also for the requests answered before it (a kept response, a refusal).
+                Ok(prepared) => Box::pin(self.run(prepared, caller, &options)).await,
                 Err(answer) => answer,
             }
         })
@@ -305,7 +308,7 @@ impl Admission {
         }
         self.limit(caller, kind).await.map_err(Answer::refused)?;
         if let Some(hash) = new_text {
-            self.0.persisted.register(&hash, &request.query).await;
+            Box::pin(self.0.persisted.register(&hash, &request.query)).await;
         }
         request.set_parsed_query(document);
         let cache_key = cache_key.filter(|_| kind == Some(OperationType::Query));

@@ -50,7 +50,8 @@ impl Persisted {
         }
         let Some(hash) = hash else { return Ok(None) };
         if request.query.trim().is_empty() {
-            return match self.cache.text(APQ_NAMESPACE, &hash).await {
+            // Boxed: a cache read is a large future; most requests carry no hash at all.
+            return match Box::pin(self.cache.text(APQ_NAMESPACE, &hash)).await {
                 Some(text) => {
                     request.query = text;
                     Ok(None)

@@ -252,8 +252,20 @@ pub async fn set_status(
 /// status or a session's tokens change, on every instance), so a ban, a logout, a revoked session
 /// or a password change refuses the very next request, at the cost of a hash look-up.
 pub async fn check_standing(cache: &crate::cache::Cache, db: &DatabaseConnection, viewer: &Viewer) -> AppResult<()> {
-    use crate::cache::Kind;
     let Viewer::User { id, session, .. } = viewer else { return Ok(()) };
+    // Boxed: the look-ups are large futures, which every request's future (anonymous ones too)
+    // would otherwise carry and copy.
+    Box::pin(standing_of(cache, db, *id, *session)).await
+}
+
+async fn standing_of(
+    cache: &crate::cache::Cache,
+    db: &DatabaseConnection,
+    id: Uuid,
+    session: Option<Uuid>,
+) -> AppResult<()> {
+    use crate::cache::Kind;
+    let (id, session) = (&id, &session);
     let status: Option<String> = cache
         .load_one(Kind::Account, *id, || async {
             Ok::<_, AppError>(find_user(db, *id).await?.map(|user| user.status.as_str().to_string()))

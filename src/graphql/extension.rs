@@ -173,10 +173,34 @@ impl Extension for GuardExtension {
 /// Counts one request of `operation` (its label) and its latency; also for the requests the
 /// response cache answers, which never reach the schema.
 pub fn record_request(operation: &str, outcome: &'static str, elapsed: std::time::Duration) {
-    metrics::counter!("graphql_requests_total", "operation" => operation.to_string(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("graphql_request_duration_seconds", "operation" => operation.to_string())
-        .record(elapsed.as_secs_f64());
+    /// One operation label's handles: its duration histogram and a counter per outcome.
+    type Handles = (metrics::Histogram, Vec<(&'static str, metrics::Counter)>);
+    // The recorder's handles, kept per thread by label: registering builds a key (allocating its
+    // labels) and looks it up in the registry, which every request would otherwise pay twice.
+    // Labels are bounded (see `bounded`), so these maps are too.
+    thread_local! {
+        static HANDLES: std::cell::RefCell<HashMap<String, Handles>> = std::cell::RefCell::new(HashMap::new());
+    }
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        if !handles.contains_key(operation) {
+            let duration =
+                metrics::histogram!("graphql_request_duration_seconds", "operation" => operation.to_string());
+            handles.insert(operation.to_string(), (duration, Vec::new()));
+        }
+        let Some((duration, counts)) = handles.get_mut(operation) else { return };
+        duration.record(elapsed.as_secs_f64());
+        match counts.iter().find(|(kind, _)| *kind == outcome) {
+            Some((_, count)) => count.increment(1),
+            None => {
+                let count = metrics::counter!(
+                    "graphql_requests_total", "operation" => operation.to_string(), "outcome" => outcome
+                );
+                count.increment(1);
+                counts.push((outcome, count));
+            }
+        }
+    });
 }
 
 /// How many distinct operation labels metrics keep (`METRICS_MAX_OPERATIONS`).
