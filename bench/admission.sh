@@ -43,7 +43,7 @@ git worktree remove --force "$WORK/reference-tree"
 
 # The `{ __typename }` rounds pin the server to one core and oha to another (with 2 or more), so
 # the two do not trade places on the cores between rounds. The login server runs unpinned (hashing
-# uses every core).
+# uses every core); its oha stays on core 1.
 PIN_SERVER=() PIN_LOAD=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then PIN_SERVER=(taskset -c 0) PIN_LOAD=(taskset -c 1); fi
 SERVER=
@@ -112,7 +112,7 @@ for binary in reference current; do
 done
 
 mkdir -p bench/results
-python3 - "$RESULTS" "$REFERENCE" "$(git rev-parse --short HEAD)" "$ROUNDS" > bench/results/admission.json <<'PY'
+python3 - "$RESULTS" "$REFERENCE" "$(git describe --always --dirty)" "$ROUNDS" > bench/results/admission.json <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 print(json.dumps({"reference": sys.argv[2], "current": sys.argv[3], "rounds": int(sys.argv[4]), "runs": lines}, indent=1))

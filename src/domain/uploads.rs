@@ -480,18 +480,19 @@ pub fn upload_key(storage: &Storage, url: &str) -> Option<(String, Uuid, UploadP
     let key = storage.key_of_stored_url(url)?;
     let mut segments = key.split('/');
     let (visibility, purpose, id) = (segments.next()?, segments.next()?, segments.next()?);
-    segments.next()?;
+    (segments.next().is_some() && segments.next().is_none()).then_some(())?;
     let purpose = PURPOSES.into_iter().find(|p| p.as_str() == purpose)?;
     let id = Uuid::parse_str(id).ok()?;
     let private = rules(purpose).private;
     (visibility == if private { "private" } else { "public" }).then_some((key, id, purpose))
 }
 
-/// A URL kept in a row, as a reader who may see the row gets it: a private upload's stable form
-/// becomes a short-lived signed URL; anything else is returned as it is.
-pub fn readable_url(storage: &Storage, url: &str) -> String {
+/// A URL kept in a row's field that takes `purpose`, as a reader who may see the row gets it: a
+/// private upload of that purpose becomes a short-lived signed URL (a file of another purpose is
+/// never signed through this field); anything else is returned as it is.
+pub fn readable_url(storage: &Storage, url: &str, purpose: UploadPurpose) -> String {
     match upload_key(storage, url) {
-        Some((key, _, purpose)) if rules(purpose).private => storage.private_url(&key),
+        Some((key, _, of)) if of == purpose && rules(of).private => storage.private_url(&key),
         _ => url.to_string(),
     }
 }

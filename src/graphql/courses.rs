@@ -246,7 +246,7 @@ impl CourseContent {
             if self.0.is_free {
                 free_media_url(storage, url, self.0.id)
             } else {
-                readable_url(storage, url)
+                readable_url(storage, url, entity::enums::UploadPurpose::CourseMedia)
             }
         }))
     }

@@ -177,7 +177,8 @@ pub fn record_request(operation: &str, outcome: &'static str, elapsed: std::time
     type Handles = (metrics::Histogram, Vec<(&'static str, metrics::Counter)>);
     // The recorder's handles, kept per thread by label: registering builds a key (allocating its
     // labels) and looks it up in the registry, which every request would otherwise pay twice.
-    // Labels are bounded (see `bounded`), so these maps are too.
+    // Labels are bounded (see `bounded`), so these maps are too. A handle taken before the
+    // recorder is installed would stay a no-op: `App::build` installs it before serving.
     thread_local! {
         static HANDLES: std::cell::RefCell<HashMap<String, Handles>> = std::cell::RefCell::new(HashMap::new());
     }

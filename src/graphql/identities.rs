@@ -52,7 +52,14 @@ impl Identity {
         }
         let storage = &state(ctx)?.storage;
         let documents = self.0.verification_documents.clone().map(|d| d.0).unwrap_or_default();
-        Ok(Some(documents.iter().map(|url| crate::domain::uploads::readable_url(storage, url)).collect()))
+        Ok(Some(
+            documents
+                .iter()
+                .map(|url| {
+                    crate::domain::uploads::readable_url(storage, url, entity::enums::UploadPurpose::IdentityDocument)
+                })
+                .collect(),
+        ))
     }
     /// Why an administrator rejected the application: the owner and admins see it, until the
     /// next decision (a re-application keeps it for the reviewer).

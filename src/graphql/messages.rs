@@ -29,7 +29,11 @@ impl Message {
     /// that works for a short while; ask again for a fresh one).
     async fn content(&self, ctx: &Context<'_>) -> Result<String> {
         if matches!(self.0.message_type, MessageType::Image | MessageType::File) {
-            return Ok(crate::domain::uploads::readable_url(&state(ctx)?.storage, &self.0.content));
+            return Ok(crate::domain::uploads::readable_url(
+                &state(ctx)?.storage,
+                &self.0.content,
+                entity::enums::UploadPurpose::MessageFile,
+            ));
         }
         Ok(self.0.content.clone())
     }
