@@ -69,13 +69,9 @@ pub async fn apply(
     }
     c.finish()?;
     let user = super::active_user(db, viewer).await?;
-    let mut claimed = Vec::with_capacity(documents.len());
-    for (n, url) in documents.iter().enumerate() {
-        let field = format!("input.verificationDocuments.{n}");
-        let purposes = [UploadPurpose::IdentityDocument];
-        claimed.push(super::uploads::claim(db, storage, user.id, &field, url, &purposes).await?);
-    }
-    let documents = claimed;
+    let field = "input.verificationDocuments";
+    let documents =
+        super::uploads::claim_all(db, storage, user.id, field, &documents, UploadPurpose::IdentityDocument).await?;
     let txn = db.begin().await?;
     super::domains::hold_active(&txn, &domain, "input.domain").await?;
     let held = user_identities::Entity::find()

@@ -12,7 +12,7 @@ use crate::auth::Viewer;
 use crate::cache::{Cache, Kind as CacheKind};
 use crate::error::{AppError, AppResult, Checks};
 use chrono::Utc;
-use entity::enums::{CircleStatus, ContentStatus, PostType, StringList};
+use entity::enums::{CircleStatus, ContentStatus, PostType, StringList, UploadPurpose};
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
@@ -157,7 +157,8 @@ pub async fn create(
     c.finish()?;
     let (user, _) = acting_member(db, viewer, input.circle_id).await?;
     let identity = own_active_identity(db, &user, input.identity_id, "input.identityId").await?;
-    let media = claim_media(db, storage, user.id, &media).await?;
+    let media =
+        super::uploads::claim_all(db, storage, user.id, "input.mediaUrls", &media, UploadPurpose::PostImage).await?;
     let txn = db.begin().await?;
     write::update_many(
         &txn,
@@ -215,7 +216,10 @@ pub async fn update(
     let media = c.on(media.map(|m| validate_media(post.post_type, m)).transpose());
     c.finish()?;
     let media = match media {
-        Some(media) => Some(claim_media(db, storage, user.id, &media).await?),
+        Some(media) => Some(
+            super::uploads::claim_all(db, storage, user.id, "input.mediaUrls", &media, UploadPurpose::PostImage)
+                .await?,
+        ),
         None => None,
     };
     let old_media = post.media_urls.clone().map(|list| list.0).unwrap_or_default();
@@ -233,23 +237,6 @@ pub async fn update(
         super::uploads::release(db, storage, entity::enums::UploadPurpose::PostImage, dropped).await?;
     }
     Ok(updated)
-}
-
-/// A post's media URLs as it keeps them: each upload of this store a READY POST_IMAGE of the
-/// author's own (marked used), external URLs as they are.
-async fn claim_media(
-    db: &DatabaseConnection,
-    storage: &crate::storage::Storage,
-    user_id: Uuid,
-    media: &[String],
-) -> AppResult<Vec<String>> {
-    let mut claimed = Vec::with_capacity(media.len());
-    for (n, url) in media.iter().enumerate() {
-        let field = format!("input.mediaUrls.{n}");
-        let purposes = [entity::enums::UploadPurpose::PostImage];
-        claimed.push(super::uploads::claim(db, storage, user_id, &field, url, &purposes).await?);
-    }
-    Ok(claimed)
 }
 
 /// Moves a circle's `post_count` by `step` (never below zero), in the transaction that moved a

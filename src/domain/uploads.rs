@@ -559,6 +559,22 @@ pub async fn claim(
     Ok(storage.public_url(&key))
 }
 
+/// [`claim`] for each URL of a list field (`field.0`, `field.1`...), in order.
+pub async fn claim_all(
+    db: &impl ConnectionTrait,
+    storage: &Storage,
+    user_id: Uuid,
+    field: &str,
+    urls: &[String],
+    purpose: UploadPurpose,
+) -> AppResult<Vec<String>> {
+    let mut claimed = Vec::with_capacity(urls.len());
+    for (n, url) in urls.iter().enumerate() {
+        claimed.push(claim(db, storage, user_id, &format!("{field}.{n}"), url, &[purpose]).await?);
+    }
+    Ok(claimed)
+}
+
 /// How long a claim holds an upload against a release: a release in that time (another row
 /// replacing the same file while this one is being written) leaves it marked, so a sweep can
 /// never delete a file a row is about to hold. The price: a file replaced within a minute of
