@@ -35,6 +35,11 @@ fn is_han(c: char) -> bool {
         '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{2A6DF}')
 }
 
+/// Whether `text` holds a Chinese (Han) character.
+pub fn has_han(text: &str) -> bool {
+    text.chars().any(is_han)
+}
+
 /// Splits `text` into runs: `(start, end, han)` for each run of word characters.
 fn runs(text: &str) -> Vec<(usize, usize, bool)> {
     let mut out = Vec::new();
@@ -105,8 +110,8 @@ pub fn pinyin(word: &str) -> (String, String) {
     for (c, reading) in word.chars().zip(word.to_pinyin()) {
         match reading {
             Some(p) => {
-                full.push_str(&p.plain().replace('ü', "v"));
-                initials.push_str(&p.first_letter().replace('ü', "v"));
+                full.extend(p.plain().chars().map(|c| if c == 'ü' { 'v' } else { c }));
+                initials.extend(p.first_letter().chars().map(|c| if c == 'ü' { 'v' } else { c }));
             }
             None => {
                 for lower in c.to_lowercase() {
@@ -163,6 +168,9 @@ pub fn typos(word: &str) -> u8 {
 
 /// Edit distance between `a` and `b` (adjacent transpositions count one), or None past `max`.
 pub fn distance_within(a: &str, b: &str, max: u8) -> Option<u8> {
+    if a.chars().count().abs_diff(b.chars().count()) > usize::from(max) {
+        return None;
+    }
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let max = usize::from(max);
@@ -208,19 +216,21 @@ pub struct QueryWord {
 impl QueryWord {
     /// Whether an indexed term matches this word.
     pub fn matches(&self, term: &str) -> bool {
-        if term == self.text {
+        if term == self.text || (self.prefix && term.starts_with(&self.text)) {
             return true;
         }
-        if self.typos > 0 && distance_within(&self.text, term, self.typos).is_some() {
+        if self.typos == 0 {
+            return false;
+        }
+        if distance_within(&self.text, term, self.typos).is_some() {
             return true;
         }
-        if self.prefix {
-            // A prefix, with the same typos allowed within the typed part.
+        // A prefix, with the same typos allowed within the typed part.
+        self.prefix && {
             let typed = self.text.chars().count();
-            let head: String = term.chars().take(typed).collect();
-            return head == self.text || (self.typos > 0 && distance_within(&self.text, &head, self.typos).is_some());
+            let head = term.char_indices().nth(typed).map_or(term, |(end, _)| &term[..end]);
+            distance_within(&self.text, head, self.typos).is_some()
         }
-        false
     }
 }
 
@@ -280,12 +290,13 @@ impl Matcher {
         self.readings.iter().flatten().any(|word| word.matches(term))
     }
 
-    /// Whether a word of `text` matches (directly or through its pinyin).
-    fn word_matches(&self, word: &Word) -> bool {
+    /// Whether a word of `text` matches (directly or through its pinyin). `latin`: some query
+    /// word is not Chinese (only those can match a Chinese word's pinyin).
+    fn word_matches(&self, word: &Word, latin: bool) -> bool {
         if self.matches(&word.text) {
             return true;
         }
-        if word.han {
+        if word.han && latin {
             let (full, initials) = pinyin(&word.text);
             return self.matches(&full) || (initials.chars().count() > 1 && self.matches(&initials));
         }
@@ -298,8 +309,12 @@ impl Matcher {
         if self.is_empty() {
             return None;
         }
-        let mut found: Vec<(usize, usize)> =
-            document_words(text).into_iter().filter(|w| self.word_matches(w)).map(|w| (w.start, w.end)).collect();
+        let latin = self.readings.iter().flatten().any(|w| !has_han(&w.text));
+        let mut found: Vec<(usize, usize)> = document_words(text)
+            .into_iter()
+            .filter(|w| self.word_matches(w, latin))
+            .map(|w| (w.start, w.end))
+            .collect();
         found.sort_unstable();
         // Search-mode words overlap (数据, 数据库): one mark over each overlapping group.
         let mut marked: Vec<(usize, usize)> = Vec::new();

@@ -17,22 +17,31 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
-use tantivy::columnar::StrColumn;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, AutomatonWeight, BooleanQuery, BoostQuery, ConstScoreQuery, DfaWrapper, EnableScoring, FuzzyTermQuery,
+    Occur, Query, TermQuery, Weight,
+};
 use tantivy::schema::{
-    Field as IndexField, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+    Field as IndexField, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
 };
 use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
 use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
+use tantivy_fst::Automaton;
 use uuid::Uuid;
 
 /// The tokenizer of text fields: the terms are already analysed, separated by spaces.
 const TERMS: &str = "terms";
 /// Indexing memory of each collection's writer (tantivy's minimum per thread is 15 MB).
 const WRITER_BYTES: usize = 24_000_000;
+/// The id's two halves, as columns.
+const ID_HIGH: &str = "id_high";
+const ID_LOW: &str = "id_low";
+/// Relevance's tie-breaker column ([`tie_break`]).
+const TIE_BREAK: &str = "tie_break";
 /// Marks a directory index as fully built (absent: build it from the database).
 const BUILT_MARK: &str = "built";
 
@@ -46,7 +55,10 @@ struct Store {
     reader: IndexReader,
     /// None once closed (the directory's lock is released with it).
     writer: Mutex<Option<IndexWriter>>,
+    collection: Collection,
     id: IndexField,
+    id_halves: (IndexField, IndexField),
+    tie_break: IndexField,
     /// Text fields: (field, its pinyin field, boost).
     text: Vec<(&'static str, IndexField, IndexField, f32)>,
     other: HashMap<&'static str, IndexField>,
@@ -54,8 +66,13 @@ struct Store {
 
 fn schema(collection: Collection) -> Schema {
     let mut builder = Schema::builder();
-    // Also a fast field: a page's ids are read from its column, not from the stored documents.
-    builder.add_text_field("id", STRING | STORED | FAST);
+    // The id as a term (to replace or delete a document), and as two 64-bit columns a page's ids
+    // are read from (a string column's dictionary decompresses a block for every look-up).
+    builder.add_text_field("id", STRING);
+    builder.add_u64_field(ID_HIGH, FAST);
+    builder.add_u64_field(ID_LOW, FAST);
+    // Relevance's tie-breaker (rating, then popularity), worked out when the document is written.
+    builder.add_f64_field(TIE_BREAK, FAST);
     let text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(TERMS).set_index_option(IndexRecordOption::WithFreqs),
     );
@@ -105,7 +122,16 @@ impl Embedded {
                     }
                 }
             }
-            let store = Store { reader, writer: Mutex::new(Some(writer)), id: field("id")?, text, other };
+            let store = Store {
+                reader,
+                writer: Mutex::new(Some(writer)),
+                collection,
+                id: field("id")?,
+                id_halves: (field(ID_HIGH)?, field(ID_LOW)?),
+                tie_break: field(TIE_BREAK)?,
+                text,
+                other,
+            };
             stores.insert(collection, Arc::new(store));
         }
         let built = directory.as_ref().is_some_and(|dir| dir.join(BUILT_MARK).exists());
@@ -203,6 +229,10 @@ impl Store {
     fn to_index(&self, document: &Document) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_text(self.id, document.id.to_string());
+        let (high, low) = document.id.as_u64_pair();
+        doc.add_u64(self.id_halves.0, high);
+        doc.add_u64(self.id_halves.1, low);
+        doc.add_f64(self.tie_break, tie_break(self.collection, document));
         for (name, text) in &document.text {
             if let Some((_, field, pinyin, _)) = self.text.iter().find(|(n, ..)| n == name) {
                 doc.add_text(*field, analysis::terms(text).join(" "));
@@ -255,23 +285,36 @@ impl Store {
     }
 
     fn word_query(&self, word: &QueryWord) -> Box<dyn Query> {
+        // A Chinese word has no pinyin form to match (the pinyin fields hold Latin letters only).
+        let han = analysis::has_han(&word.text);
+        // Each automaton is built once per word, and shared by every field and every search
+        // with the same word.
+        let fuzzy = if word.typos > 0 { automaton(&word.text, word.typos, false) } else { None };
+        let prefix = if word.prefix { automaton(&word.text, word.typos, true) } else { None };
+        // Typos in a prefix of pinyin would match nearly every syllable: exact there.
+        let pinyin_prefix = if word.prefix && !han { automaton(&word.text, 0, true) } else { None };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut push = |query: Box<dyn Query>, boost: f32| {
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(query, boost))));
+        };
         for (_, field, pinyin, boost) in &self.text {
-            for (field, boost, fuzzy) in [(*field, *boost, true), (*pinyin, boost * PINYIN_WEIGHT, false)] {
-                let term = Term::from_field_text(field, &word.text);
-                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost * 2.0))));
-                // Pinyin is matched exactly or as a prefix: typos there would match most syllables.
-                if word.typos > 0 && fuzzy {
-                    let fuzzy = FuzzyTermQuery::new(term.clone(), word.typos, true);
-                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost * 0.5))));
-                }
-                if word.prefix {
-                    // Typos in a prefix of pinyin would match nearly every syllable: exact there.
-                    let typos = if fuzzy { word.typos } else { 0 };
-                    let prefix = FuzzyTermQuery::new_prefix(term, typos, true);
-                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), boost * 0.5))));
-                }
+            let exact = TermQuery::new(Term::from_field_text(*field, &word.text), IndexRecordOption::WithFreqs);
+            push(Box::new(exact), boost * 2.0);
+            if let Some(fuzzy) = &fuzzy {
+                push(Box::new(SharedAutomaton { field: *field, automaton: fuzzy.clone() }), boost * 0.5);
+            }
+            if let Some(prefix) = &prefix {
+                push(Box::new(SharedAutomaton { field: *field, automaton: prefix.clone() }), boost * 0.5);
+            }
+            if han {
+                continue;
+            }
+            // Pinyin is matched exactly or as a prefix: typos there would match most syllables.
+            let boost = boost * PINYIN_WEIGHT;
+            let exact = TermQuery::new(Term::from_field_text(*pinyin, &word.text), IndexRecordOption::WithFreqs);
+            push(Box::new(exact), boost * 2.0);
+            if let Some(prefix) = &pinyin_prefix {
+                push(Box::new(SharedAutomaton { field: *pinyin, automaton: prefix.clone() }), boost * 0.5);
             }
         }
         Box::new(BooleanQuery::new(clauses))
@@ -329,19 +372,15 @@ impl Store {
         let top = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
         let (total, addresses, counts) = match request.order {
             Order::Relevance => {
-                let popularity = match request.collection {
-                    Collection::Circles => "members",
-                    _ => "students",
-                };
                 // Rating and popularity break ties (and order a search with no words).
                 let tweaked = top.tweak_score(move |segment: &SegmentReader| {
-                    let fast = segment.fast_fields();
-                    let rating = fast.f64("rating").ok().map(|c| c.first_or_default_col(0.0));
-                    let popular = fast.f64(popularity).ok().map(|c| c.first_or_default_col(0.0));
+                    // Every document has one: read its values directly when the column is dense.
+                    let column = segment.fast_fields().f64(TIE_BREAK).ok().map(|c| match c.get_cardinality() {
+                        tantivy::columnar::Cardinality::Full => c.values,
+                        _ => c.first_or_default_col(0.0),
+                    });
                     move |doc: DocId, score: Score| {
-                        let rating = rating.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
-                        let popular = popular.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0);
-                        score + (0.01 * rating + 0.001 * popular.max(0.0).ln_1p()) as f32
+                        score + column.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0) as f32
                     }
                 });
                 let (total, top, counts) = searcher.search(&query, &(Count, tweaked, facets))?;
@@ -357,21 +396,17 @@ impl Store {
         let total = total as u64;
         let mut hits = Vec::with_capacity(addresses.len());
         if request.limit > 0 {
-            let mut columns: HashMap<SegmentOrdinal, Option<StrColumn>> = HashMap::new();
-            let mut text = String::new();
+            let mut columns: HashMap<SegmentOrdinal, (Column<u64>, Column<u64>)> = HashMap::new();
             for (score, address) in addresses {
-                let column = match columns.entry(address.segment_ord) {
+                let (high, low) = match columns.entry(address.segment_ord) {
                     std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                     std::collections::hash_map::Entry::Vacant(entry) => {
-                        entry.insert(searcher.segment_reader(address.segment_ord).fast_fields().str("id")?)
+                        let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+                        entry.insert((fast.u64(ID_HIGH)?, fast.u64(ID_LOW)?))
                     }
                 };
-                let Some(column) = column.as_ref() else { continue };
-                let Some(ord) = column.term_ords(address.doc_id).next() else { continue };
-                if column.ord_to_str(ord, &mut text)? {
-                    if let Ok(id) = Uuid::parse_str(&text) {
-                        hits.push(Hit { id, score });
-                    }
+                if let (Some(high), Some(low)) = (high.first(address.doc_id), low.first(address.doc_id)) {
+                    hits.push(Hit { id: Uuid::from_u64_pair(high, low), score });
                 }
             }
         }
@@ -388,6 +423,93 @@ impl Store {
             .collect();
         Ok(Results { hits, total, facets, degraded: false })
     }
+}
+
+/// Compiled automata by (word, typos, prefix). Building a Levenshtein DFA costs more than
+/// walking a term dictionary with it (a 9-letter word with two typos: a fraction of a
+/// millisecond), and the words people search for repeat: a built one serves every field, every
+/// segment and the next searches. It depends on the word alone, not on the index.
+static AUTOMATA: std::sync::LazyLock<moka::sync::Cache<(String, u8, bool), Arc<Inexact>>> =
+    std::sync::LazyLock::new(|| moka::sync::Cache::builder().max_capacity(4_096).build());
+
+fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<Inexact>> {
+    let key = (word.to_string(), typos, prefix);
+    if let Some(found) = AUTOMATA.get(&key) {
+        return Some(found);
+    }
+    // The field is not part of the automaton: any field builds the same one.
+    let term = Term::from_field_text(IndexField::from_field_id(0), word);
+    let query =
+        if prefix { FuzzyTermQuery::new_prefix(term, typos, true) } else { FuzzyTermQuery::new(term, typos, true) };
+    // tantivy refuses distances above 2 (`analysis::typos` allows at most 2): no clause then.
+    let built = Arc::new(Inexact { dfa: query.automaton().ok()?, word: word.as_bytes().into() });
+    AUTOMATA.insert(key, built.clone());
+    Some(built)
+}
+
+/// The terms a typo or prefix automaton accepts, but the word itself: its documents are the
+/// exact clause's, scored there (walking its postings a second time to add a constant was most
+/// of a common word's cost).
+struct Inexact {
+    dfa: DfaWrapper,
+    word: Box<[u8]>,
+}
+
+/// Bytes of the word read so far while the term still equals its beginning.
+const DIVERGED: u32 = u32::MAX;
+
+impl Automaton for Inexact {
+    /// (the DFA's state, bytes of the word matched exactly so far or [`DIVERGED`])
+    type State = (u32, u32);
+
+    fn start(&self) -> Self::State {
+        (self.dfa.start(), 0)
+    }
+
+    fn is_match(&self, state: &Self::State) -> bool {
+        self.dfa.is_match(&state.0) && state.1 as usize != self.word.len()
+    }
+
+    fn can_match(&self, state: &Self::State) -> bool {
+        self.dfa.can_match(&state.0)
+    }
+
+    fn accept(&self, state: &Self::State, byte: u8) -> Self::State {
+        let at = state.1 as usize;
+        let exact = if state.1 != DIVERGED && self.word.get(at) == Some(&byte) { state.1 + 1 } else { DIVERGED };
+        (self.dfa.accept(&state.0, byte), exact)
+    }
+}
+
+/// The documents holding a term of `field` that `automaton` accepts, all scored alike (what
+/// tantivy's `FuzzyTermQuery` does, with the automaton built once and shared).
+#[derive(Clone)]
+struct SharedAutomaton {
+    field: IndexField,
+    automaton: Arc<Inexact>,
+}
+
+impl std::fmt::Debug for SharedAutomaton {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedAutomaton").field("field", &self.field).finish_non_exhaustive()
+    }
+}
+
+impl Query for SharedAutomaton {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(AutomatonWeight::<Inexact>::new(self.field, self.automaton.clone())))
+    }
+}
+
+/// What breaks ties between equally relevant documents (and orders a search with no words):
+/// the rating first, then popularity (students, or a circle's members), both far below what a
+/// matched word scores.
+fn tie_break(collection: Collection, document: &Document) -> f64 {
+    let popularity = match collection {
+        Collection::Circles => document.number("members"),
+        _ => document.number("students"),
+    };
+    0.01 * document.number("rating") + 0.001 * popularity.max(0.0).ln_1p()
 }
 
 /// Counts the values of keyword fields over the matching documents (each value once per
@@ -457,10 +579,17 @@ impl SegmentCollector for SegmentCounts {
             .map(|(column, counts)| {
                 let mut out = HashMap::new();
                 if let Some(column) = &column {
-                    let mut value = String::new();
-                    for (ord, count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
-                        if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
-                            out.insert(value.clone(), *count);
+                    // The counted values' texts in one walk of the dictionary (each look-up by
+                    // itself would decompress a block).
+                    let ords: Vec<u64> =
+                        counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(ord, _)| ord as u64).collect();
+                    let mut values = Vec::with_capacity(ords.len());
+                    let walked = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+                        values.push(String::from_utf8_lossy(bytes).into_owned())
+                    });
+                    if walked.is_ok() {
+                        for (ord, value) in ords.into_iter().zip(values) {
+                            out.insert(value, counts[ord as usize]);
                         }
                     }
                 }
