@@ -9,7 +9,7 @@ use super::identities::Mentor;
 use super::pagination::max_page_size;
 use crate::domain::pagination::OffsetCursor;
 use crate::error::{AppError, AppResult};
-use crate::search::analysis::Matcher;
+use crate::search::analysis::{Highlighter, Matcher};
 use crate::search::{self, Collection, Filter, Order, Request, Results};
 use async_graphql::connection::PageInfo;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
@@ -293,14 +293,14 @@ fn wanted(ctx: &Context<'_>, facets: &[&'static str]) -> (bool, Vec<&'static str
     (marking, facets.iter().copied().filter(|f| selected.field(f).exists()).collect())
 }
 
-fn highlights(marking: bool, matcher: &Matcher, fields: &[(&str, Option<&str>)]) -> Vec<Highlight> {
+fn highlights(marking: bool, highlighter: &Highlighter<'_>, fields: &[(&str, Option<&str>)]) -> Vec<Highlight> {
     if !marking {
         return Vec::new();
     }
     fields
         .iter()
         .filter_map(|(field, text)| {
-            let snippet = matcher.highlight(text.as_ref()?, SNIPPET_CHARS)?;
+            let snippet = highlighter.highlight(text.as_ref()?, SNIPPET_CHARS)?;
             Some(Highlight { field: field.to_string(), snippet })
         })
         .collect()
@@ -392,13 +392,14 @@ impl SearchQuery {
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Course>> {
             let rows = loaders(ctx)?.courses.load_ordered(&ids).await.map_err(AppError::from)?;
             let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
+            let highlighter = matcher.highlighter();
             Ok(ids
                 .iter()
                 .map(|id| {
                     let row = rows.get(id).filter(|c| c.status == CourseStatus::Published)?.clone();
                     let marks = highlights(
                         marking,
-                        &matcher,
+                        &highlighter,
                         &[("title", Some(&row.title)), ("description", row.description.as_deref())],
                     );
                     Some((Course(row), marks))
@@ -452,6 +453,7 @@ impl SearchQuery {
             let identities: HashMap<Uuid, _> = identities.into_iter().map(|i| (i.id, i)).collect();
             let profiles = loaders.profiles_by_identity.load_ordered(&ids).await.map_err(AppError::from)?;
             let profiles: HashMap<Uuid, _> = profiles.into_iter().flatten().map(|p| (p.identity_id, p)).collect();
+            let highlighter = matcher.highlighter();
             Ok(ids
                 .iter()
                 .map(|id| {
@@ -460,7 +462,7 @@ impl SearchQuery {
                     let skills = profile.and_then(|p| p.skills.clone()).map(|s| s.0.join(", "));
                     let marks = highlights(
                         marking,
-                        &matcher,
+                        &highlighter,
                         &[
                             ("name", profile.map(|p| p.name.as_str())),
                             ("skills", skills.as_deref()),
@@ -499,13 +501,14 @@ impl SearchQuery {
         let nodes = async |ids: Vec<Uuid>| -> AppResult<Nodes<Circle>> {
             let rows = loaders(ctx)?.circles.load_ordered(&ids).await.map_err(AppError::from)?;
             let rows: HashMap<Uuid, _> = rows.into_iter().map(|r| (r.id, r)).collect();
+            let highlighter = matcher.highlighter();
             Ok(ids
                 .iter()
                 .map(|id| {
                     let row = rows.get(id).filter(|c| c.status == CircleStatus::Active)?.clone();
                     let marks = highlights(
                         marking,
-                        &matcher,
+                        &highlighter,
                         &[("name", Some(&row.name)), ("description", row.description.as_deref())],
                     );
                     Some((Circle(row), marks))

@@ -290,31 +290,53 @@ impl Matcher {
         self.readings.iter().flatten().any(|word| word.matches(term))
     }
 
-    /// Whether a word of `text` matches (directly or through its pinyin). `latin`: some query
-    /// word is not Chinese (only those can match a Chinese word's pinyin).
-    fn word_matches(&self, word: &Word, latin: bool) -> bool {
-        if self.matches(&word.text) {
-            return true;
+    /// A short extract of `text` around its first match, matches wrapped in `<mark>`…`</mark>`
+    /// and the rest HTML-escaped; None when nothing in it matches.
+    pub fn highlight(&self, text: &str, max_chars: usize) -> Option<String> {
+        self.highlighter().highlight(text, max_chars)
+    }
+
+    /// Highlights many texts for this query (one page of hits): each distinct word of the texts
+    /// is matched once.
+    pub fn highlighter(&self) -> Highlighter<'_> {
+        let latin = self.readings.iter().flatten().any(|w| !has_han(&w.text));
+        Highlighter { matcher: self, latin, seen: Default::default() }
+    }
+}
+
+/// See [`Matcher::highlighter`].
+pub struct Highlighter<'a> {
+    matcher: &'a Matcher,
+    /// Some query word is not Chinese (only those can match a Chinese word's pinyin).
+    latin: bool,
+    /// Whether each word met so far matches.
+    seen: std::cell::RefCell<std::collections::HashMap<String, bool>>,
+}
+
+impl Highlighter<'_> {
+    /// Whether a word of a text matches (directly or through its pinyin).
+    fn word_matches(&self, word: &Word) -> bool {
+        if let Some(known) = self.seen.borrow().get(&word.text) {
+            return *known;
         }
-        if word.han && latin {
-            let (full, initials) = pinyin(&word.text);
-            return self.matches(&full) || (initials.chars().count() > 1 && self.matches(&initials));
-        }
-        false
+        let matcher = self.matcher;
+        let matches = matcher.matches(&word.text)
+            || (word.han && self.latin && {
+                let (full, initials) = pinyin(&word.text);
+                matcher.matches(&full) || (initials.chars().count() > 1 && matcher.matches(&initials))
+            });
+        self.seen.borrow_mut().insert(word.text.clone(), matches);
+        matches
     }
 
     /// A short extract of `text` around its first match, matches wrapped in `<mark>`…`</mark>`
     /// and the rest HTML-escaped; None when nothing in it matches.
     pub fn highlight(&self, text: &str, max_chars: usize) -> Option<String> {
-        if self.is_empty() {
+        if self.matcher.is_empty() {
             return None;
         }
-        let latin = self.readings.iter().flatten().any(|w| !has_han(&w.text));
-        let mut found: Vec<(usize, usize)> = document_words(text)
-            .into_iter()
-            .filter(|w| self.word_matches(w, latin))
-            .map(|w| (w.start, w.end))
-            .collect();
+        let mut found: Vec<(usize, usize)> =
+            document_words(text).into_iter().filter(|w| self.word_matches(w)).map(|w| (w.start, w.end)).collect();
         found.sort_unstable();
         // Search-mode words overlap (数据, 数据库): one mark over each overlapping group.
         let mut marked: Vec<(usize, usize)> = Vec::new();

@@ -19,16 +19,18 @@ use std::sync::{Arc, Mutex};
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
 use tantivy::query::{
-    AllQuery, AutomatonWeight, BooleanQuery, BoostQuery, ConstScoreQuery, DfaWrapper, EnableScoring, FuzzyTermQuery,
-    Occur, Query, TermQuery, Weight,
+    AllQuery, AutomatonWeight, BitSetDocSet, BooleanQuery, BoostQuery, ConstScoreQuery, ConstScorer, DfaWrapper,
+    EnableScoring, Explanation, FuzzyTermQuery, Occur, Query, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{
     Field as IndexField, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
 };
 use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+    BitSet, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
+    TantivyDocument, Term, TERMINATED,
 };
 use tantivy_fst::Automaton;
 use uuid::Uuid;
@@ -429,8 +431,25 @@ impl Store {
 /// walking a term dictionary with it (a 9-letter word with two typos: a fraction of a
 /// millisecond), and the words people search for repeat: a built one serves every field, every
 /// segment and the next searches. It depends on the word alone, not on the index.
-static AUTOMATA: std::sync::LazyLock<moka::sync::Cache<(String, u8, bool), Arc<Inexact>>> =
+static AUTOMATA: std::sync::LazyLock<moka::sync::Cache<AutomatonKey, Arc<Inexact>>> =
     std::sync::LazyLock::new(|| moka::sync::Cache::builder().max_capacity(4_096).build());
+
+/// (word, typos, prefix)
+type AutomatonKey = (String, u8, bool);
+
+/// The documents an automaton's terms hold, per segment and field, as Lucene's query cache
+/// keeps its filters: walking a term dictionary with a typo automaton and reading the postings
+/// of every term it accepts was a fifth of a search, and a segment never changes (deletes are
+/// applied by the collector, not here). Bounded by bytes; a merged-away segment's entries are
+/// never asked for again and age out.
+static DOCUMENTS: std::sync::LazyLock<moka::sync::Cache<(SegmentId, IndexField, AutomatonKey), Arc<BitSet>>> =
+    std::sync::LazyLock::new(|| {
+        moka::sync::Cache::builder()
+            .weigher(|_, bits: &Arc<BitSet>| (bits.max_value() / 8).saturating_add(64))
+            .max_capacity(64 * 1024 * 1024)
+            .time_to_idle(std::time::Duration::from_secs(600))
+            .build()
+    });
 
 fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<Inexact>> {
     let key = (word.to_string(), typos, prefix);
@@ -442,8 +461,8 @@ fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<Inexact>> {
     let query =
         if prefix { FuzzyTermQuery::new_prefix(term, typos, true) } else { FuzzyTermQuery::new(term, typos, true) };
     // tantivy refuses distances above 2 (`analysis::typos` allows at most 2): no clause then.
-    let built = Arc::new(Inexact { dfa: query.automaton().ok()?, word: word.as_bytes().into() });
-    AUTOMATA.insert(key, built.clone());
+    let built = Arc::new(Inexact { dfa: query.automaton().ok()?, word: word.as_bytes().into(), key });
+    AUTOMATA.insert(built.key.clone(), built.clone());
     Some(built)
 }
 
@@ -453,6 +472,7 @@ fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<Inexact>> {
 struct Inexact {
     dfa: DfaWrapper,
     word: Box<[u8]>,
+    key: AutomatonKey,
 }
 
 /// Bytes of the word read so far while the term still equals its beginning.
@@ -497,7 +517,42 @@ impl std::fmt::Debug for SharedAutomaton {
 
 impl Query for SharedAutomaton {
     fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        Ok(Box::new(AutomatonWeight::<Inexact>::new(self.field, self.automaton.clone())))
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl SharedAutomaton {
+    /// The segment's documents holding an accepted term (from [`DOCUMENTS`] when known).
+    fn documents(&self, reader: &SegmentReader) -> tantivy::Result<Arc<BitSet>> {
+        let key = (reader.segment_id(), self.field, self.automaton.key.clone());
+        if let Some(found) = DOCUMENTS.get(&key) {
+            return Ok(found);
+        }
+        let mut scorer = AutomatonWeight::<Inexact>::new(self.field, self.automaton.clone()).scorer(reader, 1.0)?;
+        let mut bits = BitSet::with_max_value(reader.max_doc());
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            bits.insert(doc);
+            doc = scorer.advance();
+        }
+        let bits = Arc::new(bits);
+        DOCUMENTS.insert(key, bits.clone());
+        Ok(bits)
+    }
+}
+
+impl Weight for SharedAutomaton {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let documents = BitSetDocSet::from(BitSet::clone(self.documents(reader)?.as_ref()));
+        Ok(Box::new(ConstScorer::new(documents, boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        if self.documents(reader)?.contains(doc) {
+            Ok(Explanation::new("SharedAutomaton", 1.0))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(format!("document {doc} does not match")))
+        }
     }
 }
 
