@@ -114,6 +114,22 @@ print(json.dumps(name) + ": " + json.dumps({"rps": round(d["summary"]["requestsP
     "p50_ms": round(p["p50"] * 1000, 2), "p99_ms": round(p["p99"] * 1000, 2), "errors": total - ok, "requests": total}) + ",")
 PY
 }
+# First reads: each query once, one at a time, before any other search (nothing of it is kept yet:
+# no automaton built, no word's matches kept). What the caches below save is what a new query pays.
+first_reads() { # first_reads NAME DOCUMENT QUERY...
+  local name=$1 document=$2; shift 2
+  for q in "$@"; do
+    curl -fs -o /dev/null -w '%{time_total}\n' -G "$URL" --data-urlencode "query=$document" \
+      --data-urlencode "variables={\"q\":\"$q\"}"
+  done | python3 -c '
+import json, sys
+ms = sorted(float(x) * 1000 for x in sys.stdin)
+print(json.dumps(sys.argv[1] + "_first") + ": " + json.dumps({"queries": len(ms), "p50_ms": round(ms[len(ms) // 2], 2),
+    "max_ms": round(ms[-1], 2)}) + ",")' "$name" >> "$RESULTS"
+}
+first_reads search_courses "$COURSES_Q" "${COURSE_TERMS[@]}"
+first_reads search_mentors "$MENTORS_Q" "${MENTOR_TERMS[@]}"
+first_reads search_circles "$CIRCLES_Q" "${CIRCLE_TERMS[@]}"
 # A sample of each list through curl first: answered from the index, no errors.
 for q in "数据库" "sjk" "pythn" "kubernets" "postg"; do
   body=$(curl -fs -G "$URL" --data-urlencode "query=$COURSES_Q" --data-urlencode "variables={\"q\":\"$q\"}")
@@ -145,6 +161,10 @@ print("|---|---:|---:|---:|---:|")
 for name in ("search_courses", "search_mentors", "search_circles"):
     v = r[name]
     print(f"| {name} | {v['rps']} | {v['p50_ms']} | {v['p99_ms']} | {v['errors']} |")
+print("\nFirst read of each query (one client, nothing of it kept yet):")
+for name in ("search_courses", "search_mentors", "search_circles"):
+    v = r[name + "_first"]
+    print(f"- {name}: {v['queries']} queries, p50 {v['p50_ms']} ms, slowest {v['max_ms']} ms")
 print(f"\nFirst build (server start, empty index): {r['first_build_s']:.1f} s "
       f"({r['documents'] / r['first_build_s']:.0f} documents/s); `master-guide reindex`: {r['reindex_s']:.1f} s; "
       f"outbox: {r['outbox_documents']} courses in {r['outbox_drain_s']:.1f} s "

@@ -350,6 +350,7 @@ impl Store {
 
     fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
         let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
         let text: Box<dyn Query> = if matcher.is_empty() {
             Box::new(AllQuery)
         } else {
@@ -357,7 +358,16 @@ impl Store {
                 .readings
                 .iter()
                 .map(|words| {
-                    let all = words.iter().map(|w| (Occur::Must, self.word_query(w))).collect();
+                    let all = words
+                        .iter()
+                        .map(|w| {
+                            let word = CachedWord {
+                                key: (self.collection, generation, w.text.clone(), w.typos, w.prefix),
+                                query: Arc::from(self.word_query(w)),
+                            };
+                            (Occur::Must, Box::new(word) as Box<dyn Query>)
+                        })
+                        .collect();
                     (Occur::Should, Box::new(BooleanQuery::new(all)) as Box<dyn Query>)
                 })
                 .collect();
@@ -556,6 +566,159 @@ impl Weight for SharedAutomaton {
     }
 }
 
+/// A word's matches in one segment, scored: every document holding it in some text field
+/// (exactly, within its typos, or as a prefix), in document order, with what the word adds to
+/// its score.
+struct WordHits {
+    docs: Vec<DocId>,
+    scores: Vec<Score>,
+}
+
+/// (collection, searcher generation, word, typos, prefix)
+type WordKey = (Collection, u64, String, u8, bool);
+
+/// Scored matches of the words searched for, per segment: a query is its words' matches
+/// intersected, so a word met again (in another query too: `python`, `python 数据`) is not
+/// matched again over every text field and its pinyin (a union of up to 20 clauses scored
+/// document by document was most of a search). Keyed by the searcher's generation as well:
+/// relevance's statistics are the whole index's, so the next commit starts afresh. Bounded by
+/// bytes.
+static WORD_HITS: std::sync::LazyLock<moka::sync::Cache<(WordKey, SegmentId), Arc<WordHits>>> =
+    std::sync::LazyLock::new(|| {
+        moka::sync::Cache::builder()
+            .weigher(|_, hits: &Arc<WordHits>| u32::try_from(hits.docs.len() * 8 + 64).unwrap_or(u32::MAX))
+            .max_capacity(128 * 1024 * 1024)
+            .time_to_idle(std::time::Duration::from_secs(300))
+            .build()
+    });
+
+/// One word of a search: its clauses over every text field ([`Store::word_query`]), answered
+/// from [`WORD_HITS`] when that segment's matches are known.
+#[derive(Clone)]
+struct CachedWord {
+    key: WordKey,
+    query: Arc<dyn Query>,
+}
+
+impl std::fmt::Debug for CachedWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedWord").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl Query for CachedWord {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let Some(searcher) = scoring.searcher().filter(|_| scoring.is_scoring_enabled()) else {
+            // Unscored (a sort by field): the clauses themselves, nothing kept.
+            return self.query.weight(scoring);
+        };
+        let known: Vec<(SegmentId, Arc<WordHits>)> = searcher
+            .segment_readers()
+            .iter()
+            .filter_map(|segment| {
+                let id = segment.segment_id();
+                WORD_HITS.get(&(self.key.clone(), id)).map(|hits| (id, hits))
+            })
+            .collect();
+        // The clauses' weight (relevance statistics read from the index) only when some
+        // segment's matches must be worked out.
+        let clauses =
+            if known.len() == searcher.segment_readers().len() { None } else { Some(self.query.weight(scoring)?) };
+        Ok(Box::new(CachedWordWeight { key: self.key.clone(), known, clauses }))
+    }
+}
+
+struct CachedWordWeight {
+    key: WordKey,
+    known: Vec<(SegmentId, Arc<WordHits>)>,
+    clauses: Option<Box<dyn Weight>>,
+}
+
+impl CachedWordWeight {
+    fn hits(&self, reader: &SegmentReader) -> tantivy::Result<Arc<WordHits>> {
+        let id = reader.segment_id();
+        if let Some((_, hits)) = self.known.iter().find(|(known, _)| *known == id) {
+            return Ok(hits.clone());
+        }
+        let clauses = self
+            .clauses
+            .as_ref()
+            .ok_or_else(|| tantivy::TantivyError::InternalError("a search word's clauses are missing".into()))?;
+        let mut scorer = clauses.scorer(reader, 1.0)?;
+        let (mut docs, mut scores) = (Vec::new(), Vec::new());
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            docs.push(doc);
+            scores.push(scorer.score());
+            doc = scorer.advance();
+        }
+        let hits = Arc::new(WordHits { docs, scores });
+        WORD_HITS.insert((self.key.clone(), id), hits.clone());
+        Ok(hits)
+    }
+}
+
+impl Weight for CachedWordWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(Box::new(HitsScorer { hits: self.hits(reader)?, at: 0, boost }))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let hits = self.hits(reader)?;
+        match hits.docs.binary_search(&doc) {
+            Ok(at) => Ok(Explanation::new("CachedWord", hits.scores.get(at).copied().unwrap_or_default())),
+            Err(_) => Err(tantivy::TantivyError::InvalidArgument(format!("document {doc} does not match"))),
+        }
+    }
+}
+
+/// Walks a [`WordHits`].
+struct HitsScorer {
+    hits: Arc<WordHits>,
+    at: usize,
+    boost: Score,
+}
+
+impl DocSet for HitsScorer {
+    fn advance(&mut self) -> DocId {
+        self.at += 1;
+        self.doc()
+    }
+
+    /// Gallops: intersections seek mostly a little ahead of where the scorer stands.
+    fn seek(&mut self, target: DocId) -> DocId {
+        let docs = &self.hits.docs;
+        let mut step = 1;
+        let mut low = self.at;
+        while docs.get(low).is_some_and(|doc| *doc < target) {
+            let high = low.saturating_add(step);
+            if docs.get(high).is_none_or(|doc| *doc >= target) {
+                let window = docs.get(low..high.min(docs.len())).unwrap_or_default();
+                low += window.partition_point(|doc| *doc < target);
+                break;
+            }
+            low = high;
+            step *= 2;
+        }
+        self.at = low;
+        self.doc()
+    }
+
+    fn doc(&self) -> DocId {
+        self.hits.docs.get(self.at).copied().unwrap_or(TERMINATED)
+    }
+
+    fn size_hint(&self) -> u32 {
+        u32::try_from(self.hits.docs.len().saturating_sub(self.at)).unwrap_or(u32::MAX)
+    }
+}
+
+impl Scorer for HitsScorer {
+    fn score(&mut self) -> Score {
+        self.hits.scores.get(self.at).copied().unwrap_or_default() * self.boost
+    }
+}
+
 /// What breaks ties between equally relevant documents (and orders a search with no words):
 /// the rating first, then popularity (students, or a circle's members), both far below what a
 /// matched word scores.
@@ -695,5 +858,49 @@ mod tests {
         assert_eq!(all.total, 2, "deleting another id keeps both: {all:?}");
         drop(index);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn kept_matches_seek_like_a_scan() {
+        let docs: Vec<DocId> = (0..5_000u32).filter(|d| d % 3 == 0 || d % 7 == 0).collect();
+        let scores = docs.iter().map(|d| *d as f32).collect();
+        let hits = Arc::new(WordHits { docs: docs.clone(), scores });
+        for stride in [1u32, 2, 5, 40, 999] {
+            let mut scorer = HitsScorer { hits: hits.clone(), at: 0, boost: 2.0 };
+            let mut target = 0;
+            while target < 5_100 {
+                let want = docs.iter().copied().find(|d| *d >= target).unwrap_or(TERMINATED);
+                assert_eq!(scorer.seek(target), want, "seek({target}) by {stride}");
+                if want != TERMINATED {
+                    assert_eq!(scorer.score(), want as f32 * 2.0);
+                }
+                target += stride;
+            }
+        }
+    }
+
+    /// A word met again is answered from its kept matches with the same hits and scores, and a
+    /// write (the next generation) is seen at once.
+    #[tokio::test]
+    async fn kept_word_matches_agree_with_the_index_and_follow_writes() {
+        let index = Embedded::open(&IndexLocation::Memory).expect("open");
+        let docs = vec![course("PostgreSQL 数据库设计", 99.0), course("Postgres tuning", 19.0), course("Rust", 9.0)];
+        index.apply(Collection::Courses, 0, docs, vec![]).await.expect("apply");
+        for q in ["postgresql", "postgre sql", "postg", "databse", "shujuku 设计"] {
+            let first = index.search(&request(q), &Matcher::parse(q)).await.expect("search");
+            let again = index.search(&request(q), &Matcher::parse(q)).await.expect("search");
+            assert_eq!(first.hits, again.hits, "{q}");
+            assert_eq!(first.total, again.total, "{q}");
+        }
+        let before = index.search(&request("postg"), &Matcher::parse("postg")).await.expect("search");
+        assert_eq!(before.total, 2, "{before:?}");
+        index.apply(Collection::Courses, 0, vec![course("Postgis maps", 5.0)], vec![]).await.expect("apply");
+        let after = index.search(&request("postg"), &Matcher::parse("postg")).await.expect("search");
+        assert_eq!(after.total, 3, "the new document is found: {after:?}");
+        let gone = before.hits[0].id;
+        index.apply(Collection::Courses, 0, vec![], vec![gone]).await.expect("delete");
+        let after = index.search(&request("postg"), &Matcher::parse("postg")).await.expect("search");
+        assert_eq!(after.total, 2, "{after:?}");
+        assert!(after.hits.iter().all(|hit| hit.id != gone), "a deleted document is not found: {after:?}");
     }
 }
