@@ -32,13 +32,14 @@ use tantivy::{
     BitSet, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, SegmentReader,
     TantivyDocument, Term, TERMINATED,
 };
-use tantivy_fst::Automaton;
 use uuid::Uuid;
 
 /// The tokenizer of text fields: the terms are already analysed, separated by spaces.
 const TERMS: &str = "terms";
 /// Indexing memory of each collection's writer (tantivy's minimum per thread is 15 MB).
 const WRITER_BYTES: usize = 24_000_000;
+/// Stores opened so far by this process ([`Store::serial`]).
+static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// The id's two halves, as columns.
 const ID_HIGH: &str = "id_high";
 const ID_LOW: &str = "id_low";
@@ -58,6 +59,9 @@ struct Store {
     /// None once closed (the directory's lock is released with it).
     writer: Mutex<Option<IndexWriter>>,
     collection: Collection,
+    /// This store's number among every one opened by the process: its readers' generations
+    /// count from zero, so kept word matches are keyed by both.
+    serial: u64,
     id: IndexField,
     id_halves: (IndexField, IndexField),
     tie_break: IndexField,
@@ -128,6 +132,7 @@ impl Embedded {
                 reader,
                 writer: Mutex::new(Some(writer)),
                 collection,
+                serial: STORES.fetch_add(1, Ordering::Relaxed),
                 id: field("id")?,
                 id_halves: (field(ID_HIGH)?, field(ID_LOW)?),
                 tie_break: field(TIE_BREAK)?,
@@ -362,7 +367,7 @@ impl Store {
                         .iter()
                         .map(|w| {
                             let word = CachedWord {
-                                key: (self.collection, generation, w.text.clone(), w.typos, w.prefix),
+                                key: (self.serial, generation, w.text.clone(), w.typos, w.prefix),
                                 query: Arc::from(self.word_query(w)),
                             };
                             (Occur::Must, Box::new(word) as Box<dyn Query>)
@@ -440,9 +445,22 @@ impl Store {
 /// Compiled automata by (word, typos, prefix). Building a Levenshtein DFA costs more than
 /// walking a term dictionary with it (a 9-letter word with two typos: a fraction of a
 /// millisecond), and the words people search for repeat: a built one serves every field, every
-/// segment and the next searches. It depends on the word alone, not on the index.
-static AUTOMATA: std::sync::LazyLock<moka::sync::Cache<AutomatonKey, Arc<Inexact>>> =
-    std::sync::LazyLock::new(|| moka::sync::Cache::builder().max_capacity(4_096).build());
+/// segment and the next searches. It depends on the word alone, not on the index. Bounded by
+/// an estimate of its bytes (a state is 1 kB, a long word with two typos has a thousand).
+static AUTOMATA: std::sync::LazyLock<moka::sync::Cache<AutomatonKey, Arc<WordAutomaton>>> =
+    std::sync::LazyLock::new(|| {
+        moka::sync::Cache::builder()
+            .weigher(|(word, typos, _): &AutomatonKey, _| {
+                let per_byte: usize = match typos {
+                    0 => 1_024,
+                    1 => 8 * 1_024,
+                    _ => 28 * 1_024,
+                };
+                u32::try_from(word.len().saturating_add(1).saturating_mul(per_byte)).unwrap_or(u32::MAX)
+            })
+            .max_capacity(32 * 1024 * 1024)
+            .build()
+    });
 
 /// (word, typos, prefix)
 type AutomatonKey = (String, u8, bool);
@@ -461,7 +479,7 @@ static DOCUMENTS: std::sync::LazyLock<moka::sync::Cache<(SegmentId, IndexField, 
             .build()
     });
 
-fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<Inexact>> {
+fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<WordAutomaton>> {
     let key = (word.to_string(), typos, prefix);
     if let Some(found) = AUTOMATA.get(&key) {
         return Some(found);
@@ -471,44 +489,16 @@ fn automaton(word: &str, typos: u8, prefix: bool) -> Option<Arc<Inexact>> {
     let query =
         if prefix { FuzzyTermQuery::new_prefix(term, typos, true) } else { FuzzyTermQuery::new(term, typos, true) };
     // tantivy refuses distances above 2 (`analysis::typos` allows at most 2): no clause then.
-    let built = Arc::new(Inexact { dfa: query.automaton().ok()?, word: word.as_bytes().into(), key });
+    let built = Arc::new(WordAutomaton { dfa: Arc::new(query.automaton().ok()?), key });
     AUTOMATA.insert(built.key.clone(), built.clone());
     Some(built)
 }
 
-/// The terms a typo or prefix automaton accepts, but the word itself: its documents are the
-/// exact clause's, scored there (walking its postings a second time to add a constant was most
-/// of a common word's cost).
-struct Inexact {
-    dfa: DfaWrapper,
-    word: Box<[u8]>,
+/// A word's typo or prefix automaton (it also accepts the word itself, so an exact match scores
+/// its constant too and stays above a document that only holds a variant).
+struct WordAutomaton {
+    dfa: Arc<DfaWrapper>,
     key: AutomatonKey,
-}
-
-/// Bytes of the word read so far while the term still equals its beginning.
-const DIVERGED: u32 = u32::MAX;
-
-impl Automaton for Inexact {
-    /// (the DFA's state, bytes of the word matched exactly so far or [`DIVERGED`])
-    type State = (u32, u32);
-
-    fn start(&self) -> Self::State {
-        (self.dfa.start(), 0)
-    }
-
-    fn is_match(&self, state: &Self::State) -> bool {
-        self.dfa.is_match(&state.0) && state.1 as usize != self.word.len()
-    }
-
-    fn can_match(&self, state: &Self::State) -> bool {
-        self.dfa.can_match(&state.0)
-    }
-
-    fn accept(&self, state: &Self::State, byte: u8) -> Self::State {
-        let at = state.1 as usize;
-        let exact = if state.1 != DIVERGED && self.word.get(at) == Some(&byte) { state.1 + 1 } else { DIVERGED };
-        (self.dfa.accept(&state.0, byte), exact)
-    }
 }
 
 /// The documents holding a term of `field` that `automaton` accepts, all scored alike (what
@@ -516,7 +506,7 @@ impl Automaton for Inexact {
 #[derive(Clone)]
 struct SharedAutomaton {
     field: IndexField,
-    automaton: Arc<Inexact>,
+    automaton: Arc<WordAutomaton>,
 }
 
 impl std::fmt::Debug for SharedAutomaton {
@@ -538,7 +528,8 @@ impl SharedAutomaton {
         if let Some(found) = DOCUMENTS.get(&key) {
             return Ok(found);
         }
-        let mut scorer = AutomatonWeight::<Inexact>::new(self.field, self.automaton.clone()).scorer(reader, 1.0)?;
+        let mut scorer =
+            AutomatonWeight::<DfaWrapper>::new(self.field, self.automaton.dfa.clone()).scorer(reader, 1.0)?;
         let mut bits = BitSet::with_max_value(reader.max_doc());
         let mut doc = scorer.doc();
         while doc != TERMINATED {
@@ -574,8 +565,8 @@ struct WordHits {
     scores: Vec<Score>,
 }
 
-/// (collection, searcher generation, word, typos, prefix)
-type WordKey = (Collection, u64, String, u8, bool);
+/// (store's serial, searcher generation, word, typos, prefix)
+type WordKey = (u64, u64, String, u8, bool);
 
 /// Scored matches of the words searched for, per segment: a query is its words' matches
 /// intersected, so a word met again (in another query too: `python`, `python 数据`) is not
@@ -876,6 +867,21 @@ mod tests {
                 }
                 target += stride;
             }
+        }
+    }
+
+    /// A document holding the word itself ranks above one that only holds a variant of it.
+    #[tokio::test]
+    async fn an_exact_word_ranks_above_its_typos_and_prefixes() {
+        let index = Embedded::open(&IndexLocation::Memory).expect("open");
+        let exact = course("Postgres tuning guide for teams", 10.0);
+        let docs = vec![course("Postgrest api", 10.0), exact.clone(), course("Postgres", 10.0)];
+        index.apply(Collection::Courses, 0, docs, vec![]).await.expect("apply");
+        for q in ["postgres", "postgres "] {
+            let found = index.search(&request(q), &Matcher::parse(q)).await.expect("search");
+            let last = found.hits.last().map(|hit| hit.id);
+            assert_eq!(found.total, 3, "{q}: {found:?}");
+            assert!(last.is_some_and(|id| id != exact.id), "{q}: the variant comes last: {found:?}");
         }
     }
 
