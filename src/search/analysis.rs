@@ -156,7 +156,7 @@ pub fn pinyin_terms(text: &str) -> Vec<String> {
 /// Typos allowed in a query word, by its length in characters, as Meilisearch does: 1–4 none,
 /// 5–8 one, 9 and more two. Chinese words are matched exactly.
 pub fn typos(word: &str) -> u8 {
-    if word.chars().any(is_han) {
+    if has_han(word) {
         return 0;
     }
     match word.chars().count() {
@@ -270,7 +270,7 @@ impl Matcher {
             if readings.len() > MAX_JOINED_READINGS {
                 break;
             }
-            if typed[i].chars().any(is_han) || typed[i + 1].chars().any(is_han) {
+            if has_han(&typed[i]) || has_han(&typed[i + 1]) {
                 continue;
             }
             let mut joined = typed.clone();

@@ -353,7 +353,7 @@ impl Store {
         Ok(Box::new(ConstScoreQuery::new(query, 0.0)))
     }
 
-    fn search(&self, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
+    fn search(self: &Arc<Self>, request: &Request, matcher: &Matcher) -> anyhow::Result<Results> {
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
         let text: Box<dyn Query> = if matcher.is_empty() {
@@ -368,7 +368,8 @@ impl Store {
                         .map(|w| {
                             let word = CachedWord {
                                 key: (self.serial, generation, w.text.clone(), w.typos, w.prefix),
-                                query: Arc::from(self.word_query(w)),
+                                word: w.clone(),
+                                store: self.clone(),
                             };
                             (Occur::Must, Box::new(word) as Box<dyn Query>)
                         })
@@ -583,12 +584,13 @@ static WORD_HITS: std::sync::LazyLock<moka::sync::Cache<(WordKey, SegmentId), Ar
             .build()
     });
 
-/// One word of a search: its clauses over every text field ([`Store::word_query`]), answered
-/// from [`WORD_HITS`] when that segment's matches are known.
+/// One word of a search: answered from [`WORD_HITS`] when that segment's matches are known,
+/// otherwise by its clauses over every text field ([`Store::word_query`], built only then).
 #[derive(Clone)]
 struct CachedWord {
     key: WordKey,
-    query: Arc<dyn Query>,
+    word: QueryWord,
+    store: Arc<Store>,
 }
 
 impl std::fmt::Debug for CachedWord {
@@ -601,7 +603,7 @@ impl Query for CachedWord {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
         let Some(searcher) = scoring.searcher().filter(|_| scoring.is_scoring_enabled()) else {
             // Unscored (a sort by field): the clauses themselves, nothing kept.
-            return self.query.weight(scoring);
+            return self.store.word_query(&self.word).weight(scoring);
         };
         let known: Vec<(SegmentId, Arc<WordHits>)> = searcher
             .segment_readers()
@@ -613,8 +615,11 @@ impl Query for CachedWord {
             .collect();
         // The clauses' weight (relevance statistics read from the index) only when some
         // segment's matches must be worked out.
-        let clauses =
-            if known.len() == searcher.segment_readers().len() { None } else { Some(self.query.weight(scoring)?) };
+        let clauses = if known.len() == searcher.segment_readers().len() {
+            None
+        } else {
+            Some(self.store.word_query(&self.word).weight(scoring)?)
+        };
         Ok(Box::new(CachedWordWeight { key: self.key.clone(), known, clauses }))
     }
 }
