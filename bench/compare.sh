@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ADMIN_URL=${BENCH_ADMIN_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 DB=mg_bench_compare
-export DATABASE_URL="${ADMIN_URL%/*}/$DB" JWT_SECRET=bench-secret-bench-secret-bench-secret-01
+# Both servers talk to PostgreSQL over plain TCP, as on a private network: node-postgres (under
+# PostGraphile) does not use TLS unless asked, while sqlx prefers it when the server offers it
+# (Debian's PostgreSQL does), which put TLS on our side of every round trip only.
+export DATABASE_URL="${ADMIN_URL%/*}/$DB?sslmode=disable" JWT_SECRET=bench-secret-bench-secret-bench-secret-01
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/master-guide-target}
 export BIN=$CARGO_TARGET_DIR/release/master-guide
 

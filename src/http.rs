@@ -486,7 +486,8 @@ async fn execute(
     }
     let caller = Caller { viewer, ip: client_ip(state, headers, peer) };
     let options = Options { cacheable: !is_batch, queries_only, idempotency_key };
-    let started = Instant::now();
+    // The clock is read for the request's log line only when that line is written.
+    let started = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
     let mut bodies = Vec::with_capacity(requests.len());
     let (mut status, mut retry_after, mut cost, mut replayed, mut errors) = (StatusCode::OK, None, None, false, 0);
     for request in requests {
@@ -507,7 +508,9 @@ async fn execute(
             Err(error) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, error),
         }
     }
-    tracing::info!(duration_ms = started.elapsed().as_millis() as u64, errors, "graphql request");
+    if let Some(started) = started {
+        tracing::info!(duration_ms = started.elapsed().as_millis() as u64, errors, "graphql request");
+    }
     let body = match (is_batch, bodies.pop()) {
         (false, Some(body)) => body,
         (_, last) => {
@@ -531,7 +534,9 @@ async fn execute(
     if let Some(seconds) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    if let Some(cost) = cost {
+    // The budget's headers only where a budget applies: with RATE_LIMITS=false nothing is
+    // enforced, and a quota policy that is not one would mislead clients that pace themselves.
+    if let Some(cost) = cost.filter(|_| state.app.limiter.is_enabled()) {
         rate_limit_headers(headers, &cost);
     }
     if replayed {

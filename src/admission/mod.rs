@@ -4,7 +4,8 @@
 //! 1. persisted operations: an APQ hash becomes its text; trusted-documents mode refuses the rest;
 //! 2. the text: empty, too long, nested too deep (before parsing); a query the response cache
 //!    kept under this exact text, variables and viewer is answered here, its limits charged;
-//! 3. parsing (large texts on the blocking pool), then aliases and the selection's size with every
+//! 3. parsing (large texts on the blocking pool; a text parsed before is copied from the parsed
+//!    documents kept by text), then aliases and the selection's size with every
 //!    fragment spread (memoized), so validation's work is bounded before async-graphql starts it;
 //! 4. rate limits by caller: mutations per user, everything per IP for anonymous callers;
 //! 5. idempotency keys for mutations;
@@ -44,6 +45,7 @@ struct Inner {
     schema: AppSchema,
     app: AppState,
     persisted: persisted::Persisted,
+    documents: document::Parsed,
 }
 
 /// Who is asking, as the transport established it.
@@ -198,7 +200,7 @@ impl Admission {
             _ => None,
         };
         let persisted = persisted::Persisted::new(app.cache.clone(), manifest);
-        Ok(Self(Arc::new(Inner { schema, app, persisted })))
+        Ok(Self(Arc::new(Inner { schema, app, persisted, documents: document::Parsed::new() })))
     }
 
     pub fn schema(&self) -> &AppSchema {
@@ -283,13 +285,16 @@ impl Admission {
                 Err(error) => Answer { outcome: Outcome::Refused { error, status: None }, cost },
             });
         }
-        let document = if request.query.len() > document::PARSE_INLINE_BYTES {
-            let text = request.query.clone();
-            tokio::task::spawn_blocking(move || document::parse(&text))
-                .await
-                .map_err(|error| Answer::refused(AppError::Internal(anyhow::anyhow!(error))))?
-        } else {
-            document::parse(&request.query)
+        let document = match self.0.documents.get(&request.query) {
+            Some(document) => Ok(document),
+            None if request.query.len() > document::PARSE_INLINE_BYTES => {
+                let text = request.query.clone();
+                let documents = self.0.documents.clone();
+                tokio::task::spawn_blocking(move || documents.parse(&text))
+                    .await
+                    .map_err(|error| Answer::refused(AppError::Internal(anyhow::anyhow!(error))))?
+            }
+            None => self.0.documents.parse(&request.query),
         };
         // A syntax error is the schema's to report (with its position), like every validation error.
         let Ok(document) = document else {

@@ -107,6 +107,44 @@ async fn lists_multiply_the_cost_and_a_hundred_cubed_query_runs_no_sql() {
 }
 
 #[tokio::test]
+async fn without_rate_limits_the_cost_is_reported_but_no_budget_headers_are_sent() {
+    let app = spawn_app_with(&[("RATE_LIMITS", "false")]).await;
+    let page = "{ courses(first: 5) { edges { node { id } } } }";
+    let response = app.http.post(app.url("/graphql")).json(&json!({ "query": page })).send().await.expect("send");
+    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(response.headers().get(name).is_none(), "{name} sent with rate limits off");
+    }
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["extensions"]["cost"]["requested"], 5 * 3 + 1, "{body}");
+}
+
+/// The same text is parsed once and its document kept: each request still gets its own
+/// `@include`/`@skip` outcome and its own operation, whatever an earlier request selected.
+#[tokio::test]
+async fn a_kept_document_serves_each_requests_variables_and_operation() {
+    let app = spawn_app().await;
+    let text = "query A($full: Boolean!) { courses(first: 1) { totalCount @include(if: $full) edges { node { id } } } }
+        query B { __typename }";
+    for (operation, full) in [("A", true), ("A", false), ("B", false), ("A", true)] {
+        let body = app
+            .http
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": text, "operationName": operation, "variables": { "full": full } }))
+            .send()
+            .await
+            .expect("send")
+            .json::<Value>()
+            .await
+            .expect("json");
+        assert!(body.get("errors").is_none(), "{body}");
+        match operation {
+            "B" => assert_eq!(body["data"], json!({ "__typename": "Query" }), "{body}"),
+            _ => assert_eq!(body["data"]["courses"].get("totalCount").is_some(), full, "{body}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_spent_cost_budget_is_rate_limited_with_retry_after() {
     let app = spawn_app_with(&[("RATE_COST", "100/1m")]).await;
     let page = "{ courses(first: 20) { edges { node { id } } } }"; // 20 x 3 + 1 = 61
