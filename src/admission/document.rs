@@ -77,37 +77,39 @@ pub fn parse(query: &str) -> Result<ExecutableDocument, AppError> {
     async_graphql::parser::parse_query(query).map_err(|error| AppError::bad_input("query", error.to_string()))
 }
 
-/// What the parsed documents kept by [`Parsed`] may weigh, estimated from their texts.
+/// What the parsed documents kept by [`Parsed`] may weigh (estimated, see [`Parsed::keep`]).
 const PARSED_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The parsed documents of recent query texts, by text: clients send the same few operations
 /// over and over (their variables change, not their text), and copying a parsed document costs a
-/// fraction of parsing it again (the parser was about 6 % of an uncached page's CPU). Only texts
-/// that parse are kept; every check after parsing still runs on each request.
+/// fraction of parsing it again (the parser was about 6 % of an uncached page's CPU). Only
+/// documents that passed [`check`] are kept, so each one is bounded by its limits; the checks on
+/// variables and everything after them still run on each request.
 #[derive(Clone)]
-pub struct Parsed(moka::sync::Cache<String, Arc<ExecutableDocument>>);
+pub struct Parsed(moka::sync::Cache<String, (Arc<ExecutableDocument>, u32)>);
 
 impl Parsed {
     pub fn new() -> Self {
         Self(
             moka::sync::Cache::builder()
                 .max_capacity(PARSED_BYTES)
-                // A parsed document holds several times its text in nodes and positions.
-                .weigher(|text: &String, _| u32::try_from(text.len().saturating_mul(8) + 256).unwrap_or(u32::MAX))
+                .weigher(|_, (_, weight): &(Arc<ExecutableDocument>, u32)| *weight)
                 .build(),
         )
     }
 
-    /// A copy of the document of `query`, if it was parsed before.
+    /// A copy of the document of `query`, if it was kept.
     pub fn get(&self, query: &str) -> Option<ExecutableDocument> {
-        self.0.get(query).map(|document| (*document).clone())
+        self.0.get(query).map(|(document, _)| (*document).clone())
     }
 
-    /// Parses `query` ([`parse`]) and keeps the document.
-    pub fn parse(&self, query: &str) -> Result<ExecutableDocument, AppError> {
-        let document = parse(query)?;
-        self.0.insert(query.to_owned(), Arc::new(document.clone()));
-        Ok(document)
+    /// Keeps the document of `query`, which passed [`check`] with `shape`. Its weight is an
+    /// estimate: about 200 bytes per field node (expanded through fragments, so never under), the
+    /// text, and the maps around them.
+    pub fn keep(&self, query: &str, document: &ExecutableDocument, shape: Shape) {
+        let weight = shape.fields.saturating_mul(200).saturating_add(query.len() as u64 * 2 + 1024);
+        let weight = u32::try_from(weight).unwrap_or(u32::MAX);
+        self.0.insert(query.to_owned(), (Arc::new(document.clone()), weight));
     }
 }
 

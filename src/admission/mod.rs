@@ -285,25 +285,31 @@ impl Admission {
                 Err(error) => Answer { outcome: Outcome::Refused { error, status: None }, cost },
             });
         }
+        // A text kept before passed the checks below then; the limits are fixed for the process.
         let document = match self.0.documents.get(&request.query) {
-            Some(document) => Ok(document),
-            None if request.query.len() > document::PARSE_INLINE_BYTES => {
-                let text = request.query.clone();
-                let documents = self.0.documents.clone();
-                tokio::task::spawn_blocking(move || documents.parse(&text))
-                    .await
-                    .map_err(|error| Answer::refused(AppError::Internal(anyhow::anyhow!(error))))?
+            Some(document) => document,
+            None => {
+                let parsed = if request.query.len() > document::PARSE_INLINE_BYTES {
+                    let text = request.query.clone();
+                    tokio::task::spawn_blocking(move || document::parse(&text))
+                        .await
+                        .map_err(|error| Answer::refused(AppError::Internal(anyhow::anyhow!(error))))?
+                } else {
+                    document::parse(&request.query)
+                };
+                // A syntax error is the schema's to report (with its position), like every
+                // validation error.
+                let Ok(document) = parsed else {
+                    self.limit(caller, None).await.map_err(Answer::refused)?;
+                    return Ok(Prepared { kind: None, meter: self.meter(caller), request, cache_key: None });
+                };
+                let bounds =
+                    document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
+                let shape = document::check(&document, bounds).map_err(Answer::refused)?;
+                self.0.documents.keep(&request.query, &document, shape);
+                document
             }
-            None => self.0.documents.parse(&request.query),
         };
-        // A syntax error is the schema's to report (with its position), like every validation error.
-        let Ok(document) = document else {
-            self.limit(caller, None).await.map_err(Answer::refused)?;
-            return Ok(Prepared { kind: None, meter: self.meter(caller), request, cache_key: None });
-        };
-        let bounds =
-            document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
-        document::check(&document, bounds).map_err(Answer::refused)?;
         let kind = document::operation_type(&document, request.operation_name.as_deref());
         document::check_variables(&document, request.operation_name.as_deref(), &request.variables)
             .map_err(Answer::refused)?;
