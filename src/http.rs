@@ -562,7 +562,7 @@ fn body_of(state: &HttpState, answer: Answer) -> Result<Bytes, AppError> {
     };
     let body = match answer.outcome {
         Outcome::Refused { error, .. } => serialize(&admission::error_response(&error))?,
-        Outcome::Executed { mut response, keep } => {
+        Outcome::Executed { mut response, keep, .. } => {
             if !response.extensions.is_empty() {
                 if let Some(value) = cost.and_then(|c| async_graphql::Value::from_json(serde_json::json!(c)).ok()) {
                     response.extensions.insert("cost".into(), value);

@@ -1,8 +1,9 @@
 //! What an operation costs, and the viewer's budget it is charged to.
 //!
-//! Every field costs 1; a connection multiplies what it selects by its page size ([`page`]), so
-//! `circles(first: 100) { posts(first: 100) { comments(first: 100) } }` costs about 10^6 and is
-//! refused before anything runs. Each operation's cost is charged to its viewer's budget
+//! Every field costs 1; a list field (one that takes `first` or `last`) multiplies what it selects
+//! by its page size ([`page`]), so `circles(first: 100) { posts(first: 100) { comments(first: 100) } }`
+//! costs about 10^6 and is refused before anything runs ([`price`], from the parsed document and
+//! the schema's registry, before validation and execution). Each operation's cost is charged to its viewer's budget
 //! (`RATE_COST`, per user, or per IP when anonymous) and reported on the response as
 //! `extensions.cost { requested, limit, remaining, resetAt }`.
 
@@ -10,6 +11,9 @@ use super::limits::Limiter;
 use crate::config::RateRule;
 use crate::domain::pagination::{DEFAULT_PAGE, MAX_PAGE};
 use crate::error::AppError;
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet, VariableDefinition};
+use async_graphql::registry::{MetaField, MetaType, MetaTypeName, Registry};
+use async_graphql::{Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Mutex;
@@ -22,6 +26,116 @@ const CEILING: usize = 1 << 40;
 pub fn page(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
     let size = first.or(last).map(|n| n.clamp(0, MAX_PAGE as i32) as usize).unwrap_or(DEFAULT_PAGE as usize);
     size.max(1).saturating_mul(child_complexity).saturating_add(1).min(CEILING)
+}
+
+/// Fields that cost more than 1 by themselves (before what they select): (type, field, cost).
+/// A mentor's free slots are computed from its schedule and a range of appointments.
+const SURCHARGES: &[(&str, &str, usize)] = &[("Mentor", "availableSlots", 10)];
+
+/// Deeper fragment and selection nesting than this is not priced further (admission's document
+/// checks refuse fragment cycles and the schema refuses deep queries long before).
+const MAX_NESTING: usize = 128;
+
+/// What the operation `operation` of `document` costs: every field 1 plus what it selects, a
+/// list field its page size times what it selects ([`page`]), fragments priced where they are
+/// spread. Fields the schema does not have cost 1 (validation refuses them afterwards).
+pub fn price(
+    registry: &Registry,
+    document: &ExecutableDocument,
+    operation: Option<&str>,
+    variables: &Variables,
+) -> u64 {
+    let mut operations = document.operations.iter();
+    let selected = match operation {
+        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)),
+        // Several operations and no name: nothing runs (the schema says which is missing).
+        None => operations.next().filter(|_| document.operations.iter().nth(1).is_none()),
+    };
+    let Some((_, operation)) = selected else { return 0 };
+    let root = match operation.node.ty {
+        async_graphql::parser::types::OperationType::Query => Some(registry.query_type.as_str()),
+        async_graphql::parser::types::OperationType::Mutation => registry.mutation_type.as_deref(),
+        async_graphql::parser::types::OperationType::Subscription => registry.subscription_type.as_deref(),
+    };
+    let pricer = Pricer { registry, document, variables, definitions: &operation.node.variable_definitions };
+    let root = root.and_then(|name| registry.types.get(name));
+    pricer.set(root, &operation.node.selection_set.node, 0) as u64
+}
+
+struct Pricer<'a> {
+    registry: &'a Registry,
+    document: &'a ExecutableDocument,
+    variables: &'a Variables,
+    definitions: &'a [Positioned<VariableDefinition>],
+}
+
+impl Pricer<'_> {
+    fn set(&self, parent: Option<&MetaType>, set: &SelectionSet, depth: usize) -> usize {
+        if depth > MAX_NESTING {
+            return 0;
+        }
+        let mut total = 0usize;
+        for item in &set.items {
+            let cost = match &item.node {
+                Selection::Field(field) => self.field(parent, &field.node, depth),
+                Selection::FragmentSpread(spread) => {
+                    match self.document.fragments.get(&spread.node.fragment_name.node) {
+                        Some(fragment) => {
+                            let on = self.registry.types.get(fragment.node.type_condition.node.on.node.as_str());
+                            self.set(on, &fragment.node.selection_set.node, depth + 1)
+                        }
+                        None => 0,
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    let on = match &fragment.node.type_condition {
+                        Some(condition) => self.registry.types.get(condition.node.on.node.as_str()),
+                        None => parent,
+                    };
+                    self.set(on, &fragment.node.selection_set.node, depth + 1)
+                }
+            };
+            total = total.saturating_add(cost).min(CEILING);
+        }
+        total
+    }
+
+    fn field(&self, parent: Option<&MetaType>, field: &Field, depth: usize) -> usize {
+        let meta = parent.and_then(|parent| parent.field_by_name(field.name.node.as_str()));
+        let child_type = meta.and_then(|meta| self.registry.types.get(MetaTypeName::concrete_typename(&meta.ty)));
+        let children = self.set(child_type, &field.selection_set.node, depth + 1);
+        let Some(meta) = meta else { return children.saturating_add(1) };
+        if meta.args.contains_key("first") || meta.args.contains_key("last") {
+            return page(self.int(meta, field, "first"), self.int(meta, field, "last"), children);
+        }
+        let parent_name = parent.map(|parent| parent.name()).unwrap_or_default();
+        let own = SURCHARGES
+            .iter()
+            .find(|(ty, name, _)| *ty == parent_name && *name == meta.name)
+            .map_or(1, |(_, _, cost)| *cost);
+        children.saturating_add(own).min(CEILING)
+    }
+
+    /// The value of `$variable`: as sent, else its default.
+    fn variable(&self, variable: &async_graphql::Name) -> Option<Value> {
+        self.variables.get(variable).cloned().or_else(|| {
+            let definition = self.definitions.iter().find(|d| d.node.name.node == *variable)?;
+            definition.node.default_value.as_ref().map(|default| default.node.clone())
+        })
+    }
+
+    /// The integer argument `name` as the field will receive it: written, from a variable (or its
+    /// default), else the argument's default. Anything else (absent, null, not an integer) is `None`.
+    fn int(&self, meta: &MetaField, field: &Field, name: &str) -> Option<i32> {
+        let value = match field.get_argument(name) {
+            Some(value) => value.node.clone().into_const_with(|variable| self.variable(&variable).ok_or(())).ok()?,
+            None => return meta.args.get(name)?.default_value.as_deref()?.parse().ok(),
+        };
+        match value {
+            Value::Number(n) => n.as_i64().map(|n| n.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
+            _ => None,
+        }
+    }
 }
 
 /// What `extensions.cost` says.
@@ -96,6 +210,7 @@ impl CostMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pages_multiply_what_they_select() {
@@ -106,5 +221,47 @@ mod tests {
         assert_eq!(page(Some(10_000), None, 1), MAX_PAGE as usize + 1);
         assert_eq!(page(Some(100), None, usize::MAX), CEILING);
         assert_eq!(page(Some(0), None, 7), 8);
+    }
+
+    fn priced(query: &str, variables: serde_json::Value, operation: Option<&str>) -> u64 {
+        let document = async_graphql::parser::parse_query(query).expect("parses");
+        let variables = Variables::from_json(variables);
+        price(crate::graphql::registry(), &document, operation, &variables)
+    }
+
+    #[test]
+    fn an_operation_is_priced_from_its_arguments_variables_and_defaults() {
+        let page = "courses(first: $n) { edges { node { id title } } }";
+        assert_eq!(priced("{ courses(first: 10) { edges { node { id title } } } }", json!({}), None), 41);
+        assert_eq!(priced(&format!("query($n: Int) {{ {page} }}"), json!({ "n": 5 }), None), 21);
+        assert_eq!(priced(&format!("query($n: Int = 3) {{ {page} }}"), json!({}), None), 13);
+        // Neither sent nor defaulted: the default page.
+        assert_eq!(priced(&format!("query($n: Int) {{ {page} }}"), json!({}), None), 20 * 4 + 1);
+        // An argument's own default (a mentor's courses: first = 10).
+        assert_eq!(priced(r#"{ mentor(id: "x") { courses { id } } }"#, json!({}), None), 1 + 10 + 1);
+        // A field's own surcharge.
+        assert_eq!(priced(r#"{ mentor(id: "x") { availableSlots { start } } }"#, json!({}), None), 1 + 10 + 1);
+    }
+
+    #[test]
+    fn fragments_are_priced_where_they_are_spread_and_only_the_selected_operation_counts() {
+        let spread = "{ ...F ...F } fragment F on Query { courses(first: 2) { edges { node { id } } } }";
+        assert_eq!(priced(spread, json!({}), None), 2 * (2 * 3 + 1));
+        let inline = "{ node(id: \"x\") { ... on Course { reviews(first: 4) { edges { node { id } } } } } }";
+        assert_eq!(priced(inline, json!({}), None), 1 + 4 * 3 + 1);
+        let two = "query A { me { id } } query B { courses(first: 10) { edges { node { id } } } }";
+        assert_eq!(priced(two, json!({}), Some("A")), 2);
+        assert_eq!(priced(two, json!({}), Some("B")), 31);
+        // No name among several: nothing runs, nothing is charged.
+        assert_eq!(priced(two, json!({}), None), 0);
+        // Unknown fields cost 1 each (validation refuses them next).
+        assert_eq!(priced("{ nothing { here } }", json!({}), None), 2);
+    }
+
+    #[test]
+    fn a_hundred_cubed_is_priced_past_any_maximum() {
+        let query = "{ circles(first: 100) { edges { node { posts(first: 100) { edges { node {
+            comments(first: 100) { edges { node { id } } } } } } } } } }";
+        assert!(priced(query, json!({}), None) > 1_000_000);
     }
 }

@@ -86,30 +86,39 @@ const PARSED_BYTES: u64 = 32 * 1024 * 1024;
 /// documents that passed [`check`] are kept, so each one is bounded by its limits; the checks on
 /// variables and everything after them still run on each request.
 #[derive(Clone)]
-pub struct Parsed(moka::sync::Cache<String, (Arc<ExecutableDocument>, u32)>);
+pub struct Parsed(moka::sync::Cache<String, Kept>);
+
+/// A kept document with what admission derives from it once: each operation's response shape.
+#[derive(Clone)]
+struct Kept {
+    document: Arc<ExecutableDocument>,
+    shapes: Arc<crate::graphql::shape::Shapes>,
+    weight: u32,
+}
 
 impl Parsed {
     pub fn new() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(PARSED_BYTES)
-                .weigher(|_, (_, weight): &(Arc<ExecutableDocument>, u32)| *weight)
-                .build(),
-        )
+        Self(moka::sync::Cache::builder().max_capacity(PARSED_BYTES).weigher(|_, kept: &Kept| kept.weight).build())
     }
 
-    /// A copy of the document of `query`, if it was kept.
-    pub fn get(&self, query: &str) -> Option<ExecutableDocument> {
-        self.0.get(query).map(|(document, _)| (*document).clone())
+    /// A copy of the document of `query` and its operations' shapes, if it was kept.
+    pub fn get(&self, query: &str) -> Option<(ExecutableDocument, Arc<crate::graphql::shape::Shapes>)> {
+        self.0.get(query).map(|kept| ((*kept.document).clone(), kept.shapes))
     }
 
-    /// Keeps the document of `query`, which passed [`check`] with `shape`. Its weight is an
-    /// estimate: about 200 bytes per field node (expanded through fragments, so never under), the
-    /// text, and the maps around them.
-    pub fn keep(&self, query: &str, document: &ExecutableDocument, shape: Shape) {
-        let weight = shape.fields.saturating_mul(200).saturating_add(query.len() as u64 * 2 + 1024);
+    /// Keeps the document of `query`, which passed [`check`] with `shape`, and its operations'
+    /// shapes. Its weight is an estimate: about 200 bytes per field node (expanded through
+    /// fragments, so never under; the shapes hold as many), the text, and the maps around them.
+    pub fn keep(
+        &self,
+        query: &str,
+        document: &ExecutableDocument,
+        shape: Shape,
+        shapes: Arc<crate::graphql::shape::Shapes>,
+    ) {
+        let weight = shape.fields.saturating_mul(300).saturating_add(query.len() as u64 * 2 + 1024);
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
-        self.0.insert(query.to_owned(), (Arc::new(document.clone()), weight));
+        self.0.insert(query.to_owned(), Kept { document: Arc::new(document.clone()), shapes, weight });
     }
 }
 

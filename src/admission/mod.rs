@@ -9,8 +9,10 @@
 //!    fragment spread (memoized), so validation's work is bounded before async-graphql starts it;
 //! 4. rate limits by caller: mutations per user, everything per IP for anonymous callers;
 //! 5. idempotency keys for mutations;
-//! 6. the schema: validation prices the operation (`cost`) and charges the viewer's budget, then
-//!    it executes.
+//! 6. the price: the operation's cost (`cost`), refused past the per-operation maximum, else
+//!    charged to the viewer's budget;
+//! 7. the schema validates and executes it; the response is shaped as the spec says (`shape`), its
+//!    errors coded (`graphql::operation`), and the operation counted in the metrics.
 //!
 //! The transports (`http.rs`, `admission::ws`) only read their input and write the [`Answer`].
 
@@ -25,6 +27,8 @@ use crate::app::AppState;
 use crate::auth::Viewer;
 use crate::cache::{Reads, ResponseKey};
 use crate::error::AppError;
+use crate::graphql::operation;
+use crate::graphql::shape::{Shape, Shapes};
 use crate::graphql::AppSchema;
 use crate::http::RequestMeta;
 use async_graphql::parser::types::OperationType;
@@ -88,8 +92,9 @@ pub struct Answer {
 pub enum Outcome {
     /// Refused before the schema ran it: a request-level error. `status` suggests an HTTP status.
     Refused { error: AppError, status: Option<u16> },
-    /// The schema's response; `keep` when the response cache may store it.
-    Executed { response: async_graphql::Response, keep: Option<(ResponseKey, Reads, u64)> },
+    /// The schema's response; `keep` when the response cache may store it; `operation` its
+    /// metrics label.
+    Executed { response: async_graphql::Response, keep: Option<(ResponseKey, Reads, u64)>, operation: String },
     /// A stored body: a kept response or an idempotent replay.
     Stored { body: Bytes, replayed: bool },
 }
@@ -177,6 +182,10 @@ pub struct Prepared {
     /// Where the response cache keeps this query's response (made before it runs, see
     /// [`crate::cache::Cache::response_key`]).
     cache_key: Option<ResponseKey>,
+    /// The document's operations' shapes (none when it did not parse: the schema reports that).
+    shapes: Option<Arc<Shapes>>,
+    /// The operation's metrics label, before [`operation::bounded`].
+    label: Option<String>,
 }
 
 impl Prepared {
@@ -184,9 +193,57 @@ impl Prepared {
         self.kind == Some(OperationType::Subscription)
     }
 
+    /// What is done to its responses (see [`Finish`]).
+    pub fn finish(&self) -> Finish {
+        Finish {
+            shapes: self.shapes.clone(),
+            label: self.label.clone(),
+            operation_name: self.request.operation_name.clone(),
+            kind: self.kind,
+        }
+    }
+
     /// The request with what resolvers read from it (viewer, client IP, cost meter).
     pub fn into_request(self, caller: &Caller) -> async_graphql::Request {
         self.request.data(caller.viewer.clone()).data(RequestMeta { ip: caller.ip }).data(self.meter)
+    }
+}
+
+/// What becomes of an operation's responses once the schema has run it (each event of a
+/// subscription too).
+#[derive(Clone)]
+pub struct Finish {
+    shapes: Option<Arc<Shapes>>,
+    label: Option<String>,
+    operation_name: Option<String>,
+    kind: Option<OperationType>,
+}
+
+impl Finish {
+    /// Shapes `response` as the spec says (`shape`), codes its errors (`graphql::operation`), and
+    /// returns the operation's metrics label: its own only once it validated, so invalid
+    /// documents cannot fill the labels' cap.
+    pub fn apply(&self, response: &mut async_graphql::Response) -> String {
+        let registry = crate::graphql::registry();
+        if let Some(shapes) = &self.shapes {
+            crate::graphql::shape::settle(shapes, self.operation_name.as_deref(), response, registry);
+        }
+        operation::finish_errors(response, registry);
+        match &self.label {
+            Some(label) if !is_request_error(response) => operation::bounded(label.clone()),
+            _ => "invalid".to_string(),
+        }
+    }
+
+    /// Runs `request` (a query or mutation) on `schema` and finishes its response: see [`apply`].
+    async fn execute(&self, schema: &AppSchema, request: async_graphql::Request) -> (async_graphql::Response, String) {
+        let mut response = operation::flag_degraded_search(schema.execute(request)).await;
+        let label = self.apply(&mut response);
+        if self.kind == Some(OperationType::Query) && label != "invalid" {
+            // Inside the recording scope: a kept response names its operation.
+            crate::cache::query_running(&label);
+        }
+        (response, label)
     }
 }
 
@@ -200,6 +257,9 @@ impl Admission {
             _ => None,
         };
         let persisted = persisted::Persisted::new(app.cache.clone(), manifest);
+        operation::cap_labels(app.config.http.metrics_max_operations);
+        // Built now rather than by the first request (every type's fields registered).
+        let _ = crate::graphql::registry();
         Ok(Self(Arc::new(Inner { schema, app, persisted, documents: document::Parsed::new() })))
     }
 
@@ -238,13 +298,16 @@ impl Admission {
                 Answer::refused(AppError::Timeout)
             }
         };
-        if !matches!(answer.outcome, Outcome::Executed { .. }) {
-            let label = match &answer.outcome {
-                Outcome::Stored { .. } => "cached",
-                _ => "refused",
-            };
-            let outcome = if matches!(answer.outcome, Outcome::Refused { .. }) { "error" } else { "ok" };
-            crate::graphql::extension::record_request(label, outcome, started.elapsed());
+        let (label, outcome) = match &answer.outcome {
+            Outcome::Stored { .. } => ("cached", "ok"),
+            Outcome::Refused { .. } => ("refused", "error"),
+            Outcome::Executed { response, operation, .. } => {
+                (operation.as_str(), if response.errors.is_empty() { "ok" } else { "error" })
+            }
+        };
+        operation::record_request(label, outcome, started.elapsed());
+        if let Outcome::Executed { operation, .. } = &answer.outcome {
+            tracing::Span::current().record("operation", operation.as_str());
         }
         answer
     }
@@ -286,8 +349,8 @@ impl Admission {
             });
         }
         // A text kept before passed the checks below then; the limits are fixed for the process.
-        let document = match self.0.documents.get(&request.query) {
-            Some(document) => document,
+        let (document, shapes) = match self.0.documents.get(&request.query) {
+            Some(kept) => kept,
             None => {
                 let parsed = if request.query.len() > document::PARSE_INLINE_BYTES {
                     let text = request.query.clone();
@@ -301,13 +364,15 @@ impl Admission {
                 // validation error.
                 let Ok(document) = parsed else {
                     self.limit(caller, None).await.map_err(Answer::refused)?;
-                    return Ok(Prepared { kind: None, meter: self.meter(caller), request, cache_key: None });
+                    let meter = self.meter(caller);
+                    return Ok(Prepared { kind: None, meter, request, cache_key: None, shapes: None, label: None });
                 };
                 let bounds =
                     document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
-                let shape = document::check(&document, bounds).map_err(Answer::refused)?;
-                self.0.documents.keep(&request.query, &document, shape);
-                document
+                let counts = document::check(&document, bounds).map_err(Answer::refused)?;
+                let shapes = Arc::new(Shape::of(&document));
+                self.0.documents.keep(&request.query, &document, counts, shapes.clone());
+                (document, shapes)
             }
         };
         let kind = document::operation_type(&document, request.operation_name.as_deref());
@@ -318,12 +383,23 @@ impl Admission {
             return Err(Answer { outcome: Outcome::Refused { error, status: Some(405) }, cost: None });
         }
         self.limit(caller, kind).await.map_err(Answer::refused)?;
+        let meter = self.meter(caller);
+        let cost =
+            cost::price(crate::graphql::registry(), &document, request.operation_name.as_deref(), &request.variables);
+        let max = config.graphql.max_complexity as u64;
+        if cost > max {
+            return Err(Answer::refused(AppError::TooCostly { cost, max }));
+        }
+        if let Err(error) = meter.charge(cost).await {
+            return Err(Answer { outcome: Outcome::Refused { error, status: None }, cost: meter.report() });
+        }
         if let Some(hash) = new_text {
             Box::pin(self.0.persisted.register(&hash, &request.query)).await;
         }
+        let label = operation::raw_label_of(&document, request.operation_name.as_deref());
         request.set_parsed_query(document);
         let cache_key = cache_key.filter(|_| kind == Some(OperationType::Query));
-        Ok(Prepared { request, kind, meter: self.meter(caller), cache_key })
+        Ok(Prepared { request, kind, meter, cache_key, shapes: Some(shapes), label })
     }
 
     /// Mutations per signed-in user; every operation of an anonymous caller per IP.
@@ -359,13 +435,14 @@ impl Admission {
         }
         let cache_key = prepared.cache_key.take();
         let meter = prepared.meter.clone();
+        let finish = prepared.finish();
         let request = prepared.into_request(caller);
-        let (response, reads) = crate::cache::recording(self.0.schema.execute(request)).await;
+        let ((response, operation), reads) = crate::cache::recording(finish.execute(&self.0.schema, request)).await;
         let cost = meter.report();
         let keep = cache_key
             .filter(|_| response.errors.is_empty() && response.extensions.is_empty())
             .map(|key| (key, reads, cost.map(|c| c.requested).unwrap_or(0)));
-        Answer { outcome: Outcome::Executed { response, keep }, cost }
+        Answer { outcome: Outcome::Executed { response, keep, operation }, cost }
     }
 
     async fn run_idempotent(&self, prepared: Prepared, caller: &Caller, key: &str) -> Answer {
@@ -389,23 +466,27 @@ impl Admission {
             Err(error) => return Answer::refused(error),
         };
         let meter = prepared.meter.clone();
+        let finish = prepared.finish();
         let request = prepared.into_request(caller);
         let schema = self.0.schema.clone();
         let db = app.db.clone();
         // On its own task: if the client's time budget runs out, the mutation still finishes and
         // its outcome is stored for the retry.
         let task = tokio::spawn(async move {
-            let response = match tokio::time::timeout(IDEMPOTENT_RUN_CAP, schema.execute(request)).await {
-                Ok(response) => response,
-                Err(_) => error_response(&AppError::Timeout),
-            };
+            let (response, operation) =
+                match tokio::time::timeout(IDEMPOTENT_RUN_CAP, finish.execute(&schema, request)).await {
+                    Ok(done) => done,
+                    Err(_) => (error_response(&AppError::Timeout), "refused".to_string()),
+                };
             let body =
                 if idempotency::is_transient(&response) { None } else { to_json(&response).ok().map(Bytes::from) };
             idempotency::finish(&db, ticket, body.as_ref()).await;
-            response
+            (response, operation)
         });
         match task.await {
-            Ok(response) => Answer { outcome: Outcome::Executed { response, keep: None }, cost: meter.report() },
+            Ok((response, operation)) => {
+                Answer { outcome: Outcome::Executed { response, keep: None, operation }, cost: meter.report() }
+            }
             Err(error) => Answer::refused(AppError::Internal(anyhow::anyhow!("mutation task failed: {error}"))),
         }
     }

@@ -492,12 +492,14 @@ impl SocketExecutor {
                 Err(_) => return stream::once(async { error_response(&AppError::Timeout) }).boxed(),
             };
         if prepared.is_subscription() {
+            let finish = prepared.finish();
             let request = prepared.into_request(&caller);
             let stream = self.admission.schema().execute_stream(request);
             // The operation counts as live until its stream ends or the client completes it.
             return stream
-                .map(move |response| {
+                .map(move |mut response| {
                     let _held = &live;
+                    finish.apply(&mut response);
                     response
                 })
                 .boxed();

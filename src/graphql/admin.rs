@@ -103,7 +103,6 @@ pub struct AdminQuery;
 #[Object]
 impl AdminQuery {
     /// Admins: users, newest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -131,7 +130,6 @@ impl AdminQuery {
 
     /// Admins: identities, oldest first — with `{ status: PENDING, identityType: MASTER }`, the
     /// review queue.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn identities(
         &self,
         ctx: &Context<'_>,
@@ -175,7 +173,6 @@ impl AdminQuery {
     }
 
     /// Admins: the audit log, newest first. Entries are never changed or deleted through the API.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn audit_logs(
         &self,
         ctx: &Context<'_>,

@@ -286,7 +286,6 @@ impl AppointmentsQuery {
     }
 
     /// Your appointments as student (default) or as mentor, latest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn my_appointments(
         &self,
         ctx: &Context<'_>,

@@ -87,7 +87,6 @@ impl Circle {
         Ok(Identity(present(identity, "circle creator")?))
     }
     /// Active members, earliest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -103,7 +102,6 @@ impl Circle {
     }
     /// Active posts: by default pinned first, then newest. `pinnedFirst: false` orders the pinned
     /// posts with the rest; pinned posts come first in either `direction`.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn posts(
         &self,
@@ -266,7 +264,6 @@ impl Post {
     }
     /// Comments oldest first: every comment in one flat list (`parentId` links replies), or with
     /// `topLevel: true` only those answering the post, their replies under `Comment.replies`.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -405,7 +402,6 @@ impl Comment {
     }
     /// Direct replies, oldest first; each has its own `replies` (one batched statement per level
     /// however many comments are on the page).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn replies(
         &self,
         ctx: &Context<'_>,
@@ -549,7 +545,6 @@ impl CirclesQuery {
     }
 
     /// Active circles (default: most members first; the id breaks ties).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn circles(
         &self,
@@ -576,7 +571,6 @@ impl CirclesQuery {
     }
 
     /// The active circles you belong to (default: most members first; the id breaks ties).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn my_circles(
         &self,
@@ -637,7 +631,6 @@ impl CirclesQuery {
     /// Active posts of the circles you belong to: newest first (LATEST), or most liked first
     /// (HOT, newest breaking ties), or the other way round with `direction: ASC`. Pinned posts
     /// belong to their circle's page, so the feed orders them with the rest.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn feed(
         &self,

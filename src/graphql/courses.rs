@@ -109,7 +109,6 @@ impl Course {
         Ok(stats.map(CourseStats))
     }
     /// Active COURSE reviews, newest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn reviews(
         &self,
         ctx: &Context<'_>,
@@ -121,7 +120,6 @@ impl Course {
     }
     /// The course's students (enrollments not dropped), newest first, with their progress: for
     /// the course's master and admins (FORBIDDEN for others).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn students(
         &self,
         ctx: &Context<'_>,
@@ -412,7 +410,6 @@ impl CoursesQuery {
     }
 
     /// Courses, filtered and ordered (default: newest first).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn courses(
         &self,
         ctx: &Context<'_>,

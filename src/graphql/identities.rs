@@ -208,7 +208,6 @@ impl Mentor {
         Ok(stats.map(MentorStats))
     }
     /// Active MENTOR and APPOINTMENT reviews, newest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn reviews(
         &self,
         ctx: &Context<'_>,
@@ -231,7 +230,6 @@ impl Mentor {
     /// UTC: the schedule's windows minus booked time and its buffer, no sooner than the notice
     /// allows, laid end to end from the start of each free stretch. Empty without a schedule.
     /// A page of mentors reads every one's appointments in one batch.
-    #[graphql(complexity = "10 + child_complexity")]
     async fn available_slots(
         &self,
         ctx: &Context<'_>,
@@ -243,7 +241,6 @@ impl Mentor {
         super::availability::slots_of_mentor(ctx, self.identity_id, from, to, duration_minutes).await
     }
     /// The mentor's published courses, newest first.
-    #[graphql(complexity = "crate::admission::cost::page(Some(first), None, child_complexity)")]
     async fn courses(
         &self,
         ctx: &Context<'_>,
@@ -362,7 +359,6 @@ impl IdentitiesQuery {
     }
 
     /// Active masters with their statistics (default order: best rated first).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn mentors(
         &self,
         ctx: &Context<'_>,

@@ -169,7 +169,6 @@ pub struct LearningQuery;
 #[Object]
 impl LearningQuery {
     /// The viewer's enrollments, newest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn my_learning(
         &self,
         ctx: &Context<'_>,

@@ -148,7 +148,6 @@ impl Notification {
     /// `... on Post { id }`): null when it is gone or no longer visible to you. A page of
     /// notifications reads its targets in one batch per kind (a hidden post, shown to moderators
     /// only, checks its circle's moderators on its own).
-    #[graphql(complexity = "1 + child_complexity")]
     async fn target(&self, ctx: &Context<'_>) -> Result<Option<super::node::Node>> {
         let (Some(id), Some(table)) =
             (self.0.related_id, super::node::Table::of_notification(&self.0.notification_type))
@@ -199,7 +198,6 @@ pub struct MessagesQuery;
 #[Object]
 impl MessagesQuery {
     /// Your private conversations, most recent first.
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -214,7 +212,6 @@ impl MessagesQuery {
     }
 
     /// The chats of the circles you belong to, most recent first, each with your unread count.
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn circle_conversations(
         &self,
         ctx: &Context<'_>,
@@ -230,7 +227,6 @@ impl MessagesQuery {
 
     /// Messages with a user or in a circle you belong to, in time order; by default the latest 20
     /// (page back with `last` and `before`).
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -249,7 +245,6 @@ impl MessagesQuery {
     }
 
     /// Your notifications, newest first.
-    #[graphql(complexity = "crate::admission::cost::page(first, last, child_complexity)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,

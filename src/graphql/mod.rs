@@ -1,5 +1,5 @@
 //! The GraphQL schema: one query/mutation object per area merged at the root, request limits, and
-//! the observability extension. Resolvers are thin: they parse arguments and call `domain/`.
+//! the mutation root that publishes domain events. Resolvers are thin: they parse arguments and call `domain/`.
 
 pub mod accounts;
 pub mod admin;
@@ -9,12 +9,12 @@ pub mod circles;
 pub mod courses;
 mod described;
 pub mod domains;
-pub mod extension;
 pub mod identities;
 pub mod learning;
 pub mod loaders;
 pub mod messages;
 pub mod node;
+pub mod operation;
 pub mod pagination;
 pub mod search;
 pub mod shape;
@@ -22,7 +22,8 @@ pub mod uploads;
 
 use crate::app::AppState;
 use crate::config::GraphqlLimits;
-use async_graphql::{Enum, MergedObject, Schema, SchemaBuilder};
+use async_graphql::registry::Registry;
+use async_graphql::{Enum, MergedObject, OutputType, Schema, SchemaBuilder};
 
 /// Every read the API offers.
 #[derive(MergedObject, Default)]
@@ -77,22 +78,66 @@ impl From<SortDirection> for crate::domain::pagination::Direction {
     }
 }
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, messages::SubscriptionRoot>;
+/// The schema has no extensions (see [`operation`]): what they would do runs in admission.
+pub type AppSchema = Schema<QueryRoot, operation::Publishing<MutationRoot>, messages::SubscriptionRoot>;
 
-fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, messages::SubscriptionRoot> {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), messages::SubscriptionRoot)
+fn builder() -> SchemaBuilder<QueryRoot, operation::Publishing<MutationRoot>, messages::SubscriptionRoot> {
+    Schema::build(QueryRoot::default(), operation::Publishing::default(), messages::SubscriptionRoot)
         .register_output_type::<described::GeneratedTypes>()
+}
+
+/// The schema's types, as async-graphql registers them, for what admission does outside the
+/// schema: pricing an operation and shaping its response. (The schema keeps its own registry
+/// private.) Introspection's types (`__Schema`, ...) are not in it: their fields cost 1 each and
+/// never error.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(|| {
+        registry_with(
+            &QueryRoot::type_name(),
+            Some(&MutationRoot::type_name()),
+            Some(&<messages::SubscriptionRoot as async_graphql::SubscriptionType>::type_name()),
+            |registry| {
+                QueryRoot::create_type_info(registry);
+                MutationRoot::create_type_info(registry);
+                <messages::SubscriptionRoot as async_graphql::SubscriptionType>::create_type_info(registry);
+                described::GeneratedTypes::create_type_info(registry);
+            },
+        )
+    });
+    &REGISTRY
+}
+
+/// A registry with these root type names, filled by `register`.
+pub(crate) fn registry_with(
+    query: &str,
+    mutation: Option<&str>,
+    subscription: Option<&str>,
+    register: impl FnOnce(&mut Registry),
+) -> Registry {
+    let mut registry = Registry {
+        types: Default::default(),
+        directives: Default::default(),
+        implements: Default::default(),
+        query_type: query.to_string(),
+        mutation_type: mutation.map(str::to_string),
+        subscription_type: subscription.map(str::to_string),
+        introspection_mode: async_graphql::IntrospectionMode::Enabled,
+        enable_federation: false,
+        federation_subscription: false,
+        ignore_name_conflicts: Default::default(),
+        enable_suggestions: true,
+    };
+    register(&mut registry);
+    registry
 }
 
 /// The schema the server runs, with the configured limits and the shared state as context data.
 pub fn build(state: AppState, limits: &GraphqlLimits) -> AppSchema {
-    // Complexity is checked by the Guard (it prices and charges it); depth here.
+    // Admission prices each operation (cost.rs); depth is checked here.
     let mut schema = builder()
         .limit_depth(limits.max_depth)
         .limit_recursive_depth(limits.max_depth.max(32))
         .limit_directives(8)
-        .extension(extension::Guard::new(limits.max_complexity, state.config.http.metrics_max_operations))
-        .extension(shape::SpecShape)
         .data(loaders::new(state.db.clone(), &state.cache, limits.batch_delay))
         .data(state.events.clone())
         .data(state.cache.clone())
@@ -154,5 +199,33 @@ pub(crate) mod context {
     pub fn loaders<'a>(ctx: &Context<'a>) -> AppResult<&'a super::loaders::Loaders> {
         ctx.data::<super::loaders::Loaders>()
             .map_err(|_| AppError::Internal(anyhow::anyhow!("loaders missing from schema data")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Admission prices and shapes with [`super::registry`]: it must know every type the schema
+    /// serves (all but introspection's own).
+    #[test]
+    fn the_registry_holds_every_type_of_the_schema() {
+        let registry = super::registry();
+        let sdl = super::sdl();
+        let declared: Vec<&str> = sdl
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                match words.next()? {
+                    "type" | "interface" | "union" | "input" | "enum" | "scalar" => words.next(),
+                    _ => None,
+                }
+            })
+            .map(|name| name.trim_end_matches('{'))
+            .collect();
+        assert!(declared.len() > 50, "{} types declared", declared.len());
+        for name in declared {
+            assert!(registry.types.contains_key(name), "{name} is missing from the registry");
+        }
+        assert_eq!(registry.mutation_type.as_deref(), Some("Mutation"));
+        assert_eq!(registry.subscription_type.as_deref(), Some("Subscription"));
     }
 }

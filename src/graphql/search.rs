@@ -356,7 +356,6 @@ pub struct SearchQuery;
 impl SearchQuery {
     /// Published courses by title, tags, master's name and description: typo-tolerant,
     /// prefix-matching on the last word, Chinese-aware (words and pinyin: `shujuku`, `sjk`).
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn search_courses(
         &self,
         ctx: &Context<'_>,
@@ -416,7 +415,6 @@ impl SearchQuery {
     }
 
     /// Active masters by name, skills and bio (same matching as `searchCourses`).
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn search_mentors(
         &self,
         ctx: &Context<'_>,
@@ -480,7 +478,6 @@ impl SearchQuery {
     }
 
     /// Active circles by name, tags and description.
-    #[graphql(complexity = "crate::admission::cost::page(first, None, child_complexity)")]
     async fn search_circles(
         &self,
         ctx: &Context<'_>,

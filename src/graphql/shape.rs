@@ -10,40 +10,20 @@
 //! - **Error order.** Errors are listed in the order of their fields in the response, not in the
 //!   order resolvers happened to fail.
 //!
-//! The [`SpecShape`] extension takes each operation's selection tree from the parsed document
-//! ([`Shape::of`]) and fixes the executed response with it ([`Shape::settle`]), for queries,
+//! Admission takes each operation's selection tree from the parsed document ([`Shape::of`], kept
+//! with the document) and fixes the executed response with it ([`settle`]), for queries,
 //! mutations and every event of a subscription.
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextSubscribe,
-};
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet};
 use async_graphql::registry::{MetaTypeName, Registry};
 use async_graphql::{Name, PathSegment, Positioned, Response, ServerError, Value};
-use async_graphql::{ServerResult, Variables};
-use futures_util::stream::{BoxStream, StreamExt};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
-/// The schema extension that shapes every response (see the module's documentation).
-pub struct SpecShape;
+/// Each operation's shape in a document, by name (`None` for an anonymous one).
+pub type Shapes = Vec<(Option<String>, OperationType, Shape)>;
 
-impl ExtensionFactory for SpecShape {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Shaping { shapes: Arc::default() })
-    }
-}
-
-/// Each operation's shape, by name, taken when the document was parsed.
-type Shapes = Arc<Mutex<Vec<(Option<String>, OperationType, Shape)>>>;
-
-struct Shaping {
-    shapes: Shapes,
-}
-
-/// Settles `response` with the shape of the operation named `name` (or the only one).
-fn settle(shapes: &Shapes, name: Option<&str>, response: &mut Response, registry: &Registry) {
-    let Ok(shapes) = shapes.lock() else { return };
+/// Settles `response` with the shape of the operation named `name` (or the document's only one).
+pub fn settle(shapes: &Shapes, name: Option<&str>, response: &mut Response, registry: &Registry) {
     let found = match name {
         Some(name) => shapes.iter().find(|(n, _, _)| n.as_deref() == Some(name)),
         None if shapes.len() == 1 => shapes.first(),
@@ -57,57 +37,6 @@ fn settle(shapes: &Shapes, name: Option<&str>, response: &mut Response, registry
     };
     if let Some(root) = root {
         shape.settle(response, registry, root);
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for Shaping {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Ok(mut shapes) = self.shapes.lock() {
-            *shapes = Shape::of(&document);
-        }
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        settle(&self.shapes, operation_name, &mut response, &ctx.schema_env.registry);
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        let shapes = self.shapes.clone();
-        let env = ctx.schema_env.clone();
-        next.run(ctx, stream)
-            .map(move |mut response| {
-                // A subscription document holds one operation (or the request named it; events
-                // of a named one are settled the same way: the only subscription in the shapes).
-                let name = shapes.lock().ok().and_then(|s| {
-                    let subscriptions: Vec<_> =
-                        s.iter().filter(|(_, ty, _)| *ty == OperationType::Subscription).collect();
-                    (subscriptions.len() == 1).then(|| subscriptions[0].0.clone()).flatten()
-                });
-                settle(&shapes, name.as_deref(), &mut response, &env.registry);
-                response
-            })
-            .boxed()
     }
 }
 
@@ -137,7 +66,7 @@ type Target = Option<Vec<PathSegment>>;
 
 impl Shape {
     /// The shape of each operation in the document, by operation name (`None` for an anonymous one).
-    pub fn of(document: &ExecutableDocument) -> Vec<(Option<String>, OperationType, Shape)> {
+    pub fn of(document: &ExecutableDocument) -> Shapes {
         let fragments = &document.fragments;
         document
             .operations
@@ -363,7 +292,7 @@ fn null_at(data: &mut Value, path: &[PathSegment]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema, SimpleObject};
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, OutputType, Schema, SimpleObject};
 
     #[derive(SimpleObject)]
     struct Item {
@@ -412,8 +341,14 @@ mod tests {
     }
 
     async fn run_text(query: &str) -> String {
-        let schema = Schema::build(Q, EmptyMutation, EmptySubscription).extension(SpecShape).finish();
-        serde_json::to_string(&schema.execute(query).await).expect("serializes")
+        let schema = Schema::build(Q, EmptyMutation, EmptySubscription).finish();
+        let shapes = Shape::of(&async_graphql::parser::parse_query(query).expect("parses"));
+        let registry = crate::graphql::registry_with("Q", None, None, |registry| {
+            Q::create_type_info(registry);
+        });
+        let mut response = schema.execute(query).await;
+        settle(&shapes, None, &mut response, &registry);
+        serde_json::to_string(&response).expect("serializes")
     }
 
     #[tokio::test]

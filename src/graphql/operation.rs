@@ -1,174 +1,133 @@
-//! The request guard inside the schema: prices each operation once async-graphql has validated it
-//! (list-aware complexity, refused past the per-operation maximum, charged to the viewer's cost
-//! budget), gives every error a stable `extensions.code`, records per-operation metrics (count by
-//! outcome, latency histogram), and publishes each successful mutation's domain events after
-//! commit.
+//! What happens around each operation the schema runs, outside the schema: the operation's metrics
+//! label, the response's final shape (stable `extensions.code` on every error, one error per
+//! invalid input field), per-operation metrics (count by outcome, latency histogram), and the
+//! mutation root that publishes each successful mutation's domain events after commit.
+//!
+//! None of it is a schema extension: with no extension installed, async-graphql resolves each
+//! field directly instead of through the extension chain (an allocation and a type look-up per
+//! field, a quarter of an uncached page's CPU). Admission calls these around `execute`.
 //!
 //! Operations are labelled by name (`query CoursePage`), or by their root fields when unnamed
 //! (`query:course`); at most `METRICS_MAX_OPERATIONS` distinct labels are kept, the rest count as
 //! `other`, so a client cannot blow up the metrics' cardinality.
 
-use crate::admission::cost::CostMeter;
-use crate::error::{code, AppError};
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest, NextResolve,
-    NextValidation, ResolveInfo,
-};
+use crate::error::code;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Pos, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::ContainerType;
+use async_graphql::{
+    Context, ContextSelectionSet, ObjectType, OutputType, Positioned, ServerError, ServerResult, Value,
+};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Mutex, OnceLock};
 
-pub struct Guard {
-    max_cost: u64,
+/// Sets how many distinct operation labels metrics keep (`METRICS_MAX_OPERATIONS`); the first
+/// call wins.
+pub fn cap_labels(max_labels: usize) {
+    let _ = LABEL_CAP.set(max_labels);
 }
 
-impl Guard {
-    pub fn new(max_cost: usize, max_labels: usize) -> Self {
-        let _ = LABEL_CAP.set(max_labels);
-        Self { max_cost: max_cost as u64 }
+/// The label of the operation a request names (or its only one), unbounded: see [`bounded`].
+pub fn raw_label_of(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<String> {
+    let mut operations = document.operations.iter();
+    let (name, operation) = match operation_name {
+        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted))?,
+        None => {
+            let only = operations.next()?;
+            if operations.next().is_some() {
+                return None;
+            }
+            only
+        }
+    };
+    Some(raw_label(operation.node.ty, name.map(|n| n.as_str()), &operation.node.selection_set.node))
+}
+
+/// Brings the errors of an executed response to their final form: one error per invalid input
+/// field, every error with an `extensions.code`, and the input a coercion error is about in
+/// `extensions.field`. Counts each error by code.
+pub fn finish_errors(response: &mut async_graphql::Response, registry: &Registry) {
+    if response.errors.is_empty() {
+        return;
     }
-}
-
-impl ExtensionFactory for Guard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension { max_cost: self.max_cost, labels: Mutex::default(), label: Mutex::default() })
-    }
-}
-
-struct GuardExtension {
-    max_cost: u64,
-    /// Root-field label of each operation in the document, by operation name.
-    labels: Mutex<HashMap<Option<String>, String>>,
-    /// The label of the operation that ran.
-    label: Mutex<Option<String>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for GuardExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let started = Instant::now();
-        let mut response = next.run(ctx).await;
-        response.errors = one_error_per_field(std::mem::take(&mut response.errors));
-        for error in &mut response.errors {
-            ensure_code(error);
-            if error.extensions.as_ref().is_some_and(|ext| ext.get("field").is_none())
-                && error_code(error) == Some(code::BAD_USER_INPUT)
-            {
-                if let Some(field) = parsed_field(&ctx.schema_env.registry, error) {
-                    error.extensions.get_or_insert_with(Default::default).set("field", field);
-                }
+    response.errors = one_error_per_field(std::mem::take(&mut response.errors));
+    for error in &mut response.errors {
+        ensure_code(error);
+        if error.extensions.as_ref().is_some_and(|ext| ext.get("field").is_none())
+            && error_code(error) == Some(code::BAD_USER_INPUT)
+        {
+            if let Some(field) = parsed_field(registry, error) {
+                error.extensions.get_or_insert_with(Default::default).set("field", field);
             }
         }
-        let operation = self.label.lock().ok().and_then(|label| label.clone()).unwrap_or_else(|| "invalid".to_string());
-        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
-        record_request(&operation, outcome, started.elapsed());
-        for error in &response.errors {
-            let code = error_code(error).unwrap_or(code::INTERNAL);
-            metrics::counter!("graphql_errors_total", "code" => code).increment(1);
-        }
-        let span = tracing::Span::current();
-        span.record("operation", operation.as_str());
-        response
+    }
+    for error in &response.errors {
+        let code = error_code(error).unwrap_or(code::INTERNAL);
+        metrics::counter!("graphql_errors_total", "code" => code).increment(1);
+    }
+}
+
+/// A search answered by the database fallback says so in `extensions.search`: runs `execute`
+/// with the flag its resolvers raise.
+pub async fn flag_degraded_search(
+    execute: impl std::future::Future<Output = async_graphql::Response>,
+) -> async_graphql::Response {
+    let degraded = std::cell::Cell::new(false);
+    let (mut response, degraded) = super::search::DEGRADED
+        .scope(degraded, async {
+            let response = execute.await;
+            (response, super::search::DEGRADED.with(|flag| flag.get()))
+        })
+        .await;
+    if degraded {
+        let mut flag = async_graphql::indexmap::IndexMap::new();
+        flag.insert(async_graphql::Name::new("degraded"), Value::Boolean(true));
+        response.extensions.insert("search".into(), Value::Object(flag));
+    }
+    response
+}
+
+/// The mutation root as the schema runs it: each root mutation field runs inside
+/// `events::capture`, so what its domain call emitted is published only if the field succeeded
+/// (its transaction committed), and what it changed is dropped from the cache before its result
+/// is resolved. Same type, name and fields as `M`.
+#[derive(Default)]
+pub struct Publishing<M>(pub M);
+
+impl<M: ObjectType> OutputType for Publishing<M> {
+    fn type_name() -> Cow<'static, str> {
+        M::type_name()
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Ok(mut labels) = self.labels.lock() {
-            for (name, operation) in document.operations.iter() {
-                let label = raw_label(operation.node.ty, name.map(|n| n.as_str()), &operation.node.selection_set.node);
-                labels.insert(name.map(|n| n.to_string()), label);
-            }
-        }
-        Ok(document)
+    fn create_type_info(registry: &mut Registry) -> String {
+        M::create_type_info(registry)
     }
 
-    /// Prices the validated document: refused past the per-operation maximum, else charged to the
-    /// viewer's budget (admission put a [`CostMeter`] in the request's data); before anything runs.
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        let cost = result.complexity as u64;
-        let refuse = |error: AppError| vec![error.to_graphql().into_server_error(Pos::default())];
-        if cost > self.max_cost {
-            return Err(refuse(AppError::TooCostly { cost, max: self.max_cost }));
-        }
-        if let Some(meter) = ctx.data_opt::<Arc<CostMeter>>() {
-            meter.charge(cost).await.map_err(refuse)?;
-        }
-        Ok(result)
-    }
-
-    /// Each root mutation field runs inside `events::capture`: what its domain call emitted is
-    /// published only if the field succeeded (its transaction committed), and what it changed is
-    /// dropped from the cache before its result is resolved.
     async fn resolve(
         &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        // Every field of every request passes here: leave the others at one comparison.
-        if info.path_node.parent.is_some() || info.parent_type != "Mutation" {
-            return next.run(ctx, info).await;
-        }
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<async_graphql::parser::types::Field>,
+    ) -> ServerResult<Value> {
+        async_graphql::resolver_utils::resolve_container_serial(ctx, self).await
+    }
+}
+
+impl<M: ObjectType> ContainerType for Publishing<M> {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
         let bus = ctx.data_opt::<crate::events::EventBus>();
         let cache = ctx.data_opt::<crate::cache::Cache>();
         let state = ctx.data_opt::<crate::app::AppState>();
         match (bus, cache, state) {
             (Some(bus), Some(cache), Some(state)) => {
-                crate::events::capture(bus, cache, &state.db, next.run(ctx, info), |result| result.is_ok()).await
+                crate::events::capture(bus, cache, &state.db, self.0.resolve_field(ctx), |result| result.is_ok()).await
             }
-            _ => next.run(ctx, info).await,
+            _ => self.0.resolve_field(ctx).await,
         }
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let label = self.labels.lock().ok().and_then(|labels| {
-            labels
-                .get(&operation_name.map(String::from))
-                .or_else(|| if labels.len() == 1 { labels.values().next() } else { None })
-                .cloned()
-        });
-        // Only a validated operation earns a label of its own (invalid documents cannot fill the cap).
-        let label = label.map(bounded);
-        if let Some(label) = label.as_deref().filter(|label| label.starts_with("query")) {
-            crate::cache::query_running(label);
-        }
-        if let Ok(mut slot) = self.label.lock() {
-            *slot = label;
-        }
-        // A search answered by the database fallback says so in `extensions.search`.
-        let degraded = std::cell::Cell::new(false);
-        let (mut response, degraded) = super::search::DEGRADED
-            .scope(degraded, async {
-                let response = next.run(ctx, operation_name).await;
-                (response, super::search::DEGRADED.with(|flag| flag.get()))
-            })
-            .await;
-        if degraded {
-            let mut flag = async_graphql::indexmap::IndexMap::new();
-            flag.insert(async_graphql::Name::new("degraded"), Value::Boolean(true));
-            response.extensions.insert("search".into(), Value::Object(flag));
-        }
-        response
     }
 }
+
+impl<M: ObjectType> ObjectType for Publishing<M> {}
 
 /// Counts one request of `operation` (its label) and its latency; also for the requests the
 /// response cache answers, which never reach the schema.
@@ -208,7 +167,7 @@ pub fn record_request(operation: &str, outcome: &'static str, elapsed: std::time
 static LABEL_CAP: OnceLock<usize> = OnceLock::new();
 
 /// `label`, if it is one of the first `METRICS_MAX_OPERATIONS` distinct labels seen, else `other`.
-fn bounded(label: String) -> String {
+pub fn bounded(label: String) -> String {
     static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let cap = LABEL_CAP.get().copied().unwrap_or(200);
     let Ok(mut seen) = SEEN.get_or_init(Mutex::default).lock() else { return "other".into() };
