@@ -7,17 +7,17 @@
 
 use super::analysis::{self, Matcher, QueryWord};
 use super::{
-    Backend, Collection, Document, FieldKind, Filter, Hit, IndexLocation, Order, Request, Results, FACET_SIZE,
-    PINYIN_WEIGHT,
+    Backend, Collection, Document, FieldKind, Filter, Hit, IndexLocation, Request, Results, FACET_SIZE, PINYIN_WEIGHT,
 };
 use anyhow::Context;
+
+mod collect;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::Column;
 use tantivy::directory::MmapDirectory;
 use tantivy::index::SegmentId;
 use tantivy::query::{
@@ -386,32 +386,14 @@ impl Store {
         let query = BooleanQuery::new(clauses);
         // One pass over the matches: the count, the page and every facet together (each search
         // pass would build the fuzzy and prefix automata again).
-        let facets = FacetCounts { fields: request.facets.iter().map(|f| f.to_string()).collect() };
-        let top = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
-        let (total, addresses, counts) = match request.order {
-            Order::Relevance => {
-                // Rating and popularity break ties (and order a search with no words).
-                let tweaked = top.tweak_score(move |segment: &SegmentReader| {
-                    // Every document has one: read its values directly when the column is dense.
-                    let column = segment.fast_fields().f64(TIE_BREAK).ok().map(|c| match c.get_cardinality() {
-                        tantivy::columnar::Cardinality::Full => c.values,
-                        _ => c.first_or_default_col(0.0),
-                    });
-                    move |doc: DocId, score: Score| {
-                        score + column.as_ref().map(|c| c.get_val(doc)).unwrap_or(0.0) as f32
-                    }
-                });
-                let (total, top, counts) = searcher.search(&query, &(Count, tweaked, facets))?;
-                (total, top, counts)
-            }
-            Order::Field { field, descending } => {
-                let order = if descending { tantivy::Order::Desc } else { tantivy::Order::Asc };
-                let sorted = top.order_by_fast_field::<f64>(field, order);
-                let (total, top, counts) = searcher.search(&query, &(Count, sorted, facets))?;
-                (total, top.into_iter().map(|(_, address)| (0.0, address)).collect(), counts)
-            }
+        let collect = collect::Collect {
+            keep: request.offset.saturating_add(request.limit),
+            offset: request.offset,
+            limit: request.limit,
+            order: request.order,
+            facets: request.facets.clone(),
         };
-        let total = total as u64;
+        let (total, addresses, counts) = searcher.search(&query, &collect)?;
         let mut hits = Vec::with_capacity(addresses.len());
         if request.limit > 0 {
             let mut columns: HashMap<SegmentOrdinal, (Column<u64>, Column<u64>)> = HashMap::new();
@@ -726,96 +708,10 @@ fn tie_break(collection: Collection, document: &Document) -> f64 {
     0.01 * document.number("rating") + 0.001 * popularity.max(0.0).ln_1p()
 }
 
-/// Counts the values of keyword fields over the matching documents (each value once per
-/// document), for every requested facet in the same pass.
-struct FacetCounts {
-    fields: Vec<String>,
-}
-
-struct SegmentCounts {
-    /// Per field: its column in this segment, and a count per term ordinal.
-    columns: Vec<(Option<StrColumn>, Vec<u64>)>,
-}
-
-impl Collector for FacetCounts {
-    type Fruit = Vec<HashMap<String, u64>>;
-    type Child = SegmentCounts;
-
-    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentCounts> {
-        let mut columns = Vec::with_capacity(self.fields.len());
-        for field in &self.fields {
-            let column = reader.fast_fields().str(field)?;
-            let n = column.as_ref().map(|c| c.num_terms()).unwrap_or(0);
-            columns.push((column, vec![0; n]));
-        }
-        Ok(SegmentCounts { columns })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Vec<HashMap<String, u64>>>) -> tantivy::Result<Self::Fruit> {
-        let mut out = vec![HashMap::new(); self.fields.len()];
-        for fruit in fruits {
-            for (merged, counts) in out.iter_mut().zip(fruit) {
-                for (value, count) in counts {
-                    *merged.entry(value).or_insert(0) += count;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl SegmentCollector for SegmentCounts {
-    type Fruit = Vec<HashMap<String, u64>>;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        for (column, counts) in &mut self.columns {
-            if let Some(column) = column {
-                let mut last = u64::MAX;
-                for ord in column.term_ords(doc) {
-                    if ord != last {
-                        if let Some(count) = counts.get_mut(ord as usize) {
-                            *count += 1;
-                        }
-                        last = ord;
-                    }
-                }
-            }
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        self.columns
-            .into_iter()
-            .map(|(column, counts)| {
-                let mut out = HashMap::new();
-                if let Some(column) = &column {
-                    // The counted values' texts in one walk of the dictionary (each look-up by
-                    // itself would decompress a block).
-                    let ords: Vec<u64> =
-                        counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(ord, _)| ord as u64).collect();
-                    let mut values = Vec::with_capacity(ords.len());
-                    let walked = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
-                        values.push(String::from_utf8_lossy(bytes).into_owned())
-                    });
-                    if walked.is_ok() {
-                        for (ord, value) in ords.into_iter().zip(values) {
-                            out.insert(value, counts[ord as usize]);
-                        }
-                    }
-                }
-                out
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::Order;
 
     fn course(title: &str, price: f64) -> Document {
         Document {
