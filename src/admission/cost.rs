@@ -127,9 +127,14 @@ impl Pricer<'_> {
     /// The integer argument `name` as the field will receive it: written, from a variable (or its
     /// default), else the argument's default. Anything else (absent, null, not an integer) is `None`.
     fn int(&self, meta: &MetaField, field: &Field, name: &str) -> Option<i32> {
+        let default = || meta.args.get(name)?.default_value.as_deref()?.parse().ok();
         let value = match field.get_argument(name) {
-            Some(value) => value.node.clone().into_const_with(|variable| self.variable(&variable).ok_or(())).ok()?,
-            None => return meta.args.get(name)?.default_value.as_deref()?.parse().ok(),
+            // A variable neither sent nor defaulted leaves the argument to its own default.
+            Some(value) => match value.node.clone().into_const_with(|variable| self.variable(&variable).ok_or(())) {
+                Ok(value) => value,
+                Err(()) => return default(),
+            },
+            None => return default(),
         };
         match value {
             Value::Number(n) => n.as_i64().map(|n| n.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
@@ -237,8 +242,11 @@ mod tests {
         assert_eq!(priced(&format!("query($n: Int = 3) {{ {page} }}"), json!({}), None), 13);
         // Neither sent nor defaulted: the default page.
         assert_eq!(priced(&format!("query($n: Int) {{ {page} }}"), json!({}), None), 20 * 4 + 1);
-        // An argument's own default (a mentor's courses: first = 10).
+        // An argument's own default (a mentor's courses: first = 10), also behind a variable
+        // that was not sent.
         assert_eq!(priced(r#"{ mentor(id: "x") { courses { id } } }"#, json!({}), None), 1 + 10 + 1);
+        let unsent = r#"query($n: Int) { mentor(id: "x") { courses(first: $n) { id } } }"#;
+        assert_eq!(priced(unsent, json!({}), None), 1 + 10 + 1);
         // A field's own surcharge.
         assert_eq!(priced(r#"{ mentor(id: "x") { availableSlots { start } } }"#, json!({}), None), 1 + 10 + 1);
     }

@@ -104,6 +104,25 @@ impl Answer {
         Self { outcome: Outcome::Refused { error, status: None }, cost: None }
     }
 
+    /// Counts the operation in the metrics (by label and outcome, with its latency; a refusal's
+    /// error by code) and names it on the request's span.
+    pub fn record(&self, elapsed: Duration) {
+        let (label, outcome) = match &self.outcome {
+            Outcome::Stored { .. } => ("cached", "ok"),
+            Outcome::Refused { error, .. } => {
+                metrics::counter!("graphql_errors_total", "code" => error.code()).increment(1);
+                ("refused", "error")
+            }
+            Outcome::Executed { response, operation, .. } => {
+                (operation.as_str(), if response.errors.is_empty() { "ok" } else { "error" })
+            }
+        };
+        operation::record_request(label, outcome, elapsed);
+        if let Outcome::Executed { operation, .. } = &self.outcome {
+            tracing::Span::current().record("operation", operation.as_str());
+        }
+    }
+
     /// The error codes of this answer's errors (for `Retry-After` and status codes).
     pub fn retry_after(&self) -> Option<u64> {
         match &self.outcome {
@@ -186,6 +205,9 @@ pub struct Prepared {
     shapes: Option<Arc<Shapes>>,
     /// The operation's metrics label, before [`operation::bounded`].
     label: Option<String>,
+    /// The operation's price, when it is still to be charged: a keyed mutation pays only if it
+    /// runs (a replay of its first response is free).
+    unpaid: Option<u64>,
 }
 
 impl Prepared {
@@ -199,7 +221,6 @@ impl Prepared {
             shapes: self.shapes.clone(),
             label: self.label.clone(),
             operation_name: self.request.operation_name.clone(),
-            kind: self.kind,
         }
     }
 
@@ -216,19 +237,21 @@ pub struct Finish {
     shapes: Option<Arc<Shapes>>,
     label: Option<String>,
     operation_name: Option<String>,
-    kind: Option<OperationType>,
 }
 
 impl Finish {
-    /// Shapes `response` as the spec says (`shape`), codes its errors (`graphql::operation`), and
-    /// returns the operation's metrics label: its own only once it validated, so invalid
-    /// documents cannot fill the labels' cap.
-    pub fn apply(&self, response: &mut async_graphql::Response) -> String {
+    /// Shapes `response` as the spec says (`shape`) and codes its errors (`graphql::operation`).
+    pub fn apply(&self, response: &mut async_graphql::Response) {
         let registry = crate::graphql::registry();
         if let Some(shapes) = &self.shapes {
             crate::graphql::shape::settle(shapes, self.operation_name.as_deref(), response, registry);
         }
         operation::finish_errors(response, registry);
+    }
+
+    /// The operation's metrics label: its own only once it validated, so invalid documents cannot
+    /// fill the labels' cap.
+    fn label(&self, response: &async_graphql::Response) -> String {
         match &self.label {
             Some(label) if !is_request_error(response) => operation::bounded(label.clone()),
             _ => "invalid".to_string(),
@@ -238,9 +261,11 @@ impl Finish {
     /// Runs `request` (a query or mutation) on `schema` and finishes its response: see [`apply`].
     async fn execute(&self, schema: &AppSchema, request: async_graphql::Request) -> (async_graphql::Response, String) {
         let mut response = operation::flag_degraded_search(schema.execute(request)).await;
-        let label = self.apply(&mut response);
-        if self.kind == Some(OperationType::Query) && label != "invalid" {
-            // Inside the recording scope: a kept response names its operation.
+        self.apply(&mut response);
+        let label = self.label(&response);
+        if label.starts_with("query") {
+            // Inside the recording scope: a kept response names its operation (and only a query
+            // with a label of its own is kept).
             crate::cache::query_running(&label);
         }
         (response, label)
@@ -298,17 +323,7 @@ impl Admission {
                 Answer::refused(AppError::Timeout)
             }
         };
-        let (label, outcome) = match &answer.outcome {
-            Outcome::Stored { .. } => ("cached", "ok"),
-            Outcome::Refused { .. } => ("refused", "error"),
-            Outcome::Executed { response, operation, .. } => {
-                (operation.as_str(), if response.errors.is_empty() { "ok" } else { "error" })
-            }
-        };
-        operation::record_request(label, outcome, started.elapsed());
-        if let Outcome::Executed { operation, .. } = &answer.outcome {
-            tracing::Span::current().record("operation", operation.as_str());
-        }
+        answer.record(started.elapsed());
         answer
     }
 
@@ -365,7 +380,8 @@ impl Admission {
                 let Ok(document) = parsed else {
                     self.limit(caller, None).await.map_err(Answer::refused)?;
                     let meter = self.meter(caller);
-                    return Ok(Prepared { kind: None, meter, request, cache_key: None, shapes: None, label: None });
+                    let (shapes, label, unpaid) = (None, None, None);
+                    return Ok(Prepared { kind: None, meter, request, cache_key: None, shapes, label, unpaid });
                 };
                 let bounds =
                     document::Bounds { max_aliases: config.graphql.max_aliases, max_fields: config.graphql.max_fields };
@@ -390,8 +406,11 @@ impl Admission {
         if cost > max {
             return Err(Answer::refused(AppError::TooCostly { cost, max }));
         }
-        if let Err(error) = meter.charge(cost).await {
-            return Err(Answer { outcome: Outcome::Refused { error, status: None }, cost: meter.report() });
+        let unpaid = idempotent(kind, caller, options).then_some(cost);
+        if unpaid.is_none() {
+            if let Err(error) = meter.charge(cost).await {
+                return Err(Answer { outcome: Outcome::Refused { error, status: None }, cost: meter.report() });
+            }
         }
         if let Some(hash) = new_text {
             Box::pin(self.0.persisted.register(&hash, &request.query)).await;
@@ -399,7 +418,7 @@ impl Admission {
         let label = operation::raw_label_of(&document, request.operation_name.as_deref());
         request.set_parsed_query(document);
         let cache_key = cache_key.filter(|_| kind == Some(OperationType::Query));
-        Ok(Prepared { request, kind, meter, cache_key, shapes: Some(shapes), label })
+        Ok(Prepared { request, kind, meter, cache_key, shapes: Some(shapes), label, unpaid })
     }
 
     /// Mutations per signed-in user; every operation of an anonymous caller per IP.
@@ -427,9 +446,7 @@ impl Admission {
     pub async fn run(&self, mut prepared: Prepared, caller: &Caller, options: &Options) -> Answer {
         // Keys belong to a signed-in viewer: an anonymous "viewer" is only an IP, shared by strangers,
         // and its mutations (sign-up, sign-in) answer with tokens that must not be stored.
-        if let (Some(OperationType::Mutation), Some(key), Some(_)) =
-            (prepared.kind, &options.idempotency_key, caller.viewer.user_id())
-        {
+        if let (true, Some(key)) = (idempotent(prepared.kind, caller, options), &options.idempotency_key) {
             // Boxed: its state would otherwise make every operation's future as large as its own.
             return Box::pin(self.run_idempotent(prepared, caller, key)).await;
         }
@@ -455,7 +472,14 @@ impl Admission {
         ));
         let wait = app.config.graphql.request_timeout.min(Duration::from_secs(10)) / 2;
         let ticket = match idempotency::claim(&app.db, &caller.subject(), key, &fingerprint, wait).await {
-            Ok(idempotency::Claim::Run(ticket)) => ticket,
+            Ok(idempotency::Claim::Run(ticket)) => {
+                if let Err(error) = prepared.meter.charge(prepared.unpaid.unwrap_or(0)).await {
+                    // Refused before it ran: the key is released for the retry.
+                    idempotency::finish(&app.db, ticket, None).await;
+                    return Answer { outcome: Outcome::Refused { error, status: None }, cost: prepared.meter.report() };
+                }
+                ticket
+            }
             Ok(idempotency::Claim::Replay(body)) => {
                 let cost = match prepared.meter.charge(0).await {
                     Ok(()) => prepared.meter.report(),
@@ -490,6 +514,13 @@ impl Admission {
             Err(error) => Answer::refused(AppError::Internal(anyhow::anyhow!("mutation task failed: {error}"))),
         }
     }
+}
+
+/// Whether an operation runs under its idempotency key: a mutation with a key, from a signed-in
+/// viewer (an anonymous "viewer" is only an IP, shared by strangers, and its mutations, sign-up and
+/// sign-in, answer with tokens that must not be stored).
+fn idempotent(kind: Option<OperationType>, caller: &Caller, options: &Options) -> bool {
+    kind == Some(OperationType::Mutation) && options.idempotency_key.is_some() && caller.viewer.user_id().is_some()
 }
 
 /// The response cache's key of a single request: who asks (a verified user by id and role, or

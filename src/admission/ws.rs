@@ -506,11 +506,13 @@ impl SocketExecutor {
         }
         let admission = self.admission.clone();
         stream::once(async move {
+            let started = std::time::Instant::now();
             let answer = match tokio::time::timeout(budget, admission.run(prepared, &caller, &Options::default())).await
             {
                 Ok(answer) => answer,
                 Err(_) => return error_response(&AppError::Timeout),
             };
+            answer.record(started.elapsed());
             drop(live);
             answer.into_response()
         })

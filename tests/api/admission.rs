@@ -180,11 +180,17 @@ async fn websocket_operations_pass_the_same_checks_as_http() {
         let answer = answer_for(&mut ws, id).await;
         assert_eq!(ws_error_code(&answer), "QUERY_TOO_COMPLEX", "{id}: {answer}");
     }
-    // Queries still work over the socket, with their cost reported.
-    subscribe(&mut ws, "me", "{ me { id } }").await;
+    // Queries still work over the socket, with their cost reported, and count in the metrics
+    // under their label as over HTTP.
+    subscribe(&mut ws, "me", "query OverTheSocket { me { id } }").await;
     let answer = answer_for(&mut ws, "me").await;
     assert_eq!(answer["payload"]["data"]["me"]["id"], user.user_id.as_str(), "{answer}");
     assert!(answer["payload"]["extensions"]["cost"]["requested"].as_u64().is_some(), "{answer}");
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.contains(r#"graphql_requests_total{operation="query OverTheSocket",outcome="ok"}"#),
+        "{metrics}"
+    );
     // Two live subscriptions fill the cap; the third operation is refused.
     subscribe(&mut ws, "s1", "subscription { messageReceived { content } }").await;
     subscribe(&mut ws, "s2", "subscription { notificationReceived { id } }").await;
@@ -404,6 +410,30 @@ async fn post_with_key(app: &TestApp, token: &str, key: &str, content: &str, to:
         .expect("send");
     let replayed = response.headers().get("idempotent-replayed").is_some();
     (replayed, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn an_idempotent_replay_spends_no_budget() {
+    // A budget that refills slowly enough (0.1 a second) for each charge to show.
+    let app = spawn_app_with(&[("RATE_COST", "10000/1d")]).await;
+    let ann = app.register("ann@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let remaining = |body: &Value| body["extensions"]["cost"]["remaining"].as_u64().expect("remaining");
+    let (_, first) = post_with_key(&app, &ann.access, "pay-once", "hello", &bob.user_id).await;
+    data(&first);
+    let spent = remaining(&first);
+    assert!(spent < 10_000, "{first}");
+    for _ in 0..3 {
+        let (replayed, again) = post_with_key(&app, &ann.access, "pay-once", "hello", &bob.user_id).await;
+        assert!(replayed, "{again}");
+        // The budget only refills (slowly) while replays answer.
+        assert!(remaining(&again) >= spent, "{again}");
+    }
+    // A new key runs, and pays.
+    let (replayed, second) = post_with_key(&app, &ann.access, "pay-twice", "hello", &bob.user_id).await;
+    assert!(!replayed);
+    assert!(remaining(&second) < spent, "{second}");
+    assert_eq!(app.count("messages").await, 2);
 }
 
 #[tokio::test]

@@ -20,71 +20,76 @@ use tantivy::columnar::StrColumn;
 use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-/// A segment's column read into arrays, by document.
+/// A segment's column read into arrays, by document. (Only arrays: holding the column would keep
+/// a merged-away segment's files open.)
 enum Dense {
     /// A number per document (`NaN` where it has none).
     Numbers(Vec<f64>),
-    /// A keyword column: each document's value ordinals are `ords[starts[doc]..starts[doc + 1]]`;
-    /// the column itself answers what an ordinal's value is.
-    Keywords { column: Option<StrColumn>, starts: Vec<u32>, ords: Vec<u32>, terms: usize },
+    /// A keyword column: each document's distinct value ordinals are
+    /// `ords[starts[doc]..starts[doc + 1]]`, out of `terms`.
+    Keywords { starts: Vec<u32>, ords: Vec<u32>, terms: usize },
 }
+
+/// (segment, field, whether it is read as keywords)
+type DenseKey = (SegmentId, &'static str, bool);
 
 /// Dense columns by segment and field; bounded by bytes, and a merged-away segment's entries are
 /// never asked for again and age out.
-static DENSE: std::sync::LazyLock<moka::sync::Cache<(SegmentId, &'static str), Arc<Dense>>> =
-    std::sync::LazyLock::new(|| {
-        moka::sync::Cache::builder()
-            .weigher(|_, dense: &Arc<Dense>| {
-                let bytes = match dense.as_ref() {
-                    Dense::Numbers(values) => values.len() * 8,
-                    Dense::Keywords { starts, ords, .. } => (starts.len() + ords.len()) * 4,
-                };
-                u32::try_from(bytes + 64).unwrap_or(u32::MAX)
-            })
-            .max_capacity(128 * 1024 * 1024)
-            .time_to_idle(std::time::Duration::from_secs(1800))
-            .build()
-    });
+static DENSE: std::sync::LazyLock<moka::sync::Cache<DenseKey, Arc<Dense>>> = std::sync::LazyLock::new(|| {
+    moka::sync::Cache::builder()
+        .weigher(|_, dense: &Arc<Dense>| {
+            let bytes = match dense.as_ref() {
+                Dense::Numbers(values) => values.len() * 8,
+                Dense::Keywords { starts, ords, .. } => (starts.len() + ords.len()) * 4,
+            };
+            u32::try_from(bytes + 64).unwrap_or(u32::MAX)
+        })
+        .max_capacity(128 * 1024 * 1024)
+        .time_to_idle(std::time::Duration::from_secs(1800))
+        .build()
+});
+
+/// The dense form of `field` in this segment, built by one search and shared with the others.
+fn dense(
+    reader: &SegmentReader,
+    field: &'static str,
+    keywords: bool,
+    build: impl FnOnce() -> tantivy::Result<Dense>,
+) -> tantivy::Result<Arc<Dense>> {
+    DENSE
+        .try_get_with((reader.segment_id(), field, keywords), || build().map(Arc::new))
+        .map_err(|error| tantivy::TantivyError::InternalError(format!("reading the column {field}: {error}")))
+}
 
 fn numbers(reader: &SegmentReader, field: &'static str) -> tantivy::Result<Arc<Dense>> {
-    let key = (reader.segment_id(), field);
-    if let Some(dense) = DENSE.get(&key) {
-        return Ok(dense);
-    }
-    let column = reader.fast_fields().f64(field)?;
-    let values = (0..reader.max_doc()).map(|doc| column.first(doc).unwrap_or(f64::NAN)).collect();
-    let dense = Arc::new(Dense::Numbers(values));
-    DENSE.insert(key, dense.clone());
-    Ok(dense)
+    dense(reader, field, false, || {
+        let column = reader.fast_fields().f64(field)?;
+        Ok(Dense::Numbers((0..reader.max_doc()).map(|doc| column.first(doc).unwrap_or(f64::NAN)).collect()))
+    })
 }
 
 fn keywords(reader: &SegmentReader, field: &'static str) -> tantivy::Result<Arc<Dense>> {
-    let key = (reader.segment_id(), field);
-    if let Some(dense) = DENSE.get(&key) {
-        return Ok(dense);
-    }
-    let column = reader.fast_fields().str(field)?;
-    let max_doc = reader.max_doc() as usize;
-    let mut starts = Vec::with_capacity(max_doc + 1);
-    let mut ords = Vec::with_capacity(max_doc);
-    let terms = column.as_ref().map(|c| c.num_terms()).unwrap_or(0);
-    starts.push(0);
-    for doc in 0..max_doc as DocId {
-        if let Some(column) = &column {
-            let mut last = u64::MAX;
-            // Each value once per document.
-            for ord in column.term_ords(doc) {
-                if ord != last {
-                    ords.push(u32::try_from(ord).unwrap_or(u32::MAX));
-                    last = ord;
-                }
+    dense(reader, field, true, || {
+        let column = reader.fast_fields().str(field)?;
+        let max_doc = reader.max_doc() as usize;
+        let mut starts = Vec::with_capacity(max_doc + 1);
+        let mut ords = Vec::with_capacity(max_doc);
+        let terms = column.as_ref().map(|c| c.num_terms()).unwrap_or(0);
+        starts.push(0);
+        let mut values = Vec::new();
+        for doc in 0..max_doc as DocId {
+            if let Some(column) = &column {
+                // Each value once per document (a row's values are not sorted).
+                values.clear();
+                values.extend(column.term_ords(doc).map(|ord| u32::try_from(ord).unwrap_or(u32::MAX)));
+                values.sort_unstable();
+                values.dedup();
+                ords.extend_from_slice(&values);
             }
+            starts.push(u32::try_from(ords.len()).unwrap_or(u32::MAX));
         }
-        starts.push(u32::try_from(ords.len()).unwrap_or(u32::MAX));
-    }
-    let dense = Arc::new(Dense::Keywords { column, starts, ords, terms });
-    DENSE.insert(key, dense.clone());
-    Ok(dense)
+        Ok(Dense::Keywords { starts, ords, terms })
+    })
 }
 
 /// The count, the page and the facets of a search, in one pass.
@@ -146,7 +151,7 @@ pub(super) struct SegmentCollect {
     relevance: bool,
     descending: bool,
     top: BinaryHeap<Entry>,
-    facets: Vec<(Arc<Dense>, Vec<u64>)>,
+    facets: Vec<(Option<StrColumn>, Arc<Dense>, Vec<u64>)>,
 }
 
 impl Collector for Collect {
@@ -155,7 +160,10 @@ impl Collector for Collect {
 
     fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentCollect> {
         let (ranks, relevance, descending) = match self.order {
-            Order::Relevance => (numbers(reader, TIE_BREAK)?, true, true),
+            // A segment without the tie-breaker ranks by the score alone.
+            Order::Relevance => {
+                (numbers(reader, TIE_BREAK).unwrap_or_else(|_| Arc::new(Dense::Numbers(Vec::new()))), true, true)
+            }
             Order::Field { field, descending } => (numbers(reader, field)?, false, descending),
         };
         let facets = self
@@ -167,7 +175,8 @@ impl Collector for Collect {
                     Dense::Keywords { terms, .. } => *terms,
                     Dense::Numbers(_) => 0,
                 };
-                Ok((dense, vec![0; terms]))
+                // The column answers what a counted ordinal's value is, at harvest.
+                Ok((reader.fast_fields().str(field)?, dense, vec![0; terms]))
             })
             .collect::<tantivy::Result<_>>()?;
         Ok(SegmentCollect {
@@ -177,7 +186,7 @@ impl Collector for Collect {
             ranks,
             relevance,
             descending,
-            top: BinaryHeap::with_capacity(self.keep + 1),
+            top: BinaryHeap::with_capacity(self.keep.min(reader.num_docs() as usize) + 1),
             facets,
         })
     }
@@ -218,7 +227,7 @@ impl SegmentCollector for SegmentCollect {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         self.count += 1;
-        for (dense, counts) in &mut self.facets {
+        for (_, dense, counts) in &mut self.facets {
             if let Dense::Keywords { starts, ords, .. } = dense.as_ref() {
                 let at = doc as usize;
                 let (Some(&from), Some(&to)) = (starts.get(at), starts.get(at + 1)) else { continue };
@@ -260,9 +269,9 @@ impl SegmentCollector for SegmentCollect {
         let facets = self
             .facets
             .into_iter()
-            .map(|(dense, counts)| {
+            .map(|(column, _, counts)| {
                 let mut out = HashMap::new();
-                if let Dense::Keywords { column: Some(column), .. } = dense.as_ref() {
+                if let Some(column) = column {
                     // The counted values' texts in one walk of the dictionary (each look-up by
                     // itself would decompress a block).
                     let ords: Vec<u64> =
