@@ -187,10 +187,7 @@ async fn websocket_operations_pass_the_same_checks_as_http() {
     assert_eq!(answer["payload"]["data"]["me"]["id"], user.user_id.as_str(), "{answer}");
     assert!(answer["payload"]["extensions"]["cost"]["requested"].as_u64().is_some(), "{answer}");
     let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(
-        metrics.contains(r#"graphql_requests_total{operation="query OverTheSocket",outcome="ok"}"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"graphql_requests_total{operation="query OverTheSocket",outcome="ok"}"#), "{metrics}");
     // Two live subscriptions fill the cap; the third operation is refused.
     subscribe(&mut ws, "s1", "subscription { messageReceived { content } }").await;
     subscribe(&mut ws, "s2", "subscription { notificationReceived { id } }").await;
