@@ -370,6 +370,7 @@ const ENCODERS: &[(Kind, Encoder)] = &[
     (Kind::CourseReviews, encoder::<Page<entity::reviews::Model>>),
     (Kind::MentorReviews, encoder::<Page<entity::reviews::Model>>),
     (Kind::CourseListing, encoder::<Page<Uuid>>),
+    (Kind::ListingGeneration, encoder::<Uuid>),
     (Kind::MentorCourses, encoder::<Vec<Uuid>>),
     (Kind::CircleFeed, encoder::<Page<Uuid>>),
     (Kind::PostLike, encoder::<entity::post_likes::Model>),

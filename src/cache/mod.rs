@@ -72,8 +72,12 @@ pub enum Kind {
     CourseReviews,
     /// A master's first page of active MENTOR and APPOINTMENT reviews, by identity id
     MentorReviews,
-    /// The first page of published courses in one order (ids only), by [`course_listing`]
+    /// The first page of published courses in one order (ids only), by [`course_listing`]; and
+    /// its later pages by [`later_page`] of the listing's [`Kind::ListingGeneration`]
     CourseListing,
+    /// A listing's generation (a random id), by the listing's key id: dropped with the listing,
+    /// so the later pages kept under the old one are never read again (they age out)
+    ListingGeneration,
     /// Ids of a master's newest published courses, by identity id
     MentorCourses,
     /// A circle's first page of active posts, pinned first then newest (ids only), by circle id
@@ -118,6 +122,7 @@ impl Kind {
             Kind::CourseReviews => "course-reviews",
             Kind::MentorReviews => "mentor-reviews",
             Kind::CourseListing => "course-listing",
+            Kind::ListingGeneration => "listing-generation",
             Kind::MentorCourses => "mentor-courses",
             Kind::CircleFeed => "circle-feed",
             Kind::PostLike => "post-like",
@@ -141,6 +146,19 @@ pub fn course_listing(order: u8) -> Option<Uuid> {
 }
 
 /// One key id for a pair of ids (a user's like of a post): a name-based (v5) UUID of both.
+/// The key of a list's generation, for the lists whose later pages are kept ([`later_page`]):
+/// whatever drops the list drops its generation too ([`rules::dependents`]).
+pub fn generation_of((kind, id): Key) -> Option<Key> {
+    (kind == Kind::CourseListing && u128::from_be_bytes(*id.as_bytes()) < COURSE_LISTINGS)
+        .then_some((Kind::ListingGeneration, id))
+}
+
+/// The key id of a later page of a list in one generation: the page after `cursor` (as
+/// encoded), `size` long.
+pub fn later_page(generation: Uuid, cursor: &str, size: u64) -> Uuid {
+    Uuid::new_v5(&generation, format!("{size}\u{1f}{cursor}").as_bytes())
+}
+
 pub fn pair_id(first: Uuid, second: Uuid) -> Uuid {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(first.as_bytes());

@@ -202,7 +202,9 @@ pub async fn dependents(db: &sea_orm::DatabaseConnection, changed: Vec<Key>) -> 
         }
     }
     if !courses.is_empty() {
-        keys.extend((0..COURSE_LISTINGS).map(|order| (Kind::CourseListing, Uuid::from_u128(order))));
+        let listings = (0..COURSE_LISTINGS).map(|order| (Kind::CourseListing, Uuid::from_u128(order)));
+        // Each with its generation: the later pages kept under it are never read again.
+        keys.extend(listings.flat_map(|listing| std::iter::once(listing).chain(super::generation_of(listing))));
     }
     let profiles: Vec<Uuid> = changed.iter().filter(|(kind, _)| *kind == Kind::Profile).map(|(_, id)| *id).collect();
     if !profiles.is_empty() {

@@ -621,7 +621,8 @@ pub async fn list(
     direction: Direction,
     page: &PageRequest,
 ) -> AppResult<(Page<courses::Model>, Select<courses::Entity>)> {
-    // The unfiltered catalogue (published, any order) is the hot list: its first page is cached.
+    // The unfiltered catalogue (published, any order) is the hot list: its first page is cached,
+    // and its later pages under the listing's generation.
     let published = CourseFilter { status: None, ..filter.clone() };
     let listing = (matches!(filter.status, None | Some(CourseStatus::Published))
         && published == CourseFilter::default())

@@ -342,6 +342,8 @@ where
 /// Like [`cached_first_page`] for a list of entities the cache also holds by id (under `rows`):
 /// the list keeps only ids and cursors, and the rows come from their own entries, so a change to
 /// one row (a like, an edit) does not drop the list. On a cold list the rows it read prime them.
+/// A list with a generation ([`crate::cache::generation_of`]: the course listings) also keeps
+/// its later pages, each under the generation it was read in ([`later_key`]).
 pub async fn cached_id_page<E, F, Fut>(
     cache: &Cache,
     db: &impl ConnectionTrait,
@@ -357,22 +359,35 @@ where
     F: Fn(PageRequest) -> Fut,
     Fut: Future<Output = AppResult<Page<E::Model>>>,
 {
-    if !cache.is_enabled() || !request.within_cached_prefix() {
+    if !cache.is_enabled() {
         return load(request.clone()).await;
     }
+    let later = match request.within_cached_prefix() {
+        true => None,
+        false => match later_key(cache, list, request).await? {
+            Some(id) => Some(id),
+            None => return load(request.clone()).await,
+        },
+    };
     let read: Mutex<HashMap<Uuid, E::Model>> = Mutex::default();
-    let ids = cached_first_page(cache, list, request, |first| {
+    let fetch = |page: PageRequest| {
         let read = &read;
         let load = &load;
         async move {
-            let page = load(first).await?;
+            let page = load(page).await?;
             if let Ok(mut read) = read.lock() {
                 read.extend(page.rows.iter().map(|(_, row)| (id_of(row), row.clone())));
             }
             Ok(page.map(|row| id_of(&row)))
         }
-    })
-    .await?;
+    };
+    let ids = match later {
+        None => cached_first_page(cache, list, request, &fetch).await?,
+        Some(id) => match cache.load_one(list.0, id, || async { fetch(request.clone()).await.map(Some) }).await? {
+            Some(ids) => ids,
+            None => fetch(request.clone()).await?,
+        },
+    };
     let wanted: Vec<Uuid> = ids.rows.iter().map(|(_, id)| *id).collect();
     let mut found = cache
         .load_many(rows, &wanted, |missing| {
@@ -395,6 +410,25 @@ where
         has_next_page: ids.has_next_page,
         has_previous_page: ids.has_previous_page,
     })
+}
+
+/// Where a later page of `list` is kept, when the list keeps them: a forward page (after a
+/// cursor, no longer than the cached prefix) in the list's current generation. Whatever drops the
+/// list drops its generation, and the next read starts a new one, so a page kept under the old
+/// generation is never read again; a page read while a change was being written is not kept (the
+/// cache's epoch check, as for every fill).
+async fn later_key(cache: &Cache, list: (Kind, Uuid), request: &PageRequest) -> AppResult<Option<Uuid>> {
+    let (Some((kind, id)), Some(after), None, None) =
+        (crate::cache::generation_of(list), request.after.as_ref(), request.before.as_ref(), request.last)
+    else {
+        return Ok(None);
+    };
+    if request.size() > CACHED_PREFIX {
+        return Ok(None);
+    }
+    let generation: Option<Uuid> =
+        cache.load_one(kind, id, || async { Ok::<_, AppError>(Some(Uuid::new_v4())) }).await?;
+    Ok(generation.map(|generation| crate::cache::later_page(generation, &after.encode(), request.size())))
 }
 
 /// Runs `select` as one keyset page ordered by the `sort` columns, each in its own direction,

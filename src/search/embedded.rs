@@ -752,6 +752,57 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[tokio::test]
+    async fn one_pass_pages_sorts_and_counts_facets_across_segments() {
+        let dir = std::env::temp_dir().join(format!("mg-search-{}", Uuid::new_v4()));
+        let index = Embedded::open(&IndexLocation::Directory(dir.clone())).expect("open");
+        let mut prices = HashMap::new();
+        // Two writes, two segments; one document lists a tag twice.
+        for batch in [[10.0, 30.0, 50.0], [20.0, 40.0, 60.0]] {
+            let docs: Vec<Document> = batch
+                .iter()
+                .map(|price| {
+                    let mut doc = course("Rust", *price);
+                    if *price == 60.0 {
+                        doc.keywords = vec![
+                            ("domain", vec!["software".into()]),
+                            ("tags", vec!["a".into(), "b".into(), "a".into()]),
+                        ];
+                    }
+                    prices.insert(doc.id, *price);
+                    doc
+                })
+                .collect();
+            index.apply(Collection::Courses, 0, docs, vec![]).await.expect("apply");
+        }
+        let page = |offset: usize, descending: bool| {
+            let mut request = request("");
+            request.order = Order::Field { field: "price", descending };
+            request.offset = offset;
+            request.limit = 2;
+            request.facets = vec!["tags"];
+            request
+        };
+        let mut ascending = Vec::new();
+        for offset in [0, 2, 4] {
+            let found = index.search(&page(offset, false), &Matcher::parse("")).await.expect("search");
+            assert_eq!(found.total, 6);
+            ascending.extend(found.hits.iter().map(|hit| prices[&hit.id]));
+            let mut tags = found.facets[0].1.clone();
+            tags.sort();
+            assert_eq!(tags, vec![("a".to_string(), 1), ("b".to_string(), 1), ("db".to_string(), 5)]);
+        }
+        assert_eq!(ascending, vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
+        let found = index.search(&page(1, true), &Matcher::parse("")).await.expect("search");
+        assert_eq!(found.hits.iter().map(|hit| prices[&hit.id]).collect::<Vec<_>>(), vec![50.0, 40.0]);
+        // Relevance: the best match first, the rest by the tie-breaker, every match counted.
+        let found = index.search(&request("rust"), &Matcher::parse("rust")).await.expect("search");
+        assert_eq!(found.total, 6);
+        assert_eq!(found.hits.len(), 6);
+        drop(index);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn kept_matches_seek_like_a_scan() {
         let docs: Vec<DocId> = (0..5_000u32).filter(|d| d % 3 == 0 || d % 7 == 0).collect();

@@ -646,3 +646,44 @@ async fn a_write_racing_concurrent_readers_is_never_hidden_by_a_kept_response() 
     let body = app.gql(read, json!({ "id": course })).await;
     assert_eq!(data(&body)["course"]["title"], "Rust, take 24");
 }
+
+/// The catalogue's later pages are kept as well, under the listing's generation: paging on by
+/// cursor runs no SQL when a page is read again, and a course change (archived, renamed) is read
+/// back at once on the pages kept before it.
+#[tokio::test]
+async fn later_catalogue_pages_are_kept_and_follow_every_write() {
+    let app = spawn_app().await;
+    let world = app.world().await;
+    let ada = app.master(&world, "ada@example.com", "software").await;
+    let mut cheapest_first = Vec::new();
+    for price in 1..=5 {
+        let input = json!({ "title": format!("Rust {price}"), "price": format!("{price}0.00"), "durationHours": 10,
+            "difficulty": "BEGINNER", "tags": ["rust"] });
+        cheapest_first.push(app.course_with(&ada, input, 1, true).await);
+    }
+    const PAGED: &str =
+        "query($after: String) { courses(first: 2, after: $after, orderBy: {field: PRICE, direction: ASC}) {
+        edges { node { id title } } pageInfo { hasNextPage endCursor } } }";
+    let body = warm(&app, None, PAGED, json!({})).await;
+    assert_eq!(ids(&data(&body)["courses"]["edges"]), cheapest_first[..2]);
+    let cursor = data(&body)["courses"]["pageInfo"]["endCursor"].clone();
+    let body = warm(&app, None, PAGED, json!({ "after": cursor })).await;
+    assert_eq!(ids(&data(&body)["courses"]["edges"]), cheapest_first[2..4]);
+    let next = data(&body)["courses"]["pageInfo"]["endCursor"].clone();
+    let body = warm(&app, None, PAGED, json!({ "after": next })).await;
+    assert_eq!(ids(&data(&body)["courses"]["edges"]), cheapest_first[4..]);
+    assert_eq!(data(&body)["courses"]["pageInfo"]["hasNextPage"], false);
+
+    // The third course is archived and the fourth renamed: the kept second page shows both at once.
+    let archive = "mutation($id: ID!) { archiveCourse(id: $id) { status } }";
+    data(&app.gql_as(&ada.session.access, archive, json!({ "id": cheapest_first[2] })).await);
+    let rename = "mutation($id: ID!, $i: UpdateCourseInput!) { updateCourse(id: $id, input: $i) { title } }";
+    let body = app
+        .gql_as(&ada.session.access, rename, json!({ "id": cheapest_first[3], "i": { "title": "Rust, renamed" } }))
+        .await;
+    data(&body);
+    let body = warm(&app, None, PAGED, json!({ "after": cursor })).await;
+    let edges = &data(&body)["courses"]["edges"];
+    assert_eq!(ids(edges), [cheapest_first[3].clone(), cheapest_first[4].clone()]);
+    assert_eq!(edges[0]["node"]["title"], "Rust, renamed");
+}
