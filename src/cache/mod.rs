@@ -145,7 +145,6 @@ pub fn course_listing(order: u8) -> Option<Uuid> {
     (u128::from(order) < COURSE_LISTINGS).then(|| Uuid::from_u128(u128::from(order)))
 }
 
-/// One key id for a pair of ids (a user's like of a post): a name-based (v5) UUID of both.
 /// The key of a list's generation, for the lists whose later pages are kept ([`later_page`]):
 /// whatever drops the list drops its generation too ([`rules::dependents`]).
 pub fn generation_of((kind, id): Key) -> Option<Key> {
@@ -159,6 +158,7 @@ pub fn later_page(generation: Uuid, cursor: &str, size: u64) -> Uuid {
     Uuid::new_v5(&generation, format!("{size}\u{1f}{cursor}").as_bytes())
 }
 
+/// One key id for a pair of ids (a user's like of a post): a name-based (v5) UUID of both.
 pub fn pair_id(first: Uuid, second: Uuid) -> Uuid {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(first.as_bytes());

@@ -249,7 +249,7 @@ pub(super) fn affects(mark: Key, key: Key) -> bool {
             | (Kind::Identity, Kind::MentorStats)
             | (Kind::Notifications, Kind::UnreadNotifications) => mark.1 == key.1,
             // Which mentor a course belongs to takes a lookup: any of them may be stale.
-            (Kind::Course, Kind::CourseListing | Kind::MentorStats | Kind::MentorCourses)
+            (Kind::Course, Kind::CourseListing | Kind::ListingGeneration | Kind::MentorStats | Kind::MentorCourses)
             | (Kind::Profile, Kind::CourseStats) => true,
             _ => false,
         }

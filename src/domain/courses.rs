@@ -673,21 +673,23 @@ pub async fn list(
     if let Some(max) = filter.max_price {
         select = select.filter(courses::Column::Price.lte(max));
     }
-    let (column, key): (courses::Column, fn(&courses::Model) -> SortKey) = match order {
-        CourseOrder::Rating => (courses::Column::Rating, |c| SortKey::Num(c.rating)),
-        CourseOrder::Price => (courses::Column::Price, |c| SortKey::Num(c.price)),
-        CourseOrder::CreatedAt => (courses::Column::CreatedAt, |c| SortKey::Time(c.created_at)),
-        CourseOrder::Students => (courses::Column::CurrentStudents, |c| SortKey::Int(c.current_students.into())),
+    let (column, keys): (courses::Column, fn(&courses::Model) -> Vec<SortKey>) = match order {
+        CourseOrder::Rating => (courses::Column::Rating, |c| vec![SortKey::Num(c.rating)]),
+        CourseOrder::Price => (courses::Column::Price, |c| vec![SortKey::Num(c.price)]),
+        CourseOrder::CreatedAt => (courses::Column::CreatedAt, |c| vec![SortKey::Time(c.created_at)]),
+        CourseOrder::Students => (courses::Column::CurrentStudents, |c| vec![SortKey::Int(c.current_students.into())]),
     };
     let counted = select.clone();
     let run = |page: PageRequest| {
         let select = select.clone();
-        async move { keyset(db, select, &[(column, direction)], courses::Column::Id, &page, |c| (vec![key(c)], c.id)).await }
+        async move { keyset(db, select, &[(column, direction)], courses::Column::Id, &page, |c| (keys(c), c.id)).await }
     };
     let page = match listing {
         Some(listing) => {
             let list = (CacheKind::CourseListing, listing);
-            cached_id_page::<courses::Entity, _, _>(cache, db, list, CacheKind::Course, page, |c| c.id, run).await?
+            let keys = Some(keys);
+            cached_id_page::<courses::Entity, _, _>(cache, db, list, CacheKind::Course, page, |c| c.id, keys, run)
+                .await?
         }
         None => run(page.clone()).await?,
     };

@@ -339,11 +339,16 @@ where
     }
 }
 
+/// A row's sort values, as a cursor of it holds them.
+pub type KeysOf<M> = fn(&M) -> Vec<SortKey>;
+
 /// Like [`cached_first_page`] for a list of entities the cache also holds by id (under `rows`):
 /// the list keeps only ids and cursors, and the rows come from their own entries, so a change to
 /// one row (a like, an edit) does not drop the list. On a cold list the rows it read prime them.
-/// A list with a generation ([`crate::cache::generation_of`]: the course listings) also keeps
-/// its later pages, each under the generation it was read in ([`later_key`]).
+/// A list with a generation ([`crate::cache::generation_of`]: the course listings) that gives
+/// `keys_of` (a row's sort values, as its cursor holds them) also keeps its later pages, each
+/// under the generation it was read in ([`later_key`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn cached_id_page<E, F, Fut>(
     cache: &Cache,
     db: &impl ConnectionTrait,
@@ -351,6 +356,7 @@ pub async fn cached_id_page<E, F, Fut>(
     rows: Kind,
     request: &PageRequest,
     id_of: fn(&E::Model) -> Uuid,
+    keys_of: Option<KeysOf<E::Model>>,
     load: F,
 ) -> AppResult<Page<E::Model>>
 where
@@ -364,7 +370,7 @@ where
     }
     let later = match request.within_cached_prefix() {
         true => None,
-        false => match later_key(cache, list, request).await? {
+        false => match later_key::<E>(cache, db, (list, rows), request, keys_of).await? {
             Some(id) => Some(id),
             None => return load(request.clone()).await,
         },
@@ -416,14 +422,33 @@ where
 /// cursor, no longer than the cached prefix) in the list's current generation. Whatever drops the
 /// list drops its generation, and the next read starts a new one, so a page kept under the old
 /// generation is never read again; a page read while a change was being written is not kept (the
-/// cache's epoch check, as for every fill).
-async fn later_key(cache: &Cache, list: (Kind, Uuid), request: &PageRequest) -> AppResult<Option<Uuid>> {
-    let (Some((kind, id)), Some(after), None, None) =
-        (crate::cache::generation_of(list), request.after.as_ref(), request.before.as_ref(), request.last)
+/// cache's epoch check, as for every fill). Only a cursor of a row as it is now is kept (its sort
+/// values are the row's): a client can make up any number of well-formed cursors, and those are
+/// read from the database, so what is kept is bounded by the list's rows.
+async fn later_key<E>(
+    cache: &Cache,
+    db: &impl ConnectionTrait,
+    (list, rows): ((Kind, Uuid), Kind),
+    request: &PageRequest,
+    keys_of: Option<KeysOf<E::Model>>,
+) -> AppResult<Option<Uuid>>
+where
+    E: EntityTrait,
+    E::Model: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let (Some(keys_of), Some((kind, id)), Some(after), None, None) =
+        (keys_of, crate::cache::generation_of(list), request.after.as_ref(), request.before.as_ref(), request.last)
     else {
         return Ok(None);
     };
     if request.size() > CACHED_PREFIX {
+        return Ok(None);
+    }
+    let row = cache
+        .load_many(rows, &[after.id], |missing| async move { super::rows_by_id::<E>(db, &missing).await })
+        .await?
+        .remove(&after.id);
+    if row.is_none_or(|row| keys_of(&row) != after.keys) {
         return Ok(None);
     }
     let generation: Option<Uuid> =

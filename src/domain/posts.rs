@@ -804,7 +804,7 @@ where
         return load(page.clone()).await;
     }
     let list = (CacheKind::CircleFeed, circle_id);
-    cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, load).await
+    cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, None, load).await
 }
 
 /// The viewer's feed: active posts of the circles they are an active member of, in `order`

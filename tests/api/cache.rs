@@ -674,6 +674,18 @@ async fn later_catalogue_pages_are_kept_and_follow_every_write() {
     assert_eq!(ids(&data(&body)["courses"]["edges"]), cheapest_first[4..]);
     assert_eq!(data(&body)["courses"]["pageInfo"]["hasNextPage"], false);
 
+    // A cursor a client made up (well-formed, but not the values of its row) is answered from the
+    // database every time and never kept: what is kept is bounded by the catalogue's rows.
+    use base64::Engine;
+    let made_up = json!({ "k": [{ "Num": "15.00" }], "id": cheapest_first[1], "o": "a" });
+    let made_up = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(made_up.to_string());
+    for _ in 0..2 {
+        let before = app.statements().await;
+        let body = app.gql(PAGED, json!({ "after": made_up })).await;
+        assert_eq!(ids(&data(&body)["courses"]["edges"]), cheapest_first[1..3], "{body}");
+        assert!(app.statements().await > before, "a made-up cursor's page is read from the database");
+    }
+
     // The third course is archived and the fourth renamed: the kept second page shows both at once.
     let archive = "mutation($id: ID!) { archiveCourse(id: $id) { status } }";
     data(&app.gql_as(&ada.session.access, archive, json!({ "id": cheapest_first[2] })).await);
