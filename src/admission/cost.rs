@@ -45,21 +45,11 @@ pub fn price(
     operation: Option<&str>,
     variables: &Variables,
 ) -> u64 {
-    let mut operations = document.operations.iter();
-    let selected = match operation {
-        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)),
-        // Several operations and no name: nothing runs (the schema says which is missing).
-        None => operations.next().filter(|_| document.operations.iter().nth(1).is_none()),
-    };
-    let Some((_, operation)) = selected else { return 0 };
-    let root = match operation.node.ty {
-        async_graphql::parser::types::OperationType::Query => Some(registry.query_type.as_str()),
-        async_graphql::parser::types::OperationType::Mutation => registry.mutation_type.as_deref(),
-        async_graphql::parser::types::OperationType::Subscription => registry.subscription_type.as_deref(),
-    };
-    let pricer = Pricer { registry, document, variables, definitions: &operation.node.variable_definitions };
-    let root = root.and_then(|name| registry.types.get(name));
-    pricer.set(root, &operation.node.selection_set.node, 0) as u64
+    // None selected (several operations and no name): nothing runs, the schema says why.
+    let Some((_, operation)) = super::document::selected(document, operation) else { return 0 };
+    let pricer = Pricer { registry, document, variables, definitions: &operation.variable_definitions };
+    let root = crate::graphql::root_type(registry, operation.ty).and_then(|name| registry.types.get(name));
+    pricer.set(root, &operation.selection_set.node, 0) as u64
 }
 
 struct Pricer<'a> {

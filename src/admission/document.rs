@@ -169,19 +169,24 @@ pub fn check(document: &ExecutableDocument, bounds: Bounds) -> Result<Shape, App
 /// The type of the operation a request selects (`None` when the name matches none, or several
 /// operations and no name: the schema reports that).
 pub fn operation_type(document: &ExecutableDocument, operation: Option<&str>) -> Option<OperationType> {
-    selected(document, operation).map(|op| op.ty)
+    selected(document, operation).map(|(_, op)| op.ty)
 }
 
-/// The operation a request runs: the named one, or the document's only one.
-fn selected<'a>(document: &'a ExecutableDocument, operation: Option<&str>) -> Option<&'a OperationDefinition> {
+/// The operation a request runs, with its name: the named one, or the document's only one
+/// (`None` when the name matches none, or several operations and no name).
+pub fn selected<'a>(
+    document: &'a ExecutableDocument,
+    operation: Option<&str>,
+) -> Option<(Option<&'a str>, &'a OperationDefinition)> {
     let mut operations = document.operations.iter();
-    match operation {
-        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)).map(|(_, op)| &op.node),
+    let (name, op) = match operation {
+        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted))?,
         None => {
-            let (_, first) = operations.next()?;
-            operations.next().is_none().then_some(&first.node)
+            let first = operations.next()?;
+            operations.next().is_none().then_some(first)?
         }
-    }
+    };
+    Some((name.map(|n| n.as_str()), &op.node))
 }
 
 /// A required variable (non-null, no default) the request did not provide, or provided as null,
@@ -191,7 +196,7 @@ pub fn check_variables(
     operation: Option<&str>,
     variables: &async_graphql::Variables,
 ) -> Result<(), AppError> {
-    let Some(operation) = selected(document, operation) else { return Ok(()) };
+    let Some((_, operation)) = selected(document, operation) else { return Ok(()) };
     for definition in &operation.variable_definitions {
         let definition = &definition.node;
         if !definition.var_type.node.nullable && definition.default_value.is_none() {

@@ -107,6 +107,16 @@ pub fn registry() -> &'static Registry {
     &REGISTRY
 }
 
+/// The root type an operation of type `ty` starts from.
+pub fn root_type(registry: &Registry, ty: async_graphql::parser::types::OperationType) -> Option<&str> {
+    use async_graphql::parser::types::OperationType;
+    match ty {
+        OperationType::Query => Some(registry.query_type.as_str()),
+        OperationType::Mutation => registry.mutation_type.as_deref(),
+        OperationType::Subscription => registry.subscription_type.as_deref(),
+    }
+}
+
 /// A registry with these root type names, filled by `register`.
 pub(crate) fn registry_with(
     query: &str,

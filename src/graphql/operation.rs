@@ -30,18 +30,8 @@ pub fn cap_labels(max_labels: usize) {
 
 /// The label of the operation a request names (or its only one), unbounded: see [`bounded`].
 pub fn raw_label_of(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<String> {
-    let mut operations = document.operations.iter();
-    let (name, operation) = match operation_name {
-        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted))?,
-        None => {
-            let only = operations.next()?;
-            if operations.next().is_some() {
-                return None;
-            }
-            only
-        }
-    };
-    Some(raw_label(operation.node.ty, name.map(|n| n.as_str()), &operation.node.selection_set.node))
+    let (name, operation) = crate::admission::document::selected(document, operation_name)?;
+    Some(raw_label(operation.ty, name, &operation.selection_set.node))
 }
 
 /// Brings the errors of an executed response to their final form: one error per invalid input

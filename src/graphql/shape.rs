@@ -30,12 +30,7 @@ pub fn settle(shapes: &Shapes, name: Option<&str>, response: &mut Response, regi
         None => None,
     };
     let Some((_, ty, shape)) = found else { return };
-    let root = match ty {
-        OperationType::Query => Some(registry.query_type.as_str()),
-        OperationType::Mutation => registry.mutation_type.as_deref(),
-        OperationType::Subscription => registry.subscription_type.as_deref(),
-    };
-    if let Some(root) = root {
+    if let Some(root) = super::root_type(registry, *ty) {
         shape.settle(response, registry, root);
     }
 }
