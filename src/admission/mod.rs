@@ -358,6 +358,12 @@ impl Admission {
             let charged = meter.charge(stored.cost).await;
             let cost = meter.report();
             tracing::Span::current().record("operation", stored.operation.as_str());
+            if charged.is_ok() {
+                // Its one repeatable side effect: the views of the posts it shows.
+                for post in &stored.views {
+                    self.0.app.views.record(*post);
+                }
+            }
             return Err(match charged {
                 Ok(()) => Answer { outcome: Outcome::Stored { body: stored.body.clone(), replayed: false }, cost },
                 Err(error) => Answer { outcome: Outcome::Refused { error, status: None }, cost },

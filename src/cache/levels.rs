@@ -373,6 +373,8 @@ const ENCODERS: &[(Kind, Encoder)] = &[
     (Kind::ListingGeneration, encoder::<Uuid>),
     (Kind::MentorCourses, encoder::<Vec<Uuid>>),
     (Kind::CircleFeed, encoder::<Page<Uuid>>),
+    (Kind::PostComments, encoder::<Page<entity::comments::Model>>),
+    (Kind::MemberCircles, encoder::<Vec<Uuid>>),
     (Kind::PostLike, encoder::<entity::post_likes::Model>),
     (Kind::Notifications, encoder::<Page<entity::notifications::Model>>),
     (Kind::UnreadNotifications, encoder::<u64>),

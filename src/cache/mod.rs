@@ -33,7 +33,9 @@ pub mod rules;
 #[cfg(test)]
 mod tests;
 
-pub use recording::{changed, changed_here, query_running, recording, take_marks, track, uncacheable, Marks, Reads};
+pub use recording::{
+    changed, changed_here, query_running, recording, take_marks, track, uncacheable, viewed, Marks, Reads,
+};
 pub use responses::{ResponseKey, StoredResponse};
 pub use rules::dependents;
 
@@ -82,6 +84,11 @@ pub enum Kind {
     MentorCourses,
     /// A circle's first page of active posts, pinned first then newest (ids only), by circle id
     CircleFeed,
+    /// A post's first page of comments in thread order (hidden ones left out), by post id
+    PostComments,
+    /// The circles a user is an active member of (ids), by user id: with each circle's
+    /// [`Kind::CircleFeed`] it makes the user's feed
+    MemberCircles,
     /// A user's like of a post, by [`pair_id`] of (user, post); cached as missing when not liked
     PostLike,
     /// A user's first page of notifications, by user id
@@ -125,6 +132,8 @@ impl Kind {
             Kind::ListingGeneration => "listing-generation",
             Kind::MentorCourses => "mentor-courses",
             Kind::CircleFeed => "circle-feed",
+            Kind::PostComments => "post-comments",
+            Kind::MemberCircles => "member-circles",
             Kind::PostLike => "post-like",
             Kind::Notifications => "notifications",
             Kind::UnreadNotifications => "unread-notifications",

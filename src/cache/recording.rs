@@ -23,6 +23,8 @@ pub struct Reads {
     pub(super) uncacheable: bool,
     /// The operation's metrics label, set when it is a query (only queries are kept).
     pub(super) query: Option<String>,
+    /// The posts whose views it counted: a kept response counts them again on every answer.
+    pub(super) views: Vec<Uuid>,
 }
 
 /// Runs `work` (one GraphQL request), recording what it reads ([`read`], [`uncacheable`],
@@ -46,6 +48,14 @@ pub(super) fn read(kind: Kind, id: Uuid) {
 /// loaders call it themselves.)
 pub fn uncacheable() {
     let _ = READS.try_with(|reads| reads.borrow_mut().uncacheable = true);
+}
+
+/// The request on this task counted a view of `post` (its one side effect a kept response can
+/// repeat): every answer from its kept response counts the view again ([`StoredResponse::views`]).
+///
+/// [`StoredResponse::views`]: super::StoredResponse::views
+pub fn viewed(post: Uuid) {
+    let _ = READS.try_with(|reads| reads.borrow_mut().views.push(post));
 }
 
 /// The request on this task is the query labelled `operation`.

@@ -9,6 +9,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use uuid::Uuid;
 impl Cache {
     /// The response cache's key of a request: `None` when the cache or its response level is off.
     /// `parts` must name everything the response depends on besides what it reads (viewer,
@@ -43,7 +44,7 @@ impl Cache {
     /// Keeps the response of a query that [`recording`] saw read only through this facade, unless
     /// anything was invalidated since `key` was made (it may have read a value that changed).
     pub fn store_response(&self, key: ResponseKey, body: Bytes, reads: Reads, cost: u64) {
-        let Reads { mut keys, uncacheable, query } = reads;
+        let Reads { mut keys, uncacheable, query, views } = reads;
         let Some(operation) = query else { return };
         if uncacheable || body.len() > MAX_RESPONSE_BYTES {
             return;
@@ -66,7 +67,7 @@ impl Cache {
         } else {
             return;
         }
-        let stored = StoredResponse { key: key.text, body, operation, cost, tags: keys, serial };
+        let stored = StoredResponse { key: key.text, body, operation, cost, views, tags: keys, serial };
         responses.entries.insert(key.id, Arc::new(stored));
         if self.0.epoch.load(Ordering::SeqCst) != epoch {
             responses.entries.invalidate(&key.id);
@@ -141,13 +142,15 @@ pub struct ResponseKey {
     epoch: u64,
 }
 
-/// A kept response: the body as sent, the operation label its metrics count under, and what it
-/// cost when it ran (each answer from it is charged that again).
+/// A kept response: the body as sent, the operation label its metrics count under, what it
+/// cost when it ran (each answer from it is charged that again) and the post views it counted
+/// (each answer counts them again).
 pub struct StoredResponse {
     key: String,
     pub body: Bytes,
     pub operation: String,
     pub cost: u64,
+    pub views: Vec<Uuid>,
     tags: Vec<Key>,
     serial: u64,
 }

@@ -134,6 +134,22 @@ impl Feeds for post_likes::Model {
     }
 }
 
+impl Feeds for comments::Model {
+    fn feeds(&self, _: &dyn Fn(comments::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::PostComments, self.post_id));
+    }
+}
+
+impl Feeds for circle_members::Model {
+    fn feeds(&self, touched: &dyn Fn(circle_members::Column) -> bool, keys: &mut Vec<Key>) {
+        // Who is an active member of which circle (not a role or a read mark).
+        use circle_members::Column::*;
+        if [IsActive, UserId, CircleId].into_iter().any(touched) {
+            keys.push((Kind::MemberCircles, self.user_id));
+        }
+    }
+}
+
 impl Feeds for notifications::Model {
     fn feeds(&self, _: &dyn Fn(notifications::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Notifications, self.user_id));
@@ -155,9 +171,7 @@ feeds_nothing!(
     appointment_status_logs,
     appointments,
     audit_logs,
-    circle_members,
     comment_likes,
-    comments,
     content_progress,
     domains,
     idempotency_keys,

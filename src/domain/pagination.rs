@@ -191,12 +191,13 @@ impl PageRequest {
         self.last.is_some()
     }
 
-    fn size(&self) -> u64 {
+    /// The page's size: as asked, else [`DEFAULT_PAGE`], at most [`MAX_PAGE`].
+    pub fn size(&self) -> u64 {
         self.last.or(self.first).unwrap_or(DEFAULT_PAGE).min(MAX_PAGE)
     }
 
     /// The start of the list (no cursor, forward), no bigger than the cached prefix.
-    fn within_cached_prefix(&self) -> bool {
+    pub fn within_cached_prefix(&self) -> bool {
         self.after.is_none() && self.before.is_none() && self.last.is_none() && self.size() <= CACHED_PREFIX
     }
 }
@@ -395,27 +396,40 @@ where
         },
     };
     let wanted: Vec<Uuid> = ids.rows.iter().map(|(_, id)| *id).collect();
-    let mut found = cache
-        .load_many(rows, &wanted, |missing| {
-            let read = &read;
-            async move {
-                let primed: Option<HashMap<Uuid, E::Model>> = read
-                    .lock()
-                    .ok()
-                    .and_then(|read| missing.iter().map(|id| read.get(id).map(|row| (*id, row.clone()))).collect());
-                match primed {
-                    Some(primed) => Ok(primed),
-                    None => Ok::<_, AppError>(super::rows_by_id::<E>(db, &missing).await?),
-                }
-            }
-        })
-        .await?;
+    let mut found = primed_rows::<E>(cache, db, rows, &wanted, &read).await?;
     // A row deleted since the list was cached is left out (its deletion drops the list too).
     Ok(Page {
         rows: ids.rows.into_iter().filter_map(|(cursor, id)| Some((cursor, found.remove(&id)?))).collect(),
         has_next_page: ids.has_next_page,
         has_previous_page: ids.has_previous_page,
     })
+}
+
+/// The rows `wanted` of `E` through the cache (kept under `kind`): those it lacks are taken from
+/// `read` (rows a list's fill just read) when it has them all, else read by id.
+pub async fn primed_rows<E>(
+    cache: &Cache,
+    db: &impl ConnectionTrait,
+    kind: Kind,
+    wanted: &[Uuid],
+    read: &Mutex<HashMap<Uuid, E::Model>>,
+) -> AppResult<HashMap<Uuid, E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    cache
+        .load_many(kind, wanted, |missing| async move {
+            let primed: Option<HashMap<Uuid, E::Model>> = read
+                .lock()
+                .ok()
+                .and_then(|read| missing.iter().map(|id| read.get(id).map(|row| (*id, row.clone()))).collect());
+            match primed {
+                Some(primed) => Ok(primed),
+                None => Ok::<_, AppError>(super::rows_by_id::<E>(db, &missing).await?),
+            }
+        })
+        .await
 }
 
 /// Where a later page of `list` is kept, when the list keeps them: a forward page (after a
@@ -679,6 +693,15 @@ pub fn check_cursor<C: ColumnTrait>(sort: &[Sort<C>], request: &PageRequest) -> 
     Ok(())
 }
 
+/// The cursor of a row of a list ordered by `sort`, with the row's sort values `keys`.
+pub fn cursor_for<C>(sort: &[Sort<C>], keys: Vec<SortKey>, id: Uuid) -> String {
+    cursor_of(&order_signature(sort), keys, id)
+}
+
+fn cursor_of(order: &str, keys: Vec<SortKey>, id: Uuid) -> String {
+    Cursor { keys, id, order: order.to_string() }.encode()
+}
+
 /// The directions of the sort columns, as a cursor carries them.
 fn order_signature<C>(sort: &[Sort<C>]) -> String {
     sort.iter().map(|(_, direction)| if *direction == Direction::Asc { 'a' } else { 'd' }).collect()
@@ -735,7 +758,7 @@ fn assemble<M, C>(
         .into_iter()
         .map(|row| {
             let (keys, id) = key_of(&row);
-            (Cursor { keys, id, order: order.clone() }.encode(), row)
+            (cursor_of(&order, keys, id), row)
         })
         .collect();
     Page {

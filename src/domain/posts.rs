@@ -5,7 +5,10 @@
 use super::audit::{self, Actor};
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
-use super::pagination::{cached_id_page, keyset_merged, ChildList, Direction, Page, PageRequest, Sort, SortKey};
+use super::pagination::{
+    cached_first_page, cached_id_page, cursor_for, keyset_merged, primed_rows, ChildList, Cursor, Direction, Page,
+    PageRequest, Sort, SortKey, CACHED_PREFIX,
+};
 use super::values::{text, url_list};
 use super::write;
 use crate::auth::Viewer;
@@ -16,9 +19,11 @@ use entity::enums::{CircleStatus, ContentStatus, PostType, StringList, UploadPur
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
 };
 use serde_json::json;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use uuid::Uuid;
 
@@ -810,8 +815,11 @@ where
 /// The viewer's feed: active posts of the circles they are an active member of, in `order`
 /// (pinned posts are their circle's, so the feed ignores `pinned_first`).
 /// Keyset cursors: posts created while a client pages never shift the pages it has not read yet.
+/// Its first page, newest first, is merged from the cache where it can be
+/// ([`merged_first_page`]); the rest is read from the database.
 pub async fn feed(
     db: &DatabaseConnection,
+    cache: &Cache,
     viewer: &Viewer,
     order: PostOrder,
     page: &PageRequest,
@@ -825,10 +833,136 @@ pub async fn feed(
         .to_owned();
     let active = posts::Entity::find().filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
     let counted = active.clone().filter(posts::Column::CircleId.in_subquery(circles.clone()));
-    let (columns, key) = post_keys(PostOrder { pinned_first: false, ..order });
+    let order = PostOrder { pinned_first: false, ..order };
+    if order == FEED_DEFAULT {
+        if let Some(page) = merged_first_page(db, cache, user_id, page).await? {
+            return Ok((page, counted));
+        }
+    }
+    let (columns, key) = post_keys(order);
     let (parent, id) = (posts::Column::CircleId, posts::Column::Id);
     let page = keyset_merged(db, active, parent, circles, &columns, id, page, |p| (key(p), p.id)).await?;
     Ok((page, counted))
+}
+
+/// The feed's default order: newest first.
+const FEED_DEFAULT: PostOrder = PostOrder { by: PostSort::Latest, direction: Direction::Desc, pinned_first: false };
+
+/// The most circles a feed's first page is merged from in memory; a viewer in more reads it from
+/// the database.
+const MERGED_CIRCLES: usize = 64;
+
+/// The first page of a viewer's feed, newest first, merged from what the cache keeps: the circles
+/// they are a member of ([`CacheKind::MemberCircles`]) and each circle's first page
+/// ([`CacheKind::CircleFeed`], pinned first, then newest). So the feed needs no entry of its own,
+/// and follows every post and membership change through those two. A circle's kept page holds all
+/// of its pinned posts and its newest others, unless it is all pinned; past its last post, every
+/// other post of the circle is older than that one. So the merged page is the feed's when its last
+/// post is no older than the last post of any circle that has more. `None` (read the database)
+/// when it is not, for another page or order, when the cache is off, or for a viewer in more
+/// than [`MERGED_CIRCLES`] circles.
+async fn merged_first_page(
+    db: &DatabaseConnection,
+    cache: &Cache,
+    user_id: Uuid,
+    page: &PageRequest,
+) -> AppResult<Option<Page<posts::Model>>> {
+    if !cache.is_enabled() || !page.within_cached_prefix() {
+        return Ok(None);
+    }
+    let circles: Vec<Uuid> = cache
+        .load_one(CacheKind::MemberCircles, user_id, || async {
+            let circles = circle_members::Entity::find()
+                .select_only()
+                .column(circle_members::Column::CircleId)
+                .filter(circle_members::Column::UserId.eq(user_id))
+                .filter(circle_members::Column::IsActive.eq(true))
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?;
+            Ok::<_, AppError>(Some(circles))
+        })
+        .await?
+        .unwrap_or_default();
+    if circles.len() > MERGED_CIRCLES {
+        return Ok(None);
+    }
+    // The circles' first pages, as `circle_posts` keeps them; the rows read for those not kept
+    // prime the posts' own entries.
+    let read: std::sync::Mutex<HashMap<Uuid, posts::Model>> = std::sync::Mutex::default();
+    let lists: HashMap<Uuid, Page<Uuid>> = cache
+        .load_many(CacheKind::CircleFeed, &circles, |missing| {
+            let read = &read;
+            async move {
+                let list = circle_post_list(PostOrder::CIRCLE_DEFAULT);
+                let pages = list.pages(db, &missing, &PageRequest::first(CACHED_PREFIX)).await?;
+                let mut ids = HashMap::with_capacity(pages.len());
+                for (circle, page) in pages {
+                    if let Ok(mut read) = read.lock() {
+                        read.extend(page.rows.iter().map(|(_, post)| (post.id, post.clone())));
+                    }
+                    ids.insert(circle, page.map(|post| post.id));
+                }
+                Ok::<_, AppError>(ids)
+            }
+        })
+        .await?;
+    let mut known: Vec<(chrono::DateTime<Utc>, Uuid)> = Vec::new();
+    // The newest of the circles' last posts, among circles with more posts than they keep.
+    let mut bound: Option<(chrono::DateTime<Utc>, Uuid)> = None;
+    for list in lists.values() {
+        let mut last = None;
+        for (cursor, id) in &list.rows {
+            let Ok(cursor) = Cursor::decode("after", cursor) else { return Ok(None) };
+            let [SortKey::Bool(pinned), SortKey::Time(at)] = cursor.keys.as_slice() else { return Ok(None) };
+            known.push((*at, *id));
+            last = Some((*pinned, (*at, *id)));
+        }
+        if list.has_next_page {
+            match last {
+                Some((false, key)) => bound = bound.max(Some(key)),
+                // All pinned: the circle's newest other posts are not known.
+                _ => return Ok(None),
+            }
+        }
+    }
+    known.sort_unstable_by(|a, b| b.cmp(a));
+    let size = page.size() as usize;
+    if let Some(bound) = bound {
+        if known.get(size.saturating_sub(1)).is_none_or(|last| *last < bound) {
+            return Ok(None);
+        }
+    }
+    let has_next_page = known.len() > size || bound.is_some();
+    known.truncate(size);
+    let wanted: Vec<Uuid> = known.iter().map(|(_, id)| *id).collect();
+    let mut rows = primed_rows::<posts::Entity>(cache, db, CacheKind::Post, &wanted, &read).await?;
+    let (sort, _) = post_keys(FEED_DEFAULT);
+    // A post deleted since its circle's page was kept is left out (its deletion drops that page).
+    let rows = known
+        .into_iter()
+        .filter_map(|(at, id)| Some((cursor_for(&sort, vec![SortKey::Time(at)], id), rows.remove(&id)?)))
+        .collect();
+    Ok(Some(Page { rows, has_next_page, has_previous_page: false }))
+}
+
+/// A page of a post's comments, `load` reading it from the database (batched across posts by the
+/// caller); the first page of all of them (the thread, oldest first) is cached.
+pub async fn comment_page<F, Fut>(
+    cache: &Cache,
+    post_id: Uuid,
+    top_level: bool,
+    page: &PageRequest,
+    load: F,
+) -> AppResult<Page<comments::Model>>
+where
+    F: Fn(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = AppResult<Page<comments::Model>>>,
+{
+    if top_level {
+        return load(page.clone()).await;
+    }
+    cached_first_page(cache, (CacheKind::PostComments, post_id), page, load).await
 }
 
 /// A post's comments in thread order (oldest first), deleted ones included (they read "deleted").

@@ -278,10 +278,16 @@ impl Post {
         #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Comment>> {
         let page = page_request(ctx, first, after, last, before)?;
+        posts::post_comment_list(top_level).check(&page)?;
         let loaders = loaders(ctx)?;
         let counts = if top_level { &loaders.post_top_level_counts } else { &loaders.post_comment_counts };
-        let list = posts::post_comment_list(top_level);
-        child_connection((&loaders.post_comments, counts), list, (self.0.id, top_level), &page, Comment).await
+        let (pages, post) = (&loaders.post_comments, self.0.id);
+        let load = |page: crate::domain::pagination::PageRequest| async move {
+            let rows = pages.load_one((post, top_level, page.key())).await.map_err(AppError::from)?;
+            Ok(rows.unwrap_or_default())
+        };
+        let rows = posts::comment_page(&state(ctx)?.cache, post, top_level, &page, load).await?;
+        Ok(connection(rows, ConnectionFields::loaded(counts.clone(), post), Comment))
     }
     /// A POLL post's choices and votes; null for other posts.
     async fn poll(&self) -> Option<Poll> {
@@ -621,9 +627,9 @@ impl CirclesQuery {
         let Some(post) = loaders(ctx)?.posts.load_one(id).await.map_err(AppError::from)? else { return Ok(None) };
         let post = posts::visible(&state.db, viewer(ctx), post).await?;
         if let Some(post) = &post {
-            // A side effect: this response must be computed every time.
-            crate::cache::uncacheable();
+            // The view is counted again by every answer from a kept response.
             state.views.record(post.id);
+            crate::cache::viewed(post.id);
         }
         Ok(post.map(Post))
     }
@@ -647,15 +653,15 @@ impl CirclesQuery {
         #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Post>> {
         let page = page_request(ctx, first, after, last, before)?;
-        let db = &state(ctx)?.db;
+        let state = state(ctx)?;
         // null (an unset variable) means the default too.
         let order = PostOrder {
             by: order_by.unwrap_or(PostOrderBy::Latest).sort(),
             direction: direction.unwrap_or(SortDirection::Desc).into(),
             pinned_first: false,
         };
-        let (rows, select) = posts::feed(db, viewer(ctx), order, &page).await?;
-        Ok(connection(rows, ConnectionFields::counting(db, select), Post))
+        let (rows, select) = posts::feed(&state.db, &state.cache, viewer(ctx), order, &page).await?;
+        Ok(connection(rows, ConnectionFields::counting(&state.db, select), Post))
     }
 }
 
@@ -920,7 +926,7 @@ impl CirclesMutation {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The comment to edit.")] id: ID,
-        #[graphql(desc = "The new text (1 to 2000 characters).")] content: String,
+        #[graphql(desc = "The new text (1 to 5000 characters).")] content: String,
     ) -> Result<Comment> {
         let id = id_arg("id", &id)?;
         Ok(Comment(posts::update_comment(&state(ctx)?.db, viewer(ctx), id, &content).await?))

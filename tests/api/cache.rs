@@ -470,6 +470,199 @@ async fn feeds_likes_and_notifications_are_served_warm_and_follow_every_write() 
     assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [first, second]);
 }
 
+const POST_PAGE: &str = "query($id: ID!) { post(id: $id) { id content comments(first: 20) {
+    edges { node { id content author { profile { name } } } } } } }";
+
+/// A post with its first page of comments is served warm (its whole response kept, though every
+/// read counts a view), and every comment write is read back at once: a new comment, an edit, a
+/// comment hidden by a moderator and one deleted.
+#[tokio::test]
+async fn a_post_and_its_comments_are_served_warm_and_follow_every_comment_write() {
+    // Views are written at the end only: a flush changes the post, which drops what read it.
+    let app = spawn_app_with(&[("VIEW_FLUSH_SECS", "3600")]).await;
+    let Circle { owner, owner_identity, reader, circle } = Circle::new(&app).await;
+    let post = post_in(&app, &owner, &owner_identity, &circle, "a post to discuss").await;
+    let comment = |content: &'static str| {
+        let (app, owner, identity, post) = (&app, &owner, &owner_identity, &post);
+        async move {
+            let add = "mutation($i: AddCommentInput!) { addComment(input: $i) { id } }";
+            let input = json!({ "i": { "postId": post, "identityId": identity, "content": content } });
+            data(&app.gql_as(&owner.access, add, input).await)["addComment"]["id"].as_str().expect("id").to_string()
+        }
+    };
+    let thread = |body: &serde_json::Value| -> Vec<(String, String)> {
+        let edges = data(body)["post"]["comments"]["edges"].as_array().expect("edges").clone();
+        edges
+            .iter()
+            .map(|e| {
+                (e["node"]["id"].as_str().unwrap_or("").into(), e["node"]["content"].as_str().unwrap_or("").into())
+            })
+            .collect()
+    };
+    let pair = |id: &str, content: &str| (id.to_string(), content.to_string());
+    let vars = json!({ "id": post });
+    let first = comment("first").await;
+    let second = comment("second").await;
+    let body = warm(&app, Some(&reader.access), POST_PAGE, vars.clone()).await;
+    assert_eq!(thread(&body), [pair(&first, "first"), pair(&second, "second")]);
+
+    let third = comment("third").await;
+    let body = warm(&app, Some(&reader.access), POST_PAGE, vars.clone()).await;
+    assert_eq!(thread(&body), [pair(&first, "first"), pair(&second, "second"), pair(&third, "third")]);
+
+    let edit = "mutation($id: ID!, $c: String!) { updateComment(id: $id, content: $c) { id } }";
+    data(&app.gql_as(&owner.access, edit, json!({ "id": first, "c": "first, edited" })).await);
+    let body = warm(&app, Some(&reader.access), POST_PAGE, vars.clone()).await;
+    assert_eq!(thread(&body)[0], pair(&first, "first, edited"));
+
+    let hide = "mutation($id: ID!) { hideComment(id: $id) { id } }";
+    data(&app.gql_as(&owner.access, hide, json!({ "id": second })).await);
+    let body = warm(&app, Some(&reader.access), POST_PAGE, vars.clone()).await;
+    assert_eq!(thread(&body), [pair(&first, "first, edited"), pair(&third, "third")]);
+
+    let delete = "mutation($id: ID!) { deleteComment(id: $id) { id } }";
+    data(&app.gql_as(&owner.access, delete, json!({ "id": third })).await);
+    let body = warm(&app, Some(&reader.access), POST_PAGE, vars.clone()).await;
+    assert_eq!(thread(&body), [pair(&first, "first, edited"), pair(&third, "deleted")]);
+}
+
+/// A new circle of `owner` (as `identity`); its id.
+async fn circle_of(app: &TestApp, owner: &Session, identity: &str, name: &str) -> String {
+    let create = "mutation($i: CreateCircleInput!) { createCircle(input: $i) { id } }";
+    let input = json!({ "i": { "identityId": identity, "name": name, "domain": "software" } });
+    data(&app.gql_as(&owner.access, create, input).await)["createCircle"]["id"].as_str().expect("circle").to_string()
+}
+
+/// The viewer's feed, newest first, paged to its end: `(ids, hasNextPage of the first page)`.
+async fn whole_feed(app: &TestApp, token: &str, size: usize) -> (Vec<String>, bool) {
+    let query = "query($n: Int!, $a: String) { feed(first: $n, after: $a) {
+        pageInfo { hasNextPage endCursor } edges { node { id } } } }";
+    let (mut all, mut after, mut first_has_next) = (Vec::new(), serde_json::Value::Null, None);
+    loop {
+        let body = app.gql_as(token, query, json!({ "n": size, "a": after })).await;
+        let feed = &data(&body)["feed"];
+        all.extend(ids(&feed["edges"]));
+        let more = feed["pageInfo"]["hasNextPage"] == true;
+        first_has_next.get_or_insert(more);
+        if !more {
+            return (all, first_has_next.unwrap_or(false));
+        }
+        after = feed["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// The active posts of `circles`, newest first, as the database orders them.
+async fn newest_posts(app: &TestApp, circles: &[&str]) -> Vec<String> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let circles: Vec<uuid::Uuid> = circles.iter().map(|c| c.parse().expect("circle id")).collect();
+    entity::posts::Entity::find()
+        .filter(entity::posts::Column::CircleId.is_in(circles))
+        .filter(entity::posts::Column::Status.eq("active"))
+        .order_by_desc(entity::posts::Column::CreatedAt)
+        .order_by_desc(entity::posts::Column::Id)
+        .all(&app.db().await)
+        .await
+        .expect("posts")
+        .into_iter()
+        .map(|post| post.id.to_string())
+        .collect()
+}
+
+/// The viewer's feed's first page is merged from the circles' kept first pages, so it is served
+/// warm; it pages on from there by cursor in the database's order, and follows new posts, a pin,
+/// a deletion, joining and leaving at once.
+#[tokio::test]
+async fn the_feed_is_merged_from_kept_circle_pages_and_follows_posts_and_memberships() {
+    let app = spawn_app().await;
+    let Circle { owner, owner_identity, reader, circle: rust } = Circle::new(&app).await;
+    let go = circle_of(&app, &owner, &owner_identity, "Gophers").await;
+    let reader_identity = {
+        let body = app.gql_as(&reader.access, "{ me { identities { id } } }", json!({})).await;
+        data(&body)["me"]["identities"][0]["id"].as_str().expect("identity").to_string()
+    };
+    let join = "mutation($c: ID!, $i: ID!) { joinCircle(circleId: $c, identityId: $i) { id } }";
+    data(&app.gql_as(&reader.access, join, json!({ "c": go, "i": reader_identity })).await);
+    // More posts than a circle keeps (20) in each, interleaved in time.
+    let mut posted = Vec::new();
+    for n in 0..24 {
+        posted.push(post_in(&app, &owner, &owner_identity, &rust, &format!("rust {n}")).await);
+        post_in(&app, &owner, &owner_identity, &go, &format!("go {n}")).await;
+    }
+    let first_page = "{ feed(first: 20) { pageInfo { hasNextPage } edges { node { id content } } } }";
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    let expected = newest_posts(&app, &[&rust, &go]).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
+    for size in [5, 20] {
+        assert_eq!(whole_feed(&app, &reader.access, size).await, (expected.clone(), true), "pages of {size}");
+    }
+
+    // The oldest rust post pinned: its circle keeps it first, the feed still orders it by time.
+    let pin = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
+    data(&app.gql_as(&owner.access, pin, json!({ "id": posted[0] })).await);
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
+    assert_eq!(whole_feed(&app, &reader.access, 20).await, (expected.clone(), true));
+
+    // A new post heads it; a deleted one leaves it.
+    let newest = post_in(&app, &owner, &owner_identity, &go, "go, newest").await;
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"])[0], newest);
+    let delete = "mutation($id: ID!) { deletePost(id: $id) { id } }";
+    data(&app.gql_as(&owner.access, delete, json!({ "id": newest })).await);
+    let second = expected[1].clone();
+    data(&app.gql_as(&owner.access, delete, json!({ "id": second })).await);
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    let expected = newest_posts(&app, &[&rust, &go]).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
+    assert!(!expected.contains(&second));
+
+    // Leaving a circle takes its posts out of the feed; a circle with fewer posts than a page
+    // ends it.
+    data(
+        &app.gql_as(&reader.access, "mutation($c: ID!) { leaveCircle(circleId: $c) { id } }", json!({ "c": rust }))
+            .await,
+    );
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    let go_only = newest_posts(&app, &[&go]).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), go_only[..20]);
+    let small = circle_of(&app, &owner, &owner_identity, "Crabs").await;
+    let crab = post_in(&app, &owner, &owner_identity, &small, "a crab").await;
+    data(
+        &app.gql_as(&reader.access, "mutation($c: ID!) { leaveCircle(circleId: $c) { id } }", json!({ "c": go })).await,
+    );
+    data(&app.gql_as(&reader.access, join, json!({ "c": small, "i": reader_identity })).await);
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    assert_eq!(data(&body)["feed"]["pageInfo"]["hasNextPage"], false);
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), [crab]);
+}
+
+/// Where the circles' kept pages cannot prove the merged page (a circle's newest posts pushed out
+/// of its kept page by an older pinned one), the feed is read from the database and is the same.
+#[tokio::test]
+async fn the_feed_is_exact_where_the_kept_pages_cannot_prove_its_page() {
+    let app = spawn_app().await;
+    let Circle { owner, owner_identity, reader, circle } = Circle::new(&app).await;
+    // One more post than a circle keeps.
+    let mut posted = Vec::new();
+    for n in 0..21 {
+        posted.push(post_in(&app, &owner, &owner_identity, &circle, &format!("post {n}")).await);
+    }
+    let first_page = "{ feed(first: 20) { pageInfo { hasNextPage } edges { node { id } } } }";
+    let expected = newest_posts(&app, &[&circle]).await;
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
+    assert_eq!(data(&body)["feed"]["pageInfo"]["hasNextPage"], true, "the 21st post is past the kept page");
+
+    // The oldest post pinned: the circle keeps it first and its 19 newest others, so the 20th
+    // newest post of the feed is not among what it keeps.
+    let pin = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
+    data(&app.gql_as(&owner.access, pin, json!({ "id": posted[0] })).await);
+    let body = app.gql_as(&reader.access, first_page, json!({})).await;
+    assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
+    assert_eq!(data(&body)["feed"]["pageInfo"]["hasNextPage"], true);
+    assert_eq!(whole_feed(&app, &reader.access, 20).await, (expected, true));
+}
+
 /// How many requests the response cache answered so far.
 async fn response_hits(app: &TestApp) -> f64 {
     app.metric(r#"cache_responses_total{outcome="hit"}"#).await
@@ -568,9 +761,8 @@ async fn whole_responses_are_kept_per_viewer_and_dropped_by_the_writes_they_read
     assert_eq!(name(&app.gql(feed_with_name, vars.clone()).await).as_deref(), Some("Owner, renamed"));
 }
 
-/// A query that reads what the cache does not hold (the viewer's own account, a cursor page), one
-/// with a side effect (a post counts a view), one that fails, a batch and a mutation are computed
-/// every time.
+/// A query that reads what the cache does not hold (the viewer's own account), one that fails and
+/// a batch are computed every time.
 #[tokio::test]
 async fn responses_that_read_outside_the_cache_or_do_something_are_never_kept() {
     let app = spawn_app().await;
