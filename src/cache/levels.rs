@@ -373,6 +373,7 @@ const ENCODERS: &[(Kind, Encoder)] = &[
     (Kind::ListingGeneration, encoder::<Uuid>),
     (Kind::MentorCourses, encoder::<Vec<Uuid>>),
     (Kind::CircleFeed, encoder::<Page<Uuid>>),
+    (Kind::CircleNewest, encoder::<Page<Uuid>>),
     (Kind::PostComments, encoder::<Page<entity::comments::Model>>),
     (Kind::MemberCircles, encoder::<Vec<Uuid>>),
     (Kind::PostLike, encoder::<entity::post_likes::Model>),

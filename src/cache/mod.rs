@@ -84,10 +84,13 @@ pub enum Kind {
     MentorCourses,
     /// A circle's first page of active posts, pinned first then newest (ids only), by circle id
     CircleFeed,
+    /// A circle's first page of active posts, newest first (ids only), by circle id: a viewer's
+    /// feed is merged from these
+    CircleNewest,
     /// A post's first page of comments in thread order (hidden ones left out), by post id
     PostComments,
     /// The circles a user is an active member of (ids), by user id: with each circle's
-    /// [`Kind::CircleFeed`] it makes the user's feed
+    /// [`Kind::CircleNewest`] it makes the user's feed
     MemberCircles,
     /// A user's like of a post, by [`pair_id`] of (user, post); cached as missing when not liked
     PostLike,
@@ -132,6 +135,7 @@ impl Kind {
             Kind::ListingGeneration => "listing-generation",
             Kind::MentorCourses => "mentor-courses",
             Kind::CircleFeed => "circle-feed",
+            Kind::CircleNewest => "circle-newest",
             Kind::PostComments => "post-comments",
             Kind::MemberCircles => "member-circles",
             Kind::PostLike => "post-like",

@@ -120,10 +120,13 @@ impl Feeds for circles::Model {
 impl Feeds for posts::Model {
     fn feeds(&self, touched: &dyn Fn(posts::Column) -> bool, keys: &mut Vec<Key>) {
         keys.push((Kind::Post, self.id));
-        // The feed holds ids in (pinned, newest) order: counters do not move a post in it.
+        // The lists hold ids in (pinned, newest) and newest order: counters do not move a post.
         use posts::Column::*;
         if [Status, IsTop, CreatedAt, CircleId].into_iter().any(touched) {
             keys.push((Kind::CircleFeed, self.circle_id));
+        }
+        if [Status, CreatedAt, CircleId].into_iter().any(touched) {
+            keys.push((Kind::CircleNewest, self.circle_id));
         }
     }
 }

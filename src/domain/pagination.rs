@@ -693,15 +693,6 @@ pub fn check_cursor<C: ColumnTrait>(sort: &[Sort<C>], request: &PageRequest) -> 
     Ok(())
 }
 
-/// The cursor of a row of a list ordered by `sort`, with the row's sort values `keys`.
-pub fn cursor_for<C>(sort: &[Sort<C>], keys: Vec<SortKey>, id: Uuid) -> String {
-    cursor_of(&order_signature(sort), keys, id)
-}
-
-fn cursor_of(order: &str, keys: Vec<SortKey>, id: Uuid) -> String {
-    Cursor { keys, id, order: order.to_string() }.encode()
-}
-
 /// The directions of the sort columns, as a cursor carries them.
 fn order_signature<C>(sort: &[Sort<C>]) -> String {
     sort.iter().map(|(_, direction)| if *direction == Direction::Asc { 'a' } else { 'd' }).collect()
@@ -758,7 +749,7 @@ fn assemble<M, C>(
         .into_iter()
         .map(|row| {
             let (keys, id) = key_of(&row);
-            (cursor_of(&order, keys, id), row)
+            (Cursor { keys, id, order: order.clone() }.encode(), row)
         })
         .collect();
     Page {

@@ -6,8 +6,8 @@ use super::audit::{self, Actor};
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{
-    cached_first_page, cached_id_page, cursor_for, keyset_merged, primed_rows, ChildList, Cursor, Direction, Page,
-    PageRequest, Sort, SortKey, CACHED_PREFIX,
+    cached_first_page, cached_id_page, keyset_merged, primed_rows, ChildList, Cursor, Direction, Page, PageRequest,
+    Sort, SortKey, CACHED_PREFIX,
 };
 use super::values::{text, url_list};
 use super::write;
@@ -69,6 +69,8 @@ pub struct PostOrder {
 impl PostOrder {
     /// A circle's page as it opens: pinned first, then newest.
     pub const CIRCLE_DEFAULT: Self = Self { by: PostSort::Latest, direction: Direction::Desc, pinned_first: true };
+    /// Newest first, pinned posts with the rest: the feed's default order.
+    pub const NEWEST: Self = Self { by: PostSort::Latest, direction: Direction::Desc, pinned_first: false };
 }
 
 pub async fn find(db: &(impl ConnectionTrait + TransactionTrait), id: Uuid) -> AppResult<Option<posts::Model>> {
@@ -805,11 +807,13 @@ where
     F: Fn(PageRequest) -> Fut,
     Fut: std::future::Future<Output = AppResult<Page<posts::Model>>>,
 {
-    if order != PostOrder::CIRCLE_DEFAULT {
-        return load(page.clone()).await;
-    }
-    let list = (CacheKind::CircleFeed, circle_id);
-    cached_id_page::<posts::Entity, _, _>(cache, db, list, CacheKind::Post, page, |p| p.id, None, load).await
+    let kind = match order {
+        PostOrder::CIRCLE_DEFAULT => CacheKind::CircleFeed,
+        PostOrder::NEWEST => CacheKind::CircleNewest,
+        _ => return load(page.clone()).await,
+    };
+    cached_id_page::<posts::Entity, _, _>(cache, db, (kind, circle_id), CacheKind::Post, page, |p| p.id, None, load)
+        .await
 }
 
 /// The viewer's feed: active posts of the circles they are an active member of, in `order`
@@ -834,7 +838,7 @@ pub async fn feed(
     let active = posts::Entity::find().filter(posts::Column::Status.eq(ContentStatus::Active.as_str()));
     let counted = active.clone().filter(posts::Column::CircleId.in_subquery(circles.clone()));
     let order = PostOrder { pinned_first: false, ..order };
-    if order == FEED_DEFAULT {
+    if order == PostOrder::NEWEST {
         if let Some(page) = merged_first_page(db, cache, user_id, page).await? {
             return Ok((page, counted));
         }
@@ -845,22 +849,18 @@ pub async fn feed(
     Ok((page, counted))
 }
 
-/// The feed's default order: newest first.
-const FEED_DEFAULT: PostOrder = PostOrder { by: PostSort::Latest, direction: Direction::Desc, pinned_first: false };
-
 /// The most circles a feed's first page is merged from in memory; a viewer in more reads it from
 /// the database.
 const MERGED_CIRCLES: usize = 64;
 
 /// The first page of a viewer's feed, newest first, merged from what the cache keeps: the circles
-/// they are a member of ([`CacheKind::MemberCircles`]) and each circle's first page
-/// ([`CacheKind::CircleFeed`], pinned first, then newest). So the feed needs no entry of its own,
-/// and follows every post and membership change through those two. A circle's kept page holds all
-/// of its pinned posts and its newest others, unless it is all pinned; past its last post, every
-/// other post of the circle is older than that one. So the merged page is the feed's when its last
-/// post is no older than the last post of any circle that has more. `None` (read the database)
-/// when it is not, for another page or order, when the cache is off, or for a viewer in more
-/// than [`MERGED_CIRCLES`] circles.
+/// they are a member of ([`CacheKind::MemberCircles`]) and each circle's newest posts
+/// ([`CacheKind::CircleNewest`], the list `circle_posts` keeps for that order). So the feed needs
+/// no entry of its own, and follows every post and membership change through those. The merge is
+/// exact: a post missing from its circle's kept page has at least a page (20) of newer posts
+/// there, so it is in no first page of the feed. The circles' cursors are the feed's (the same
+/// sort columns and directions). `None` (read the database) for another page, when the cache is
+/// off, or for a viewer in more than [`MERGED_CIRCLES`] circles.
 async fn merged_first_page(
     db: &DatabaseConnection,
     cache: &Cache,
@@ -887,14 +887,14 @@ async fn merged_first_page(
     if circles.len() > MERGED_CIRCLES {
         return Ok(None);
     }
-    // The circles' first pages, as `circle_posts` keeps them; the rows read for those not kept
+    // The circles' newest posts, as `circle_posts` keeps them; the rows read for those not kept
     // prime the posts' own entries.
     let read: std::sync::Mutex<HashMap<Uuid, posts::Model>> = std::sync::Mutex::default();
     let lists: HashMap<Uuid, Page<Uuid>> = cache
-        .load_many(CacheKind::CircleFeed, &circles, |missing| {
+        .load_many(CacheKind::CircleNewest, &circles, |missing| {
             let read = &read;
             async move {
-                let list = circle_post_list(PostOrder::CIRCLE_DEFAULT);
+                let list = circle_post_list(PostOrder::NEWEST);
                 let pages = list.pages(db, &missing, &PageRequest::first(CACHED_PREFIX)).await?;
                 let mut ids = HashMap::with_capacity(pages.len());
                 for (circle, page) in pages {
@@ -907,42 +907,41 @@ async fn merged_first_page(
             }
         })
         .await?;
-    let mut known: Vec<(chrono::DateTime<Utc>, Uuid)> = Vec::new();
-    // The newest of the circles' last posts, among circles with more posts than they keep.
-    let mut bound: Option<(chrono::DateTime<Utc>, Uuid)> = None;
-    for list in lists.values() {
-        let mut last = None;
-        for (cursor, id) in &list.rows {
-            let Ok(cursor) = Cursor::decode("after", cursor) else { return Ok(None) };
-            let [SortKey::Bool(pinned), SortKey::Time(at)] = cursor.keys.as_slice() else { return Ok(None) };
-            known.push((*at, *id));
-            last = Some((*pinned, (*at, *id)));
+    // Merged newest first, each list's cursor decoded when it comes up: (created at, id, list,
+    // position) of each list's next post.
+    let lists: Vec<Page<Uuid>> = lists.into_values().collect();
+    type Head = (chrono::DateTime<Utc>, Uuid, usize, usize);
+    // `Err`: a kept cursor that does not hold one time (never issued so): read the database.
+    let head = |list: usize, position: usize| -> Result<Option<Head>, ()> {
+        let Some((cursor, id)) = lists[list].rows.get(position) else { return Ok(None) };
+        match Cursor::decode("after", cursor).map_err(|_| ())?.keys.as_slice() {
+            [SortKey::Time(at)] => Ok(Some((*at, *id, list, position))),
+            _ => Err(()),
         }
-        if list.has_next_page {
-            match last {
-                Some((false, key)) => bound = bound.max(Some(key)),
-                // All pinned: the circle's newest other posts are not known.
-                _ => return Ok(None),
-            }
-        }
-    }
-    known.sort_unstable_by(|a, b| b.cmp(a));
+    };
+    let Ok(heads) = (0..lists.len()).map(|list| head(list, 0)).collect::<Result<Vec<_>, ()>>() else {
+        return Ok(None);
+    };
+    let mut heads: Vec<Head> = heads.into_iter().flatten().collect();
     let size = page.size() as usize;
-    if let Some(bound) = bound {
-        if known.get(size.saturating_sub(1)).is_none_or(|last| *last < bound) {
-            return Ok(None);
+    let mut merged: Vec<(String, Uuid)> = Vec::with_capacity(size);
+    while merged.len() < size {
+        let Some(newest) = (0..heads.len()).max_by_key(|&i| (heads[i].0, heads[i].1)) else { break };
+        let (_, id, list, position) = heads[newest];
+        merged.push((lists[list].rows[position].0.clone(), id));
+        match head(list, position + 1) {
+            Ok(Some(next)) => heads[newest] = next,
+            Ok(None) => {
+                heads.swap_remove(newest);
+            }
+            Err(()) => return Ok(None),
         }
     }
-    let has_next_page = known.len() > size || bound.is_some();
-    known.truncate(size);
-    let wanted: Vec<Uuid> = known.iter().map(|(_, id)| *id).collect();
+    let has_next_page = !heads.is_empty() || lists.iter().any(|list| list.has_next_page);
+    let wanted: Vec<Uuid> = merged.iter().map(|(_, id)| *id).collect();
     let mut rows = primed_rows::<posts::Entity>(cache, db, CacheKind::Post, &wanted, &read).await?;
-    let (sort, _) = post_keys(FEED_DEFAULT);
     // A post deleted since its circle's page was kept is left out (its deletion drops that page).
-    let rows = known
-        .into_iter()
-        .filter_map(|(at, id)| Some((cursor_for(&sort, vec![SortKey::Time(at)], id), rows.remove(&id)?)))
-        .collect();
+    let rows = merged.into_iter().filter_map(|(cursor, id)| Some((cursor, rows.remove(&id)?))).collect();
     Ok(Some(Page { rows, has_next_page, has_previous_page: false }))
 }
 

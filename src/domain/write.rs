@@ -264,7 +264,7 @@ mod tests {
             update_many(&db, hide).await.expect("update");
         })
         .await;
-        assert_eq!(hidden, vec![(Kind::CircleFeed, circle), (Kind::Post, id)]);
+        assert_eq!(hidden, vec![(Kind::CircleFeed, circle), (Kind::CircleNewest, circle), (Kind::Post, id)]);
 
         let none = marks_of(async {
             let nothing = posts::Entity::update_many()

@@ -636,10 +636,10 @@ async fn the_feed_is_merged_from_kept_circle_pages_and_follows_posts_and_members
     assert_eq!(ids(&data(&body)["feed"]["edges"]), [crab]);
 }
 
-/// Where the circles' kept pages cannot prove the merged page (a circle's newest posts pushed out
-/// of its kept page by an older pinned one), the feed is read from the database and is the same.
+/// The merged feed is exact past a circle's kept page (its 21st post), and a pinned post, which
+/// heads its circle's page, takes its place by time in the feed; both served warm.
 #[tokio::test]
-async fn the_feed_is_exact_where_the_kept_pages_cannot_prove_its_page() {
+async fn the_merged_feed_is_exact_past_a_kept_page_and_with_pinned_posts() {
     let app = spawn_app().await;
     let Circle { owner, owner_identity, reader, circle } = Circle::new(&app).await;
     // One more post than a circle keeps.
@@ -653,11 +653,13 @@ async fn the_feed_is_exact_where_the_kept_pages_cannot_prove_its_page() {
     assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
     assert_eq!(data(&body)["feed"]["pageInfo"]["hasNextPage"], true, "the 21st post is past the kept page");
 
-    // The oldest post pinned: the circle keeps it first and its 19 newest others, so the 20th
-    // newest post of the feed is not among what it keeps.
+    // The oldest post pinned: the circle's own page puts it first; the feed still by time.
     let pin = "mutation($id: ID!) { setPostPinned(id: $id, pinned: true) { isTop } }";
     data(&app.gql_as(&owner.access, pin, json!({ "id": posted[0] })).await);
-    let body = app.gql_as(&reader.access, first_page, json!({})).await;
+    let circle_page = "query($id: ID!) { circle(id: $id) { posts(first: 2) { edges { node { id } } } } }";
+    let body = app.gql_as(&reader.access, circle_page, json!({ "id": circle })).await;
+    assert_eq!(ids(&data(&body)["circle"]["posts"]["edges"]), [posted[0].clone(), expected[0].clone()]);
+    let body = warm(&app, Some(&reader.access), first_page, json!({})).await;
     assert_eq!(ids(&data(&body)["feed"]["edges"]), expected[..20]);
     assert_eq!(data(&body)["feed"]["pageInfo"]["hasNextPage"], true);
     assert_eq!(whole_feed(&app, &reader.access, 20).await, (expected, true));
