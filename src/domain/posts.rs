@@ -793,8 +793,10 @@ pub fn circle_post_list(order: PostOrder) -> ChildList<posts::Entity> {
 }
 
 /// A page of a circle's posts, `load` reading it from the database (batched across circles by the
-/// caller). The order a circle's page opens with ([`PostOrder::CIRCLE_DEFAULT`]) has its first
-/// page cached; the others are read as asked (a HOT order moves with every like).
+/// caller). Two orders have their first page cached: the one a circle's page opens with
+/// ([`PostOrder::CIRCLE_DEFAULT`], under `CircleFeed`) and newest first ([`PostOrder::NEWEST`],
+/// under `CircleNewest`, which the viewers' feeds are merged from); the others are read as asked
+/// (a HOT order moves with every like).
 pub async fn circle_posts<F, Fut>(
     db: &DatabaseConnection,
     cache: &Cache,
