@@ -265,13 +265,58 @@ async fn standing_of(
     session: Option<Uuid>,
 ) -> AppResult<()> {
     use crate::cache::Kind;
+    if !cache.is_enabled() {
+        // Nothing kept: both answers in one round trip.
+        let (status, live) = standing_row(db, id, session).await?;
+        return judge(status.as_deref(), live);
+    }
     let (id, session) = (&id, &session);
     let status: Option<String> = cache
         .load_one(Kind::Account, *id, || async {
             Ok::<_, AppError>(find_user(db, *id).await?.map(|user| user.status.as_str().to_string()))
         })
         .await?;
-    match status.as_deref() {
+    judge(status.as_deref(), None)?;
+    let Some(family) = session else { return Ok(()) };
+    let live = cache
+        .load_one(Kind::Session, *family, || async { Ok::<_, AppError>(Some(session_is_live(db, *family).await?)) })
+        .await?;
+    judge(status.as_deref(), Some(live == Some(true)))
+}
+
+/// A user's status and, for a token naming a session, whether that session is live, in one
+/// statement: `(None, _)` when the user does not exist.
+async fn standing_row(
+    db: &DatabaseConnection,
+    id: Uuid,
+    session: Option<Uuid>,
+) -> AppResult<(Option<String>, Option<bool>)> {
+    use sea_orm::sea_query::Query;
+    use sea_orm::QuerySelect;
+    let mut select = users::Entity::find_by_id(id).select_only().column(users::Column::Status);
+    let Some(family) = session else {
+        let status: Option<UserStatus> = select.into_tuple().one(db).await?;
+        return Ok((status.map(|status| status.as_str().to_string()), None));
+    };
+    let live = Query::select()
+        .expr(Expr::val(1))
+        .from(refresh_tokens::Entity)
+        .and_where(refresh_tokens::Column::FamilyId.eq(family))
+        .and_where(refresh_tokens::Column::RevokedAt.is_null())
+        .and_where(refresh_tokens::Column::ExpiresAt.gt(Utc::now()))
+        .to_owned();
+    select = select.column_as(Expr::exists(live), "live");
+    let row: Option<(UserStatus, bool)> = select.into_tuple().one(db).await?;
+    Ok(match row {
+        Some((status, live)) => (Some(status.as_str().to_string()), Some(live)),
+        None => (None, Some(false)),
+    })
+}
+
+/// Refuses a request whose user does not exist (`status` `None`), is banned or inactive, or whose
+/// session (`live`, when the token names one) ended.
+fn judge(status: Option<&str>, live: Option<bool>) -> AppResult<()> {
+    match status {
         None => return Err(AppError::Unauthenticated("the account no longer exists".into())),
         Some(status) if status == UserStatus::Banned.as_str() => {
             return Err(AppError::forbidden("this account is banned"))
@@ -281,13 +326,8 @@ async fn standing_of(
         }
         Some(_) => {}
     }
-    if let Some(family) = session {
-        let live = cache
-            .load_one(Kind::Session, *family, || async { Ok::<_, AppError>(Some(session_is_live(db, *family).await?)) })
-            .await?;
-        if live != Some(true) {
-            return Err(AppError::Unauthenticated("the session ended; sign in again".into()));
-        }
+    if live == Some(false) {
+        return Err(AppError::Unauthenticated("the session ended; sign in again".into()));
     }
     Ok(())
 }

@@ -247,3 +247,25 @@ async fn grant_admin_makes_the_role_visible_in_new_tokens() {
     let missing = master_guide::domain::accounts::grant_admin(&db, "ghost@example.com").await;
     assert!(matches!(missing, Err(master_guide::error::AppError::NotFound { .. })));
 }
+
+/// With the cache off, a signed-in request checks its user's standing and its session in one
+/// statement, and a logout or a ban still refuses the next request.
+#[tokio::test]
+async fn with_the_cache_off_standing_is_one_statement_and_still_refuses() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false")]).await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let before = app.statements().await;
+    let body = app.gql_as(&ada.access, "{ __typename }", json!({})).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    assert_eq!(app.statements().await - before, 1, "the standing check is one statement");
+
+    let body = app.gql(LOGOUT, json!({ "t": bob.refresh })).await;
+    assert_eq!(body["data"]["logout"], true, "{body}");
+    let body = app.gql_as(&bob.access, "{ __typename }", json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "a logged-out session: {body}");
+
+    app.exec("UPDATE users SET status = 'banned' WHERE email = 'ada@example.com'").await;
+    let body = app.gql_as(&ada.access, "{ __typename }", json!({})).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "a banned account: {body}");
+}
