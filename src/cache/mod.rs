@@ -87,7 +87,9 @@ pub enum Kind {
     /// A circle's first page of active posts, newest first (ids only), by circle id: a viewer's
     /// feed is merged from these
     CircleNewest,
-    /// A post's first page of comments in thread order (hidden ones left out), by post id
+    /// `comments` row by id
+    Comment,
+    /// A post's first page of comments in thread order, hidden ones left out (ids only), by post id
     PostComments,
     /// The circles a user is an active member of (ids), by user id: with each circle's
     /// [`Kind::CircleNewest`] it makes the user's feed
@@ -136,6 +138,7 @@ impl Kind {
             Kind::MentorCourses => "mentor-courses",
             Kind::CircleFeed => "circle-feed",
             Kind::CircleNewest => "circle-newest",
+            Kind::Comment => "comment",
             Kind::PostComments => "post-comments",
             Kind::MemberCircles => "member-circles",
             Kind::PostLike => "post-like",

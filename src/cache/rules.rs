@@ -138,8 +138,13 @@ impl Feeds for post_likes::Model {
 }
 
 impl Feeds for comments::Model {
-    fn feeds(&self, _: &dyn Fn(comments::Column) -> bool, keys: &mut Vec<Key>) {
-        keys.push((Kind::PostComments, self.post_id));
+    fn feeds(&self, touched: &dyn Fn(comments::Column) -> bool, keys: &mut Vec<Key>) {
+        keys.push((Kind::Comment, self.id));
+        // The post's page holds ids in thread order: an edit or a like does not move a comment.
+        use comments::Column::*;
+        if [Status, CreatedAt, PostId].into_iter().any(touched) {
+            keys.push((Kind::PostComments, self.post_id));
+        }
     }
 }
 

@@ -6,8 +6,8 @@ use super::audit::{self, Actor};
 use super::circles::{self, membership, moderates, own_active_identity};
 use super::notify::{self, Kind, Notice};
 use super::pagination::{
-    cached_first_page, cached_id_page, keyset_merged, primed_rows, ChildList, Cursor, Direction, Page, PageRequest,
-    Sort, SortKey, CACHED_PREFIX,
+    cached_id_page, keyset_merged, primed_rows, ChildList, Cursor, Direction, Page, PageRequest, Sort, SortKey,
+    CACHED_PREFIX,
 };
 use super::values::{text, url_list};
 use super::write;
@@ -948,8 +948,10 @@ async fn merged_first_page(
 }
 
 /// A page of a post's comments, `load` reading it from the database (batched across posts by the
-/// caller); the first page of all of them (the thread, oldest first) is cached.
+/// caller); the first page of all of them (the thread, oldest first) is cached, as ids: the
+/// comments come from their own entries, so an edit or a like does not drop the page.
 pub async fn comment_page<F, Fut>(
+    db: &DatabaseConnection,
     cache: &Cache,
     post_id: Uuid,
     top_level: bool,
@@ -963,7 +965,8 @@ where
     if top_level {
         return load(page.clone()).await;
     }
-    cached_first_page(cache, (CacheKind::PostComments, post_id), page, load).await
+    let list = (CacheKind::PostComments, post_id);
+    cached_id_page::<comments::Entity, _, _>(cache, db, list, CacheKind::Comment, page, |c| c.id, None, load).await
 }
 
 /// A post's comments in thread order (oldest first), deleted ones included (they read "deleted").

@@ -286,7 +286,8 @@ impl Post {
             let rows = pages.load_one((post, top_level, page.key())).await.map_err(AppError::from)?;
             Ok(rows.unwrap_or_default())
         };
-        let rows = posts::comment_page(&state(ctx)?.cache, post, top_level, &page, load).await?;
+        let state = state(ctx)?;
+        let rows = posts::comment_page(&state.db, &state.cache, post, top_level, &page, load).await?;
         Ok(connection(rows, ConnectionFields::loaded(counts.clone(), post), Comment))
     }
     /// A POLL post's choices and votes; null for other posts.

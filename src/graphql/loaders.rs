@@ -506,7 +506,7 @@ pub struct Loaders {
     /// (user, circle) -> active membership
     pub memberships: Uncached<ByPair<circle_members::Entity>>,
     pub posts: CachedLoader<ById<posts::Entity>>,
-    pub comments: Uncached<ById<comments::Entity>>,
+    pub comments: CachedLoader<ById<comments::Entity>>,
     /// (user, post) -> like
     pub post_likes: CachedPairLoader<ByPair<post_likes::Entity>>,
     /// A poll's options in order; (user, post) -> their vote.
@@ -593,7 +593,7 @@ pub fn new(db: DatabaseConnection, cache: &Cache, batch_delay: std::time::Durati
             Some(Condition::all().add(circle_members::Column::IsActive.eq(true))),
         ),
         posts: cached(ById(db.clone(), PhantomData), cache, Kind::Post),
-        comments: by_id(&db),
+        comments: cached(ById(db.clone(), PhantomData), cache, Kind::Comment),
         post_likes: CachedPairLoader {
             loader: loader(CachedPairs {
                 inner: ByPair {
