@@ -19,8 +19,7 @@ use entity::enums::{CircleStatus, ContentStatus, PostType, StringList, UploadPur
 use entity::{circle_members, circles as circle_table, comment_likes, comments, post_likes, posts, users};
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -841,7 +840,7 @@ pub async fn feed(
     let counted = active.clone().filter(posts::Column::CircleId.in_subquery(circles.clone()));
     let order = PostOrder { pinned_first: false, ..order };
     if order == PostOrder::NEWEST {
-        if let Some(page) = merged_first_page(db, cache, user_id, page).await? {
+        if let Some(page) = merged_first_page(db, cache, (user_id, &circles), page).await? {
             return Ok((page, counted));
         }
     }
@@ -856,7 +855,7 @@ pub async fn feed(
 const MERGED_CIRCLES: usize = 64;
 
 /// The first page of a viewer's feed, newest first, merged from what the cache keeps: the circles
-/// they are a member of ([`CacheKind::MemberCircles`]) and each circle's newest posts
+/// they are a member of (`members`, kept as [`CacheKind::MemberCircles`]) and each circle's newest posts
 /// ([`CacheKind::CircleNewest`], the list `circle_posts` keeps for that order). So the feed needs
 /// no entry of its own, and follows every post and membership change through those. The merge is
 /// exact: a post missing from its circle's kept page has at least a page (20) of newer posts
@@ -866,7 +865,7 @@ const MERGED_CIRCLES: usize = 64;
 async fn merged_first_page(
     db: &DatabaseConnection,
     cache: &Cache,
-    user_id: Uuid,
+    (user_id, members): (Uuid, &sea_orm::sea_query::SelectStatement),
     page: &PageRequest,
 ) -> AppResult<Option<Page<posts::Model>>> {
     if !cache.is_enabled() || !page.within_cached_prefix() {
@@ -874,14 +873,8 @@ async fn merged_first_page(
     }
     let circles: Vec<Uuid> = cache
         .load_one(CacheKind::MemberCircles, user_id, || async {
-            let circles = circle_members::Entity::find()
-                .select_only()
-                .column(circle_members::Column::CircleId)
-                .filter(circle_members::Column::UserId.eq(user_id))
-                .filter(circle_members::Column::IsActive.eq(true))
-                .into_tuple::<Uuid>()
-                .all(db)
-                .await?;
+            let rows = db.query_all(db.get_database_backend().build(members)).await?;
+            let circles = rows.iter().map(|row| row.try_get::<Uuid>("", "id")).collect::<Result<Vec<_>, _>>()?;
             Ok::<_, AppError>(Some(circles))
         })
         .await?

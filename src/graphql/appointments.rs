@@ -250,10 +250,7 @@ pub async fn review_connection(
         reviews::ReviewsOf::Course(id) => (&loaders.course_reviews, &loaders.course_review_counts, id),
         reviews::ReviewsOf::Mentor(id) => (&loaders.mentor_reviews, &loaders.mentor_review_counts, id),
     };
-    let load = |page: crate::domain::pagination::PageRequest| async move {
-        let rows = pages.load_one((parent, (), page.key())).await.map_err(AppError::from)?;
-        Ok(rows.unwrap_or_default())
-    };
+    let load = |page| pages.page(parent, (), page);
     let rows = reviews::list(&state(ctx)?.cache, of, &page, load).await?;
     Ok(connection(rows, ConnectionFields::loaded(counts.clone(), parent), Review))
 }

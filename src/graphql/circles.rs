@@ -122,10 +122,7 @@ impl Circle {
         let loaders = loaders(ctx)?;
         let pages = &loaders.circle_posts;
         let circle = self.0.id;
-        let load = |page: crate::domain::pagination::PageRequest| async move {
-            let rows = pages.load_one((circle, order, page.key())).await.map_err(AppError::from)?;
-            Ok(rows.unwrap_or_default())
-        };
+        let load = |page| pages.page(circle, order, page);
         let rows = posts::circle_posts(&state.db, &state.cache, circle, order, &page, load).await?;
         let count = ConnectionFields::loaded(loaders.circle_post_counts.clone(), circle);
         Ok(connection(rows, count, Post))
@@ -282,10 +279,7 @@ impl Post {
         let loaders = loaders(ctx)?;
         let counts = if top_level { &loaders.post_top_level_counts } else { &loaders.post_comment_counts };
         let (pages, post) = (&loaders.post_comments, self.0.id);
-        let load = |page: crate::domain::pagination::PageRequest| async move {
-            let rows = pages.load_one((post, top_level, page.key())).await.map_err(AppError::from)?;
-            Ok(rows.unwrap_or_default())
-        };
+        let load = |page| pages.page(post, top_level, page);
         let state = state(ctx)?;
         let rows = posts::comment_page(&state.db, &state.cache, post, top_level, &page, load).await?;
         Ok(connection(rows, ConnectionFields::loaded(counts.clone(), post), Comment))

@@ -5,7 +5,7 @@
 //! only batch.
 
 use crate::cache::{Cache, Kind};
-use crate::domain::pagination::{ChildList, Page, PageKey};
+use crate::domain::pagination::{ChildList, Page, PageKey, PageRequest};
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::enums::{CourseStatus, LearningStatus};
 use entity::*;
@@ -417,6 +417,20 @@ impl<T: Send + Sync + 'static> Uncached<T> {
     {
         crate::cache::uncacheable();
         self.0.load_many(keys).await
+    }
+}
+
+impl<E, O> Uncached<Pages<E, O>>
+where
+    E: EntityTrait + Send + Sync,
+    E::Model: Clone + Send + Sync,
+    E::Column: Send + Sync,
+    O: Copy + Eq + std::hash::Hash + Send + Sync + 'static,
+{
+    /// `parent`'s page `request` of the list in `order`, batched with the other parents asking
+    /// for the same page (empty when the parent has no rows).
+    pub async fn page(&self, parent: Uuid, order: O, request: PageRequest) -> crate::error::AppResult<Page<E::Model>> {
+        Ok(self.load_one((parent, order, request.key())).await?.unwrap_or_default())
     }
 }
 

@@ -90,8 +90,8 @@ where
     N: OutputType,
 {
     list.check(page)?;
-    let rows = pages.load_one((parent, order, page.key())).await.map_err(crate::error::AppError::from)?;
-    Ok(connection(rows.unwrap_or_default(), ConnectionFields::loaded(counts.clone(), parent), node))
+    let rows = pages.page(parent, order, page.clone()).await?;
+    Ok(connection(rows, ConnectionFields::loaded(counts.clone(), parent), node))
 }
 
 /// Parses Relay arguments (first and last exclusive, each at most the live
