@@ -5,6 +5,11 @@ use master_guide::{config::Config, db, domain, graphql, telemetry, Application};
 use migration::{Migrator, MigratorTrait};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the server allocates many small, short-lived values on every
+/// worker thread (GraphQL values, rows, futures), where glibc's arenas contend (bench/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "master-guide", version, about = "GraphQL API server of the Master Guide mentoring community")]
 struct Cli {

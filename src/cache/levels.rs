@@ -1,7 +1,7 @@
 //! The two levels: in-process entries (decoded values) in front of Redis (JSON), read through with
 //! single flight, filled unless an invalidation raced the load, invalidated on both.
 
-use super::recording::{changed_here, read};
+use super::recording::{changed_here, primed, read};
 use super::{Cache, Entry, Key, Kind, Value, LOCAL_TTL_WITH_REDIS, MISS_TTL, REDIS_TIMEOUT};
 use crate::domain::pagination::Page;
 use crate::redis_link::RedisLink;
@@ -19,9 +19,17 @@ impl Cache {
     /// What the in-process level knows of `(kind, id)` right now, without waiting on anything:
     /// `Some(Some(value))` cached, `Some(None)` cached as missing, `None` not known here (ask
     /// [`Cache::load_many`]; also for what the running mutation changed, see [`changed_here`]).
-    /// Lets a hot read skip the DataLoader's batching delay.
+    /// Lets a hot read skip the DataLoader's batching delay. What the request primed
+    /// ([`super::prime`]: rows its page's statement joined) answers first, with the cache on or off.
     pub fn peek<T: Clone + Send + Sync + 'static>(&self, kind: Kind, id: Uuid) -> Option<Option<T>> {
-        if !self.is_enabled() || changed_here(kind, id) {
+        if changed_here(kind, id) {
+            return None;
+        }
+        if let Some(value) = primed(kind, id) {
+            read(kind, id);
+            return Some(value);
+        }
+        if !self.is_enabled() {
             return None;
         }
         read(kind, id);

@@ -34,7 +34,7 @@ pub mod rules;
 mod tests;
 
 pub use recording::{
-    changed, changed_here, query_running, recording, take_marks, track, uncacheable, viewed, Marks, Reads,
+    changed, changed_here, prime, query_running, recording, take_marks, track, uncacheable, viewed, Marks, Reads,
 };
 pub use responses::{ResponseKey, StoredResponse};
 pub use rules::dependents;

@@ -3,7 +3,9 @@
 
 use super::rules::affects;
 use super::{Key, Kind};
+use std::any::Any;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -11,7 +13,13 @@ use uuid::Uuid;
 tokio::task_local! {
     static CHANGED: Arc<Mutex<Vec<Key>>>;
     static READS: RefCell<Reads>;
+    static PRIMED: RefCell<Primed>;
 }
+
+/// Values the request running on this task read alongside something else (the identities and
+/// profiles a page's statement joined to its rows, [`prime`]): its fields find them here instead of
+/// asking their loaders, so they cost no statement and no batch. Gone when the request ends.
+type Primed = HashMap<Key, Option<Arc<dyn Any + Send + Sync>>>;
 
 /// What the request running on this task read, for the response cache.
 #[derive(Debug, Default)]
@@ -30,12 +38,30 @@ pub struct Reads {
 /// Runs `work` (one GraphQL request), recording what it reads ([`read`], [`uncacheable`],
 /// [`query_running`]).
 pub async fn recording<T>(work: impl Future<Output = T>) -> (T, Reads) {
-    READS
-        .scope(RefCell::new(Reads::default()), async {
-            let result = work.await;
-            (result, READS.with(|reads| reads.take()))
+    let recorded = READS.scope(RefCell::new(Reads::default()), async {
+        let result = work.await;
+        (result, READS.with(|reads| reads.take()))
+    });
+    PRIMED.scope(RefCell::default(), recorded).await
+}
+
+/// The request on this task read `value` of `(kind, id)` (`None`: it does not exist) with
+/// something else: its fields take it from here ([`primed`]) for the rest of the request.
+pub fn prime<T: Send + Sync + 'static>(kind: Kind, id: Uuid, value: Option<T>) {
+    let value = value.map(|value| Arc::new(value) as Arc<dyn Any + Send + Sync>);
+    let _ = PRIMED.try_with(|primed| primed.borrow_mut().insert((kind, id), value));
+}
+
+/// What this request primed for `(kind, id)`, as [`super::Cache::peek`] answers (`Some(None)`:
+/// primed as missing; `None`: not primed, or primed as another type).
+pub(super) fn primed<T: Clone + 'static>(kind: Kind, id: Uuid) -> Option<Option<T>> {
+    PRIMED
+        .try_with(|primed| match primed.borrow().get(&(kind, id))? {
+            Some(value) => value.downcast_ref::<T>().map(|value| Some(value.clone())),
+            None => Some(None),
         })
-        .await
+        .ok()
+        .flatten()
 }
 
 pub(super) fn read(kind: Kind, id: Uuid) {

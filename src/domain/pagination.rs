@@ -10,11 +10,12 @@ use crate::cache::{Cache, Kind};
 use crate::error::{AppError, AppResult};
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use entity::{user_identities, user_profiles};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, Order, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, EntityName, EntityTrait, FromQueryResult, IdenStatic, Iterable, Order,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::HashMap;
@@ -140,13 +141,135 @@ pub enum Direction {
 /// A sort column and its direction.
 pub type Sort<C> = (C, Direction);
 
-/// `first/after` (forward) or `last/before` (backward), validated.
+/// `first/after` (forward) or `last/before` (backward), validated, and what to read with the rows.
 #[derive(Debug, Clone, Default)]
 pub struct PageRequest {
     pub first: Option<u64>,
     pub after: Option<Cursor>,
     pub last: Option<u64>,
     pub before: Option<Cursor>,
+    /// The single-row relations the page's statement reads with its rows (none by default).
+    pub joins: Joins,
+}
+
+/// Single-row relations a page reads in its own statement: the identity each row's owner column
+/// points at (a post's or comment's author, a course's mentor) and that identity's profile. The
+/// page comes back with them as [`Card`]s, which the connection primes for the request
+/// ([`Card::prime`]), where the author and profile fields find them: a page of posts with their
+/// authors' names is one statement, not three.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Joins {
+    /// The rows' column that holds the identity id (none: nothing is joined).
+    pub owner: Option<Owner>,
+    /// Read the identity (`user_identities`).
+    pub identity: bool,
+    /// Read the identity's profile (`user_profiles`).
+    pub profile: bool,
+}
+
+impl Joins {
+    /// The owner column, when anything is joined through it.
+    fn active(&self) -> Option<&'static str> {
+        self.owner.filter(|_| self.identity || self.profile).map(Owner::column)
+    }
+}
+
+/// The identity a row belongs to, by the column that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// `identity_id`: a post's or comment's author.
+    Author,
+    /// `mentor_id`: a course's master.
+    Mentor,
+}
+
+impl Owner {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Author => "identity_id",
+            Self::Mentor => "mentor_id",
+        }
+    }
+}
+
+/// An identity and its profile as a page's statement read them with its rows ([`Joins`]): each
+/// `None` when not asked for, `Some(None)` when there is none.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub owner: Uuid,
+    pub identity: Option<Option<user_identities::Model>>,
+    pub profile: Option<Option<user_profiles::Model>>,
+}
+
+impl Card {
+    /// Hands the card to the rest of the request: under the kinds and value types the identity
+    /// and profile loaders read (`Identity` by id; `Profile` by identity, as a list).
+    pub fn prime(self) {
+        if let Some(identity) = self.identity {
+            crate::cache::prime(Kind::Identity, self.owner, identity);
+        }
+        if let Some(profile) = self.profile {
+            crate::cache::prime(Kind::Profile, self.owner, profile.map(|profile| vec![profile]));
+        }
+    }
+
+    /// The card joined to `row` (none when nothing was joined or the owner column is null).
+    fn read(row: &sea_orm::QueryResult, joins: Joins) -> AppResult<Option<Self>> {
+        let Some(owner) = joins.active() else { return Ok(None) };
+        let Some(owner) = row.try_get::<Option<Uuid>>("", owner)? else { return Ok(None) };
+        let present = |alias: &str| row.try_get::<Option<Uuid>>(alias, "id").map(|id| id.is_some());
+        let identity = match joins.identity {
+            false => None,
+            true if present("mg_i_")? => Some(Some(user_identities::Model::from_query_result(row, "mg_i_")?)),
+            true => Some(None),
+        };
+        let profile = match joins.profile {
+            false => None,
+            true if present("mg_p_")? => Some(Some(user_profiles::Model::from_query_result(row, "mg_p_")?)),
+            true => Some(None),
+        };
+        Ok(Some(Self { owner, identity, profile }))
+    }
+}
+
+/// `statement` (a page's rows) with the relations `joins` asks for, as `mg_i_*` (identity) and
+/// `mg_p_*` (profile) columns beside the row's own, in `order` (terms over the rows' alias
+/// `mg_rows`). Unchanged when nothing is joined.
+fn joined(statement: Statement, joins: Joins, order: &[String]) -> Statement {
+    let Some(owner) = joins.active() else { return statement };
+    let mut columns = vec![r#""mg_rows".*"#.to_owned()];
+    let mut from = format!(r#"({}) AS "mg_rows""#, statement.sql);
+    let mut join = |table: &str, alias: &str, on: &str, names: Vec<String>| {
+        columns.extend(names.into_iter().map(|name| format!(r#""{alias}"."{name}" AS "{alias}_{name}""#)));
+        from.push_str(&format!(r#" LEFT JOIN "{table}" AS "{alias}" ON "{alias}"."{on}" = "mg_rows"."{owner}""#));
+    };
+    if joins.identity {
+        let names = user_identities::Column::iter().map(|c| c.as_str().to_owned()).collect();
+        join(user_identities::Entity.table_name(), "mg_i", "id", names);
+    }
+    if joins.profile {
+        let names = user_profiles::Column::iter().map(|c| c.as_str().to_owned()).collect();
+        join(user_profiles::Entity.table_name(), "mg_p", "identity_id", names);
+    }
+    let mut sql = format!("SELECT {} FROM {from}", columns.join(", "));
+    if !order.is_empty() {
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    Statement { sql, ..statement }
+}
+
+/// Runs a page's `statement` with its `joins` ([`joined`], re-ordered by `order`): each row of `E`
+/// with the card joined to it.
+async fn read_rows<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    statement: Statement,
+    joins: Joins,
+    order: &[String],
+) -> AppResult<Vec<(E::Model, Option<Card>)>> {
+    let rows = db.query_all(joined(statement, joins, order)).await?;
+    rows.iter()
+        .map(|row| Ok((<E::Model as FromQueryResult>::from_query_result(row, "")?, Card::read(row, joins)?)))
+        .collect()
 }
 
 /// A page size argument (`first`, `last`): 0..=`cap` (the live `pagination.max_page_size`, at
@@ -179,7 +302,13 @@ impl PageRequest {
             after: after.map(|c| Cursor::decode("after", &c)).transpose()?,
             last,
             before: before.map(|c| Cursor::decode("before", &c)).transpose()?,
+            joins: Joins::default(),
         })
+    }
+
+    /// The same page, read with `joins`.
+    pub fn joining(self, joins: Joins) -> Self {
+        Self { joins, ..self }
     }
 
     /// The first `n` rows.
@@ -210,6 +339,7 @@ pub struct PageKey {
     last: Option<u64>,
     after: Option<String>,
     before: Option<String>,
+    joins: Joins,
 }
 
 impl PageRequest {
@@ -219,6 +349,7 @@ impl PageRequest {
             last: self.last,
             after: self.after.as_ref().map(Cursor::encode),
             before: self.before.as_ref().map(Cursor::encode),
+            joins: self.joins,
         }
     }
 }
@@ -227,7 +358,13 @@ impl PageKey {
     /// The request again (its cursors were issued by [`Cursor::encode`], so they decode).
     pub fn request(&self) -> PageRequest {
         let decode = |raw: &Option<String>| raw.as_deref().and_then(|raw| Cursor::decode("cursor", raw).ok());
-        PageRequest { first: self.first, last: self.last, after: decode(&self.after), before: decode(&self.before) }
+        PageRequest {
+            first: self.first,
+            last: self.last,
+            after: decode(&self.after),
+            before: decode(&self.before),
+            joins: self.joins,
+        }
     }
 }
 
@@ -287,11 +424,14 @@ pub struct Page<M> {
     pub rows: Vec<(String, M)>,
     pub has_next_page: bool,
     pub has_previous_page: bool,
+    /// What the page's statement read with its rows ([`Joins`]); never cached.
+    #[serde(skip)]
+    pub cards: Vec<Card>,
 }
 
 impl<M> Default for Page<M> {
     fn default() -> Self {
-        Self { rows: Vec::new(), has_next_page: false, has_previous_page: false }
+        Self { rows: Vec::new(), has_next_page: false, has_previous_page: false, cards: Vec::new() }
     }
 }
 
@@ -301,6 +441,7 @@ impl<M> Page<M> {
             rows: self.rows.into_iter().map(|(cursor, row)| (cursor, f(row))).collect(),
             has_next_page: self.has_next_page,
             has_previous_page: self.has_previous_page,
+            cards: self.cards,
         }
     }
 }
@@ -402,6 +543,7 @@ where
         rows: ids.rows.into_iter().filter_map(|(cursor, id)| Some((cursor, found.remove(&id)?))).collect(),
         has_next_page: ids.has_next_page,
         has_previous_page: ids.has_previous_page,
+        cards: Vec::new(),
     })
 }
 
@@ -489,7 +631,9 @@ where
     for (column, order) in read_order(sort, id, request) {
         select = select.order_by(column, order);
     }
-    let rows = select.limit(request.size() + 1).all(db).await?;
+    let statement = select.limit(request.size() + 1).build(db.get_database_backend());
+    let order = order_terms(sort, id, request, Some("mg_rows"));
+    let rows = read_rows::<E>(db, statement, request.joins, &order).await?;
     Ok(assemble(rows, sort, request, &key_of))
 }
 
@@ -524,15 +668,15 @@ where
         _ => {}
     }
     let list = Batch { select, parent, parents, sort, id, request };
-    let rows = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => lateral_pages(db, list).await?,
-        _ => ranked_pages(db, list).await?,
+    let (statement, order) = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => lateral_pages(list)?,
+        _ => ranked_pages(db, list)?,
     };
-    let mut grouped: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
-    for row in rows {
-        let model = <E::Model as sea_orm::FromQueryResult>::from_query_result(&row, "")?;
+    let rows = read_rows::<E>(db, statement, request.joins, &order).await?;
+    let mut grouped: HashMap<Uuid, Vec<_>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+    for (model, card) in rows {
         if let sea_orm::Value::Uuid(Some(key)) = sea_orm::ModelTrait::get(&model, parent) {
-            grouped.entry(*key).or_default().push(model);
+            grouped.entry(*key).or_default().push((model, card));
         }
     }
     Ok(grouped.into_iter().map(|(key, rows)| (key, assemble(rows, sort, request, &key_of))).collect())
@@ -567,12 +711,9 @@ fn order_terms<C: IdenStatic + Copy>(
 
 /// PostgreSQL: each parent's page is its own index range scan that stops after `size + 1` rows
 /// (`CROSS JOIN LATERAL` over the parents' ids), so a batch of parents costs what their pages
-/// hold, not what their lists hold. Rows come back grouped by parent, each group in seek order.
-async fn lateral_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<Vec<sea_orm::QueryResult>>
-where
-    E: EntityTrait,
-    C: ConnectionTrait,
-{
+/// hold, not what their lists hold. Rows come back grouped by parent, each group in seek order
+/// (the statement, and that order over its rows as [`joined`] takes it).
+fn lateral_pages<E: EntityTrait>(list: Batch<'_, E>) -> AppResult<(Statement, Vec<String>)> {
     let inner = lateral_page(list.select, list.parent, list.sort, list.id, list.request)?;
     let statement = sea_orm::DbBackend::Postgres.build(&inner);
     let mut values = statement.values.map(|v| v.0).unwrap_or_default();
@@ -584,13 +725,14 @@ where
     let mut order_by = vec![r#""mg_parents"."n""#.to_owned()];
     order_by.extend(order_terms(list.sort, list.id, list.request, Some("mg_page")));
     let sql = format!(
-        r#"SELECT "mg_page".* FROM (VALUES {}) AS "mg_parents" ("id", "n") CROSS JOIN LATERAL ({}) AS "mg_page" ORDER BY {}"#,
+        r#"SELECT "mg_page".*, "mg_parents"."n" AS "mg_n" FROM (VALUES {}) AS "mg_parents" ("id", "n") CROSS JOIN LATERAL ({}) AS "mg_page" ORDER BY {}"#,
         rows.join(", "),
         statement.sql,
         order_by.join(", ")
     );
-    let statement = sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values);
-    Ok(db.query_all(statement).await?)
+    let mut outer = vec![r#""mg_rows"."mg_n""#.to_owned()];
+    outer.extend(order_terms(list.sort, list.id, list.request, Some("mg_rows")));
+    Ok((Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values), outer))
 }
 
 /// One parent's page inside a `LATERAL` join: `select` narrowed to the rows of the parent
@@ -647,17 +789,15 @@ where
         query.order_by_expr(Expr::cust(format!(r#""mg_page"."{}""#, column.as_str())), order);
     }
     query.limit(request.size() + 1);
-    let rows = db.query_all(db.get_database_backend().build(&query)).await?;
-    let rows = rows
-        .iter()
-        .map(|row| <E::Model as sea_orm::FromQueryResult>::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()?;
+    let order = order_terms(sort, id, request, Some("mg_rows"));
+    let rows = read_rows::<E>(db, db.get_database_backend().build(&query), request.joins, &order).await?;
     Ok(assemble(rows, sort, request, &key_of))
 }
 
 /// SQLite (no LATERAL): `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each
-/// parent's first `size + 1` rows past the cursor, in one statement.
-async fn ranked_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<Vec<sea_orm::QueryResult>>
+/// parent's first `size + 1` rows past the cursor, in one statement (with its order over its rows
+/// as [`joined`] takes it).
+fn ranked_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<(Statement, Vec<String>)>
 where
     E: EntityTrait,
     C: ConnectionTrait,
@@ -673,7 +813,7 @@ where
         .and_where(Expr::col(sea_orm::sea_query::Alias::new("mg_rank")).lte(request.size() as i64 + 1))
         .order_by(sea_orm::sea_query::Alias::new("mg_rank"), Order::Asc)
         .to_owned();
-    Ok(db.query_all(db.get_database_backend().build(&query)).await?)
+    Ok((db.get_database_backend().build(&query), vec![r#""mg_rows"."mg_rank""#.to_owned()]))
 }
 
 /// Refuses a cursor issued by another ordering (other columns, types or directions). Per-parent
@@ -730,13 +870,14 @@ fn seek<E: EntityTrait>(
     Ok(select.filter(after_cursor(sort, id, request, cursor)))
 }
 
-/// A page from up to `size + 1` rows read in seek order.
+/// A page from up to `size + 1` rows read in seek order, each with what was joined to it.
 fn assemble<M, C>(
-    mut rows: Vec<M>,
+    rows: Vec<(M, Option<Card>)>,
     sort: &[Sort<C>],
     request: &PageRequest,
     key_of: &impl Fn(&M) -> (Vec<SortKey>, Uuid),
 ) -> Page<M> {
+    let (mut rows, cards): (Vec<M>, Vec<Option<Card>>) = rows.into_iter().unzip();
     let order = order_signature(sort);
     let backward = request.backward();
     let size = request.size();
@@ -756,6 +897,7 @@ fn assemble<M, C>(
         rows,
         has_next_page: if backward { request.before.is_some() } else { more },
         has_previous_page: if backward { more } else { request.after.is_some() },
+        cards: cards.into_iter().flatten().collect(),
     }
 }
 

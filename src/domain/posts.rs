@@ -937,7 +937,7 @@ async fn merged_first_page(
     let mut rows = primed_rows::<posts::Entity>(cache, db, CacheKind::Post, &wanted, &read).await?;
     // A post deleted since its circle's page was kept is left out (its deletion drops that page).
     let rows = merged.into_iter().filter_map(|(cursor, id)| Some((cursor, rows.remove(&id)?))).collect();
-    Ok(Some(Page { rows, has_next_page, has_previous_page: false }))
+    Ok(Some(Page { rows, has_next_page, has_previous_page: false, cards: Vec::new() }))
 }
 
 /// A page of a post's comments, `load` reading it from the database (batched across posts by the

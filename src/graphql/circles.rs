@@ -3,9 +3,10 @@
 use super::accounts::User;
 use super::context::{client_ip, loaders, state, viewer};
 use super::identities::Identity;
-use super::pagination::{child_connection, connection, page_request, Conn, ConnectionFields};
+use super::pagination::{child_connection, connection, joins, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined, present, SortDirection};
 use crate::domain::circles::{self, CircleFilter, CircleInput, CircleOrder};
+use crate::domain::pagination::Owner;
 use crate::domain::posts::{self, Flag, NewComment, NewPost, PostOrder, PostSort};
 use crate::error::AppError;
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, ID};
@@ -115,7 +116,8 @@ impl Circle {
         #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
         #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Post>> {
-        let page = page_request(ctx, first, after, last, before)?;
+        let authors = joins(ctx, "author", Owner::Author, true);
+        let page = page_request(ctx, first, after, last, before)?.joining(authors);
         let order = PostOrder { by: order_by.sort(), direction: direction.into(), pinned_first };
         posts::circle_post_list(order).check(&page)?;
         let state = state(ctx)?;
@@ -274,7 +276,8 @@ impl Post {
         #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
         #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Comment>> {
-        let page = page_request(ctx, first, after, last, before)?;
+        let authors = joins(ctx, "author", Owner::Author, true);
+        let page = page_request(ctx, first, after, last, before)?.joining(authors);
         posts::post_comment_list(top_level).check(&page)?;
         let loaders = loaders(ctx)?;
         let counts = if top_level { &loaders.post_top_level_counts } else { &loaders.post_comment_counts };
@@ -647,7 +650,8 @@ impl CirclesQuery {
         #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
         #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Post>> {
-        let page = page_request(ctx, first, after, last, before)?;
+        let authors = joins(ctx, "author", Owner::Author, true);
+        let page = page_request(ctx, first, after, last, before)?.joining(authors);
         let state = state(ctx)?;
         // null (an unset variable) means the default too.
         let order = PostOrder {

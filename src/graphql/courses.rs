@@ -3,9 +3,10 @@
 use super::context::{loaders, state, viewer};
 use super::identities::Mentor;
 use super::learning::{ContentProgress, LearningRecord};
-use super::pagination::{child_connection, connection, page_request, Conn, ConnectionFields};
+use super::pagination::{child_connection, connection, joins, page_request, Conn, ConnectionFields};
 use super::{id_arg, maybe_undefined, SortDirection};
 use crate::domain::courses::{self, ContentInput, CourseFilter, CourseInput, CourseOrder};
+use crate::domain::pagination::Owner;
 use crate::domain::values::scale2;
 use crate::error::AppError;
 use async_graphql::{Context, Enum, InputObject, MaybeUndefined, Object, Result, ID};
@@ -422,7 +423,8 @@ impl CoursesQuery {
         #[graphql(desc = "At most this many items from the end (page size).")] last: Option<i32>,
         #[graphql(desc = "Items before this cursor (`pageInfo.startCursor`).")] before: Option<String>,
     ) -> Result<Conn<Course>> {
-        let page = page_request(ctx, first, after, last, before)?;
+        let mentors = joins(ctx, "mentor", Owner::Mentor, false);
+        let page = page_request(ctx, first, after, last, before)?.joining(mentors);
         let filter = filter.unwrap_or_default();
         let filter = CourseFilter {
             status: filter.status,

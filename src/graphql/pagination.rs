@@ -2,7 +2,7 @@
 //! a lazily counted `totalCount` (the count runs only when a client asks for it).
 
 use super::loaders::{Counts, Pages, Uncached};
-use crate::domain::pagination::{ChildList, Page, PageRequest};
+use crate::domain::pagination::{Card, ChildList, Joins, Owner, Page, PageRequest};
 use crate::error::AppResult;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Object, OutputType, Result};
@@ -64,9 +64,25 @@ impl ConnectionFields {
 pub type Conn<N> = Connection<String, N, ConnectionFields>;
 
 pub fn connection<M, N: OutputType>(page: Page<M>, fields: ConnectionFields, node: impl Fn(M) -> N) -> Conn<N> {
-    let mut connection = Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
-    connection.edges.extend(page.rows.into_iter().map(|(cursor, row)| Edge::new(cursor, node(row))));
+    let Page { rows, has_next_page, has_previous_page, cards } = page;
+    // What the page's statement read with its rows answers its nodes' author and profile fields.
+    cards.into_iter().for_each(Card::prime);
+    let mut connection = Connection::with_additional_fields(has_previous_page, has_next_page, fields);
+    connection.edges.extend(rows.into_iter().map(|(cursor, row)| Edge::new(cursor, node(row))));
     connection
+}
+
+/// What a page of rows owned by identities reads with its rows in the same statement ([`Joins`]),
+/// as the selection asks: the identity the rows' `owner` column holds when its nodes select
+/// `field` and resolving it reads the identity (`loads`: a post's `author`; a course's `mentor`
+/// needs only the id), and its `profile` when selected under `field`. Only with the cache off:
+/// with it on, the identities and profiles come from their cache entries, which a join would bypass.
+pub fn joins(ctx: &Context<'_>, field: &str, owner: Owner, loads: bool) -> Joins {
+    if super::context::state(ctx).map_or(true, |state| state.cache.is_enabled()) {
+        return Joins::default();
+    }
+    let related = ctx.look_ahead().field("edges").field("node").field(field);
+    Joins { owner: Some(owner), identity: loads && related.exists(), profile: related.field("profile").exists() }
 }
 
 /// A per-parent list's two batched loaders: its pages and its counts.

@@ -224,3 +224,83 @@ async fn a_review_or_a_comment_opens_by_id_for_whoever_may_see_it() {
         review.as_str()
     );
 }
+
+/// Issue 18: with the cache off, a page of posts, comments or courses reads its authors' (or
+/// mentors') identities and profiles in the page's own statement, as the selection asks, and
+/// answers exactly what the loaders answer (a sibling server with the cache on, same database).
+#[tokio::test]
+async fn with_the_cache_off_a_page_reads_its_authors_in_its_own_statement() {
+    let app = spawn_app_with(&[("CACHE_ENABLED", "false"), ("GRAPHQL_BATCH_DELAY_MS", "25")]).await;
+    let cached = spawn_sibling(&app, &[]).await;
+    let world = app.world().await;
+    let owner = person(&app, "owner@example.com", Some("Owner")).await;
+    let circle = circle(&app, &owner, "Authors").await;
+    let ada = person(&app, "ada@example.com", Some("Ada")).await;
+    let nameless = person(&app, "nameless@example.com", None).await;
+    for member in [&ada, &nameless] {
+        data(&app.gql_as(&member.session.access, JOIN, json!({ "c": circle, "i": member.identity })).await);
+    }
+    let mut posts = Vec::new();
+    for (index, author) in [&owner, &ada, &nameless, &ada].into_iter().enumerate() {
+        posts.push(post(&app, author, &circle, &format!("post {index}")).await);
+    }
+    let add = "mutation($i: AddCommentInput!) { addComment(input: $i) { id } }";
+    for (index, author) in [&ada, &nameless, &owner].into_iter().enumerate() {
+        let input = json!({ "i": { "postId": posts[3], "identityId": author.identity, "content": format!("comment {index}") } });
+        data(&app.gql_as(&author.session.access, add, input).await);
+    }
+    let master = app.master(&world, "teacher@example.com", "software").await;
+    app.course(&master, None, 1, true).await;
+
+    // (document, variables, as whom, statements with the cache off)
+    let feed_of = |selection: &str| {
+        format!("query($c: ID!) {{ circle(id: $c) {{ posts(first: 10) {{ edges {{ node {{ content {selection} }} }} }} }} }}")
+    };
+    let both = feed_of("author { id identityType profile { name avatar } }");
+    let identity_only = feed_of("author { id domain }");
+    let threads = feed_of("comments(first: 2) { edges { node { content author { profile { name } } } } }");
+    let backward = both.replace("posts(first: 10)", "posts(last: 3)");
+    let catalogue = "{ courses(first: 5, orderBy: {field: RATING, direction: DESC}) { edges { node { title
+        mentor { id profile { name hourlyRate } } } } } }";
+    let feed = "{ feed(first: 10) { edges { node { content author { profile { name } } } } } }";
+    let cases: [(&str, Value, Option<&str>, u64); 6] = [
+        (&both, json!({ "c": circle }), None, 2),
+        (&backward, json!({ "c": circle }), None, 2),
+        (&identity_only, json!({ "c": circle }), None, 2),
+        (&threads, json!({ "c": circle }), None, 3),
+        (catalogue, json!({}), None, 1),
+        // the viewer's standing, then the feed's page
+        (feed, json!({}), Some(&ada.session.access), 2),
+    ];
+    for (query, variables, token, expected) in cases {
+        let before = app.statements().await;
+        let body = app.gql_with(token, query, variables.clone()).await;
+        let statements = app.statements().await - before;
+        data(&body);
+        assert_eq!(statements, expected, "{query}: {body}");
+        let loaded = cached.gql_with(token, query, variables).await;
+        assert_eq!(body, loaded, "{query}: the joined page answers what the loaders answer");
+    }
+    // What the answers hold: every author's name (none for the author without a profile).
+    let body = app.gql(&both, json!({ "c": circle })).await;
+    let authors: Vec<(String, Value)> = data(&body)["circle"]["posts"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["content"].as_str().unwrap_or_default().to_string(),
+                e["node"]["author"]["profile"]["name"].clone(),
+            )
+        })
+        .collect();
+    let expected =
+        [("post 3", json!("Ada")), ("post 2", Value::Null), ("post 1", json!("Ada")), ("post 0", json!("Owner"))];
+    assert_eq!(authors, expected.map(|(c, n)| (c.to_string(), n)).to_vec(), "{body}");
+    let body = app.gql(&threads, json!({ "c": circle })).await;
+    let first = &data(&body)["circle"]["posts"]["edges"][0]["node"]["comments"]["edges"];
+    assert_eq!(first[0]["node"]["author"]["profile"]["name"], "Ada", "{body}");
+    assert_eq!(first[1]["node"]["author"]["profile"], Value::Null, "{body}");
+    let body = app.gql(catalogue, json!({})).await;
+    assert_eq!(data(&body)["courses"]["edges"][0]["node"]["mentor"]["profile"]["name"], "teacher", "{body}");
+}
