@@ -34,7 +34,8 @@ pub mod rules;
 mod tests;
 
 pub use recording::{
-    changed, changed_here, prime, query_running, recording, take_marks, track, uncacheable, viewed, Marks, Reads,
+    changed, changed_here, forget_primed, prime, query_running, recording, take_marks, track, uncacheable, viewed,
+    Marks, Reads,
 };
 pub use responses::{ResponseKey, StoredResponse};
 pub use rules::dependents;

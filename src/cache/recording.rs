@@ -52,6 +52,12 @@ pub fn prime<T: Send + Sync + 'static>(kind: Kind, id: Uuid, value: Option<T>) {
     let _ = PRIMED.try_with(|primed| primed.borrow_mut().insert((kind, id), value));
 }
 
+/// Forgets what this request primed: a root mutation field may change any of it, and the marks
+/// that [`changed_here`] checks are only the running field's.
+pub fn forget_primed() {
+    let _ = PRIMED.try_with(|primed| primed.borrow_mut().clear());
+}
+
 /// What this request primed for `(kind, id)`, as [`super::Cache::peek`] answers (`Some(None)`:
 /// primed as missing; `None`: not primed, or primed as another type).
 pub(super) fn primed<T: Clone + 'static>(kind: Kind, id: Uuid) -> Option<Option<T>> {

@@ -510,6 +510,8 @@ where
     if !cache.is_enabled() {
         return load(request.clone()).await;
     }
+    // What is kept holds no joined rows ([`Joins`]: they are read with the cache off only).
+    let request = &request.clone().joining(Joins::default());
     let later = match request.within_cached_prefix() {
         true => None,
         false => match later_key::<E>(cache, db, (list, rows), request, keys_of).await? {
@@ -877,12 +879,13 @@ fn assemble<M, C>(
     request: &PageRequest,
     key_of: &impl Fn(&M) -> (Vec<SortKey>, Uuid),
 ) -> Page<M> {
-    let (mut rows, cards): (Vec<M>, Vec<Option<Card>>) = rows.into_iter().unzip();
+    let (mut rows, mut cards): (Vec<M>, Vec<Option<Card>>) = rows.into_iter().unzip();
     let order = order_signature(sort);
     let backward = request.backward();
     let size = request.size();
     let more = rows.len() as u64 > size;
     rows.truncate(size as usize);
+    cards.truncate(size as usize);
     if backward {
         rows.reverse();
     }

@@ -105,6 +105,8 @@ impl<M: ObjectType> OutputType for Publishing<M> {
 
 impl<M: ObjectType> ContainerType for Publishing<M> {
     async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        // What an earlier field of this mutation read with a page is not trusted past its writes.
+        crate::cache::forget_primed();
         let bus = ctx.data_opt::<crate::events::EventBus>();
         let cache = ctx.data_opt::<crate::cache::Cache>();
         let state = ctx.data_opt::<crate::app::AppState>();

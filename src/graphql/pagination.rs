@@ -81,8 +81,13 @@ pub fn joins(ctx: &Context<'_>, field: &str, owner: Owner, loads: bool) -> Joins
     if super::context::state(ctx).map_or(true, |state| state.cache.is_enabled()) {
         return Joins::default();
     }
-    let related = ctx.look_ahead().field("edges").field("node").field(field);
-    Joins { owner: Some(owner), identity: loads && related.exists(), profile: related.field("profile").exists() }
+    let look = ctx.look_ahead();
+    let related = [look.field("edges").field("node").field(field), look.field("nodes").field(field)];
+    Joins {
+        owner: Some(owner),
+        identity: loads && related.iter().any(|r| r.exists()),
+        profile: related.iter().any(|r| r.field("profile").exists()),
+    }
 }
 
 /// A per-parent list's two batched loaders: its pages and its counts.

@@ -303,4 +303,17 @@ async fn with_the_cache_off_a_page_reads_its_authors_in_its_own_statement() {
     assert_eq!(first[1]["node"]["author"]["profile"], Value::Null, "{body}");
     let body = app.gql(catalogue, json!({})).await;
     assert_eq!(data(&body)["courses"]["edges"][0]["node"]["mentor"]["profile"]["name"], "teacher", "{body}");
+
+    // What one root field of a mutation read with a page is not served to a later field after a
+    // field between them changed it.
+    let renamed = "mutation($p: ID!, $i: ID!, $profile: UpdateProfileInput!) {
+        a: addComment(input: {postId: $p, identityId: $i, content: \"before\"}) {
+            post { comments(first: 10) { edges { node { author { profile { name } } } } } } }
+        b: updateProfile(identityId: $i, input: $profile) { name }
+        c: addComment(input: {postId: $p, identityId: $i, content: \"after\"}) { author { profile { name } } } }";
+    let variables = json!({ "p": posts[3], "i": ada.identity, "profile": { "name": "Ada Lovelace" } });
+    let body = app.gql_as(&ada.session.access, renamed, variables).await;
+    let before = &data(&body)["a"]["post"]["comments"]["edges"][0]["node"]["author"]["profile"]["name"];
+    assert_eq!(before, "Ada", "{body}");
+    assert_eq!(data(&body)["c"]["author"]["profile"]["name"], "Ada Lovelace", "{body}");
 }
