@@ -68,8 +68,9 @@ pub struct GraphqlLimits {
     pub max_complexity: usize,
     /// `GRAPHQL_MAX_FIELDS` (default 2000): fields of a document once every fragment is spread.
     pub max_fields: usize,
-    /// `GRAPHQL_BATCH_DELAY_MS` (default 4): how long a DataLoader waits for more keys before it
-    /// queries (longer batches more on a slow or busy box, at that much latency per level).
+    /// `GRAPHQL_BATCH_DELAY_MS` (default 1): how long a DataLoader waits for more keys before it
+    /// queries (longer batches more on a slow or busy box, at that much latency per level; a debug
+    /// build may need 4 or more).
     pub batch_delay: Duration,
     /// `GRAPHQL_MAX_ALIASES` (default 50 aliased fields per document).
     pub max_aliases: usize,
@@ -484,7 +485,7 @@ impl Config {
                 request_timeout: secs(source, "GRAPHQL_REQUEST_TIMEOUT_SECS", 15)?,
                 ws_max_operations: positive(source, "WS_MAX_OPERATIONS", 32)?,
                 ws_init_timeout: secs(source, "WS_INIT_TIMEOUT_SECS", 3)?,
-                batch_delay: Duration::from_millis(positive(source, "GRAPHQL_BATCH_DELAY_MS", 4)?),
+                batch_delay: Duration::from_millis(positive(source, "GRAPHQL_BATCH_DELAY_MS", 1)?),
                 persisted_only: parse(source, "PERSISTED_ONLY", false)?,
                 persisted_manifest: source.get("PERSISTED_MANIFEST").map(PathBuf::from),
             },

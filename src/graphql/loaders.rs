@@ -435,13 +435,15 @@ where
 }
 
 // How long a loader waits for more keys before it queries. The fields of a list's items register
-// their keys within one pass of the resolver, but on a busy 2-core box (or a debug build) that
-// pass can outlast async-graphql's 1 ms default and split a batch in two.
-// `GRAPHQL_BATCH_DELAY_MS` (default 4 ms): `new` sets it for the loaders it builds, all on its own
-// thread and at once.
+// their keys within one pass of the resolver; a release build makes that pass well inside
+// async-graphql's 1 ms, while a debug build on a busy 2-core box can outlast it and split a batch
+// in two (the tests run with 4 ms). Every level of a page waits this long with the cache off, so it
+// is latency on every request: 4 ms cost the cache-off circle feed a fifth of its req/s
+// (bench/BENCHMARKS.md). `GRAPHQL_BATCH_DELAY_MS` (default 1 ms): `new` sets it for the loaders it
+// builds, all on its own thread and at once.
 thread_local! {
     static BATCH_DELAY: std::cell::Cell<std::time::Duration> =
-        const { std::cell::Cell::new(std::time::Duration::from_millis(4)) };
+        const { std::cell::Cell::new(std::time::Duration::from_millis(1)) };
 }
 
 fn loader<T>(inner: T) -> DataLoader<T> {
