@@ -258,15 +258,25 @@ fn joined(statement: Statement, joins: Joins, order: &[String]) -> Statement {
     Statement { sql, ..statement }
 }
 
-/// Runs a page's `statement` with its `joins` ([`joined`], re-ordered by `order`): each row of `E`
-/// with the card joined to it.
+/// Runs a page's `statement` with the request's joins ([`joined`]): each row of `E` with the card
+/// joined to it. A joined statement is ordered again as the page reads (`first`: a column of the
+/// page's own, ahead of the sort columns, that groups a batch's rows by parent).
 async fn read_rows<E: EntityTrait>(
     db: &impl ConnectionTrait,
     statement: Statement,
-    joins: Joins,
-    order: &[String],
+    (sort, id, request): (&[Sort<E::Column>], E::Column, &PageRequest),
+    first: Option<&str>,
 ) -> AppResult<Vec<(E::Model, Option<Card>)>> {
-    let rows = db.query_all(joined(statement, joins, order)).await?;
+    let joins = request.joins;
+    let statement = match joins.active() {
+        None => statement,
+        Some(_) => {
+            let mut order: Vec<String> = first.map(|column| format!(r#""mg_rows"."{column}""#)).into_iter().collect();
+            order.extend(order_terms(sort, id, request, Some("mg_rows")));
+            joined(statement, joins, &order)
+        }
+    };
+    let rows = db.query_all(statement).await?;
     rows.iter()
         .map(|row| Ok((<E::Model as FromQueryResult>::from_query_result(row, "")?, Card::read(row, joins)?)))
         .collect()
@@ -634,8 +644,7 @@ where
         select = select.order_by(column, order);
     }
     let statement = select.limit(request.size() + 1).build(db.get_database_backend());
-    let order = order_terms(sort, id, request, Some("mg_rows"));
-    let rows = read_rows::<E>(db, statement, request.joins, &order).await?;
+    let rows = read_rows::<E>(db, statement, (sort, id, request), None).await?;
     Ok(assemble(rows, sort, request, &key_of))
 }
 
@@ -670,11 +679,11 @@ where
         _ => {}
     }
     let list = Batch { select, parent, parents, sort, id, request };
-    let (statement, order) = match db.get_database_backend() {
+    let (statement, first) = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => lateral_pages(list)?,
         _ => ranked_pages(db, list)?,
     };
-    let rows = read_rows::<E>(db, statement, request.joins, &order).await?;
+    let rows = read_rows::<E>(db, statement, (sort, id, request), Some(first)).await?;
     let mut grouped: HashMap<Uuid, Vec<_>> = parents.iter().map(|p| (*p, Vec::new())).collect();
     for (model, card) in rows {
         if let sea_orm::Value::Uuid(Some(key)) = sea_orm::ModelTrait::get(&model, parent) {
@@ -714,8 +723,8 @@ fn order_terms<C: IdenStatic + Copy>(
 /// PostgreSQL: each parent's page is its own index range scan that stops after `size + 1` rows
 /// (`CROSS JOIN LATERAL` over the parents' ids), so a batch of parents costs what their pages
 /// hold, not what their lists hold. Rows come back grouped by parent, each group in seek order
-/// (the statement, and that order over its rows as [`joined`] takes it).
-fn lateral_pages<E: EntityTrait>(list: Batch<'_, E>) -> AppResult<(Statement, Vec<String>)> {
+/// (the statement, and its column `mg_n` that groups the rows by parent, for [`read_rows`]).
+fn lateral_pages<E: EntityTrait>(list: Batch<'_, E>) -> AppResult<(Statement, &'static str)> {
     let inner = lateral_page(list.select, list.parent, list.sort, list.id, list.request)?;
     let statement = sea_orm::DbBackend::Postgres.build(&inner);
     let mut values = statement.values.map(|v| v.0).unwrap_or_default();
@@ -732,9 +741,7 @@ fn lateral_pages<E: EntityTrait>(list: Batch<'_, E>) -> AppResult<(Statement, Ve
         statement.sql,
         order_by.join(", ")
     );
-    let mut outer = vec![r#""mg_rows"."mg_n""#.to_owned()];
-    outer.extend(order_terms(list.sort, list.id, list.request, Some("mg_rows")));
-    Ok((Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values), outer))
+    Ok((Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values), "mg_n"))
 }
 
 /// One parent's page inside a `LATERAL` join: `select` narrowed to the rows of the parent
@@ -791,15 +798,14 @@ where
         query.order_by_expr(Expr::cust(format!(r#""mg_page"."{}""#, column.as_str())), order);
     }
     query.limit(request.size() + 1);
-    let order = order_terms(sort, id, request, Some("mg_rows"));
-    let rows = read_rows::<E>(db, db.get_database_backend().build(&query), request.joins, &order).await?;
+    let rows = read_rows::<E>(db, db.get_database_backend().build(&query), (sort, id, request), None).await?;
     Ok(assemble(rows, sort, request, &key_of))
 }
 
 /// SQLite (no LATERAL): `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY sort..., id)` keeps each
-/// parent's first `size + 1` rows past the cursor, in one statement (with its order over its rows
-/// as [`joined`] takes it).
-fn ranked_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<(Statement, Vec<String>)>
+/// parent's first `size + 1` rows past the cursor, in one statement (with its column `mg_rank`,
+/// for [`read_rows`]).
+fn ranked_pages<E, C>(db: &C, list: Batch<'_, E>) -> AppResult<(Statement, &'static str)>
 where
     E: EntityTrait,
     C: ConnectionTrait,
@@ -815,7 +821,7 @@ where
         .and_where(Expr::col(sea_orm::sea_query::Alias::new("mg_rank")).lte(request.size() as i64 + 1))
         .order_by(sea_orm::sea_query::Alias::new("mg_rank"), Order::Asc)
         .to_owned();
-    Ok((db.get_database_backend().build(&query), vec![r#""mg_rows"."mg_rank""#.to_owned()]))
+    Ok((db.get_database_backend().build(&query), "mg_rank"))
 }
 
 /// Refuses a cursor issued by another ordering (other columns, types or directions). Per-parent
